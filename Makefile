@@ -1,0 +1,61 @@
+# Every target is idempotent: the virtual environment is created once and
+# reinstalled only when a requirements file changes.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+PORT ?= 8501
+
+.PHONY: run test test-fast test-slow test-browser lint format bench train evaluate clean
+
+$(BIN)/python:
+	@echo "==> creating $(VENV) with $(PYTHON)"
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.runtime-installed: requirements.txt | $(BIN)/python
+	@echo "==> installing requirements.txt into $(VENV)"
+	$(BIN)/pip install --quiet -r requirements.txt
+	@touch $@
+
+$(VENV)/.dev-installed: requirements.txt requirements-dev.txt $(VENV)/.runtime-installed
+	@echo "==> installing requirements-dev.txt into $(VENV)"
+	$(BIN)/pip install --quiet -r requirements-dev.txt
+	@touch $@
+
+run: $(VENV)/.runtime-installed
+	@echo "==> starting the dashboard on http://localhost:$(PORT) (models from models/)"
+	$(BIN)/streamlit run app.py --server.port $(PORT)
+
+lint: $(VENV)/.dev-installed
+	@echo "==> ruff check and format check"
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(VENV)/.dev-installed
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+test: lint
+	@echo "==> pytest: unit, page and browser tests (slow full-training tests: make test-slow)"
+	$(BIN)/python -m pytest -m "not slow"
+
+test-fast: $(VENV)/.dev-installed
+	$(BIN)/python -m pytest -m "not slow and not browser"
+
+test-slow: $(VENV)/.dev-installed
+	$(BIN)/python -m pytest -m slow
+
+test-browser: $(VENV)/.dev-installed
+	$(BIN)/python -m pytest -m browser
+
+bench: $(VENV)/.runtime-installed
+	$(BIN)/python -m digitlab bench
+
+train: $(VENV)/.runtime-installed
+	$(BIN)/python -m digitlab train --model all
+
+evaluate: $(VENV)/.runtime-installed
+	$(BIN)/python -m digitlab evaluate
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache test-artifacts

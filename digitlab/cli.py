@@ -1,0 +1,119 @@
+"""``python -m digitlab``: train, evaluate and use the models from a terminal."""
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from digitlab.errors import DigitlabError  # noqa: E402
+from digitlab.models import REGISTRY  # noqa: E402
+
+MODEL_CHOICES = [*REGISTRY, "all"]
+
+
+def chosen_models(choice: str) -> list[str]:
+    return list(REGISTRY) if choice == "all" else [choice]
+
+
+def command_train(arguments) -> int:
+    from digitlab.training import train_and_record
+
+    for name in chosen_models(arguments.model):
+        print(f"Training {name} (seed {arguments.seed})...", file=sys.stderr)
+
+        def report(done, total, details, name=name):
+            described = ", ".join(
+                f"{key} {value:.4f}" if isinstance(value, float) else f"{key}: {value}"
+                for key, value in details.items()
+                if key != "learning_rate"
+            )
+            print(f"  {name} {done}/{total}  {described}", file=sys.stderr, flush=True)
+
+        entry = train_and_record(
+            name,
+            seed=arguments.seed,
+            epochs=arguments.epochs,
+            train_size=arguments.train_size,
+            models_dir=arguments.out,
+            data_dir=arguments.data_dir,
+            progress=report,
+        )
+        print(
+            f"{name}: test accuracy {entry['metrics']['accuracy']:.2%} "
+            f"({entry['metrics']['errors']} errors), trained in {entry['training_seconds']:.0f} s, "
+            f"saved to {Path(arguments.out or '') / entry['artifact'] if arguments.out else entry['artifact']}"
+        )
+    return 0
+
+
+def command_evaluate(arguments) -> int:
+    from digitlab.evaluation import evaluate_folder
+
+    rows, differences = evaluate_folder(arguments.models_dir, arguments.data_dir, write=arguments.write)
+    print(rows)
+    if differences and not arguments.write:
+        for line in differences:
+            print(line, file=sys.stderr)
+        return 1
+    return 0
+
+
+def command_predict(arguments) -> int:
+    from digitlab.recognise import recognise_files
+
+    failures = 0
+    for outcome in recognise_files(arguments.paths, chosen_models(arguments.model), arguments.models_dir):
+        if outcome.error:
+            failures += 1
+            print(f"error: {outcome.error}", file=sys.stderr)
+            continue
+        for prediction in outcome.predictions:
+            if arguments.json:
+                print(json.dumps({"path": outcome.path, **prediction}))
+            else:
+                digit, confidence = prediction["digit"], prediction["confidence"]
+                print(f"{outcome.path}: {prediction['model']} reads {digit} ({confidence:.1%})")
+    return 1 if failures else 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m digitlab", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    train = commands.add_parser("train", help="train models on the MNIST training set")
+    train.add_argument("--model", choices=MODEL_CHOICES, default="all")
+    train.add_argument("--epochs", type=int, help="epochs for the Keras models (default: each model's own)")
+    train.add_argument("--train-size", type=int, help="train on a random subset of this many images")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--out", help="models folder to write (default: the shipped models/)")
+    train.add_argument("--data-dir", help="MNIST folder (default: $DIGITLAB_DATA_DIR or the user cache)")
+    train.set_defaults(handler=command_train)
+
+    evaluate = commands.add_parser("evaluate", help="recompute every metric from the saved models")
+    evaluate.add_argument("--models-dir", help="models folder (default: the shipped models/)")
+    evaluate.add_argument("--data-dir", help="MNIST folder (default: $DIGITLAB_DATA_DIR or the user cache)")
+    evaluate.add_argument("--write", action="store_true", help="store the recomputed figures in the manifest")
+    evaluate.set_defaults(handler=command_evaluate)
+
+    predict = commands.add_parser("predict", help="recognise the digit in image files")
+    predict.add_argument("paths", nargs="+", metavar="PATH")
+    predict.add_argument("--model", choices=MODEL_CHOICES, default="all")
+    predict.add_argument("--json", action="store_true", help="one JSON object per line")
+    predict.add_argument("--models-dir", help="models folder (default: the shipped models/)")
+    predict.set_defaults(handler=command_predict)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    arguments = build_parser().parse_args(argv)
+    try:
+        return arguments.handler(arguments)
+    except DigitlabError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,227 @@
+"""MNIST on disk: find it, download it if needed, verify it, parse it.
+
+The canonical files are the four gzipped IDX files. Their ``.gz`` wrappers
+differ between mirrors, so integrity is checked on the decompressed bytes,
+whose MD5s are the published ones. Keras' ``mnist.npz`` is read too when that
+is what the folder holds; its arrays are checked against the same MD5s by
+rebuilding the IDX bytes they came from.
+"""
+
+import gzip
+import hashlib
+import os
+import struct
+import sys
+import tempfile
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from digitlab import settings
+from digitlab.errors import DataIntegrityError, DataUnavailableError
+
+SPLITS = ("train", "test")
+MIRRORS_VARIABLE = "DIGITLAB_MNIST_MIRRORS"
+
+# Public mirrors of the original files, tried in order.
+MIRRORS = (
+    "https://ossci-datasets.s3.amazonaws.com/mnist/",
+    "https://storage.googleapis.com/cvdf-datasets/mnist/",
+    "http://yann.lecun.com/exdb/mnist/",
+)
+
+DOWNLOAD_TIMEOUT_SECONDS = 30
+_CHUNK_BYTES = 1 << 16
+
+
+@dataclass(frozen=True)
+class IdxFile:
+    name: str
+    decompressed_md5: str
+    decompressed_size: int
+
+    @property
+    def gz_name(self) -> str:
+        return self.name + ".gz"
+
+
+FILES = {
+    ("train", "images"): IdxFile("train-images-idx3-ubyte", "6bbc9ace898e44ae57da46a324031adb", 47_040_016),
+    ("train", "labels"): IdxFile("train-labels-idx1-ubyte", "a25bea736e30d166cdddb491f175f624", 60_008),
+    ("test", "images"): IdxFile("t10k-images-idx3-ubyte", "2646ac647ad5339dbf082846283269ea", 7_840_016),
+    ("test", "labels"): IdxFile("t10k-labels-idx1-ubyte", "27ae3e4e09519cfbb04c329615203637", 10_008),
+}
+KERAS_NPZ_NAME = "mnist.npz"
+_NPZ_KEYS = {
+    ("train", "images"): "x_train",
+    ("train", "labels"): "y_train",
+    ("test", "images"): "x_test",
+    ("test", "labels"): "y_test",
+}
+_IDX_MAGIC = {"labels": 0x00000801, "images": 0x00000803}
+
+
+def load_mnist(
+    split: str,
+    data_dir: str | os.PathLike | None = None,
+    *,
+    download: bool = True,
+    mirrors: tuple[str, ...] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Return ``(images, labels)`` of one MNIST split.
+
+    ``images`` is ``uint8`` of shape ``(N, 28, 28)``, white ink on black;
+    ``labels`` is ``uint8`` of shape ``(N,)``. Files are read from
+    ``data_dir`` (default: :func:`digitlab.settings.data_dir`) and downloaded
+    into it when missing, unless ``download`` is false.
+    """
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, not {split!r}")
+    folder = Path(data_dir) if data_dir is not None else settings.data_dir()
+    if folder.is_dir() and not _has_idx_files(folder, split) and (folder / KERAS_NPZ_NAME).exists():
+        return _load_from_npz(folder / KERAS_NPZ_NAME, split)
+    images = _read_idx(_fetch(FILES[split, "images"], folder, download, mirrors), "images")
+    labels = _read_idx(_fetch(FILES[split, "labels"], folder, download, mirrors), "labels")
+    if len(images) != len(labels):
+        raise DataIntegrityError(f"The {split} split has {len(images)} images but {len(labels)} labels.")
+    return images, labels
+
+
+def data_checksum(images: np.ndarray, labels: np.ndarray) -> str:
+    """SHA-256 over a dataset's pixels and labels, recorded beside trained models."""
+    digest = hashlib.sha256()
+    digest.update(np.ascontiguousarray(images, dtype=np.uint8).tobytes())
+    digest.update(np.ascontiguousarray(labels, dtype=np.uint8).tobytes())
+    return digest.hexdigest()
+
+
+def _has_idx_files(folder: Path, split: str) -> bool:
+    return any((folder / FILES[split, kind].gz_name).exists() for kind in ("images", "labels"))
+
+
+def _fetch(spec: IdxFile, folder: Path, download: bool, mirrors: tuple[str, ...] | None) -> bytes:
+    """The verified decompressed bytes of one file, downloading it if it is absent."""
+    path = folder / spec.gz_name
+    if path.exists():
+        return _verified_content(path.read_bytes(), spec, source=str(path))
+    if not download:
+        raise DataUnavailableError(_missing_message(folder))
+    return _download(spec, folder, mirrors if mirrors is not None else configured_mirrors())
+
+
+def configured_mirrors() -> tuple[str, ...]:
+    """The mirror list: ``$DIGITLAB_MNIST_MIRRORS`` (space-separated URLs) or :data:`MIRRORS`."""
+    configured = os.environ.get(MIRRORS_VARIABLE, "").split()
+    return tuple(configured) if configured else MIRRORS
+
+
+def _verified_content(gz_bytes: bytes, spec: IdxFile, source: str) -> bytes:
+    try:
+        content = gzip.decompress(gz_bytes)
+    except (OSError, EOFError) as error:
+        raise DataIntegrityError(
+            f"{source} is not a complete gzip file ({error}); delete it to download it again."
+        ) from error
+    digest = hashlib.md5(content, usedforsecurity=False).hexdigest()
+    if len(content) != spec.decompressed_size or digest != spec.decompressed_md5:
+        raise DataIntegrityError(
+            f"{source} does not hold the canonical {spec.name} "
+            f"(MD5 of its decompressed bytes is {digest}, expected {spec.decompressed_md5}); "
+            "delete it to download it again."
+        )
+    return content
+
+
+def _download(spec: IdxFile, folder: Path, mirrors: tuple[str, ...]) -> bytes:
+    """Try each mirror in turn; the first verified copy is written atomically."""
+    failures = []
+    for mirror in mirrors:
+        url = mirror.rstrip("/") + "/" + spec.gz_name
+        try:
+            gz_bytes = _http_get(url, spec.gz_name)
+            content = _verified_content(gz_bytes, spec, source=url)
+        except (OSError, urllib.error.URLError, DataIntegrityError) as error:
+            failures.append(f"{url}: {error}")
+            continue
+        _write_atomically(folder / spec.gz_name, gz_bytes)
+        return content
+    tried = "\n  ".join(failures) if failures else "(no mirrors configured)"
+    raise DataUnavailableError(f"{_missing_message(folder)}\nDownload attempts:\n  {tried}")
+
+
+def _http_get(url: str, label: str) -> bytes:
+    with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_SECONDS) as response:
+        expected = response.headers.get("Content-Length")
+        total = int(expected) if expected and expected.isdigit() else None
+        chunks = []
+        with tqdm(total=total, unit="B", unit_scale=True, desc=f"Downloading {label}", file=sys.stderr) as progress:
+            while chunk := response.read(_CHUNK_BYTES):
+                chunks.append(chunk)
+                progress.update(len(chunk))
+    body = b"".join(chunks)
+    if total is not None and len(body) != total:
+        raise OSError(f"download stopped after {len(body)} of {total} bytes")
+    return body
+
+
+def _write_atomically(path: Path, payload: bytes) -> None:
+    """Write to a temporary file beside ``path`` and rename it, so readers never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".part")
+    try:
+        with os.fdopen(descriptor, "wb") as handle:
+            handle.write(payload)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def _read_idx(content: bytes, kind: str) -> np.ndarray:
+    magic, count = struct.unpack(">II", content[:8])
+    if magic != _IDX_MAGIC[kind]:
+        raise DataIntegrityError(f"Unexpected IDX magic number {magic:#x} in an MNIST {kind} file.")
+    if kind == "labels":
+        return np.frombuffer(content, dtype=np.uint8, offset=8, count=count).copy()
+    rows, columns = struct.unpack(">II", content[8:16])
+    pixels = np.frombuffer(content, dtype=np.uint8, offset=16, count=count * rows * columns)
+    return pixels.reshape(count, rows, columns).copy()
+
+
+def _idx_bytes(array: np.ndarray, kind: str) -> bytes:
+    header = struct.pack(">II", _IDX_MAGIC[kind], len(array))
+    if kind == "images":
+        header += struct.pack(">II", *array.shape[1:])
+    return header + np.ascontiguousarray(array, dtype=np.uint8).tobytes()
+
+
+def _load_from_npz(path: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            arrays = {kind: archive[_NPZ_KEYS[split, kind]] for kind in ("images", "labels")}
+    except (OSError, ValueError, KeyError) as error:
+        raise DataIntegrityError(f"{path} is not a readable Keras mnist.npz ({error}).") from error
+    for kind, array in arrays.items():
+        _verified_idx_array(array, FILES[split, kind], kind, source=str(path))
+    return arrays["images"].astype(np.uint8), arrays["labels"].astype(np.uint8)
+
+
+def _verified_idx_array(array: np.ndarray, spec: IdxFile, kind: str, source: str) -> None:
+    digest = hashlib.md5(_idx_bytes(array, kind), usedforsecurity=False).hexdigest()
+    if digest != spec.decompressed_md5:
+        raise DataIntegrityError(f"The {kind} in {source} differ from the canonical {spec.name} (MD5 {digest}).")
+
+
+def _missing_message(folder: Path) -> str:
+    names = ", ".join(spec.gz_name for spec in FILES.values())
+    return (
+        f"MNIST was not found in {folder} and could not be downloaded. "
+        f"Put the four files ({names}) or Keras' {KERAS_NPZ_NAME} there, "
+        f"or set {settings.DATA_DIR_VARIABLE} to the folder that holds them."
+    )

@@ -1,0 +1,385 @@
+"""The model families, behind one scikit-learn-style interface, and their registry.
+
+Every family takes MNIST-format ``uint8`` images of shape ``(N, 28, 28)``:
+``fit(images, labels)`` returns the model, ``predict_proba`` returns ``(N, 10)``
+probabilities, ``predict`` the most probable digits. ``REGISTRY`` is the data
+that the command line, the benchmark and the dashboard loop over, so a new
+family is added here and nowhere else.
+"""
+
+import math
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+IMAGE_SHAPE = (28, 28)
+CLASSES = 10
+# Above this many images, Keras predictions are made in batches of this size.
+PREDICTION_BATCH = 2048
+
+AUGMENTATION_NOTE = "random rotation (up to 11 degrees), zoom (10 %) and shift (8 %) in every epoch"
+
+ProgressCallback = Callable[[int, int, dict], None]
+
+
+def as_image_batch(images: np.ndarray) -> np.ndarray:
+    """Validate MNIST-format input and add a batch axis to a single image."""
+    array = np.asarray(images)
+    if array.shape == IMAGE_SHAPE:
+        array = array[None]
+    if array.ndim != 3 or array.shape[1:] != IMAGE_SHAPE:
+        raise ValueError(f"Expected images of shape (N, 28, 28), got {array.shape}.")
+    return array
+
+
+def validation_split(count: int, validation_size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices of a random training part and a held-out validation part.
+
+    The validation part is ``validation_size`` images, but never more than a
+    tenth of the data, so small training runs keep most of their images.
+    """
+    validation_size = min(validation_size, count // 10)
+    if validation_size < 1:
+        raise ValueError(f"Need at least 10 training images to hold some out for validation, got {count}.")
+    order = np.random.default_rng(seed).permutation(count)
+    return np.sort(order[validation_size:]), np.sort(order[:validation_size])
+
+
+class DigitClassifier(ABC):
+    """The interface every model family implements."""
+
+    name: ClassVar[str]
+    title: ClassVar[str]
+    artifact_name: ClassVar[str]
+
+    @abstractmethod
+    def fit(self, images: np.ndarray, labels: np.ndarray, *, progress: ProgressCallback | None = None):
+        """Fit on training images and labels; return ``self``."""
+
+    @abstractmethod
+    def predict_proba(self, images: np.ndarray) -> np.ndarray:
+        """Class probabilities of shape ``(N, 10)``, rows summing to 1."""
+
+    def predict(self, images: np.ndarray) -> np.ndarray:
+        return self.predict_proba(images).argmax(axis=1)
+
+    @abstractmethod
+    def get_params(self) -> dict[str, Any]:
+        """The hyperparameters the model was built with."""
+
+    @abstractmethod
+    def complexity(self) -> dict[str, int]:
+        """Size of the fitted model, e.g. its parameter or support-vector count."""
+
+    @abstractmethod
+    def save(self, path: Path) -> None:
+        """Write the fitted model to ``path`` in a format that executes no code on load."""
+
+    @classmethod
+    @abstractmethod
+    def load(cls, path: Path) -> "DigitClassifier":
+        """Read a model written by :meth:`save`."""
+
+    def training_notes(self) -> dict[str, Any]:
+        """What the manifest should record about how the model was trained."""
+        return {}
+
+
+class SVMClassifier(DigitClassifier):
+    """Deskewing, standardisation and PCA, then an RBF support vector machine.
+
+    The training set is enlarged with copies shifted by one pixel in each
+    direction; probabilities are calibrated by temperature scaling on a
+    held-out part of the training set that the SVM never sees.
+    """
+
+    name = "svm"
+    title = "Support vector machine"
+    artifact_name = "svm.skops"
+
+    def __init__(
+        self,
+        C: float = 10.0,
+        gamma: float = 0.03,
+        pca_components: int = 50,
+        shifted_copies: bool = True,
+        validation_size: int = 5000,
+        seed: int = 0,
+    ):
+        self.C = C
+        self.gamma = gamma
+        self.pca_components = pca_components
+        self.shifted_copies = shifted_copies
+        self.validation_size = validation_size
+        self.seed = seed
+
+    def get_params(self) -> dict[str, Any]:
+        return {
+            "C": self.C,
+            "gamma": self.gamma,
+            "pca_components": self.pca_components,
+            "shifted_copies": self.shifted_copies,
+            "validation_size": self.validation_size,
+            "seed": self.seed,
+        }
+
+    def build_pipeline(self):
+        from sklearn.decomposition import PCA
+        from sklearn.pipeline import Pipeline
+        from sklearn.preprocessing import StandardScaler
+        from sklearn.svm import SVC
+
+        from digitlab.features import Deskew
+
+        return Pipeline(
+            [
+                ("deskew", Deskew()),
+                ("pca", PCA(n_components=self.pca_components, random_state=self.seed)),
+                ("scale", StandardScaler()),
+                ("svc", SVC(C=self.C, gamma=self.gamma, cache_size=2000, random_state=self.seed)),
+            ]
+        )
+
+    def fit(self, images, labels, *, progress=None):
+        from sklearn.calibration import CalibratedClassifierCV
+        from sklearn.frozen import FrozenEstimator
+
+        images = as_image_batch(images)
+        labels = np.asarray(labels)
+        fit_part, calibration_part = validation_split(len(images), self.validation_size, self.seed)
+        train_images, train_labels = images[fit_part], labels[fit_part]
+        if self.shifted_copies:
+            train_images, train_labels = shifted_copies(train_images, train_labels)
+        if progress:
+            progress(0, 2, {"stage": f"fitting the SVM on {len(train_images):,} images"})
+        pipeline = self.build_pipeline().fit(train_images.reshape(len(train_images), -1), train_labels)
+        if progress:
+            progress(1, 2, {"stage": "calibrating probabilities"})
+        self.estimator_ = CalibratedClassifierCV(FrozenEstimator(pipeline), method="temperature")
+        self.estimator_.fit(images[calibration_part].reshape(len(calibration_part), -1), labels[calibration_part])
+        if progress:
+            progress(2, 2, {"stage": "done"})
+        return self
+
+    def predict_proba(self, images):
+        images = as_image_batch(images)
+        return self.estimator_.predict_proba(images.reshape(len(images), -1))
+
+    def complexity(self):
+        svc = self.pipeline.named_steps["svc"]
+        return {"support_vectors": int(svc.n_support_.sum())}
+
+    @property
+    def pipeline(self):
+        return self.estimator_.calibrated_classifiers_[0].estimator.estimator
+
+    def training_notes(self):
+        return {
+            "augmentation": "four one-pixel shifted copies of every training image" if self.shifted_copies else "none",
+            "calibration": f"temperature scaling on {self.validation_size} held-out training images",
+        }
+
+    def save(self, path):
+        import skops.io
+
+        skops.io.dump(self.estimator_, path)
+
+    @classmethod
+    def load(cls, path):
+        import skops.io
+
+        from digitlab.persistence import SKOPS_TRUSTED_TYPES
+
+        estimator = skops.io.load(path, trusted=SKOPS_TRUSTED_TYPES)
+        svc = estimator.calibrated_classifiers_[0].estimator.estimator.named_steps["svc"]
+        model = cls(C=float(svc.C), gamma=float(svc.gamma))
+        model.estimator_ = estimator
+        return model
+
+
+def shifted_copies(images: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The images plus copies shifted one pixel up, down, left and right."""
+    shifted = [images]
+    for axis, step in ((1, 1), (1, -1), (2, 1), (2, -1)):
+        shifted.append(np.roll(images, step, axis=axis))
+    return np.concatenate(shifted), np.tile(labels, len(shifted))
+
+
+class KerasClassifier(DigitClassifier):
+    """Shared training and inference for the Keras families.
+
+    Training holds out part of the training set for validation, follows a
+    cosine learning-rate schedule with a one-epoch warm-up, and stops early
+    (keeping the best weights) when validation accuracy stops improving.
+    """
+
+    artifact_suffix = ".keras"
+
+    def __init__(
+        self,
+        epochs: int = 30,
+        batch_size: int = 128,
+        learning_rate: float = 2e-3,
+        validation_size: int = 5000,
+        patience: int = 8,
+        augment: bool = True,
+        seed: int = 0,
+    ):
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.validation_size = validation_size
+        self.patience = patience
+        self.augment = augment
+        self.seed = seed
+
+    def get_params(self):
+        return {
+            "epochs": self.epochs,
+            "batch_size": self.batch_size,
+            "learning_rate": self.learning_rate,
+            "validation_size": self.validation_size,
+            "patience": self.patience,
+            "augment": self.augment,
+            "seed": self.seed,
+        }
+
+    @abstractmethod
+    def build_network(self):
+        """A fresh, uncompiled Keras model."""
+
+    def fit(self, images, labels, *, progress=None, verbose: int | str = 0):
+        import keras
+
+        images = as_image_batch(images)
+        labels = np.asarray(labels)
+        keras.utils.set_random_seed(self.seed)
+        train_part, validation_part = validation_split(len(images), self.validation_size, self.seed)
+        network = self.build_network()
+        steps_per_epoch = math.ceil(len(train_part) / self.batch_size)
+        warmup_steps = steps_per_epoch
+        schedule = keras.optimizers.schedules.CosineDecay(
+            initial_learning_rate=self.learning_rate / 10,
+            decay_steps=max(1, steps_per_epoch * self.epochs - warmup_steps),
+            warmup_target=self.learning_rate,
+            warmup_steps=warmup_steps,
+        )
+        network.compile(
+            optimizer=keras.optimizers.Adam(learning_rate=schedule),
+            loss="sparse_categorical_crossentropy",
+            metrics=["accuracy"],
+        )
+        callbacks = [
+            keras.callbacks.EarlyStopping(
+                monitor="val_accuracy", mode="max", patience=self.patience, restore_best_weights=True
+            )
+        ]
+        if progress:
+            callbacks.append(_epoch_progress_callback(progress, self.epochs))
+        history = network.fit(
+            _network_input(images[train_part]),
+            labels[train_part],
+            validation_data=(_network_input(images[validation_part]), labels[validation_part]),
+            epochs=self.epochs,
+            batch_size=self.batch_size,
+            callbacks=callbacks,
+            verbose=verbose,
+        )
+        self._set_network(network)
+        self.history_ = {key: [float(value) for value in values] for key, values in history.history.items()}
+        return self
+
+    def _set_network(self, network) -> None:
+        import tensorflow as tf
+
+        self.network_ = network
+        # A traced function avoids Model.predict's per-call overhead, which dominates single images.
+        self._forward = tf.function(
+            lambda batch: network(batch, training=False),
+            input_signature=[tf.TensorSpec([None, *IMAGE_SHAPE, 1], tf.float32)],
+            reduce_retracing=True,
+        )
+
+    def predict_proba(self, images):
+        batch = _network_input(as_image_batch(images))
+        parts = [
+            self._forward(batch[start : start + PREDICTION_BATCH]).numpy()
+            for start in range(0, len(batch), PREDICTION_BATCH)
+        ]
+        probabilities = np.concatenate(parts).astype(np.float64)
+        return probabilities / probabilities.sum(axis=1, keepdims=True)
+
+    def complexity(self):
+        return {"parameters": int(self.network_.count_params())}
+
+    def training_notes(self):
+        notes = {
+            "augmentation": "random rotation (up to 11 degrees), zoom (10 %) and shift (8 %)"
+            if self.augment
+            else "none",
+            "validation": f"{self.validation_size} held-out training images, early stopping on validation accuracy",
+            "learning_rate_schedule": "one-epoch warm-up, then cosine decay",
+        }
+        if hasattr(self, "history_"):
+            notes["epochs_run"] = len(self.history_.get("loss", []))
+        return notes
+
+    def save(self, path):
+        self.network_.save(path)
+
+    @classmethod
+    def load(cls, path):
+        import keras
+
+        model = cls()
+        model._set_network(keras.saving.load_model(path, compile=False, safe_mode=True))
+        return model
+
+
+def _network_input(images: np.ndarray) -> np.ndarray:
+    return images.astype(np.float32)[..., None]
+
+
+def _epoch_progress_callback(progress: ProgressCallback, epochs: int):
+    """A Keras callback that reports each finished epoch to ``progress(done, total, details)``."""
+    import keras
+
+    class EpochProgress(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            progress(epoch + 1, epochs, dict(logs or {}))
+
+    return EpochProgress()
+
+
+class MLPClassifier(KerasClassifier):
+    """A multilayer perceptron: two wide fully connected layers with batch norm and dropout."""
+
+    name = "mlp"
+    title = "Multilayer perceptron"
+    artifact_name = "mlp.keras"
+
+    def build_network(self):
+        from digitlab.networks import build_mlp
+
+        return build_mlp(augment=self.augment, seed=self.seed)
+
+
+class CNNClassifier(KerasClassifier):
+    """A convolutional network: two blocks of 3x3 convolutions with batch norm, then a dense head."""
+
+    name = "cnn"
+    title = "Convolutional network"
+    artifact_name = "cnn.keras"
+
+    def build_network(self):
+        from digitlab.networks import build_cnn
+
+        return build_cnn(augment=self.augment, seed=self.seed)
+
+
+REGISTRY: dict[str, type[DigitClassifier]] = {
+    model.name: model for model in (SVMClassifier, MLPClassifier, CNNClassifier)
+}

@@ -1,0 +1,79 @@
+"""Declarative Keras networks for the neural model families.
+
+Every network takes raw MNIST pixels (float32 0-255, shape 28x28x1) and
+rescales them itself, so a saved ``.keras`` file is a complete model that
+needs no preprocessing code beside it. Augmentation layers are active only
+while training.
+"""
+
+import keras
+from keras import layers
+
+INPUT_SHAPE = (28, 28, 1)
+CLASSES = 10
+
+
+def augmentation_layers(seed: int) -> list[layers.Layer]:
+    """Small random rotations, zooms and shifts, as handwriting varies."""
+    return [
+        layers.RandomRotation(0.03, fill_mode="constant", seed=seed, name="random_rotation"),
+        layers.RandomZoom(0.1, fill_mode="constant", seed=seed + 1, name="random_zoom"),
+        layers.RandomTranslation(0.08, 0.08, fill_mode="constant", seed=seed + 2, name="random_shift"),
+    ]
+
+
+def convolution_block(filters: int, name: str) -> list[layers.Layer]:
+    """Two 3x3 convolutions with batch normalisation, then 2x2 max-pooling."""
+    block = []
+    for index in (1, 2):
+        block += [
+            layers.Conv2D(filters, 3, use_bias=False, name=f"{name}_conv{index}"),
+            layers.BatchNormalization(name=f"{name}_norm{index}"),
+            layers.ReLU(name=f"{name}_relu{index}"),
+        ]
+    return block + [layers.MaxPooling2D(name=f"{name}_pool")]
+
+
+def build_cnn(*, augment: bool = True, dropout: float = 0.3, dense_units: int = 128, seed: int = 0):
+    """The shipped convolutional network: two convolution blocks and a small dense head."""
+    return keras.Sequential(
+        [
+            keras.Input(INPUT_SHAPE, name="pixels"),
+            layers.Rescaling(1 / 255, name="rescale"),
+            *(augmentation_layers(seed) if augment else []),
+            *convolution_block(32, "block1"),
+            *convolution_block(64, "block2"),
+            layers.Flatten(name="flatten"),
+            layers.Dense(dense_units, use_bias=False, name="dense"),
+            layers.BatchNormalization(name="dense_norm"),
+            layers.ReLU(name="dense_relu"),
+            layers.Dropout(dropout, seed=seed, name="dropout"),
+            layers.Dense(CLASSES, activation="softmax", name="probabilities"),
+        ],
+        name="cnn",
+    )
+
+
+def build_mlp(
+    *, augment: bool = True, hidden_units: int = 1024, hidden_layers: int = 2, dropout: float = 0.3, seed: int = 0
+):
+    """The shipped multilayer perceptron: fully connected layers over the flattened pixels."""
+    hidden = []
+    for index in range(1, hidden_layers + 1):
+        hidden += [
+            layers.Dense(hidden_units, use_bias=False, name=f"hidden{index}"),
+            layers.BatchNormalization(name=f"hidden{index}_norm"),
+            layers.ReLU(name=f"hidden{index}_relu"),
+            layers.Dropout(dropout, seed=seed + index, name=f"hidden{index}_dropout"),
+        ]
+    return keras.Sequential(
+        [
+            keras.Input(INPUT_SHAPE, name="pixels"),
+            layers.Rescaling(1 / 255, name="rescale"),
+            *(augmentation_layers(seed) if augment else []),
+            layers.Flatten(name="flatten"),
+            *hidden,
+            layers.Dense(CLASSES, activation="softmax", name="probabilities"),
+        ],
+        name="mlp",
+    )

@@ -1,0 +1,145 @@
+"""Saving and loading trained models, their manifest and their test-set probabilities.
+
+A models folder holds one artefact per model (``.keras`` for Keras, ``.skops``
+for scikit-learn; neither executes code on load), ``manifest.json`` with what
+each model is and how it scored, and ``test_probabilities.npz``. Loading checks
+the artefact's SHA-256 against the manifest, so a swapped or damaged file is
+refused before it is deserialised.
+"""
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from digitlab import settings
+from digitlab.errors import ModelUnavailableError
+from digitlab.models import REGISTRY, DigitClassifier
+
+MANIFEST_NAME = "manifest.json"
+PROBABILITIES_NAME = "test_probabilities.npz"
+MANIFEST_SCHEMA = 1
+
+# Everything a shipped SVM artefact may contain; skops refuses any other type.
+SKOPS_TRUSTED_TYPES = [
+    "digitlab.features.Deskew",
+    "sklearn.calibration.CalibratedClassifierCV",
+    "sklearn.calibration._CalibratedClassifier",
+    "sklearn.calibration._TemperatureScaling",
+    "sklearn.frozen._frozen.FrozenEstimator",
+    "sklearn.pipeline.Pipeline",
+    "sklearn.decomposition._pca.PCA",
+    "sklearn.preprocessing._data.StandardScaler",
+    "sklearn.svm._classes.SVC",
+]
+
+
+def resolve_models_dir(models_dir: str | os.PathLike | None) -> Path:
+    return Path(models_dir) if models_dir is not None else settings.models_dir()
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def read_manifest(models_dir: str | os.PathLike | None = None) -> dict[str, Any]:
+    """The folder's manifest; an empty one when the folder has none yet."""
+    path = resolve_models_dir(models_dir) / MANIFEST_NAME
+    if not path.exists():
+        return {"schema": MANIFEST_SCHEMA, "models": {}}
+    try:
+        manifest = json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        raise ModelUnavailableError(f"{path} is not a readable manifest ({error}); retrain the models.") from error
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("models"), dict):
+        raise ModelUnavailableError(f"{path} does not have a 'models' table; retrain the models.")
+    return manifest
+
+
+def write_manifest(manifest: dict[str, Any], models_dir: str | os.PathLike | None = None) -> Path:
+    path = resolve_models_dir(models_dir) / MANIFEST_NAME
+    write_atomically(path, (json.dumps(manifest, indent=1) + "\n").encode())
+    return path
+
+
+def write_atomically(path: Path, payload: bytes) -> None:
+    """Write beside ``path`` and rename, so a reader never sees a half-written file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    try:
+        with os.fdopen(descriptor, "wb") as handle:
+            handle.write(payload)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def save_artifact(model: DigitClassifier, models_dir: str | os.PathLike | None = None) -> dict[str, Any]:
+    """Write the model's artefact atomically and describe it for the manifest."""
+    folder = resolve_models_dir(models_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / model.artifact_name
+    temporary = folder / f".{model.artifact_name}.part{Path(model.artifact_name).suffix}"
+    model.save(temporary)
+    os.replace(temporary, path)
+    return {"artifact": model.artifact_name, "sha256": sha256_file(path), "size_bytes": path.stat().st_size}
+
+
+def load_model(name: str, models_dir: str | os.PathLike | None = None) -> DigitClassifier:
+    """A fitted model from a models folder (default: the shipped ``models/``), verified against its manifest."""
+    if name not in REGISTRY:
+        raise ModelUnavailableError(f"Unknown model {name!r}; choose one of {', '.join(REGISTRY)}.")
+    folder = resolve_models_dir(models_dir)
+    entry = read_manifest(folder)["models"].get(name)
+    if entry is None:
+        raise ModelUnavailableError(
+            f"No trained {name} model in {folder}; run 'python -m digitlab train --model {name}'."
+        )
+    path = folder / entry["artifact"]
+    if not path.exists():
+        raise ModelUnavailableError(f"{path} is missing; retrain with 'python -m digitlab train --model {name}'.")
+    actual = sha256_file(path)
+    if actual != entry["sha256"]:
+        raise ModelUnavailableError(
+            f"{path} does not match the manifest (SHA-256 {actual[:12]}..., expected {entry['sha256'][:12]}...); "
+            "it was modified or damaged, so it is not loaded. Restore it or retrain."
+        )
+    try:
+        return REGISTRY[name].load(path)
+    except Exception as error:  # noqa: BLE001 - any loader failure means the same thing to the user.
+        raise ModelUnavailableError(f"{path} could not be loaded ({type(error).__name__}: {error}).") from error
+
+
+def save_test_probabilities(probabilities: dict[str, np.ndarray], models_dir: str | os.PathLike | None = None):
+    """Store each model's test-set probabilities as float16, merged with those already stored."""
+    folder = resolve_models_dir(models_dir)
+    merged = load_test_probabilities(folder) if (folder / PROBABILITIES_NAME).exists() else {}
+    merged.update({name: np.asarray(values, dtype=np.float16) for name, values in probabilities.items()})
+    temporary = folder / f".{PROBABILITIES_NAME}.part.npz"
+    np.savez_compressed(temporary, **merged)
+    os.replace(temporary, folder / PROBABILITIES_NAME)
+
+
+def load_test_probabilities(models_dir: str | os.PathLike | None = None) -> dict[str, np.ndarray]:
+    """Each model's stored ``(10000, 10)`` test-set probabilities, as float32."""
+    path = resolve_models_dir(models_dir) / PROBABILITIES_NAME
+    if not path.exists():
+        raise ModelUnavailableError(f"{path} is missing; run 'python -m digitlab evaluate --write' to create it.")
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            return {name: archive[name].astype(np.float32) for name in archive.files}
+    except (OSError, ValueError) as error:
+        raise ModelUnavailableError(
+            f"{path} is damaged ({error}); run 'python -m digitlab evaluate --write'."
+        ) from error

@@ -1,0 +1,31 @@
+"""Where digitlab reads and writes files, and how users override it.
+
+Each location has one environment variable so that the command line, the
+dashboard and CI can be pointed elsewhere without code changes.
+"""
+
+import os
+from pathlib import Path
+
+import platformdirs
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_MODELS_DIR = PROJECT_ROOT / "models"
+DATA_DIR_VARIABLE = "DIGITLAB_DATA_DIR"
+MODELS_DIR_VARIABLE = "DIGITLAB_MODELS_DIR"
+
+
+def data_dir() -> Path:
+    """The MNIST folder: ``$DIGITLAB_DATA_DIR``, else a per-user cache folder."""
+    configured = os.environ.get(DATA_DIR_VARIABLE)
+    if configured:
+        return Path(configured).expanduser()
+    return Path(platformdirs.user_cache_dir("digitlab")) / "mnist"
+
+
+def models_dir() -> Path:
+    """The folder of trained models: ``$DIGITLAB_MODELS_DIR``, else the shipped ``models/``."""
+    configured = os.environ.get(MODELS_DIR_VARIABLE)
+    if configured:
+        return Path(configured).expanduser()
+    return DEFAULT_MODELS_DIR

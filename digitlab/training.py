@@ -1,0 +1,100 @@
+"""Train a model family on MNIST's training set, score it on the test set, and record it.
+
+Only the 60,000 training images are used for fitting, early stopping and
+calibration; the test set is used once, after training, to score the model.
+"""
+
+import datetime
+import os
+import platform
+import time
+from importlib import metadata
+from typing import Any
+
+import numpy as np
+
+from digitlab import persistence
+from digitlab.data import data_checksum, load_mnist
+from digitlab.evaluation import evaluate_model
+from digitlab.models import REGISTRY, KerasClassifier, ProgressCallback
+
+LIBRARIES = ("numpy", "scipy", "scikit-learn", "skops", "tensorflow", "keras")
+
+
+def library_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for library in LIBRARIES:
+        try:
+            versions[library] = metadata.version(library)
+        except metadata.PackageNotFoundError:
+            versions[library] = "not installed"
+    return versions
+
+
+def training_subset(images: np.ndarray, labels: np.ndarray, size: int | None, seed: int):
+    """A random subset of ``size`` training images (all of them when ``size`` is None)."""
+    if size is None or size >= len(images):
+        return images, labels
+    if size < 100:
+        raise ValueError(f"train_size must be at least 100, not {size}.")
+    chosen = np.sort(np.random.default_rng(seed).choice(len(images), size, replace=False))
+    return images[chosen], labels[chosen]
+
+
+def build_model(name: str, *, seed: int = 0, epochs: int | None = None, **overrides):
+    """A fresh, unfitted model of the named family."""
+    if name not in REGISTRY:
+        raise ValueError(f"Unknown model {name!r}; choose one of {', '.join(REGISTRY)}.")
+    family = REGISTRY[name]
+    # Epochs only mean something to the neural families; the SVM trains to convergence.
+    if epochs is not None and issubclass(family, KerasClassifier):
+        overrides["epochs"] = epochs
+    return family(seed=seed, **overrides)
+
+
+def train_and_record(
+    name: str,
+    *,
+    seed: int = 0,
+    epochs: int | None = None,
+    train_size: int | None = None,
+    models_dir: str | os.PathLike | None = None,
+    data_dir: str | os.PathLike | None = None,
+    progress: ProgressCallback | None = None,
+    verbose: int | str = 0,
+    **overrides,
+) -> dict[str, Any]:
+    """Train one model, evaluate it on the test set, save it and update the manifest entry."""
+    train_images, train_labels = load_mnist("train", data_dir)
+    test_images, test_labels = load_mnist("test", data_dir)
+    train_images, train_labels = training_subset(train_images, train_labels, train_size, seed)
+    model = build_model(name, seed=seed, epochs=epochs, **overrides)
+    fit_options = {"verbose": verbose} if isinstance(model, KerasClassifier) else {}
+    started = time.perf_counter()
+    model.fit(train_images, train_labels, progress=progress, **fit_options)
+    training_seconds = time.perf_counter() - started
+    scores, probabilities = evaluate_model(model, test_images, test_labels)
+    entry = {
+        "family": name,
+        "title": model.title,
+        **persistence.save_artifact(model, models_dir),
+        "hyperparameters": model.get_params(),
+        "seed": seed,
+        "train_size": int(len(train_images)),
+        "train_data_sha256": data_checksum(train_images, train_labels),
+        "test_data_sha256": data_checksum(test_images, test_labels),
+        "library_versions": library_versions(),
+        "complexity": model.complexity(),
+        "training_seconds": round(training_seconds, 2),
+        "training_notes": model.training_notes(),
+        "trained_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
+        **scores,
+    }
+    if isinstance(model, KerasClassifier):
+        entry["history"] = model.history_
+    manifest = persistence.read_manifest(models_dir)
+    manifest["models"][name] = entry
+    persistence.write_manifest(manifest, models_dir)
+    persistence.save_test_probabilities({name: probabilities}, models_dir)
+    return entry
