@@ -42,3 +42,20 @@ class Deskew(TransformerMixin, BaseEstimator):
     def transform(self, images):
         flat = np.asarray(images)
         return deskew(flat.reshape(-1, *IMAGE_SHAPE)).reshape(len(flat), -1)
+
+
+class GlobalScaler(TransformerMixin, BaseEstimator):
+    """Divide every feature by one shared standard deviation.
+
+    Unlike per-feature standardisation this keeps the relative variance of PCA
+    components, which an RBF kernel's distances depend on.
+    """
+
+    def fit(self, features, labels=None):
+        features = np.asarray(features)
+        self.n_features_in_ = features.shape[1]
+        self.scale_ = float(features.std()) or 1.0
+        return self
+
+    def transform(self, features):
+        return np.asarray(features, dtype=np.float64) / self.scale_

@@ -11,6 +11,9 @@ from keras import layers
 
 INPUT_SHAPE = (28, 28, 1)
 CLASSES = 10
+# Keras' default of 0.99 needs hundreds of steps before the running statistics are usable,
+# which short training runs (small subsets, few epochs) never reach.
+NORMALISATION_MOMENTUM = 0.9
 
 
 def augmentation_layers(seed: int) -> list[layers.Layer]:
@@ -28,7 +31,7 @@ def convolution_block(filters: int, name: str) -> list[layers.Layer]:
     for index in (1, 2):
         block += [
             layers.Conv2D(filters, 3, use_bias=False, name=f"{name}_conv{index}"),
-            layers.BatchNormalization(name=f"{name}_norm{index}"),
+            layers.BatchNormalization(momentum=NORMALISATION_MOMENTUM, name=f"{name}_norm{index}"),
             layers.ReLU(name=f"{name}_relu{index}"),
         ]
     return block + [layers.MaxPooling2D(name=f"{name}_pool")]
@@ -45,7 +48,7 @@ def build_cnn(*, augment: bool = True, dropout: float = 0.3, dense_units: int = 
             *convolution_block(64, "block2"),
             layers.Flatten(name="flatten"),
             layers.Dense(dense_units, use_bias=False, name="dense"),
-            layers.BatchNormalization(name="dense_norm"),
+            layers.BatchNormalization(momentum=NORMALISATION_MOMENTUM, name="dense_norm"),
             layers.ReLU(name="dense_relu"),
             layers.Dropout(dropout, seed=seed, name="dropout"),
             layers.Dense(CLASSES, activation="softmax", name="probabilities"),
@@ -62,7 +65,7 @@ def build_mlp(
     for index in range(1, hidden_layers + 1):
         hidden += [
             layers.Dense(hidden_units, use_bias=False, name=f"hidden{index}"),
-            layers.BatchNormalization(name=f"hidden{index}_norm"),
+            layers.BatchNormalization(momentum=NORMALISATION_MOMENTUM, name=f"hidden{index}_norm"),
             layers.ReLU(name=f"hidden{index}_relu"),
             layers.Dropout(dropout, seed=seed + index, name=f"hidden{index}_dropout"),
         ]

@@ -27,13 +27,13 @@ MANIFEST_SCHEMA = 1
 # Everything a shipped SVM artefact may contain; skops refuses any other type.
 SKOPS_TRUSTED_TYPES = [
     "digitlab.features.Deskew",
+    "digitlab.features.GlobalScaler",
     "sklearn.calibration.CalibratedClassifierCV",
     "sklearn.calibration._CalibratedClassifier",
     "sklearn.calibration._TemperatureScaling",
     "sklearn.frozen._frozen.FrozenEstimator",
     "sklearn.pipeline.Pipeline",
     "sklearn.decomposition._pca.PCA",
-    "sklearn.preprocessing._data.StandardScaler",
     "sklearn.svm._classes.SVC",
 ]
 

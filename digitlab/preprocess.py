@@ -66,7 +66,9 @@ def load_image(source: str | os.PathLike | bytes | Image.Image) -> Image.Image:
             image.load()
     except ImageError:
         raise
-    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning):
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ImageError(f"{label}: image has too many pixels (over the {MAX_PIXELS:,}-pixel limit).") from None
+    except UnidentifiedImageError:
         raise ImageError(f"{label}: not a readable image (PNG, JPEG, BMP, GIF or TIFF).") from None
     except (OSError, ValueError, SyntaxError, struct.error) as error:
         raise ImageError(f"{label}: the image is damaged or truncated ({error}).") from None
@@ -136,13 +138,14 @@ def fit_into_box(gray: np.ndarray, box: int = DIGIT_BOX) -> np.ndarray:
 
 
 def centre_by_mass(digit: np.ndarray, size: int = MNIST_SIZE) -> np.ndarray:
-    """Place ``digit`` in a ``size`` x ``size`` field with its centre of mass at the centre."""
+    """Place ``digit`` in a ``size`` x ``size`` field with its centre of mass at ``size / 2``."""
     height, width = digit.shape
     canvas = np.zeros((size, size), dtype=np.float32)
     top, left = (size - height) // 2, (size - width) // 2
     canvas[top : top + height, left : left + width] = digit
     centre_row, centre_column = ndimage.center_of_mass(canvas)
-    shift = ((size - 1) / 2 - centre_row, (size - 1) / 2 - centre_column)
+    # MNIST's digits have their centre of mass at pixel (14, 14), not at the geometric 13.5.
+    shift = (size / 2 - centre_row, size / 2 - centre_column)
     return ndimage.shift(canvas, shift, order=1, mode="constant", cval=0.0)
 
 

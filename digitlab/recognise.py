@@ -27,15 +27,10 @@ def predict_digit(models: dict[str, DigitClassifier], model_input: np.ndarray) -
     """Each model's digit, confidence and ten probabilities for one 28x28 input."""
     predictions = []
     for name, model in models.items():
-        probabilities = model.predict_proba(model_input)[0]
-        digit = int(probabilities.argmax())
+        probabilities = [round(float(value), 6) for value in model.predict_proba(model_input)[0]]
+        digit = int(np.argmax(probabilities))
         predictions.append(
-            {
-                "model": name,
-                "digit": digit,
-                "confidence": float(probabilities[digit]),
-                "probabilities": [round(float(value), 6) for value in probabilities],
-            }
+            {"model": name, "digit": digit, "confidence": probabilities[digit], "probabilities": probabilities}
         )
     return predictions
 

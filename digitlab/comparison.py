@@ -1,0 +1,116 @@
+"""Tables for comparing trained models side by side, built from the figures recorded in the manifest.
+
+Rows are plain dictionaries in long form (one value per row where a chart
+groups by model), so any table or charting library can take them as they are.
+"""
+
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+
+from digitlab.models import CLASSES
+
+IMAGES_PER_BATCH_FIGURE = 10_000
+PER_CLASS_METRICS = ("precision", "recall", "f1")
+# Above this ratio between the largest and smallest value, a linear axis hides the small bars.
+LOG_SCALE_RATIO = 20.0
+HISTORY_KEYS = {
+    ("loss", "train"): "loss",
+    ("loss", "validation"): "val_loss",
+    ("accuracy", "train"): "accuracy",
+    ("accuracy", "validation"): "val_accuracy",
+}
+
+
+def summary_row(name: str, entry: dict[str, Any]) -> dict[str, Any]:
+    """One model's headline figures; raises ``KeyError``/``TypeError``/``ValueError`` when the entry lacks them."""
+    metrics, timing = entry["metrics"], entry["timing"]
+    complexity = entry.get("complexity") or {}
+    return {
+        "model": name,
+        "title": entry.get("title", name),
+        "accuracy": float(metrics["accuracy"]),
+        "errors": int(metrics["errors"]),
+        "precision_macro": float(metrics["precision_macro"]),
+        "recall_macro": float(metrics["recall_macro"]),
+        "f1_macro": float(metrics["f1_macro"]),
+        "training_seconds": _optional_float(entry.get("training_seconds")),
+        "ms_per_image": float(timing["single_image_ms"]),
+        "seconds_per_10k": float(timing["batch_seconds"]) / int(timing["batch_images"]) * IMAGES_PER_BATCH_FIGURE,
+        "size_mb": _optional_float(entry.get("size_bytes"), scale=1e-6),
+        "parameters": _optional_int(complexity.get("parameters")),
+        "support_vectors": _optional_int(complexity.get("support_vectors")),
+    }
+
+
+def summary_rows(manifest: dict[str, Any]) -> tuple[list[dict[str, Any]], list[str]]:
+    """Every model's headline figures, and a sentence for each entry too incomplete to summarise."""
+    rows, problems = [], []
+    for name, entry in manifest.get("models", {}).items():
+        try:
+            rows.append(summary_row(name, entry))
+        except (KeyError, TypeError, ValueError, ZeroDivisionError) as error:
+            problems.append(
+                f"The manifest entry of {name} is incomplete ({type(error).__name__}: {error}); "
+                f"retrain it with 'python -m digitlab train --model {name}' or run 'python -m digitlab evaluate --write'."
+            )
+    return rows, problems
+
+
+def per_class_rows(manifest: dict[str, Any], names: Iterable[str], metric: str) -> list[dict[str, Any]]:
+    """One row per model and digit with that digit's precision, recall or F1."""
+    if metric not in PER_CLASS_METRICS:
+        raise ValueError(f"metric must be one of {', '.join(PER_CLASS_METRICS)}, not {metric!r}.")
+    rows = []
+    for name in names:
+        entry = manifest["models"][name]
+        values = entry["metrics"]["per_class"][metric]
+        if len(values) != CLASSES:
+            raise ValueError(f"{name} records {len(values)} per-class values of {metric}, not {CLASSES}.")
+        rows.extend(
+            {"model": name, "title": entry.get("title", name), "digit": digit, metric: float(value)}
+            for digit, value in enumerate(values)
+        )
+    return rows
+
+
+def confusion_matrix(entry: dict[str, Any]) -> np.ndarray:
+    """The recorded 10x10 confusion matrix: rows are true digits, columns predicted digits."""
+    matrix = np.asarray(entry["metrics"]["confusion_matrix"], dtype=np.int64)
+    if matrix.shape != (CLASSES, CLASSES):
+        raise ValueError(f"A confusion matrix must be {CLASSES}x{CLASSES}, not {matrix.shape}.")
+    return matrix
+
+
+def row_normalised(matrix: np.ndarray) -> np.ndarray:
+    """Each row divided by its total, so a cell is the share of that true digit; empty rows stay zero."""
+    matrix = np.asarray(matrix, dtype=np.float64)
+    totals = matrix.sum(axis=1, keepdims=True)
+    return np.divide(matrix, totals, out=np.zeros_like(matrix), where=totals > 0)
+
+
+def history_rows(entry: dict[str, Any]) -> list[dict[str, Any]]:
+    """The training history in long form: epoch (from 1), quantity, split and value; empty without a history."""
+    history = entry.get("history") or {}
+    rows = []
+    for (quantity, split), key in HISTORY_KEYS.items():
+        rows.extend(
+            {"epoch": epoch, "quantity": quantity, "split": split, "value": float(value)}
+            for epoch, value in enumerate(history.get(key, []), start=1)
+        )
+    return rows
+
+
+def needs_log_scale(values: Iterable[float | None], ratio: float = LOG_SCALE_RATIO) -> bool:
+    """Whether the positive values spread over more than ``ratio`` times, so bars need a log axis."""
+    positive = [value for value in values if value is not None and value > 0]
+    return len(positive) > 1 and max(positive) / min(positive) > ratio
+
+
+def _optional_float(value: Any, scale: float = 1.0) -> float | None:
+    return None if value is None else float(value) * scale
+
+
+def _optional_int(value: Any) -> int | None:
+    return None if value is None else int(value)

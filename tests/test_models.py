@@ -1,0 +1,101 @@
+import numpy as np
+import pytest
+
+from digitlab.models import (
+    REGISTRY,
+    DigitClassifier,
+    KerasClassifier,
+    as_image_batch,
+    shifted_copies,
+    validation_split,
+)
+from digitlab.training import build_model
+
+TINY_EPOCHS = 3
+
+
+def tiny_model(name: str, seed: int = 0):
+    """A model sized for 600 images: small batches so the networks take enough steps."""
+    overrides = {"batch_size": 32} if issubclass(REGISTRY[name], KerasClassifier) else {}
+    return build_model(name, epochs=TINY_EPOCHS, seed=seed, **overrides)
+
+
+@pytest.fixture(scope="module")
+def fitted_models(small_train):
+    images, labels = small_train
+    return {name: tiny_model(name).fit(images, labels) for name in REGISTRY}
+
+
+def test_registry_maps_names_to_classifier_classes():
+    assert {"svm", "mlp", "cnn"} <= set(REGISTRY)
+    for name, family in REGISTRY.items():
+        assert issubclass(family, DigitClassifier)
+        assert family.name == name and family.title and family.artifact_name
+
+
+@pytest.mark.parametrize("name", list(REGISTRY))
+def test_fit_returns_self_and_probabilities_are_well_formed(fitted_models, small_test, name):
+    model = fitted_models[name]
+    images, labels = small_test
+    probabilities = model.predict_proba(images)
+    assert probabilities.shape == (len(images), 10)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
+    assert (probabilities >= 0).all()
+    np.testing.assert_array_equal(model.predict(images), probabilities.argmax(axis=1))
+    # 600 training images are enough to be far better than chance (10 %).
+    assert (model.predict(images) == labels).mean() > 0.5
+
+
+@pytest.mark.parametrize("name", list(REGISTRY))
+def test_single_image_gives_one_row(fitted_models, small_test, name):
+    probabilities = fitted_models[name].predict_proba(small_test[0][0])
+    assert probabilities.shape == (1, 10)
+
+
+@pytest.mark.parametrize("name", list(REGISTRY))
+def test_fitted_models_describe_themselves(fitted_models, name):
+    model = fitted_models[name]
+    complexity = model.complexity()
+    assert len(complexity) == 1 and next(iter(complexity.values())) > 0
+    assert model.get_params()["seed"] == 0
+    assert model.training_notes()
+
+
+def test_keras_models_record_history(fitted_models):
+    for name in ("mlp", "cnn"):
+        history = fitted_models[name].history_
+        assert set(history) >= {"loss", "accuracy", "val_loss", "val_accuracy"}
+        assert len(history["loss"]) == TINY_EPOCHS
+
+
+def test_wrong_input_shape_is_a_value_error(fitted_models):
+    with pytest.raises(ValueError, match="28, 28"):
+        fitted_models["cnn"].predict_proba(np.zeros((2, 32, 32), dtype=np.uint8))
+    with pytest.raises(ValueError):
+        as_image_batch(np.zeros(784))
+
+
+def test_validation_split_is_disjoint_reproducible_and_bounded():
+    train, held_out = validation_split(1000, 5000, seed=3)
+    assert len(held_out) == 100 and len(train) == 900
+    assert not set(train) & set(held_out)
+    again, _ = validation_split(1000, 5000, seed=3)
+    np.testing.assert_array_equal(train, again)
+    with pytest.raises(ValueError):
+        validation_split(5, 1, seed=0)
+
+
+def test_shifted_copies_move_ink_one_pixel():
+    image = np.zeros((1, 28, 28), dtype=np.uint8)
+    image[0, 10, 10] = 255
+    copies, labels = shifted_copies(image, np.array([7]))
+    positions = {tuple(np.argwhere(copy)[0]) for copy in copies}
+    assert positions == {(10, 10), (11, 10), (9, 10), (10, 11), (10, 9)}
+    assert labels.tolist() == [7] * 5
+
+
+def test_training_is_reproducible_with_a_seed(small_train, small_test):
+    images, labels = small_train
+    first = tiny_model("mlp", seed=5).fit(images, labels).predict_proba(small_test[0])
+    second = tiny_model("mlp", seed=5).fit(images, labels).predict_proba(small_test[0])
+    np.testing.assert_allclose(first, second, atol=1e-5)

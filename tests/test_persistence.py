@@ -1,0 +1,121 @@
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from digitlab import load_model, persistence
+from digitlab.errors import ModelUnavailableError
+from digitlab.evaluation import evaluate_folder
+from digitlab.models import REGISTRY
+
+MANIFEST_FIELDS = {
+    "artifact",
+    "sha256",
+    "size_bytes",
+    "hyperparameters",
+    "seed",
+    "train_size",
+    "train_data_sha256",
+    "library_versions",
+    "complexity",
+    "training_seconds",
+    "metrics",
+    "timing",
+}
+
+
+@pytest.fixture
+def models_copy(tiny_models_dir, tmp_path):
+    """A copy of the tiny models that a test may damage."""
+    return shutil.copytree(tiny_models_dir, tmp_path / "models")
+
+
+def test_manifest_records_what_each_model_is(tiny_models_dir):
+    manifest = persistence.read_manifest(tiny_models_dir)
+    assert set(manifest["models"]) == set(REGISTRY)
+    for name, entry in manifest["models"].items():
+        assert MANIFEST_FIELDS <= set(entry), name
+        assert entry["train_size"] == 800
+        metrics = entry["metrics"]
+        assert len(metrics["confusion_matrix"]) == 10 and sum(map(sum, metrics["confusion_matrix"])) == 10_000
+        assert len(metrics["per_class"]["f1"]) == 10
+        assert entry["timing"]["batch_images"] == 10_000
+        assert entry["library_versions"]["scikit-learn"]
+    assert "history" in manifest["models"]["cnn"]
+
+
+@pytest.mark.parametrize("name", list(REGISTRY))
+def test_loaded_models_reproduce_the_stored_probabilities(tiny_models_dir, mnist_test, name):
+    model = load_model(name, tiny_models_dir)
+    stored = persistence.load_test_probabilities(tiny_models_dir)[name]
+    images = mnist_test[0][:200]
+    np.testing.assert_allclose(model.predict_proba(images), stored[:200], atol=2e-3)
+
+
+def test_stored_probabilities_match_the_manifest_accuracy(tiny_models_dir, mnist_test):
+    manifest = persistence.read_manifest(tiny_models_dir)
+    for name, probabilities in persistence.load_test_probabilities(tiny_models_dir).items():
+        assert probabilities.shape == (10_000, 10)
+        accuracy = (probabilities.argmax(axis=1) == mnist_test[1]).mean()
+        assert accuracy == pytest.approx(manifest["models"][name]["metrics"]["accuracy"], abs=2e-4)
+
+
+@pytest.mark.parametrize("name", ["cnn", "svm"])
+def test_tampered_artifact_is_refused(models_copy, name):
+    artifact = models_copy / persistence.read_manifest(models_copy)["models"][name]["artifact"]
+    with open(artifact, "ab") as handle:
+        handle.write(b"\0")
+    with pytest.raises(ModelUnavailableError, match="does not match the manifest"):
+        load_model(name, models_copy)
+
+
+def test_missing_artifact_names_the_fix(models_copy):
+    (models_copy / "mlp.keras").unlink()
+    with pytest.raises(ModelUnavailableError, match="train --model mlp"):
+        load_model("mlp", models_copy)
+
+
+def test_unknown_model_and_empty_folder(tmp_path):
+    with pytest.raises(ModelUnavailableError, match="Unknown model"):
+        load_model("forest", tmp_path)
+    with pytest.raises(ModelUnavailableError, match="No trained svm"):
+        load_model("svm", tmp_path)
+
+
+def test_unreadable_manifest_is_a_clear_error(models_copy):
+    (models_copy / persistence.MANIFEST_NAME).write_text("{not json")
+    with pytest.raises(ModelUnavailableError, match="not a readable manifest"):
+        load_model("cnn", models_copy)
+
+
+def test_skops_refuses_types_outside_the_trusted_list(models_copy):
+    import skops.io
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import FunctionTransformer
+
+    artifact = models_copy / "svm.skops"
+    skops.io.dump(make_pipeline(FunctionTransformer(np.log1p)), artifact)
+    manifest = persistence.read_manifest(models_copy)
+    manifest["models"]["svm"]["sha256"] = persistence.sha256_file(artifact)
+    persistence.write_manifest(manifest, models_copy)
+    with pytest.raises(ModelUnavailableError, match="could not be loaded"):
+        load_model("svm", models_copy)
+
+
+def test_evaluate_recomputes_the_manifest_and_reports_differences(models_copy, mnist_dir):
+    table, differences = evaluate_folder(models_copy, mnist_dir)
+    assert differences == []
+    assert table.count("matches") == len(REGISTRY)
+    manifest = json.loads((models_copy / "manifest.json").read_text())
+    manifest["models"]["mlp"]["metrics"]["accuracy"] = 0.5
+    (models_copy / "manifest.json").write_text(json.dumps(manifest))
+    table, differences = evaluate_folder(models_copy, mnist_dir)
+    assert any(line.startswith("mlp: accuracy") for line in differences)
+    assert "DIFFERS" in table
+
+
+def test_damaged_probability_file_is_a_clear_error(models_copy):
+    (models_copy / persistence.PROBABILITIES_NAME).write_bytes(b"garbage")
+    with pytest.raises(ModelUnavailableError, match="damaged"):
+        persistence.load_test_probabilities(models_copy)
