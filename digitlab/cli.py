@@ -79,6 +79,42 @@ def command_predict(arguments) -> int:
     return 1 if failures else 0
 
 
+def command_bench(arguments) -> int:
+    from digitlab.bench import benchmark_table, run_benchmark
+
+    print("Benchmarking every model in a fresh process (this takes a few minutes)...", file=sys.stderr)
+    results = run_benchmark(
+        arguments.models_dir,
+        arguments.data_dir,
+        retrain=arguments.retrain,
+        reference=arguments.reference,
+        reference_epochs=arguments.reference_epochs,
+        train_size=arguments.train_size,
+        epochs=arguments.epochs,
+        latency_calls=arguments.latency_calls,
+        output=arguments.output,
+    )
+    print(benchmark_table(results))
+    print(f"\nWritten to {results['written_to']}", file=sys.stderr)
+    return 0
+
+
+def command_export(arguments) -> int:
+    from digitlab.export import export_model
+
+    try:
+        report = export_model(arguments.model, arguments.models_dir, arguments.data_dir, output=arguments.output)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    print(
+        f"Wrote {report['path']} ({report['size_bytes'] / 1e6:.2f} MB): agrees with the Keras model on "
+        f"{report['agreement']:.2%} of the test set, accuracy {report['tflite_accuracy']:.2%} "
+        f"(Keras {report['keras_accuracy']:.2%})."
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m digitlab", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -104,6 +140,26 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--json", action="store_true", help="one JSON object per line")
     predict.add_argument("--models-dir", help="models folder (default: the shipped models/)")
     predict.set_defaults(handler=command_predict)
+
+    bench = commands.add_parser("bench", help="measure accuracy, speed, memory and size; write benchmark.json")
+    bench.add_argument("--models-dir", help="models folder (default: the shipped models/)")
+    bench.add_argument("--data-dir", help="MNIST folder (default: $DIGITLAB_DATA_DIR or the user cache)")
+    bench.add_argument("--retrain", action="store_true", help="re-measure training time by training again")
+    bench.add_argument("--reference", action="store_true", help="also train Keras' simple MNIST convnet")
+    bench.add_argument("--reference-epochs", type=int, default=15)
+    bench.add_argument("--train-size", type=int, help="training images for --retrain and --reference")
+    bench.add_argument("--epochs", type=int, help="epochs for --retrain of the Keras models")
+    bench.add_argument("--latency-calls", type=int, default=300, help="single-image calls per latency figure")
+    bench.add_argument("--output", help="where to write the JSON (default: benchmark.json in the models folder)")
+    bench.set_defaults(handler=command_bench)
+
+    export = commands.add_parser("export", help="export a Keras model to TensorFlow Lite with a parity check")
+    export.add_argument("--model", choices=["cnn", "mlp"], required=True)
+    export.add_argument("--format", choices=["tflite"], default="tflite")
+    export.add_argument("--models-dir", help="models folder (default: the shipped models/)")
+    export.add_argument("--data-dir", help="MNIST folder (default: $DIGITLAB_DATA_DIR or the user cache)")
+    export.add_argument("--output", help="file to write (default: <models folder>/<model>.tflite)")
+    export.set_defaults(handler=command_export)
     return parser
 
 

@@ -7,6 +7,8 @@ that the command line, the benchmark and the dashboard loop over, so a new
 family is added here and nowhere else.
 """
 
+import itertools
+import json
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -20,6 +22,7 @@ CLASSES = 10
 # Above this many images, Keras predictions are made in batches of this size.
 PREDICTION_BATCH = 2048
 
+SHIFT_NOTE = "four copies of every deskewed training image, shifted one pixel up, down, left and right"
 AUGMENTATION_NOTE = "random rotation (up to 11 degrees), zoom (10 %) and shift (8 %) in every epoch"
 
 ProgressCallback = Callable[[int, int, dict], None]
@@ -54,6 +57,8 @@ class DigitClassifier(ABC):
     name: ClassVar[str]
     title: ClassVar[str]
     artifact_name: ClassVar[str]
+    # Families that combine other trained families name them here; training passes them in.
+    members: ClassVar[tuple[str, ...]] = ()
 
     @abstractmethod
     def fit(self, images: np.ndarray, labels: np.ndarray, *, progress: ProgressCallback | None = None):
@@ -126,16 +131,16 @@ class SVMClassifier(DigitClassifier):
             "seed": self.seed,
         }
 
-    def build_pipeline(self):
+    def build_classifier(self):
+        """The steps after deskewing: PCA, one global scale and the RBF SVM."""
         from sklearn.decomposition import PCA
         from sklearn.pipeline import Pipeline
         from sklearn.svm import SVC
 
-        from digitlab.features import Deskew, GlobalScaler
+        from digitlab.features import GlobalScaler
 
         return Pipeline(
             [
-                ("deskew", Deskew()),
                 ("pca", PCA(n_components=self.pca_components, random_state=self.seed)),
                 ("scale", GlobalScaler()),
                 ("svc", SVC(C=self.C, gamma=self.gamma, cache_size=2000, random_state=self.seed)),
@@ -145,16 +150,21 @@ class SVMClassifier(DigitClassifier):
     def fit(self, images, labels, *, progress=None):
         from sklearn.calibration import CalibratedClassifierCV
         from sklearn.frozen import FrozenEstimator
+        from sklearn.pipeline import Pipeline
+
+        from digitlab.features import Deskew, deskew
 
         images = as_image_batch(images)
         labels = np.asarray(labels)
         fit_part, calibration_part = validation_split(len(images), self.validation_size, self.seed)
-        train_images, train_labels = images[fit_part], labels[fit_part]
+        # Shift after deskewing: deskewing re-centres each digit, which would undo earlier shifts.
+        train_images, train_labels = deskew(images[fit_part]), labels[fit_part]
         if self.shifted_copies:
             train_images, train_labels = shifted_copies(train_images, train_labels)
         if progress:
             progress(0, 2, {"stage": f"fitting the SVM on {len(train_images):,} images"})
-        pipeline = self.build_pipeline().fit(train_images.reshape(len(train_images), -1), train_labels)
+        classifier = self.build_classifier().fit(train_images.reshape(len(train_images), -1), train_labels)
+        pipeline = Pipeline([("deskew", Deskew().fit(images[:1].reshape(1, -1))), *classifier.steps])
         if progress:
             progress(1, 2, {"stage": "calibrating probabilities"})
         self.estimator_ = CalibratedClassifierCV(FrozenEstimator(pipeline), method="temperature")
@@ -177,7 +187,7 @@ class SVMClassifier(DigitClassifier):
 
     def training_notes(self):
         return {
-            "augmentation": "four one-pixel shifted copies of every training image" if self.shifted_copies else "none",
+            "augmentation": SHIFT_NOTE if self.shifted_copies else "none",
             "calibration": f"temperature scaling on {self.validation_size} held-out training images",
         }
 
@@ -379,6 +389,101 @@ class CNNClassifier(KerasClassifier):
         return build_cnn(augment=self.augment, seed=self.seed)
 
 
+class EnsembleClassifier(DigitClassifier):
+    """A weighted soft vote of the other trained families.
+
+    The weights minimise the log-loss on the held-out validation part of the
+    training set (the same images for every member, as they share the seed),
+    searched on a grid over the simplex.
+    """
+
+    name = "ensemble"
+    title = "Ensemble (weighted soft vote)"
+    artifact_name = "ensemble.json"
+    members = ("svm", "mlp", "cnn")
+
+    def __init__(self, trained_members=None, grid_steps: int = 20, validation_size: int = 5000, seed: int = 0):
+        self.trained_members = trained_members
+        self.grid_steps = grid_steps
+        self.validation_size = validation_size
+        self.seed = seed
+
+    def get_params(self):
+        return {"members": list(self.members), "grid_steps": self.grid_steps, "validation_size": self.validation_size}
+
+    def fit(self, images, labels, *, progress=None):
+        if not self.trained_members:
+            raise ValueError("An ensemble is fitted from trained members; pass trained_members={name: model}.")
+        images = as_image_batch(images)
+        _, held_out = validation_split(len(images), self.validation_size, self.seed)
+        member_probabilities = np.stack(
+            [model.predict_proba(images[held_out]) for model in self.trained_members.values()]
+        )
+        truth = np.asarray(labels)[held_out]
+        best_weights, best_loss = None, np.inf
+        for weights in simplex_grid(len(self.trained_members), self.grid_steps):
+            mixed = np.tensordot(weights, member_probabilities, axes=1)
+            loss = -np.log(np.clip(mixed[np.arange(len(truth)), truth], 1e-12, None)).mean()
+            if loss < best_loss:
+                best_weights, best_loss = weights, loss
+        self.weights_ = dict(zip(self.trained_members, best_weights.round(4).tolist(), strict=True))
+        self.validation_log_loss_ = float(best_loss)
+        if progress:
+            progress(1, 1, {"validation_log_loss": self.validation_log_loss_})
+        return self
+
+    def predict_proba(self, images):
+        images = as_image_batch(images)
+        mixed = sum(
+            weight * self.trained_members[name].predict_proba(images)
+            for name, weight in self.weights_.items()
+            if weight > 0
+        )
+        return mixed / mixed.sum(axis=1, keepdims=True)
+
+    def complexity(self):
+        return {"member_models": sum(weight > 0 for weight in self.weights_.values())}
+
+    def training_notes(self):
+        return {
+            "weights": self.weights_,
+            "weight_selection": f"lowest log-loss on {self.validation_size} held-out training images",
+        }
+
+    def save(self, path):
+        from digitlab.persistence import sha256_file
+
+        folder = Path(path).parent
+        members = {}
+        for name, weight in self.weights_.items():
+            artifact = folder / self.trained_members[name].artifact_name
+            members[name] = {"weight": weight, "sha256": sha256_file(artifact) if artifact.exists() else None}
+        Path(path).write_text(json.dumps({"members": members}, indent=1) + "\n")
+
+    @classmethod
+    def load(cls, path):
+        from digitlab.persistence import load_model, read_manifest
+
+        folder = Path(path).parent
+        described = json.loads(Path(path).read_text())["members"]
+        recorded = read_manifest(folder)["models"]
+        for name, member in described.items():
+            if member["sha256"] != recorded.get(name, {}).get("sha256"):
+                raise ValueError(f"the ensemble was fitted to another {name} model; retrain the ensemble.")
+        model = cls(trained_members={name: load_model(name, folder) for name in described})
+        model.weights_ = {name: member["weight"] for name, member in described.items()}
+        return model
+
+
+def simplex_grid(dimensions: int, steps: int) -> list[np.ndarray]:
+    """Every weight vector with ``dimensions`` entries in multiples of 1/steps that sum to 1."""
+    vectors = []
+    for combination in itertools.product(range(steps + 1), repeat=dimensions - 1):
+        if sum(combination) <= steps:
+            vectors.append(np.array([*combination, steps - sum(combination)], dtype=np.float64) / steps)
+    return vectors
+
+
 REGISTRY: dict[str, type[DigitClassifier]] = {
-    model.name: model for model in (SVMClassifier, MLPClassifier, CNNClassifier)
+    model.name: model for model in (SVMClassifier, MLPClassifier, CNNClassifier, EnsembleClassifier)
 }

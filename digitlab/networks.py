@@ -80,3 +80,21 @@ def build_mlp(
         ],
         name="mlp",
     )
+
+
+def build_reference_cnn():
+    """Keras' "simple MNIST convnet" example, the model most MNIST demo apps ship, as the benchmark's baseline."""
+    return keras.Sequential(
+        [
+            keras.Input(INPUT_SHAPE, name="pixels"),
+            layers.Rescaling(1 / 255, name="rescale"),
+            layers.Conv2D(32, 3, activation="relu", name="conv1"),
+            layers.MaxPooling2D(name="pool1"),
+            layers.Conv2D(64, 3, activation="relu", name="conv2"),
+            layers.MaxPooling2D(name="pool2"),
+            layers.Flatten(name="flatten"),
+            layers.Dropout(0.5, name="dropout"),
+            layers.Dense(CLASSES, activation="softmax", name="probabilities"),
+        ],
+        name="reference_convnet",
+    )

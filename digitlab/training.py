@@ -68,6 +68,8 @@ def train_and_record(
     train_images, train_labels = load_mnist("train", data_dir)
     test_images, test_labels = load_mnist("test", data_dir)
     train_images, train_labels = training_subset(train_images, train_labels, train_size, seed)
+    for member in REGISTRY[name].members:
+        overrides.setdefault("trained_members", {})[member] = persistence.load_model(member, models_dir)
     model = build_model(name, seed=seed, epochs=epochs, **overrides)
     fit_options = {"verbose": verbose} if isinstance(model, KerasClassifier) else {}
     started = time.perf_counter()

@@ -10,6 +10,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 LOCAL_MNIST = PROJECT_ROOT.parent / "shared" / "data" / "mnist"
+# Code under test that uses the default data folder (pages, child processes) finds the local copy.
+if LOCAL_MNIST.exists():
+    os.environ.setdefault("DIGITLAB_DATA_DIR", str(LOCAL_MNIST))
 
 
 @pytest.fixture(scope="session")

@@ -75,7 +75,8 @@ def test_download_from_a_mirror_writes_verified_files(tmp_path, http_mirror, mni
     images, labels = data.load_mnist("test", tmp_path, mirrors=(http_mirror,))
     np.testing.assert_array_equal(images, mnist_test[0])
     np.testing.assert_array_equal(labels, mnist_test[1])
-    assert sorted(path.name for path in tmp_path.iterdir()) == ["t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"]
+    written = sorted(path.name for path in tmp_path.iterdir())
+    assert written == ["t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"]
 
 
 def test_mirrors_are_tried_in_order_until_one_works(tmp_path, http_mirror):

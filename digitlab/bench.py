@@ -1,0 +1,270 @@
+"""The benchmark: accuracy, speed, memory and size of the trained models on this machine.
+
+Each model is measured in a fresh child process, so its peak resident memory
+is its own (the process that loads it and predicts the whole test set) and
+no model's warm caches flatter another's latency.
+"""
+
+import json
+import multiprocessing
+import os
+import platform
+import resource
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from digitlab import persistence
+from digitlab.formatting import markdown_table
+from digitlab.models import REGISTRY
+
+BENCHMARK_NAME = "benchmark.json"
+LATENCY_CALLS = 300
+CANVAS_SIZE = 280
+
+
+def latency_summary(milliseconds: np.ndarray) -> dict[str, float]:
+    return {
+        "p50_ms": round(float(np.percentile(milliseconds, 50)), 3),
+        "p95_ms": round(float(np.percentile(milliseconds, 95)), 3),
+    }
+
+
+def synthetic_canvas(seed: int = 0) -> np.ndarray:
+    """An RGBA drawing like the dashboard's canvas returns: a white stroke on transparency."""
+    rng = np.random.default_rng(seed)
+    canvas = np.zeros((CANVAS_SIZE, CANVAS_SIZE, 4), dtype=np.uint8)
+    column = CANVAS_SIZE // 2 + int(rng.integers(-30, 30))
+    canvas[40:240, column - 9 : column + 9] = 255
+    canvas[40:58, column - 60 : column + 9] = 255
+    return canvas
+
+
+def measure_model(name: str, models_dir: str, data_dir: str | None, latency_calls: int) -> dict[str, Any]:
+    """Everything measured for one model, in the calling process."""
+    from digitlab.data import load_mnist
+    from digitlab.evaluation import classification_metrics, single_image_latencies, timed_probabilities
+
+    images, labels = load_mnist("test", data_dir)
+    started = time.perf_counter()
+    model = persistence.load_model(name, models_dir)
+    load_seconds = time.perf_counter() - started
+    probabilities, batch_seconds = timed_probabilities(model, images)
+    metrics = classification_metrics(labels, probabilities)
+    latencies = single_image_latencies(model, images, latency_calls)
+    return {
+        "accuracy": metrics["accuracy"],
+        "errors": metrics["errors"],
+        "f1_macro": metrics["f1_macro"],
+        "load_seconds": round(load_seconds, 3),
+        "batch_seconds": round(batch_seconds, 3),
+        "throughput_images_per_second": round(len(images) / batch_seconds, 1),
+        "single_image": latency_summary(latencies),
+        "peak_memory_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+    }
+
+
+def measure_canvas_pipeline(models_dir: str, names: list[str], latency_calls: int) -> dict[str, float]:
+    """A canvas drawing through preprocessing and every base model, as the draw page does it."""
+    from digitlab.preprocess import preprocess
+    from digitlab.recognise import predict_digit
+
+    models = {name: persistence.load_model(name, models_dir) for name in names}
+    canvas = synthetic_canvas()
+    predict_digit(models, preprocess(canvas))
+    latencies = np.empty(latency_calls)
+    for call in range(latency_calls):
+        started = time.perf_counter()
+        predict_digit(models, preprocess(canvas))
+        latencies[call] = (time.perf_counter() - started) * 1000
+    return latency_summary(latencies)
+
+
+def measure_tflite(path: Path, data_dir: str | None, latency_calls: int) -> dict[str, Any]:
+    from digitlab.data import load_mnist
+    from digitlab.evaluation import single_image_latencies
+    from digitlab.export import TFLiteClassifier
+
+    images, labels = load_mnist("test", data_dir)
+    model = TFLiteClassifier(path)
+    accuracy = float((model.predict(images) == labels).mean())
+    latencies = single_image_latencies(model, images, latency_calls)
+    return {"accuracy": accuracy, "size_bytes": path.stat().st_size, "single_image": latency_summary(latencies)}
+
+
+def _in_child(function, *arguments):
+    """Run ``function(*arguments)`` in a fresh process and return its result."""
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(1) as pool:
+        return pool.apply(function, arguments)
+
+
+def retrain_seconds(name: str, data_dir: str | None, train_size: int | None, epochs: int | None):
+    """Wall seconds and test accuracy of training ``name`` again from scratch, in a scratch folder."""
+    from digitlab.training import train_and_record
+
+    with tempfile.TemporaryDirectory() as scratch:
+        entry = train_and_record(name, train_size=train_size, epochs=epochs, models_dir=scratch, data_dir=data_dir)
+    return {"training_seconds": entry["training_seconds"], "accuracy": entry["metrics"]["accuracy"]}
+
+
+def train_reference(data_dir: str | None, epochs: int, train_size: int | None) -> dict[str, Any]:
+    """Keras' "simple MNIST convnet" example, trained as the example does, measured like ours."""
+    import keras
+
+    from digitlab.data import load_mnist
+    from digitlab.evaluation import single_image_latencies
+    from digitlab.models import CNNClassifier
+    from digitlab.networks import build_reference_cnn
+    from digitlab.training import training_subset
+
+    train_images, train_labels = load_mnist("train", data_dir)
+    train_images, train_labels = training_subset(train_images, train_labels, train_size, seed=0)
+    test_images, test_labels = load_mnist("test", data_dir)
+    keras.utils.set_random_seed(0)
+    network = build_reference_cnn()
+    network.compile(loss="categorical_crossentropy", optimizer="adam", metrics=["accuracy"])
+    started = time.perf_counter()
+    network.fit(
+        train_images.astype(np.float32)[..., None],
+        keras.utils.to_categorical(train_labels, 10),
+        batch_size=128,
+        epochs=epochs,
+        validation_split=0.1,
+        verbose=0,
+    )
+    seconds = time.perf_counter() - started
+    model = CNNClassifier()
+    model._set_network(network)
+    predictions = model.predict(test_images)
+    latencies = single_image_latencies(model, test_images)
+    return {
+        "epochs": epochs,
+        "train_size": int(len(train_images)),
+        "training_seconds": round(seconds, 2),
+        "accuracy": float((predictions == test_labels).mean()),
+        "errors": int((predictions != test_labels).sum()),
+        "single_image": latency_summary(latencies),
+        "parameters": int(network.count_params()),
+    }
+
+
+def run_benchmark(
+    models_dir: str | os.PathLike | None = None,
+    data_dir: str | os.PathLike | None = None,
+    *,
+    retrain: bool = False,
+    reference: bool = False,
+    reference_epochs: int = 15,
+    train_size: int | None = None,
+    epochs: int | None = None,
+    latency_calls: int = LATENCY_CALLS,
+    output: str | os.PathLike | None = None,
+) -> dict[str, Any]:
+    """Measure every model in ``models_dir`` and write ``benchmark.json`` (by default beside the models)."""
+    folder = persistence.resolve_models_dir(models_dir)
+    data = str(data_dir) if data_dir is not None else None
+    manifest = persistence.read_manifest(folder)
+    if not manifest["models"]:
+        raise persistence.ModelUnavailableError(f"No trained models in {folder}; run 'python -m digitlab train'.")
+    results: dict[str, Any] = {
+        "machine": {"platform": platform.platform(), "processor": platform.machine(), "cpus": os.cpu_count()},
+        "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "latency_calls": latency_calls,
+        "models": {},
+    }
+    for name, entry in manifest["models"].items():
+        measured = _in_child(measure_model, name, str(folder), data, latency_calls)
+        measured["size_bytes"] = entry["size_bytes"]
+        measured["training_seconds_manifest"] = entry["training_seconds"]
+        measured["complexity"] = entry["complexity"]
+        # A combining family's training is its weight search, timed in the manifest; it is not rerun.
+        if retrain and not REGISTRY[name].members:
+            measured["retrained"] = _in_child(retrain_seconds, name, data, train_size, epochs)
+        results["models"][name] = measured
+    base_models = [name for name in manifest["models"] if not REGISTRY[name].members]
+    results["canvas_pipeline"] = _in_child(measure_canvas_pipeline, str(folder), base_models, latency_calls)
+    for name in ("cnn", "mlp"):
+        exported = folder / f"{name}.tflite"
+        if exported.exists() and name in results["models"]:
+            results["models"][name]["tflite"] = _in_child(measure_tflite, exported, data, latency_calls)
+    if reference:
+        results["reference"] = _in_child(train_reference, data, reference_epochs, train_size)
+        if "cnn" in results["models"]:
+            results["cnn_vs_reference"] = compare_with_reference(results["models"]["cnn"], results["reference"])
+    destination = Path(output) if output is not None else folder / BENCHMARK_NAME
+    persistence.write_atomically(destination, (json.dumps(results, indent=1) + "\n").encode())
+    results["written_to"] = str(destination)
+    return results
+
+
+def compare_with_reference(ours: dict[str, Any], reference: dict[str, Any]) -> dict[str, float]:
+    """Our CNN over the reference: above 1 means more of that quantity."""
+    return {
+        "accuracy_ratio": round(ours["accuracy"] / reference["accuracy"], 5),
+        "error_ratio": round(ours["errors"] / max(reference["errors"], 1), 4),
+        "training_time_ratio": round(ours["training_seconds_manifest"] / reference["training_seconds"], 3),
+        "latency_ratio": round(ours["single_image"]["p50_ms"] / reference["single_image"]["p50_ms"], 3),
+    }
+
+
+TABLE_HEADERS = (
+    "model",
+    "accuracy",
+    "errors",
+    "training (s)",
+    "1 image p50 / p95 (ms)",
+    "10k images (s)",
+    "images/s",
+    "peak memory (MB)",
+    "size (MB)",
+)
+
+
+def _table_row(label: str, measured: dict[str, Any], training_seconds: float | None = None) -> list[str]:
+    """One table row; figures a measurement lacks are left blank."""
+    latency = measured["single_image"]
+
+    def optional(key: str, template: str) -> str:
+        return template.format(measured[key]) if key in measured else ""
+
+    return [
+        label,
+        f"{measured['accuracy']:.2%}",
+        optional("errors", "{}"),
+        f"{training_seconds:.0f}" if training_seconds is not None else "",
+        f"{latency['p50_ms']:.2f} / {latency['p95_ms']:.2f}",
+        optional("batch_seconds", "{:.2f}"),
+        optional("throughput_images_per_second", "{:,.0f}"),
+        optional("peak_memory_mb", "{:.0f}"),
+        f"{measured['size_bytes'] / 1e6:.2f}" if "size_bytes" in measured else "",
+    ]
+
+
+def benchmark_table(results: dict[str, Any]) -> str:
+    """The benchmark as a markdown table, one row per model (and the reference when measured)."""
+    rows = []
+    for name, measured in results["models"].items():
+        trained = measured.get("retrained", {}).get("training_seconds", measured["training_seconds_manifest"])
+        rows.append(_table_row(name, measured, trained))
+        if "tflite" in measured:
+            rows.append(_table_row(f"{name} (TFLite)", measured["tflite"]))
+    if "reference" in results:
+        reference = results["reference"]
+        label = f"reference convnet ({reference['epochs']} epochs)"
+        rows.append(_table_row(label, reference, reference["training_seconds"]))
+    pipeline = results["canvas_pipeline"]
+    footer = (
+        f"\n\nCanvas drawing through preprocessing and every base model: "
+        f"p50 {pipeline['p50_ms']:.2f} ms, p95 {pipeline['p95_ms']:.2f} ms."
+    )
+    if "cnn_vs_reference" in results:
+        ratios = results["cnn_vs_reference"]
+        footer += (
+            f"\nOur CNN against the reference: accuracy x{ratios['accuracy_ratio']}, errors x{ratios['error_ratio']}, "
+            f"training time x{ratios['training_time_ratio']}, latency x{ratios['latency_ratio']}."
+        )
+    return markdown_table(TABLE_HEADERS, rows) + footer

@@ -1,0 +1,105 @@
+import json
+
+import numpy as np
+import pytest
+
+from digitlab.bench import benchmark_table, run_benchmark
+from digitlab.export import TFLiteClassifier, export_model
+from digitlab.models import REGISTRY, simplex_grid
+
+
+def test_simplex_grid_covers_every_weighting():
+    grid = simplex_grid(3, 4)
+    assert len(grid) == 15
+    for weights in grid:
+        assert weights.min() >= 0 and weights.sum() == pytest.approx(1.0)
+
+
+def test_ensemble_weights_are_a_distribution_and_it_is_no_worse_than_its_weakest_member(tiny_models_dir, mnist_dir):
+    from digitlab.persistence import read_manifest
+
+    entry = read_manifest(tiny_models_dir)["models"]["ensemble"]
+    weights = entry["training_notes"]["weights"]
+    assert set(weights) == set(REGISTRY["ensemble"].members)
+    assert sum(weights.values()) == pytest.approx(1.0)
+    member_accuracy = [read_manifest(tiny_models_dir)["models"][name]["metrics"]["accuracy"] for name in weights]
+    assert entry["metrics"]["accuracy"] >= min(member_accuracy)
+
+
+def test_ensemble_refuses_members_it_was_not_fitted_to(tiny_models_dir, tmp_path):
+    import shutil
+
+    from digitlab import load_model, persistence
+    from digitlab.errors import ModelUnavailableError
+
+    folder = shutil.copytree(tiny_models_dir, tmp_path / "models")
+    manifest = persistence.read_manifest(folder)
+    manifest["models"]["mlp"]["sha256"] = "0" * 64
+    persistence.write_manifest(manifest, folder)
+    with pytest.raises(ModelUnavailableError, match="another mlp model|does not match"):
+        load_model("ensemble", folder)
+
+
+@pytest.fixture(scope="module")
+def benchmark(tiny_models_dir, mnist_dir, tmp_path_factory):
+    export_model("mlp", tiny_models_dir, mnist_dir)
+    output = tmp_path_factory.mktemp("bench") / "benchmark.json"
+    results = run_benchmark(
+        tiny_models_dir,
+        mnist_dir,
+        reference=True,
+        reference_epochs=1,
+        train_size=600,
+        latency_calls=5,
+        output=output,
+    )
+    return results, output
+
+
+def test_benchmark_writes_well_formed_json(benchmark):
+    results, output = benchmark
+    written = json.loads(output.read_text())
+    assert set(written["models"]) == set(REGISTRY)
+    for measured in written["models"].values():
+        assert 0 <= measured["accuracy"] <= 1
+        assert measured["single_image"]["p50_ms"] <= measured["single_image"]["p95_ms"]
+        assert measured["peak_memory_mb"] > 0 and measured["size_bytes"] > 0
+        assert measured["throughput_images_per_second"] > 0
+    assert written["reference"]["epochs"] == 1 and written["reference"]["train_size"] == 600
+    assert set(written["cnn_vs_reference"]) == {"accuracy_ratio", "error_ratio", "training_time_ratio", "latency_ratio"}
+    assert written["canvas_pipeline"]["p50_ms"] > 0
+    assert "tflite" in written["models"]["mlp"]
+
+
+def test_benchmark_accuracy_matches_the_manifest(benchmark, tiny_models_dir):
+    from digitlab.persistence import read_manifest
+
+    results, _ = benchmark
+    manifest = read_manifest(tiny_models_dir)
+    for name, measured in results["models"].items():
+        assert measured["accuracy"] == pytest.approx(manifest["models"][name]["metrics"]["accuracy"], abs=2e-4)
+
+
+def test_benchmark_table_has_a_row_per_model_and_the_reference(benchmark):
+    table = benchmark_table(benchmark[0])
+    for name in REGISTRY:
+        assert f"| {name} |" in table
+    assert "reference convnet (1 epochs)" in table and "mlp (TFLite)" in table
+    assert "Canvas drawing" in table
+
+
+def test_tflite_export_agrees_with_keras(tiny_models_dir, mnist_dir, mnist_test):
+    from digitlab import load_model
+
+    report = export_model("cnn", tiny_models_dir, mnist_dir, output=tiny_models_dir / "cnn-test.tflite")
+    assert report["parity_ok"] and report["agreement"] >= 0.999
+    lite = TFLiteClassifier(report["path"])
+    images = mnist_test[0][:64]
+    np.testing.assert_allclose(
+        lite.predict_proba(images), load_model("cnn", tiny_models_dir).predict_proba(images), atol=1e-4
+    )
+
+
+def test_only_keras_models_can_be_exported(tiny_models_dir):
+    with pytest.raises(ValueError, match="Only the Keras models"):
+        export_model("svm", tiny_models_dir)
