@@ -115,6 +115,14 @@ def command_export(arguments) -> int:
     return 0
 
 
+def command_readme(arguments) -> int:
+    from digitlab.readme import update_readme
+
+    changed = update_readme(models_dir=arguments.models_dir)
+    print("README.md tables updated from the manifest." if changed else "README.md tables are already current.")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m digitlab", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -160,6 +168,10 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--data-dir", help="MNIST folder (default: $DIGITLAB_DATA_DIR or the user cache)")
     export.add_argument("--output", help="file to write (default: <models folder>/<model>.tflite)")
     export.set_defaults(handler=command_export)
+
+    readme = commands.add_parser("readme", help="rewrite README.md's score tables from the manifest and benchmark")
+    readme.add_argument("--models-dir", help="models folder (default: the shipped models/)")
+    readme.set_defaults(handler=command_readme)
     return parser
 
 

@@ -24,8 +24,16 @@ HISTORY_KEYS = {
 
 
 def summary_row(name: str, entry: dict[str, Any]) -> dict[str, Any]:
-    """One model's headline figures; raises ``KeyError``/``TypeError``/``ValueError`` when the entry lacks them."""
+    """One model's headline figures; raises ``KeyError``/``TypeError``/``ValueError`` when the entry lacks them.
+
+    The per-digit figures and the confusion matrix are checked too, so a model
+    that gets a row can be shown in every comparison.
+    """
     metrics, timing = entry["metrics"], entry["timing"]
+    confusion_matrix(entry)
+    for metric in PER_CLASS_METRICS:
+        if len(metrics["per_class"][metric]) != CLASSES:
+            raise ValueError(f"{metric} has {len(metrics['per_class'][metric])} per-digit values, not {CLASSES}")
     complexity = entry.get("complexity") or {}
     return {
         "model": name,
@@ -39,9 +47,13 @@ def summary_row(name: str, entry: dict[str, Any]) -> dict[str, Any]:
         "ms_per_image": float(timing["single_image_ms"]),
         "seconds_per_10k": float(timing["batch_seconds"]) / int(timing["batch_images"]) * IMAGES_PER_BATCH_FIGURE,
         "size_mb": _optional_float(entry.get("size_bytes"), scale=1e-6),
-        "parameters": _optional_int(complexity.get("parameters")),
-        "support_vectors": _optional_int(complexity.get("support_vectors")),
+        "complexity": describe_complexity(complexity),
     }
+
+
+def describe_complexity(complexity: dict[str, Any]) -> str:
+    """A model's size in its own terms, e.g. "198,442 parameters" or "19,813 support vectors"."""
+    return ", ".join(f"{int(count):,} {kind.replace('_', ' ')}" for kind, count in complexity.items()) or "unknown"
 
 
 def summary_rows(manifest: dict[str, Any]) -> tuple[list[dict[str, Any]], list[str]]:
@@ -53,7 +65,8 @@ def summary_rows(manifest: dict[str, Any]) -> tuple[list[dict[str, Any]], list[s
         except (KeyError, TypeError, ValueError, ZeroDivisionError) as error:
             problems.append(
                 f"The manifest entry of {name} is incomplete ({type(error).__name__}: {error}); "
-                f"retrain it with 'python -m digitlab train --model {name}' or run 'python -m digitlab evaluate --write'."
+                f"retrain it with 'python -m digitlab train --model {name}' "
+                "or run 'python -m digitlab evaluate --write'."
             )
     return rows, problems
 
@@ -90,6 +103,14 @@ def row_normalised(matrix: np.ndarray) -> np.ndarray:
     return np.divide(matrix, totals, out=np.zeros_like(matrix), where=totals > 0)
 
 
+def largest_confusion(matrix: np.ndarray) -> tuple[int, int]:
+    """The (true, predicted) cell off the diagonal with the most images: the model's most common mistake."""
+    mistakes = np.asarray(matrix, dtype=np.float64).copy()
+    np.fill_diagonal(mistakes, -1)
+    true_digit, predicted_digit = np.unravel_index(int(mistakes.argmax()), mistakes.shape)
+    return int(true_digit), int(predicted_digit)
+
+
 def history_rows(entry: dict[str, Any]) -> list[dict[str, Any]]:
     """The training history in long form: epoch (from 1), quantity, split and value; empty without a history."""
     history = entry.get("history") or {}
@@ -110,7 +131,3 @@ def needs_log_scale(values: Iterable[float | None], ratio: float = LOG_SCALE_RAT
 
 def _optional_float(value: Any, scale: float = 1.0) -> float | None:
     return None if value is None else float(value) * scale
-
-
-def _optional_int(value: Any) -> int | None:
-    return None if value is None else int(value)

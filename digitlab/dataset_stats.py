@@ -35,7 +35,9 @@ def mean_images(images: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """The average image of each digit, float32 of shape ``(10, 28, 28)`` in 0-255; zeros for an absent digit."""
     images, labels = np.asarray(images), np.asarray(labels)
     if images.shape[1:] != IMAGE_SHAPE or len(images) != len(labels):
-        raise ValueError(f"Expected N images of shape {IMAGE_SHAPE} and N labels, got {images.shape} and {labels.shape}.")
+        raise ValueError(
+            f"Expected N images of {IMAGE_SHAPE} and as many labels, got {images.shape} and {labels.shape}."
+        )
     means = np.zeros((CLASSES, *IMAGE_SHAPE), dtype=np.float32)
     for digit in range(CLASSES):
         selected = images[labels == digit]

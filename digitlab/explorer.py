@@ -14,9 +14,9 @@ from digitlab.models import CLASSES
 
 # How the other models must have fared on an image for it to be listed.
 OTHER_MODEL_FILTERS = {
-    "any": "any (every mistake of this model)",
-    "only": "only this model is wrong",
-    "all": "all models are wrong",
+    "any": "any",
+    "only": "only this model",
+    "all": "all models wrong",
     "disagree": "models disagree",
 }
 ORDERS = {

@@ -109,7 +109,7 @@ class SVMClassifier(DigitClassifier):
         self,
         C: float = 10.0,
         gamma: float = 0.02,
-        pca_components: int = 50,
+        pca_components: int = 70,
         shifted_copies: bool = True,
         validation_size: int = 5000,
         seed: int = 0,
@@ -305,9 +305,13 @@ class KerasClassifier(DigitClassifier):
         import tensorflow as tf
 
         self.network_ = network
+
+        def forward(batch):
+            return network(batch, training=False)
+
         # A traced function avoids Model.predict's per-call overhead, which dominates single images.
         self._forward = tf.function(
-            lambda batch: network(batch, training=False),
+            forward,
             input_signature=[tf.TensorSpec([None, *IMAGE_SHAPE, 1], tf.float32)],
             reduce_retracing=True,
         )
@@ -337,7 +341,12 @@ class KerasClassifier(DigitClassifier):
         return notes
 
     def save(self, path):
-        self.network_.save(path)
+        import keras
+
+        # An uncompiled copy leaves out the optimiser's state, which would triple the file for no use.
+        weights_only = keras.models.clone_model(self.network_)
+        weights_only.set_weights(self.network_.get_weights())
+        weights_only.save(path)
 
     @classmethod
     def load(cls, path):

@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import tempfile
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -139,7 +140,7 @@ def load_test_probabilities(models_dir: str | os.PathLike | None = None) -> dict
     try:
         with np.load(path, allow_pickle=False) as archive:
             return {name: archive[name].astype(np.float32) for name in archive.files}
-    except (OSError, ValueError) as error:
+    except (OSError, ValueError, zipfile.BadZipFile) as error:
         raise ModelUnavailableError(
             f"{path} is damaged ({error}); run 'python -m digitlab evaluate --write'."
         ) from error

@@ -3,7 +3,9 @@ import pytest
 
 from digitlab.comparison import (
     confusion_matrix,
+    describe_complexity,
     history_rows,
+    largest_confusion,
     needs_log_scale,
     per_class_rows,
     row_normalised,
@@ -48,22 +50,31 @@ def test_summary_rows_compute_derived_figures():
     assert problems == []
     assert [row["model"] for row in rows] == ["svm", "cnn"]
     svm, cnn = rows
-    assert svm["support_vectors"] == 4103 and svm["parameters"] is None
-    assert cnn["parameters"] == 1000 and cnn["support_vectors"] is None
+    assert svm["complexity"] == "4,103 support vectors"
+    assert cnn["complexity"] == "1,000 parameters"
     assert cnn["accuracy"] == 0.99
     assert svm["seconds_per_10k"] == pytest.approx(2.0)
     assert svm["size_mb"] == pytest.approx(2.5)
     assert svm["ms_per_image"] == 0.75
 
 
-def test_summary_rows_report_incomplete_entries_and_keep_the_rest():
-    broken = entry()
-    del broken["timing"]
+def test_describe_complexity_names_every_kind_of_part():
+    assert describe_complexity({"member_models": 3}) == "3 member models"
+    assert describe_complexity({}) == "unknown"
 
-    rows, problems = summary_rows({"models": {"good": entry(), "broken": broken}})
+
+def test_summary_rows_report_incomplete_entries_and_keep_the_rest():
+    no_timing, short_recall, no_matrix = entry(), entry(), entry()
+    del no_timing["timing"]
+    short_recall["metrics"]["per_class"]["recall"] = [0.9] * 9
+    del no_matrix["metrics"]["confusion_matrix"]
+    models = {"good": entry(), "no_timing": no_timing, "short_recall": short_recall, "no_matrix": no_matrix}
+
+    rows, problems = summary_rows({"models": models})
 
     assert [row["model"] for row in rows] == ["good"]
-    assert len(problems) == 1 and "broken" in problems[0] and "timing" in problems[0]
+    assert len(problems) == 3
+    assert "timing" in problems[0] and "recall has 9" in problems[1] and "confusion_matrix" in problems[2]
 
 
 def test_per_class_rows_are_long_form():
@@ -87,6 +98,10 @@ def test_confusion_matrix_is_checked_and_row_normalised():
     assert np.allclose(shares.sum(axis=1), 1.0)
     with pytest.raises(ValueError):
         confusion_matrix({"metrics": {"confusion_matrix": [[1, 2], [3, 4]]}})
+
+
+def test_largest_confusion_is_the_most_common_mistake_not_a_correct_cell():
+    assert largest_confusion(confusion_matrix(entry())) == (3, 5)
 
 
 def test_row_normalised_leaves_empty_rows_at_zero():

@@ -115,7 +115,9 @@ def test_evaluate_recomputes_the_manifest_and_reports_differences(models_copy, m
     assert "DIFFERS" in table
 
 
-def test_damaged_probability_file_is_a_clear_error(models_copy):
-    (models_copy / persistence.PROBABILITIES_NAME).write_bytes(b"garbage")
+@pytest.mark.parametrize("keep", [0, 100, 2000])
+def test_damaged_probability_file_is_a_clear_error(models_copy, keep):
+    path = models_copy / persistence.PROBABILITIES_NAME
+    path.write_bytes(path.read_bytes()[:keep] if keep else b"garbage")
     with pytest.raises(ModelUnavailableError, match="damaged"):
         persistence.load_test_probabilities(models_copy)

@@ -1,0 +1,216 @@
+"""Compare the trained models: scores, costs, per-digit quality, confusion matrices and training curves."""
+
+from typing import NamedTuple
+
+import pandas as pd
+import streamlit as st
+
+from digitlab import comparison
+from digitlab.errors import DigitlabError
+from digitlab.explorer import cell_indices, order_indices, predicted_digits, usable_probabilities
+from ui import charts, problems, resources
+from ui.images import enlarge
+
+
+class Figure(NamedTuple):
+    label: str
+    column: str  # The table's shorter header.
+    is_share: bool  # A share between 0 and 1, shown in %.
+    table_format: str | None  # None for text.
+
+
+FIGURES = {
+    "accuracy": Figure("Accuracy", "Accuracy", True, "%.2f%%"),
+    "errors": Figure("Test errors", "Errors", False, "%d"),
+    "precision_macro": Figure("Macro precision", "Precision", True, "%.2f%%"),
+    "recall_macro": Figure("Macro recall", "Recall", True, "%.2f%%"),
+    "f1_macro": Figure("Macro F1", "F1", True, "%.2f%%"),
+    "training_seconds": Figure("Training time (s)", "Training (s)", False, "%.1f"),
+    "ms_per_image": Figure("Prediction, one image (ms)", "1 image (ms)", False, "%.2f"),
+    "seconds_per_10k": Figure("Prediction, 10,000 images (s)", "10,000 images (s)", False, "%.2f"),
+    "size_mb": Figure("Size on disk (MB)", "Disk (MB)", False, "%.2f"),
+    "complexity": Figure("Parameters or support vectors", "Parts", False, None),
+}
+DEFAULT_FIGURES = [
+    "accuracy",
+    "f1_macro",
+    "training_seconds",
+    "ms_per_image",
+    "seconds_per_10k",
+    "size_mb",
+    "complexity",
+]
+# Counts of different kinds of parts (parameters, support vectors), listed in the table but not charted side by side.
+TABLE_ONLY = {"complexity"}
+CELL_GALLERY_SIZE = 30
+
+st.title("Compare models")
+
+manifest = problems.trained_manifest_or_stop()
+rows, incomplete = comparison.summary_rows(manifest)
+for message in incomplete:
+    st.warning(message, icon=":material/warning:")
+if not rows:
+    st.stop()
+titles = {name: entry.get("title", name) for name, entry in manifest["models"].items()}
+colours = charts.model_colours(list(manifest["models"]))
+
+names = [row["model"] for row in rows]
+chosen = st.pills("Models", names, selection_mode="multi", default=names, format_func=titles.get, key="models")
+figures = st.pills(
+    "Figures",
+    list(FIGURES),
+    selection_mode="multi",
+    default=DEFAULT_FIGURES,
+    format_func=lambda key: FIGURES[key].label,
+    key="figures",
+)
+if not chosen:
+    st.info("Choose at least one model to compare.")
+    st.stop()
+shown = [row for row in rows if row["model"] in chosen]
+
+st.header("Scores and costs", divider="gray")
+table = pd.DataFrame(shown)
+for key, figure in FIGURES.items():
+    if figure.is_share:
+        table[key] = table[key] * 100
+st.dataframe(
+    table[["title", *figures]],
+    hide_index=True,
+    column_config={
+        "title": st.column_config.TextColumn("Model"),
+        **{
+            key: st.column_config.NumberColumn(figure.column, format=figure.table_format, help=figure.label)
+            if figure.table_format
+            else st.column_config.TextColumn(figure.column, help=figure.label)
+            for key, figure in FIGURES.items()
+        },
+    },
+)
+st.caption(
+    "Scores are on the 10,000 MNIST test images. Prediction times were measured on the training machine: "
+    "one image at a time (median of 50 calls) and all 10,000 in batches."
+)
+charted = [key for key in figures if key not in TABLE_ONLY]
+with st.grid(columns=3, min_column_width=300):
+    for key in charted:
+        figure = FIGURES[key]
+        values = [row[key] for row in shown]
+        log = not figure.is_share and comparison.needs_log_scale(values)
+        st.plotly_chart(
+            charts.metric_bars(shown, key, figure.label, colours, log=log, percent=figure.is_share),
+            config=charts.COMPACT_CONFIG,
+            key=f"figure-{key}",
+        )
+
+st.header("Quality per digit", divider="gray")
+per_class_metric = st.segmented_control(
+    "Per-digit figure",
+    list(comparison.PER_CLASS_METRICS),
+    default="recall",
+    format_func={"precision": "Precision", "recall": "Recall", "f1": "F1"}.get,
+    help="Recall: share of a digit's images read correctly. Precision: share of a digit's predictions that are right.",
+    key="per_class_metric",
+)
+per_class_metric = per_class_metric or "recall"
+st.plotly_chart(
+    charts.per_class_bars(
+        comparison.per_class_rows(manifest, chosen, per_class_metric), per_class_metric, per_class_metric, colours
+    ),
+    key="per-class",
+)
+
+st.header("Confusion matrices", divider="gray")
+normalise = st.toggle(
+    "Row-normalised (share of each true digit)", key="confusion_normalised", help="Off: image counts."
+)
+st.caption("Red cells are mistakes; click one (or use the selectors below) to see its test images.")
+with st.grid(columns=3, min_column_width=330):
+    for name in chosen:
+        matrix = comparison.confusion_matrix(manifest["models"][name])
+        values = comparison.row_normalised(matrix) if normalise else matrix
+        selected = None
+        if st.session_state.get("cell_model") == name:
+            selected = (st.session_state.get("cell_true", 0), st.session_state.get("cell_predicted", 0))
+        event = st.plotly_chart(
+            charts.confusion_heatmap(values, titles[name], shares=normalise, selected=selected),
+            on_select="rerun",
+            selection_mode="points",
+            config=charts.COMPACT_CONFIG,
+            key=f"confusion-{name}",
+        )
+        points = [point for point in event.selection.points if "x" in point and "y" in point]
+        clicked = (name, int(points[0]["y"]), int(points[0]["x"])) if points else None
+        if clicked and clicked != st.session_state.get("cell_clicked"):
+            # Only a new click moves the selectors, so choosing with the selectors afterwards is not undone.
+            st.session_state["cell_clicked"] = clicked
+            st.session_state.update(cell_model=clicked[0], cell_true=clicked[1], cell_predicted=clicked[2])
+            st.rerun()
+
+st.subheader("Test images in one cell")
+if st.session_state.get("cell_model") not in chosen:
+    # Start on the first model's most common mistake, the most telling cell to look at.
+    first_true, first_predicted = comparison.largest_confusion(
+        comparison.confusion_matrix(manifest["models"][chosen[0]])
+    )
+    st.session_state.update(cell_model=chosen[0], cell_true=first_true, cell_predicted=first_predicted)
+model_column, true_column, predicted_column = st.columns(3)
+cell_model = model_column.selectbox("Model", chosen, format_func=titles.get, key="cell_model")
+true_digit = true_column.selectbox("True digit", list(range(10)), key="cell_true")
+predicted_digit = predicted_column.selectbox("Predicted digit", list(range(10)), key="cell_predicted")
+try:
+    test_images, test_labels = resources.mnist("test")
+    stored, unusable = usable_probabilities(resources.test_probabilities(), [cell_model], len(test_labels))
+except DigitlabError as error:
+    problems.report_data_error(error, "Listing a cell's images")
+else:
+    if unusable:
+        st.warning(unusable[0], icon=":material/warning:")
+    else:
+        probabilities = stored[cell_model]
+        indices = cell_indices(test_labels, predicted_digits(stored)[cell_model], true_digit, predicted_digit)
+        indices = order_indices(indices, probabilities.max(axis=1), "confidence")
+        kind = "read correctly" if true_digit == predicted_digit else "mistaken"
+        images_word = "test image" if len(indices) == 1 else "test images"
+        shown_part = f"; showing the {min(len(indices), CELL_GALLERY_SIZE)} it is surest of" if len(indices) else ""
+        st.markdown(
+            f"**{len(indices):,}** {images_word} of a **{true_digit}** that {titles[cell_model]} reads as "
+            f"**{predicted_digit}** ({kind}){shown_part}."
+        )
+        gallery = indices[:CELL_GALLERY_SIZE]
+        if len(gallery):
+            st.image(
+                [enlarge(test_images[index], 3) for index in gallery],
+                caption=[f"#{index} · {probabilities[index].max():.0%}" for index in gallery],
+            )
+        if (
+            true_digit != predicted_digit
+            and len(indices)
+            and st.button("Open these mistakes in the explorer", icon=":material/manage_search:", type="primary")
+        ):
+            st.session_state["explorer_handoff"] = {
+                "model": cell_model,
+                "true_digit": true_digit,
+                "predicted_digit": predicted_digit,
+            }
+            st.switch_page("pages/explore.py")
+
+st.header("Training curves", divider="gray")
+curves = {name: comparison.history_rows(manifest["models"][name]) for name in chosen}
+curves = {name: rows for name, rows in curves.items() if rows}
+if not curves:
+    st.info("None of the chosen models records a per-epoch history; only the neural networks (Keras) do.")
+else:
+    st.caption("Solid: training images. Dashed: images held out for validation (early stopping watches them).")
+    with st.grid(columns=2, min_column_width=420):
+        for name, history in curves.items():
+            st.plotly_chart(charts.training_curves(history, titles[name], colours[name]), key=f"curves-{name}")
+
+with st.expander("How each model was trained"):
+    for name in chosen:
+        entry = manifest["models"][name]
+        size = entry.get("train_size")
+        images = f"{size:,} training images" if isinstance(size, int) else "the full training set"
+        st.markdown(f"**{titles[name]}** · trained on {images}, seed {entry.get('seed')}")
+        st.json({"hyperparameters": entry.get("hyperparameters"), "notes": entry.get("training_notes")}, expanded=1)

@@ -1,0 +1,86 @@
+"""Draw a digit (or upload a picture of one) and watch every model read it."""
+
+import streamlit as st
+from streamlit_drawable_canvas import st_canvas
+
+from digitlab.errors import ImageError, NoDigitFoundError
+from digitlab.preprocess import preprocess
+from ui import problems, resources
+from ui.prediction_view import show_predictions
+
+CANVAS_SIZE = 280
+UPLOAD_TYPES = ["png", "jpg", "jpeg", "bmp", "gif", "tif", "tiff", "webp"]
+
+st.title("Draw a digit")
+st.caption("Every trained model reads your digit at once. Draw large and centred, like on a sheet of squared paper.")
+
+manifest = problems.trained_manifest_or_stop()
+titles = {name: entry.get("title", name) for name, entry in manifest["models"].items()}
+with st.spinner("Loading the models (the first time takes a few seconds)..."):
+    models, failures, first_attempt = resources.load_models()
+if first_attempt:
+    # The sidebar was drawn before the models were loaded; one more run shows them as loaded.
+    st.rerun()
+for name, message in failures.items():
+    st.warning(f"**{titles[name]} is not available.** {message}", icon=":material/warning:")
+if not models:
+    st.error("No model could be loaded, so nothing can be recognised. Retrain with `python -m digitlab train`.")
+    st.stop()
+
+
+def show_result(source, key: str, empty_hint: str) -> None:
+    """Preprocess ``source`` and show every model's answer, or a hint when it holds no digit."""
+    try:
+        model_input = preprocess(source)
+    except NoDigitFoundError:
+        st.info(empty_hint, icon=":material/gesture:")
+        return
+    except ImageError as error:
+        st.error(f"**This image cannot be used.** {error}", icon=":material/broken_image:")
+        return
+    show_predictions(model_input, models, titles, key=key)
+
+
+draw_tab, upload_tab = st.tabs([":material/draw: Draw", ":material/upload: Upload an image"])
+
+with draw_tab:
+    canvas_column, result_column = st.columns([2, 3], gap="medium")
+    with canvas_column:
+        stroke_width = st.slider("Pen width", min_value=8, max_value=36, value=20, step=2)
+        # A new key gives a fresh, empty canvas; the toolbar on the canvas (on hover) also has undo and reset.
+        clears = st.session_state.setdefault("canvas_clears", 0)
+        drawing = st_canvas(
+            stroke_width=stroke_width,
+            stroke_color="#FFFFFF",
+            background_color="#000000",
+            update_streamlit=True,
+            height=CANVAS_SIZE,
+            width=CANVAS_SIZE,
+            drawing_mode="freedraw",
+            return_image_data=True,
+            key=f"canvas-{clears}",
+        )
+        if st.button("Clear the canvas", icon=":material/ink_eraser:"):
+            st.session_state["canvas_clears"] = clears + 1
+            st.rerun()
+        st.caption("Hover over the canvas for undo, redo and reset.")
+    with result_column:
+        if drawing.image_data is None:
+            st.info("Draw a digit on the black square: the models answer as soon as you lift the pen.")
+        else:
+            show_result(
+                drawing.image_data,
+                key="drawn",
+                empty_hint="The canvas is empty or holds too little ink: draw a digit to see what the models read.",
+            )
+
+with upload_tab:
+    upload = st.file_uploader(
+        "A picture of one handwritten digit",
+        type=UPLOAD_TYPES,
+        help="Dark ink on light paper or light ink on a dark background both work; the digit is cropped and centred.",
+    )
+    if upload is None:
+        st.info("Upload a photo or scan of a single digit, the same way `python -m digitlab predict` reads files.")
+    else:
+        show_result(upload.getvalue(), key="uploaded", empty_hint="No digit found in this image: it looks blank.")

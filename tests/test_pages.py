@@ -1,0 +1,493 @@
+"""Every dashboard page, run headless with Streamlit's AppTest against the configured models and MNIST.
+
+The models come from ``digitlab.settings.models_dir()`` (``$DIGITLAB_MODELS_DIR``
+or the shipped ``models/``) and MNIST from ``$DIGITLAB_DATA_DIR``; tests that
+need either skip with the reason when it is absent. Error-path tests point the
+pages at damaged copies in a temporary folder.
+"""
+
+import io
+import json
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+from streamlit.testing.v1 import AppTest
+
+from digitlab import settings
+from digitlab.data import load_mnist
+from digitlab.errors import DigitlabError
+from digitlab.models import REGISTRY
+from digitlab.persistence import MANIFEST_NAME, PROBABILITIES_NAME, read_manifest
+
+ROOT = Path(__file__).resolve().parent.parent
+# Seconds per script run; the first run that loads the models imports TensorFlow.
+RUN_TIMEOUT = 240
+
+
+def page(name: str) -> AppTest:
+    return AppTest.from_file(str(ROOT / "pages" / f"{name}.py"), default_timeout=RUN_TIMEOUT)
+
+
+def texts(elements) -> str:
+    return "\n".join(str(element.value) for element in elements)
+
+
+def assert_no_exception(app: AppTest) -> None:
+    assert not app.exception, texts(app.exception)
+
+
+def plotly_specs(app: AppTest) -> list[dict]:
+    return [json.loads(chart.proto.spec) for chart in app.get("plotly_chart")]
+
+
+def confusion_specs(app: AppTest) -> list[dict]:
+    return [spec for spec in plotly_specs(app) if any(trace["type"] == "heatmap" for trace in spec["data"])]
+
+
+def curve_specs(app: AppTest) -> list[dict]:
+    return [spec for spec in plotly_specs(app) if "xaxis2" in spec["layout"]]
+
+
+def button_labelled(app: AppTest, label: str):
+    matches = [button for button in app.button if button.label == label]
+    assert matches, f"no button labelled {label!r}"
+    return matches[0]
+
+
+def markdown_containing(app: AppTest, fragment: str) -> str:
+    matches = [element.value for element in app.markdown if fragment in element.value]
+    assert matches, f"no markdown contains {fragment!r}"
+    return matches[0]
+
+
+def digit_image_png(kind: str) -> bytes:
+    """A dark-on-light picture of a hand-drawn-looking "1", a blank page, or a "7"."""
+    image = Image.new("L", (200, 200), 255)
+    pen = ImageDraw.Draw(image)
+    if kind == "1":
+        pen.line([(100, 30), (100, 170)], fill=0, width=16)
+    elif kind == "7":
+        pen.line([(55, 40), (145, 40), (85, 170)], fill=0, width=16)
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+@pytest.fixture
+def manifest():
+    try:
+        recorded = read_manifest()
+    except DigitlabError as error:
+        pytest.skip(f"The models folder cannot be read: {error}")
+    if not recorded["models"]:
+        pytest.skip(f"No trained models in {settings.models_dir()}; run 'python -m digitlab train'.")
+    return recorded
+
+
+@pytest.fixture
+def test_labels():
+    try:
+        return load_mnist("test", download=False)[1]
+    except DigitlabError as error:
+        pytest.skip(f"MNIST test images unavailable ({error}); set {settings.DATA_DIR_VARIABLE}.")
+
+
+@pytest.fixture
+def titles(manifest):
+    return {name: entry.get("title", name) for name, entry in manifest["models"].items()}
+
+
+@pytest.fixture
+def models_copy(tmp_path, monkeypatch, manifest):
+    """A writable copy of the models folder that the pages read instead of the real one."""
+    copy = tmp_path / "models"
+    shutil.copytree(settings.models_dir(), copy)
+    monkeypatch.setenv(settings.MODELS_DIR_VARIABLE, str(copy))
+    return copy
+
+
+# Draw page.
+
+
+def test_draw_page_asks_for_a_digit_before_anything_is_drawn(manifest):
+    app = page("draw").run()
+
+    assert_no_exception(app)
+    assert [tab.label for tab in app.tabs] == [":material/draw: Draw", ":material/upload: Upload an image"]
+    assert app.slider[0].label == "Pen width"
+    assert "Draw a digit on the black square" in texts(app.info)
+    assert not app.metric, "no prediction may be shown for an empty canvas"
+
+
+@pytest.mark.parametrize("digit", ["1", "7"])
+def test_uploaded_digit_is_read_by_every_model(manifest, titles, digit):
+    app = page("draw").run()
+    app.file_uploader[0].set_value((f"{digit}.png", digit_image_png(digit), "image/png"))
+    app.run()
+
+    assert_no_exception(app)
+    assert {metric.label for metric in app.metric} == set(titles.values())
+    assert all(metric.value in "0123456789" and len(metric.value) == 1 for metric in app.metric)
+    assert any(image.captions == ["What the models received (28x28)"] for image in app.image)
+    verdict = texts(app.success) + texts(app.warning)
+    assert "read" in verdict
+    assert len(app.get("plotly_chart")) == len(titles)
+
+
+def test_blank_or_broken_upload_shows_a_message_and_no_prediction(manifest):
+    app = page("draw").run()
+    app.file_uploader[0].set_value(("blank.png", digit_image_png("blank"), "image/png"))
+    app.run()
+
+    assert_no_exception(app)
+    assert "No digit found" in texts(app.info)
+    assert not app.metric
+
+    app.file_uploader[0].set_value(("notes.png", b"these are not pixels", "image/png"))
+    app.run()
+
+    assert_no_exception(app)
+    assert "cannot be used" in texts(app.error)
+    assert not app.metric
+
+
+def test_draw_page_works_on_with_the_other_models_when_one_file_is_damaged(models_copy, manifest, titles):
+    damaged = next(iter(manifest["models"]))
+    with open(models_copy / manifest["models"][damaged]["artifact"], "ab") as artifact:
+        artifact.write(b"damage")
+
+    app = page("draw").run()
+    app.file_uploader[0].set_value(("1.png", digit_image_png("1"), "image/png"))
+    app.run()
+
+    assert_no_exception(app)
+    warnings = texts(app.warning)
+    assert f"{titles[damaged]} is not available" in warnings and "does not match the manifest" in warnings
+    answering = {metric.label for metric in app.metric}
+    # Models built on the damaged one (an ensemble) may be unavailable too, but each is named in a warning.
+    assert answering and titles[damaged] not in answering
+    assert all(f"{title} is not available" in warnings for title in set(titles.values()) - answering)
+
+
+# Compare page.
+
+
+def test_compare_page_tabulates_every_model_and_follows_the_choices(manifest, titles, test_labels):
+    app = page("compare").run()
+
+    assert_no_exception(app)
+    table = app.dataframe[0].value
+    assert list(table["title"]) == list(titles.values())
+    first = next(iter(manifest["models"]))
+    assert table["accuracy"].iloc[0] == pytest.approx(manifest["models"][first]["metrics"]["accuracy"] * 100)
+    assert {spec["layout"]["title"]["text"] for spec in confusion_specs(app)} == set(titles.values())
+    charts_before = len(app.get("plotly_chart"))
+
+    app.pills(key="figures").set_value(["accuracy", "errors"]).run()
+
+    assert list(app.dataframe[0].value.columns) == ["title", "accuracy", "errors"]
+    assert len(app.get("plotly_chart")) < charts_before
+
+    if len(titles) > 1:
+        app.pills(key="models").set_value([first]).run()
+        assert list(app.dataframe[0].value["title"]) == [titles[first]]
+        assert [spec["layout"]["title"]["text"] for spec in confusion_specs(app)] == [titles[first]]
+
+
+def test_compare_page_switches_confusion_matrices_to_row_shares(manifest, test_labels):
+    app = page("compare").run()
+    counts = confusion_specs(app)[0]
+
+    app.toggle(key="confusion_normalised").set_value(True).run()
+
+    shares = confusion_specs(app)[0]
+    assert "%" not in " ".join(counts["data"][2]["text"])
+    assert "%" in " ".join(shares["data"][2]["text"])
+
+
+def test_compare_page_lists_the_images_of_a_confusion_cell(manifest, test_labels):
+    app = page("compare").run()
+    name = app.selectbox(key="cell_model").value
+    matrix = np.asarray(manifest["models"][name]["metrics"]["confusion_matrix"])
+
+    for true_digit, predicted_digit in [(3, 5), (4, 4)]:
+        app.selectbox(key="cell_true").set_value(true_digit)
+        app.selectbox(key="cell_predicted").set_value(predicted_digit)
+        app.run()
+
+        assert_no_exception(app)
+        count = int(matrix[true_digit, predicted_digit])
+        markdown_containing(app, f"**{count:,}** test image")
+        markdown_containing(app, f"of a **{true_digit}** that")
+        assert sum(len(image.value) for image in app.image) == min(count, 30)
+
+
+def test_compare_page_shows_training_curves_of_models_with_a_history(manifest):
+    app = page("compare").run()
+    with_history = {entry["title"] for entry in manifest["models"].values() if entry.get("history")}
+
+    assert {spec["layout"]["title"]["text"] for spec in curve_specs(app)} == with_history
+
+
+# Misclassification explorer.
+
+
+def explorer_count(app: AppTest) -> int:
+    line = markdown_containing(app, "matching images")
+    return int(line.split(" of **")[1].split("**")[0].replace(",", ""))
+
+
+def test_explorer_lists_a_models_mistakes_and_filters_narrow_them(manifest, test_labels):
+    app = page("explore").run()
+    assert_no_exception(app)
+    model = app.selectbox(key="explore_model").value
+    metrics = manifest["models"][model]["metrics"]
+    matrix = np.asarray(metrics["confusion_matrix"])
+
+    assert explorer_count(app) == metrics["errors"]
+    shown = app.tabs[0].image
+    # The grid shows one page of mistakes and the panel shows the selected one large.
+    assert len(shown) == min(24, metrics["errors"]) + (1 if metrics["errors"] else 0)
+
+    digit = int(np.argmax(matrix.sum(axis=1) - np.diag(matrix)))
+    app.selectbox(key="explore_true").set_value(digit).run()
+    assert explorer_count(app) == int(matrix[digit].sum() - matrix[digit, digit])
+
+    predicted = int(np.argmax(np.where(np.arange(10) == digit, -1, matrix[digit])))
+    app.selectbox(key="explore_predicted").set_value(predicted).run()
+    assert explorer_count(app) == int(matrix[digit, predicted])
+
+    counts = {}
+    for others in ("any", "only", "all", "disagree"):
+        app.selectbox(key="explore_others").set_value(others).run()
+        assert_no_exception(app)
+        counts[others] = explorer_count(app)
+    assert max(counts["only"], counts["all"], counts["disagree"]) <= counts["any"]
+    # A mistake the models do not disagree on is one they all make, and "only this model" is a disagreement.
+    assert counts["any"] <= counts["all"] + counts["disagree"]
+    if len(manifest["models"]) > 1:
+        assert counts["only"] <= counts["disagree"]
+
+
+def test_explorer_reads_stored_probabilities_and_never_runs_a_model(manifest, test_labels, monkeypatch):
+    def refuse(*arguments, **keywords):
+        raise AssertionError("the explorer must not load or run a model")
+
+    monkeypatch.setattr("digitlab.persistence.load_model", refuse)
+    monkeypatch.setattr("digitlab.models.DigitClassifier.predict", refuse)
+    for family in REGISTRY.values():
+        monkeypatch.setattr(family, "predict_proba", refuse)
+        monkeypatch.setattr(family, "load", refuse)
+
+    started = time.perf_counter()
+    app = page("explore").run()
+    seconds = time.perf_counter() - started
+
+    assert_no_exception(app)
+    assert explorer_count(app) > 0 or not any(entry["metrics"]["errors"] for entry in manifest["models"].values())
+    assert seconds < 2, f"the explorer took {seconds:.1f} s to open"
+
+
+def test_explorer_sorts_by_confidence_or_index_and_pages(manifest, test_labels):
+    app = page("explore").run()
+    model = app.selectbox(key="explore_model").value
+    if manifest["models"][model]["metrics"]["errors"] < 25:
+        pytest.skip("Too few mistakes for a second page.")
+
+    confident = [int(value.split("%")[0].split("· ")[-1]) for value in card_captions(app)]
+    assert confident == sorted(confident, reverse=True)
+
+    app.selectbox(key="explore_order").set_value("index").run()
+    indices = card_indices(app)
+    assert indices == sorted(indices)
+
+    app.get("pagination")[0].set_value(2).run()
+    assert "Showing **25–" in markdown_containing(app, "matching images")
+    assert min(card_indices(app)) > max(indices)
+
+
+def card_captions(app: AppTest) -> list[str]:
+    return [element.value for element in app.markdown if "test #" in element.value]
+
+
+def card_indices(app: AppTest) -> list[int]:
+    return [int(value.split("test #")[1].rstrip("]")) for value in card_captions(app)]
+
+
+def test_explorer_inspects_the_chosen_image_with_every_models_top_three(manifest, titles, test_labels):
+    app = page("explore").run()
+    indices = card_indices(app)
+    if len(indices) < 2:
+        pytest.skip("Too few mistakes to choose between.")
+
+    app.button(key=f"inspect-{indices[1]}").click().run()
+
+    assert_no_exception(app)
+    assert f"Test image #{indices[1]}" in markdown_containing(app, "Test image #")
+    readings = [element.value for element in app.markdown if "**" in element.value and " · " in element.value]
+    assert all(any(title in reading for reading in readings) for title in titles.values())
+    assert app.button(key=f"inspect-{indices[1]}").label == "Shown"
+
+
+def test_explorer_sample_is_seeded_and_redrawn_on_request(manifest, titles, test_labels):
+    app = page("explore").run()
+    first = sample_captions(app)
+
+    assert len(first) == 24
+    assert all(all(title in caption for title in titles.values()) for caption in first)
+    assert all(":green[" in caption or ":red[" in caption for caption in first)
+    assert sample_captions(page("explore").run()) == first
+
+    button_labelled(app, "Draw another sample").click().run()
+
+    assert app.session_state["sample_seed"] == 1
+    assert "Sample number 1" in texts(app.caption)
+    assert sample_captions(app) != first
+
+
+def sample_captions(app: AppTest) -> list[str]:
+    return [element.value for element in app.markdown if element.value.startswith("**true ")]
+
+
+# Dataset page.
+
+
+def test_dataset_page_describes_both_splits(test_labels):
+    app = page("dataset").run()
+
+    assert_no_exception(app)
+    metrics = {metric.label: metric.value for metric in app.metric}
+    assert metrics["train images"] == "60,000" and metrics["test images"] == "10,000"
+    assert len([image for image in app.image if image.value]) == 11  # ten sample sheets and the mean digits
+    distribution = app.dataframe[0].value
+    assert distribution["test"].sum() == 10_000 and distribution["train"].sum() == 60_000
+    histogram = plotly_specs(app)[-1]
+    assert histogram["layout"]["yaxis"].get("type") != "log"
+
+    app.toggle(key="include_background").set_value(True).run()
+
+    assert plotly_specs(app)[-1]["layout"]["yaxis"]["type"] == "log"
+
+
+# The whole app: sidebar and navigation between pages.
+
+
+def test_sidebar_lists_every_model_with_its_accuracy(manifest, titles):
+    app = AppTest.from_file(str(ROOT / "app.py"), default_timeout=RUN_TIMEOUT).run()
+
+    assert_no_exception(app)
+    sidebar = texts(app.sidebar.markdown)
+    for name, entry in manifest["models"].items():
+        assert titles[name] in sidebar
+        assert f"{entry['metrics']['accuracy']:.2%}" in sidebar
+    assert "loaded" in sidebar
+
+
+def test_a_confusion_cell_opens_the_explorer_filtered_to_it(manifest, test_labels):
+    app = AppTest.from_file(str(ROOT / "app.py"), default_timeout=RUN_TIMEOUT)
+    app.switch_page("pages/compare.py").run()
+    model = app.selectbox(key="cell_model").value
+    true_digit = app.selectbox(key="cell_true").value
+    predicted_digit = app.selectbox(key="cell_predicted").value
+    if true_digit == predicted_digit:
+        pytest.skip("The model makes no mistakes to hand over.")
+
+    button_labelled(app, "Open these mistakes in the explorer").click().run()
+
+    assert_no_exception(app)
+    assert app.title[0].value == "Misclassification explorer"
+    assert app.selectbox(key="explore_model").value == model
+    assert app.selectbox(key="explore_true").value == true_digit
+    assert app.selectbox(key="explore_predicted").value == predicted_digit
+    matrix = np.asarray(manifest["models"][model]["metrics"]["confusion_matrix"])
+    assert explorer_count(app) == matrix[true_digit, predicted_digit]
+
+
+# Failures: a message that says what to do, never a traceback.
+
+
+@pytest.mark.parametrize("name", ["draw", "compare", "explore"])
+def test_pages_explain_an_empty_models_folder(tmp_path, monkeypatch, name):
+    monkeypatch.setenv(settings.MODELS_DIR_VARIABLE, str(tmp_path))
+
+    app = page(name).run()
+
+    assert_no_exception(app)
+    assert "No trained models" in texts(app.warning)
+    assert "python -m digitlab train" in texts(app.warning)
+
+
+@pytest.mark.parametrize("name", ["draw", "compare", "explore"])
+def test_pages_explain_a_damaged_manifest(tmp_path, monkeypatch, name):
+    (tmp_path / MANIFEST_NAME).write_text('{"models": ')
+    monkeypatch.setenv(settings.MODELS_DIR_VARIABLE, str(tmp_path))
+
+    app = page(name).run()
+
+    assert_no_exception(app)
+    assert "could not be read" in texts(app.error) and "retrain" in texts(app.error)
+
+
+def test_sidebar_and_page_survive_a_damaged_manifest(tmp_path, monkeypatch):
+    (tmp_path / MANIFEST_NAME).write_text("not json")
+    monkeypatch.setenv(settings.MODELS_DIR_VARIABLE, str(tmp_path))
+
+    app = AppTest.from_file(str(ROOT / "app.py"), default_timeout=RUN_TIMEOUT).run()
+
+    assert_no_exception(app)
+    assert "manifest cannot be read" in texts(app.sidebar.error)
+
+
+def test_explorer_explains_damaged_test_probabilities(models_copy, test_labels):
+    (models_copy / PROBABILITIES_NAME).write_bytes(b"PK\x03\x04 truncated")
+
+    app = page("explore").run()
+
+    assert_no_exception(app)
+    assert "evaluate --write" in texts(app.error)
+
+
+def test_explorer_leaves_out_a_model_without_stored_probabilities(models_copy, manifest, titles, test_labels):
+    missing = next(iter(manifest["models"]))
+    with np.load(models_copy / PROBABILITIES_NAME) as archive:
+        kept = {name: archive[name] for name in archive.files if name != missing}
+    np.savez_compressed(models_copy / PROBABILITIES_NAME, **kept)
+
+    app = page("explore").run()
+
+    assert_no_exception(app)
+    assert f"No stored test probabilities for {missing}" in texts(app.warning)
+    if kept:
+        assert missing not in app.selectbox(key="explore_model").options
+
+
+def assert_explains_missing_mnist(app: AppTest) -> None:
+    assert_no_exception(app)
+    message = texts(app.error)
+    assert settings.DATA_DIR_VARIABLE in message and "python -m digitlab train" in message
+
+
+def test_explorer_says_how_to_get_missing_mnist(tmp_path, monkeypatch, manifest):
+    monkeypatch.setenv(settings.DATA_DIR_VARIABLE, str(tmp_path))
+
+    assert_explains_missing_mnist(page("explore").run())
+
+
+def test_dataset_page_says_how_to_get_missing_mnist(tmp_path, monkeypatch):
+    monkeypatch.setenv(settings.DATA_DIR_VARIABLE, str(tmp_path))
+
+    assert_explains_missing_mnist(page("dataset").run())
+
+
+def test_compare_page_keeps_its_tables_when_mnist_is_missing(tmp_path, monkeypatch, manifest):
+    monkeypatch.setenv(settings.DATA_DIR_VARIABLE, str(tmp_path))
+
+    app = page("compare").run()
+
+    assert_no_exception(app)
+    assert len(app.dataframe[0].value) == len(manifest["models"])
+    assert settings.DATA_DIR_VARIABLE in texts(app.error)

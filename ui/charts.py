@@ -1,0 +1,251 @@
+"""Plotly figures for the dashboard, each model drawn in the same colour on every page."""
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+# Okabe-Ito colours: distinguishable with colour-vision deficiencies and on a projector.
+PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000")
+MUTED = "#B8BCC6"
+DIGITS = list(range(10))
+# Plotly's toolbar is noise on the small charts; the large ones keep it for zooming and saving.
+COMPACT_CONFIG = {"displayModeBar": False}
+
+
+def model_colours(names: Sequence[str]) -> dict[str, str]:
+    """A stable colour per model, in the order the models are listed."""
+    return {name: PALETTE[position % len(PALETTE)] for position, name in enumerate(names)}
+
+
+def readable_number(value: float) -> str:
+    """Three significant digits without scientific notation: 1,629, 26.2, 0.477, 0.00036."""
+    if abs(value) >= 100:
+        return f"{value:,.0f}"
+    if abs(value) >= 1:
+        return f"{value:.3g}"
+    return f"{value:.2g}"
+
+
+def short_name(model: str) -> str:
+    """The label a model gets where space is short, such as under a bar: its registry name in capitals."""
+    return model.upper()
+
+
+def _compact(figure: go.Figure, height: int, **layout: Any) -> go.Figure:
+    figure.update_layout(height=height, margin={"l": 8, "r": 8, "t": 36, "b": 8}, **layout)
+    return figure
+
+
+def probability_bars(probabilities: Sequence[float], colour: str) -> go.Figure:
+    """Ten bars of one model's class probabilities, the chosen digit in the model's colour."""
+    values = np.asarray(probabilities, dtype=float)
+    chosen = int(values.argmax())
+    figure = go.Figure(
+        go.Bar(
+            x=DIGITS,
+            y=values,
+            marker_color=[colour if digit == chosen else MUTED for digit in DIGITS],
+            text=[f"{value:.0%}" if value >= 0.05 else "" for value in values],
+            textposition="outside",
+            textfont={"size": 11},
+            cliponaxis=False,
+            hovertemplate="digit %{x}: %{y:.2%}<extra></extra>",
+        )
+    )
+    figure.update_xaxes(tickmode="array", tickvals=DIGITS, fixedrange=True, title=None)
+    figure.update_yaxes(range=[0, 1.15], tickformat=".0%", fixedrange=True, showticklabels=False, title=None)
+    figure = _compact(figure, 130, showlegend=False)
+    figure.update_layout(margin={"t": 16})
+    return figure
+
+
+def metric_bars(rows: Sequence[dict], key: str, label: str, colours: dict[str, str], *, log: bool, percent: bool):
+    """One bar per model for a single figure, on a log axis when the values span orders of magnitude."""
+    shown = [row for row in rows if row.get(key) is not None]
+    values = [row[key] for row in shown]
+    text = [f"{value:.2%}" if percent else readable_number(value) for value in values]
+    figure = go.Figure(
+        go.Bar(
+            x=[short_name(row["model"]) for row in shown],
+            y=values,
+            customdata=[row["title"] for row in shown],
+            marker_color=[colours[row["model"]] for row in shown],
+            text=text,
+            textposition="outside",
+            cliponaxis=False,
+            hovertemplate="%{customdata}: %{text}<extra></extra>",
+        )
+    )
+    title = f"{label} (log scale)" if log else label
+    figure.update_xaxes(fixedrange=True)
+    figure.update_yaxes(
+        type="log" if log else "linear",
+        # On a log axis only the powers of ten are labelled; the values sit on the bars.
+        dtick=1 if log else None,
+        tickformat=".1%" if percent else None,
+        title=None,
+        fixedrange=True,
+    )
+    if percent and values and not log:
+        # Accuracies all sit near 100 %, so the axis starts just below the lowest one to show the differences.
+        low = max(0.0, min(values) - (1 - min(values)) * 0.6 - 0.002)
+        figure.update_yaxes(range=[low, 1.0])
+    return _compact(figure, 320, title={"text": title, "font": {"size": 15}}, showlegend=False)
+
+
+def per_class_bars(rows: Sequence[dict], metric: str, label: str, colours: dict[str, str]) -> go.Figure:
+    """Grouped bars: for each digit, one bar per model."""
+    figure = go.Figure()
+    models = list(dict.fromkeys(row["model"] for row in rows))
+    for model in models:
+        own = [row for row in rows if row["model"] == model]
+        figure.add_bar(
+            x=[row["digit"] for row in own],
+            y=[row[metric] for row in own],
+            name=own[0]["title"],
+            marker_color=colours[model],
+            hovertemplate=f"{own[0]['title']}<br>digit %{{x}}: %{{y:.2%}}<extra></extra>",
+        )
+    values = [row[metric] for row in rows]
+    low = max(0.0, min(values) - 0.02) if values else 0.0
+    figure.update_xaxes(tickmode="array", tickvals=DIGITS, title="digit")
+    figure.update_yaxes(range=[low, 1.0], tickformat=".0%", title=label)
+    return _compact(figure, 360, barmode="group", legend={"orientation": "h", "y": 1.02, "yanchor": "bottom", "x": 0})
+
+
+def confusion_heatmap(matrix: np.ndarray, title: str, *, shares: bool, selected: tuple[int, int] | None = None):
+    """A 10x10 heatmap, true digits down and predicted digits across, with a number in every cell.
+
+    The diagonal (correct answers) would swamp the colour scale, so colours
+    show only the mistakes and the diagonal is drawn in a neutral tone.
+    An invisible marker sits on every cell so that clicking a cell selects it.
+    """
+    values = np.asarray(matrix, dtype=float)
+    errors = values.copy()
+    np.fill_diagonal(errors, np.nan)
+    # Empty cells stay blank so that the mistakes stand out; hovering still gives their value.
+    text = [[(f"{value:.1%}" if shares else f"{value:,.0f}") if value else "" for value in row] for row in values]
+    for digit in DIGITS:
+        text[digit][digit] = f"<b>{values[digit][digit]:.1%}</b>" if shares else f"<b>{values[digit][digit]:,.0f}</b>"
+    # Numbers on the darkest reds are written in white so they stay readable.
+    darkest = np.nanmax(errors) if np.nanmax(errors) > 0 else 1.0
+    ink = np.where(np.nan_to_num(errors) > 0.55 * darkest, "#FFFFFF", "#1F2430").ravel().tolist()
+    figure = go.Figure()
+    figure.add_heatmap(
+        z=np.where(np.eye(10, dtype=bool), 1.0, np.nan),
+        x=DIGITS,
+        y=DIGITS,
+        colorscale=[[0, "#DDE3EA"], [1, "#DDE3EA"]],
+        showscale=False,
+        hoverinfo="skip",
+    )
+    figure.add_heatmap(
+        z=errors,
+        x=DIGITS,
+        y=DIGITS,
+        colorscale="Reds",
+        zmin=0,
+        showscale=False,
+        hoverinfo="skip",
+    )
+    figure.add_scatter(
+        x=np.tile(DIGITS, 10),
+        y=np.repeat(DIGITS, 10),
+        mode="markers+text",
+        text=[cell for row in text for cell in row],
+        textfont={"size": 10, "color": ink},
+        marker={"size": 26, "opacity": 0, "symbol": "square"},
+        # A selection must not fade the other cells' numbers, which plotly does to unselected points by default.
+        selected={"marker": {"opacity": 0}},
+        unselected={"marker": {"opacity": 0}},
+        customdata=values.ravel(),
+        hovertemplate=(
+            "true %{y}, predicted %{x}: %{customdata:.1%}<extra></extra>"
+            if shares
+            else "true %{y}, predicted %{x}: %{customdata:,.0f} images<extra></extra>"
+        ),
+        showlegend=False,
+    )
+    if selected is not None:
+        true_digit, predicted_digit = selected
+        figure.add_shape(
+            type="rect",
+            x0=predicted_digit - 0.5,
+            x1=predicted_digit + 0.5,
+            y0=true_digit - 0.5,
+            y1=true_digit + 0.5,
+            line={"color": "#1F2430", "width": 3},
+        )
+    axes = {"tickmode": "array", "tickvals": DIGITS, "fixedrange": True, "showgrid": False, "zeroline": False}
+    figure.update_xaxes(title="predicted digit", side="top", range=[-0.5, 9.5], **axes)
+    figure.update_yaxes(title="true digit", range=[9.5, -0.5], scaleanchor="x", **axes)
+    return _compact(figure, 420, title={"text": title, "font": {"size": 15}, "y": 0.99}, clickmode="event+select")
+
+
+def training_curves(rows: Sequence[dict], title: str, colour: str) -> go.Figure:
+    """Loss and accuracy per epoch side by side, training solid and validation dashed."""
+    figure = make_subplots(rows=1, cols=2, subplot_titles=("loss", "accuracy"), horizontal_spacing=0.14)
+    for column, quantity in enumerate(("loss", "accuracy"), start=1):
+        for split, dash in (("train", "solid"), ("validation", "dash")):
+            own = [row for row in rows if row["quantity"] == quantity and row["split"] == split]
+            figure.add_scatter(
+                x=[row["epoch"] for row in own],
+                y=[row["value"] for row in own],
+                mode="lines+markers",
+                name=split,
+                legendgroup=split,
+                showlegend=column == 1,
+                line={"color": colour, "dash": dash},
+                row=1,
+                col=column,
+            )
+    figure.update_xaxes(title="epoch", dtick=1 if len({row["epoch"] for row in rows}) <= 12 else None)
+    figure.update_yaxes(tickformat=".0%", row=1, col=2)
+    figure.update_annotations(font={"size": 12})
+    figure = _compact(
+        figure, 340, title={"text": title, "font": {"size": 15}}, legend={"orientation": "h", "y": -0.28, "x": 0}
+    )
+    # The chart title needs its own line above the two panels' titles.
+    figure.update_layout(margin={"t": 64})
+    return figure
+
+
+def class_distribution(rows: Sequence[dict], colours: dict[str, str]) -> go.Figure:
+    """Grouped bars of each digit's share of every split, with its image count on hover."""
+    figure = go.Figure()
+    for split in dict.fromkeys(row["split"] for row in rows):
+        own = [row for row in rows if row["split"] == split]
+        figure.add_bar(
+            x=[row["digit"] for row in own],
+            y=[row["share"] for row in own],
+            customdata=[row["count"] for row in own],
+            name=split,
+            marker_color=colours[split],
+            hovertemplate=f"{split}, digit %{{x}}: %{{y:.2%}} (%{{customdata:,}} images)<extra></extra>",
+        )
+    figure.update_xaxes(tickmode="array", tickvals=DIGITS, title="digit")
+    figure.update_yaxes(tickformat=".0%", title="share of the split")
+    return _compact(figure, 340, barmode="group", legend={"orientation": "h", "y": 1.02, "yanchor": "bottom"})
+
+
+def intensity_histogram(histograms: dict[str, tuple[np.ndarray, np.ndarray]], colours: dict[str, str], log: bool):
+    """Each split's share of pixels per intensity range, the splits' bars side by side."""
+    figure = go.Figure()
+    for split, (counts, edges) in histograms.items():
+        total = max(1, int(counts.sum()))
+        figure.add_bar(
+            x=(edges[:-1] + edges[1:]) / 2 - 0.5,
+            y=counts / total,
+            name=split,
+            marker_color=colours[split],
+            customdata=np.stack([edges[:-1], edges[1:] - 1], axis=1),
+            hovertemplate=f"{split}, values %{{customdata[0]}}-%{{customdata[1]}}: %{{y:.2%}}<extra></extra>",
+        )
+    figure.update_xaxes(title="pixel value (0 = black background, 255 = full ink)", range=[-4, 260])
+    figure.update_yaxes(title="share of pixels", type="log" if log else "linear", tickformat=".1%" if not log else None)
+    return _compact(
+        figure, 340, barmode="group", bargap=0.15, legend={"orientation": "h", "y": 1.02, "yanchor": "bottom"}
+    )

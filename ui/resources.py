@@ -1,0 +1,102 @@
+"""Everything the pages read from disk, cached for the life of the server process.
+
+Cached readers raise :class:`digitlab.errors.DigitlabError` like the
+functions they wrap; Streamlit does not cache a raised error, so a fixed file
+is picked up on the next rerun. Keys include each file's modification time,
+so retraining or re-evaluating while the dashboard runs is picked up too.
+"""
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import streamlit as st
+
+from digitlab import settings
+from digitlab.data import load_mnist
+from digitlab.errors import DigitlabError
+from digitlab.persistence import MANIFEST_NAME, PROBABILITIES_NAME, load_model, load_test_probabilities, read_manifest
+
+LOADED = "loaded"
+
+
+def models_folder() -> Path:
+    return settings.models_dir()
+
+
+def _modified(path: Path) -> float:
+    return path.stat().st_mtime if path.exists() else 0.0
+
+
+@st.cache_data(show_spinner=False, max_entries=4)
+def _manifest(folder: str, modified: float) -> dict[str, Any]:
+    return read_manifest(folder)
+
+
+def manifest() -> dict[str, Any]:
+    """The models folder's manifest; an empty one when no models have been trained."""
+    folder = models_folder()
+    return _manifest(str(folder), _modified(folder / MANIFEST_NAME))
+
+
+@st.cache_data(show_spinner="Reading the stored test-set probabilities...", max_entries=2)
+def _test_probabilities(folder: str, modified: float) -> dict[str, np.ndarray]:
+    return load_test_probabilities(folder)
+
+
+def test_probabilities() -> dict[str, np.ndarray]:
+    """Each model's stored probabilities for the 10,000 MNIST test images."""
+    folder = models_folder()
+    return _test_probabilities(str(folder), _modified(folder / PROBABILITIES_NAME))
+
+
+@st.cache_data(show_spinner="Reading MNIST...", max_entries=2)
+def _mnist(split: str, folder: str) -> tuple[np.ndarray, np.ndarray]:
+    # The dashboard never downloads: a page would hang for minutes offline, so it says how to get the data.
+    return load_mnist(split, folder, download=False)
+
+
+def mnist(split: str) -> tuple[np.ndarray, np.ndarray]:
+    """MNIST images and labels of ``split`` from the configured data folder."""
+    return _mnist(split, str(settings.data_dir()))
+
+
+@st.cache_resource(show_spinner=False)
+def _load_outcomes() -> dict[tuple[str, str, str], str]:
+    """What happened to each load attempt in this process: "loaded" or the error's message."""
+    return {}
+
+
+@st.cache_resource(show_spinner=False, max_entries=16)
+def _model(name: str, folder: str, sha256: str):
+    # The artefact's hash is part of the key, so a retrained model replaces the one in memory.
+    return load_model(name, folder)
+
+
+def _outcome_key(name: str, entry: dict[str, Any]) -> tuple[str, str, str]:
+    return (name, str(models_folder()), str(entry.get("sha256", "")))
+
+
+def load_models() -> tuple[dict[str, Any], dict[str, str], bool]:
+    """The manifest's models that load, an error message for each that does not, and whether this was a first try.
+
+    A first try at any model means a sidebar drawn before this call is out of date.
+    """
+    models, failures, first_attempt = {}, {}, False
+    outcomes = _load_outcomes()
+    for name, entry in manifest()["models"].items():
+        key = _outcome_key(name, entry)
+        first_attempt = first_attempt or key not in outcomes
+        try:
+            models[name] = _model(*key)
+        except DigitlabError as error:
+            failures[name] = str(error)
+            outcomes[key] = str(error)
+        else:
+            outcomes[key] = LOADED
+    return models, failures, first_attempt
+
+
+def load_state(name: str, entry: dict[str, Any]) -> str | None:
+    """``"loaded"``, the error message of a failed load, or None when this process has not tried yet."""
+    return _load_outcomes().get(_outcome_key(name, entry))
