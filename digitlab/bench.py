@@ -157,6 +157,7 @@ def run_benchmark(
     data_dir: str | os.PathLike | None = None,
     *,
     retrain: bool = False,
+    names: list[str] | None = None,
     reference: bool = False,
     reference_epochs: int = 15,
     train_size: int | None = None,
@@ -164,7 +165,7 @@ def run_benchmark(
     latency_calls: int = LATENCY_CALLS,
     output: str | os.PathLike | None = None,
 ) -> dict[str, Any]:
-    """Measure every model in ``models_dir`` and write ``benchmark.json`` (by default beside the models)."""
+    """Measure the models in ``models_dir`` (all, or ``names``) and write ``benchmark.json`` beside them."""
     folder = persistence.resolve_models_dir(models_dir)
     data = str(data_dir) if data_dir is not None else None
     manifest = persistence.read_manifest(folder)
@@ -176,7 +177,12 @@ def run_benchmark(
         "latency_calls": latency_calls,
         "models": {},
     }
+    unknown = set(names or ()) - set(manifest["models"])
+    if unknown:
+        raise persistence.ModelUnavailableError(f"No trained {', '.join(sorted(unknown))} in {folder}.")
     for name, entry in manifest["models"].items():
+        if names and name not in names:
+            continue
         measured = _in_child(measure_model, name, str(folder), data, latency_calls)
         measured["size_bytes"] = entry["size_bytes"]
         measured["training_seconds_manifest"] = entry["training_seconds"]

@@ -87,6 +87,7 @@ def command_bench(arguments) -> int:
         arguments.models_dir,
         arguments.data_dir,
         retrain=arguments.retrain,
+        names=chosen_models(arguments.model) if arguments.model != "all" else None,
         reference=arguments.reference,
         reference_epochs=arguments.reference_epochs,
         train_size=arguments.train_size,
@@ -152,6 +153,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench = commands.add_parser("bench", help="measure accuracy, speed, memory and size; write benchmark.json")
     bench.add_argument("--models-dir", help="models folder (default: the shipped models/)")
     bench.add_argument("--data-dir", help="MNIST folder (default: $DIGITLAB_DATA_DIR or the user cache)")
+    bench.add_argument(
+        "--model", choices=MODEL_CHOICES, default="all", help="measure only this model (use with --output)"
+    )
     bench.add_argument("--retrain", action="store_true", help="re-measure training time by training again")
     bench.add_argument("--reference", action="store_true", help="also train Keras' simple MNIST convnet")
     bench.add_argument("--reference-epochs", type=int, default=15)
