@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from digitlab import persistence
+from digitlab.atomic import write_atomically
 from digitlab.formatting import markdown_table
 from digitlab.models import REGISTRY
 
@@ -202,7 +203,7 @@ def run_benchmark(
         if "cnn" in results["models"]:
             results["cnn_vs_reference"] = compare_with_reference(results["models"]["cnn"], results["reference"])
     destination = Path(output) if output is not None else folder / BENCHMARK_NAME
-    persistence.write_atomically(destination, (json.dumps(results, indent=1) + "\n").encode())
+    write_atomically(destination, (json.dumps(results, indent=1) + "\n").encode())
     results["written_to"] = str(destination)
     return results
 

@@ -12,7 +12,6 @@ import hashlib
 import os
 import struct
 import sys
-import tempfile
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ import numpy as np
 from tqdm import tqdm
 
 from digitlab import settings
+from digitlab.atomic import write_atomically
 from digitlab.errors import DataIntegrityError, DataUnavailableError
 
 SPLITS = ("train", "test")
@@ -147,7 +147,7 @@ def _download(spec: IdxFile, folder: Path, mirrors: tuple[str, ...]) -> bytes:
         except (OSError, urllib.error.URLError, DataIntegrityError) as error:
             failures.append(f"{url}: {error}")
             continue
-        _write_atomically(folder / spec.gz_name, gz_bytes)
+        write_atomically(folder / spec.gz_name, gz_bytes)
         return content
     tried = "\n  ".join(failures) if failures else "(no mirrors configured)"
     raise DataUnavailableError(f"{_missing_message(folder)}\nDownload attempts:\n  {tried}")
@@ -166,21 +166,6 @@ def _http_get(url: str, label: str) -> bytes:
     if total is not None and len(body) != total:
         raise OSError(f"download stopped after {len(body)} of {total} bytes")
     return body
-
-
-def _write_atomically(path: Path, payload: bytes) -> None:
-    """Write to a temporary file beside ``path`` and rename it, so readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".part")
-    try:
-        with os.fdopen(descriptor, "wb") as handle:
-            handle.write(payload)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 def _read_idx(content: bytes, kind: str) -> np.ndarray:

@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 
 from digitlab import persistence
+from digitlab.atomic import write_atomically
 from digitlab.models import IMAGE_SHAPE, DigitClassifier, KerasClassifier, as_image_batch
 
 EXPORT_FORMATS = ("tflite",)
@@ -83,7 +84,7 @@ def export_model(
     if not isinstance(model, KerasClassifier):
         raise ValueError(f"Only the Keras models can be exported to TensorFlow Lite, not {name!r}.")
     destination = Path(output) if output else persistence.resolve_models_dir(models_dir) / f"{name}.tflite"
-    persistence.write_atomically(destination, convert_to_tflite(model))
+    write_atomically(destination, convert_to_tflite(model))
     images, labels = load_mnist("test", data_dir)
     keras_predictions = model.predict(images)
     lite_predictions = TFLiteClassifier(destination).predict(images)

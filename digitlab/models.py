@@ -341,10 +341,9 @@ class KerasClassifier(DigitClassifier):
         return notes
 
     def save(self, path):
-        import keras
-
-        # An uncompiled copy leaves out the optimiser's state, which would triple the file for no use.
-        weights_only = keras.models.clone_model(self.network_)
+        # A copy rebuilt from the configuration is uncompiled, so the optimiser's state (twice the weights'
+        # size, of no use for inference) stays out of the file; keras.models.clone_model would keep it.
+        weights_only = type(self.network_).from_config(self.network_.get_config())
         weights_only.set_weights(self.network_.get_weights())
         weights_only.save(path)
 

@@ -10,7 +10,6 @@ refused before it is deserialised.
 import hashlib
 import json
 import os
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from digitlab import settings
+from digitlab.atomic import write_atomically
 from digitlab.errors import ModelUnavailableError
 from digitlab.models import REGISTRY, DigitClassifier
 
@@ -69,21 +69,6 @@ def write_manifest(manifest: dict[str, Any], models_dir: str | os.PathLike | Non
     path = resolve_models_dir(models_dir) / MANIFEST_NAME
     write_atomically(path, (json.dumps(manifest, indent=1) + "\n").encode())
     return path
-
-
-def write_atomically(path: Path, payload: bytes) -> None:
-    """Write beside ``path`` and rename, so a reader never sees a half-written file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    try:
-        with os.fdopen(descriptor, "wb") as handle:
-            handle.write(payload)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 def save_artifact(model: DigitClassifier, models_dir: str | os.PathLike | None = None) -> dict[str, Any]:
