@@ -14,16 +14,22 @@ from digitlab.training import build_model
 TINY_EPOCHS = 3
 
 
-def tiny_model(name: str, seed: int = 0):
+def tiny_model(name: str, seed: int = 0, fitted=None):
     """A model sized for 600 images: small batches so the networks take enough steps."""
     overrides = {"batch_size": 32} if issubclass(REGISTRY[name], KerasClassifier) else {}
+    if REGISTRY[name].members:
+        overrides["trained_members"] = {member: fitted[member] for member in REGISTRY[name].members}
     return build_model(name, epochs=TINY_EPOCHS, seed=seed, **overrides)
 
 
 @pytest.fixture(scope="module")
 def fitted_models(small_train):
+    """Every family fitted on 600 images; combining families after the members they combine."""
     images, labels = small_train
-    return {name: tiny_model(name).fit(images, labels) for name in REGISTRY}
+    fitted = {}
+    for name in sorted(REGISTRY, key=lambda name: bool(REGISTRY[name].members)):
+        fitted[name] = tiny_model(name, fitted=fitted).fit(images, labels)
+    return fitted
 
 
 def test_registry_maps_names_to_classifier_classes():
@@ -59,6 +65,11 @@ def test_fitted_models_describe_themselves(fitted_models, name):
     assert len(complexity) == 1 and next(iter(complexity.values())) > 0
     assert model.get_params()["seed"] == 0
     assert model.training_notes()
+
+
+def test_ensemble_without_members_is_a_value_error(small_train):
+    with pytest.raises(ValueError, match="trained members"):
+        build_model("ensemble").fit(*small_train)
 
 
 def test_keras_models_record_history(fitted_models):
