@@ -27,7 +27,7 @@ def scores_table(manifest: dict[str, Any]) -> str:
         (unit, count), *_ = entry["complexity"].items()
         rows.append(
             [
-                f"{name} ({entry['title']})",
+                f"{entry['title']} (`{name}`)",
                 f"{metrics['accuracy']:.2%}",
                 metrics["errors"],
                 f"{metrics['f1_macro']:.4f}",
