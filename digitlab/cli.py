@@ -62,6 +62,8 @@ def command_evaluate(arguments) -> int:
 
 
 def command_predict(arguments) -> int:
+    if arguments.multi:
+        return predict_numbers(arguments)
     from digitlab.recognise import recognise_files
 
     failures = 0
@@ -74,9 +76,61 @@ def command_predict(arguments) -> int:
             if arguments.json:
                 print(json.dumps({"path": outcome.path, **prediction}))
             else:
-                digit, confidence = prediction["digit"], prediction["confidence"]
-                print(f"{outcome.path}: {prediction['model']} reads {digit} ({confidence:.1%})")
+                model, digit = prediction["model"], prediction["digit"]
+                print(f"{outcome.path}: {model} reads {digit} ({describe_confidence(prediction)})")
     return 1 if failures else 0
+
+
+def describe_confidence(reading: dict) -> str:
+    note = ", low confidence" if reading["low_confidence"] else ""
+    return f"{reading['confidence']:.1%}{note}"
+
+
+def predict_numbers(arguments) -> int:
+    from digitlab.segment import read_number_files
+
+    failures = 0
+    for outcome in read_number_files(arguments.paths, chosen_models(arguments.model), arguments.models_dir):
+        if outcome.error:
+            failures += 1
+            print(f"error: {outcome.error}", file=sys.stderr)
+            continue
+        for reading in outcome.readings:
+            if arguments.json:
+                print(json.dumps({"path": outcome.path, **reading.as_dict()}))
+            else:
+                digits = ", ".join(f"{entry['digit']} {describe_confidence(entry)}" for entry in reading.digits)
+                print(f"{outcome.path}: {reading.model} reads {reading.number} ({digits})")
+    return 1 if failures else 0
+
+
+def command_realworld(arguments) -> int:
+    from digitlab.realworld import number_table, report_table, run_realworld
+
+    print(
+        f"Rendering {arguments.count} samples per source from held-out MNIST training digits "
+        f"(seed {arguments.seed}) and reading them with {arguments.model}...",
+        file=sys.stderr,
+    )
+    report = run_realworld(
+        arguments.model,
+        count=arguments.count,
+        numbers=arguments.numbers,
+        seed=arguments.seed,
+        models_dir=arguments.models_dir,
+        data_dir=arguments.data_dir,
+        save_to=arguments.save,
+    )
+    if arguments.json:
+        print(json.dumps(report, indent=1))
+        return 0
+    print(report_table(report["digits"], arguments.model))
+    if "numbers" in report:
+        print()
+        print(number_table(report["numbers"], arguments.model))
+    if arguments.save:
+        print(f"\nSamples written to {arguments.save}", file=sys.stderr)
+    return 0
 
 
 def command_bench(arguments) -> int:
@@ -124,6 +178,13 @@ def command_readme(arguments) -> int:
     return 0
 
 
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m digitlab", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -148,7 +209,25 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--model", choices=MODEL_CHOICES, default="all")
     predict.add_argument("--json", action="store_true", help="one JSON object per line")
     predict.add_argument("--models-dir", help="models folder (default: the shipped models/)")
+    predict.add_argument(
+        "--multi", action="store_true", help="read a whole number: split each image into its digits, left to right"
+    )
     predict.set_defaults(handler=command_predict)
+
+    realworld = commands.add_parser(
+        "realworld", help="accuracy on scans, forms, drawings and photos rendered from held-out MNIST training digits"
+    )
+    realworld.add_argument("--model", choices=list(REGISTRY), default="cnn")
+    realworld.add_argument("--count", type=positive_int, default=250, help="samples per source (default: 250)")
+    realworld.add_argument(
+        "--numbers", type=int, default=0, help="also read this many composed 4-digit numbers (default: none)"
+    )
+    realworld.add_argument("--seed", type=int, default=0)
+    realworld.add_argument("--save", metavar="DIR", help="also write every sample as an image file into DIR")
+    realworld.add_argument("--json", action="store_true", help="the full report as JSON")
+    realworld.add_argument("--models-dir", help="models folder (default: the shipped models/)")
+    realworld.add_argument("--data-dir", help="MNIST folder (default: $DIGITLAB_DATA_DIR or the user cache)")
+    realworld.set_defaults(handler=command_realworld)
 
     bench = commands.add_parser("bench", help="measure accuracy, speed, memory and size; write benchmark.json")
     bench.add_argument("--models-dir", help="models folder (default: the shipped models/)")

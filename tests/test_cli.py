@@ -1,10 +1,18 @@
 import json
+import os
+import struct
+import subprocess
+import sys
+import zlib
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from digitlab import settings
 from digitlab.cli import main
+from digitlab.models import REGISTRY
+from digitlab.recognise import LOW_CONFIDENCE
 
 
 @pytest.fixture(scope="module")
@@ -35,9 +43,10 @@ def test_predict_prints_one_json_line_per_file_and_model(digit_files, tiny_model
     code = main(["predict", *map(str, digit_files), "--model", "all", "--json", "--models-dir", str(tiny_models_dir)])
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert code == 0
-    assert len(lines) == len(digit_files) * 3
+    assert len(lines) == len(digit_files) * len(REGISTRY)
     for line in lines:
-        assert set(line) == {"path", "model", "digit", "confidence", "probabilities"}
+        assert set(line) == {"path", "model", "digit", "confidence", "low_confidence", "probabilities"}
+        assert line["low_confidence"] == (line["confidence"] < LOW_CONFIDENCE)
         assert len(line["probabilities"]) == 10 and abs(sum(line["probabilities"]) - 1) < 1e-3
         assert line["confidence"] == max(line["probabilities"])
 
@@ -81,3 +90,153 @@ def test_train_and_evaluate_from_the_command_line(tmp_path, mnist_dir, capsys):
     assert (out / "mlp.keras").exists() and (out / "manifest.json").exists()
     assert main(["evaluate", "--models-dir", str(out), "--data-dir", str(mnist_dir)]) == 0
     assert "| mlp |" in capsys.readouterr().out
+
+
+def png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def one_bit_png(width: int, height: int) -> bytes:
+    """A valid black 1-bit PNG of any size, compressed row by row without holding the image in memory."""
+    compressor = zlib.compressobj(9)
+    row = b"\x00" * (1 + (width + 7) // 8)
+    data = b"".join(compressor.compress(row) for _ in range(height)) + compressor.flush()
+    header = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", header) + png_chunk(b"IDAT", data) + png_chunk(b"IEND", b"")
+
+
+@pytest.fixture(scope="module")
+def bad_files(tmp_path_factory, digit_files):
+    """Every kind of bad input the issue lists, by name."""
+    folder = tmp_path_factory.mktemp("bad")
+    whole_png = digit_files[0].read_bytes()
+    whole_jpeg = digit_files[1].read_bytes()
+    files = {
+        "empty.png": b"",
+        "notes.png": b"these are my notes, not a picture",
+        "truncated.png": whole_png[: len(whole_png) // 2],
+        "truncated.jpg": whole_jpeg[: len(whole_jpeg) // 3],
+        "huge.png": one_bit_png(30_000, 30_000)[:4096],
+        "bomb.png": one_bit_png(12_000, 12_000),
+    }
+    paths = {}
+    for name, payload in files.items():
+        paths[name] = folder / name
+        paths[name].write_bytes(payload)
+    Image.new("L", (80, 80), 255).save(folder / "blank.png")
+    Image.new("RGB", (80, 80), (30, 120, 200)).save(folder / "single-colour.png")
+    noise = np.random.default_rng(0).integers(0, 256, (120, 120), dtype=np.uint8)
+    Image.fromarray(noise).save(folder / "noise.png")
+    for name in ("blank.png", "single-colour.png", "noise.png"):
+        paths[name] = folder / name
+    paths["missing.png"] = folder / "missing.png"
+    paths["a-folder"] = folder
+    return paths
+
+
+EXPECTED_SENTENCES = {
+    "empty.png": "file is empty",
+    "notes.png": "not a readable image",
+    "truncated.png": "damaged or truncated",
+    "truncated.jpg": "damaged or truncated",
+    "huge.png": "pixel limit",
+    "bomb.png": "pixel limit",
+    "blank.png": "No digit found",
+    "single-colour.png": "No digit found",
+    "noise.png": "random noise",
+    "missing.png": "no such file",
+    "a-folder": "is a directory",
+}
+
+
+@pytest.mark.parametrize("multi", [False, True])
+def test_every_bad_input_gets_one_sentence_and_a_failing_exit(bad_files, tiny_models_dir, capsys, multi):
+    names = list(EXPECTED_SENTENCES)
+    arguments = ["predict", *(str(bad_files[name]) for name in names), "--model", "svm"]
+    code = main([*arguments, "--models-dir", str(tiny_models_dir), *(["--multi"] if multi else [])])
+    captured = capsys.readouterr()
+    errors = captured.err.splitlines()
+    assert code != 0 and captured.out == ""
+    assert len(errors) == len(names)
+    for name, line in zip(names, errors, strict=True):
+        assert line.startswith("error: ") and str(bad_files[name]) in line
+        assert EXPECTED_SENTENCES[name] in line, line
+        assert line.endswith(".") or line.endswith(")."), line
+
+
+def test_bad_inputs_never_show_a_traceback_from_the_real_command(bad_files, tiny_models_dir):
+    names = list(EXPECTED_SENTENCES)
+    command = [sys.executable, "-m", "digitlab", "predict", *(str(bad_files[name]) for name in names)]
+    environment = {**os.environ, "PYTHONWARNINGS": "default"}
+    result = subprocess.run(
+        [*command, "--model", "svm", "--models-dir", str(tiny_models_dir)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=environment,
+    )
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.splitlines()) == len(names)
+
+
+def compose_line(digits: list[np.ndarray], gap: int = 12) -> np.ndarray:
+    """MNIST digits side by side, enlarged three times, dark on light as on paper."""
+    height = 28
+    line = np.concatenate([np.pad(digit, ((0, 0), (0, gap))) for digit in digits], axis=1)
+    line = np.pad(line, ((height // 2, height // 2), (gap, 0)))
+    return 255 - np.kron(line, np.ones((3, 3), dtype=np.uint8))
+
+
+@pytest.fixture(scope="module")
+def number_file(tmp_path_factory, mnist_train):
+    images, labels = mnist_train
+    chosen = [1, 3, 5]
+    path = tmp_path_factory.mktemp("number") / "number.png"
+    Image.fromarray(compose_line([images[index] for index in chosen])).save(path)
+    return path, "".join(str(labels[index]) for index in chosen)
+
+
+def test_predict_multi_prints_the_number_with_digits_and_boxes(number_file, tiny_models_dir, capsys):
+    path, _ = number_file
+    code = main(["predict", str(path), "--multi", "--json", "--model", "svm", "--models-dir", str(tiny_models_dir)])
+    (line,) = [json.loads(text) for text in capsys.readouterr().out.splitlines()]
+    assert code == 0
+    assert set(line) == {"path", "model", "number", "digits"}
+    assert line["path"] == str(path) and line["model"] == "svm"
+    assert len(line["number"]) == 3 and line["number"] == "".join(str(digit["digit"]) for digit in line["digits"])
+    width, height = Image.open(path).size
+    lefts = []
+    for digit in line["digits"]:
+        assert set(digit) == {"digit", "confidence", "low_confidence", "box"}
+        x, y, w, h = digit["box"]
+        assert x >= 0 and y >= 0 and w > 0 and h > 0
+        assert x + w <= width and y + h <= height
+        lefts.append(x)
+    assert lefts == sorted(lefts)
+
+
+def test_predict_multi_reads_the_number_in_text(number_file, capsys):
+    path, number = number_file
+    if not (settings.DEFAULT_MODELS_DIR / "cnn.keras").exists():
+        pytest.skip("the shipped CNN is not in models/")
+    assert main(["predict", str(path), "--multi", "--model", "cnn"]) == 0
+    assert capsys.readouterr().out.startswith(f"{path}: cnn reads {number} (")
+
+
+def test_realworld_reports_every_source_and_the_naive_baseline(tiny_models_dir, mnist_dir, capsys):
+    arguments = ["realworld", "--model", "svm", "--count", "2", "--numbers", "2"]
+    code = main([*arguments, "--models-dir", str(tiny_models_dir), "--data-dir", str(mnist_dir)])
+    output = capsys.readouterr().out
+    assert code == 0
+    for source in ("envelope-scan", "binarised-form", "canvas-drawing", "phone-photo", "overall"):
+        assert f"| {source} | " in output
+    assert "plain 28x28 resize" in output and "Hardest source:" in output and "read exactly right" in output
+
+
+def test_realworld_json_and_saved_samples(tiny_models_dir, mnist_dir, tmp_path, capsys):
+    arguments = ["realworld", "--model", "svm", "--count", "1", "--json", "--save", str(tmp_path)]
+    assert main([*arguments, "--models-dir", str(tiny_models_dir), "--data-dir", str(mnist_dir)]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["digits"]["overall"]["samples"] == 4
+    assert len(list(tmp_path.rglob("*digit*"))) == 4

@@ -156,3 +156,227 @@ def test_wrong_array_shapes_are_image_errors():
         pp.preprocess(np.zeros((4, 4, 4, 4)))
     with pytest.raises(ImageError):
         pp.preprocess(np.full((10, 10), np.nan))
+
+
+# Each named step on a synthetic image of known geometry.
+
+
+def lit_paper(size: int = 200, gradient: float = 0.5) -> np.ndarray:
+    """Light paper darkening linearly from left to right by ``gradient``, as under a lamp at one side."""
+    return np.tile(np.linspace(0.95, 0.95 - gradient, size, dtype=np.float32), (size, 1))
+
+
+def test_limit_resolution_bounds_the_longer_side_and_keeps_the_aspect():
+    small = pp.limit_resolution(np.zeros((3000, 1500), dtype=np.float32))
+    assert small.shape == (pp.ANALYSIS_SIDE, pp.ANALYSIS_SIDE // 2)
+    untouched = np.zeros((100, 50), dtype=np.float32)
+    assert pp.limit_resolution(untouched) is untouched
+
+
+def test_reject_noise_refuses_random_pixels_but_not_strokes():
+    rng = np.random.default_rng(0)
+    with pytest.raises(NoDigitFoundError, match="noise"):
+        pp.reject_noise(rng.random((100, 100)).astype(np.float32))
+    pp.reject_noise(square_ring(100, 20, 20, 60, 8))
+    # A one-pixel diagonal line is correlated only along the diagonal, and still passes.
+    pp.reject_noise(np.eye(16, dtype=np.float32))
+
+
+def test_smooth_noise_blurs_grain_and_leaves_clean_images_alone():
+    clean = square_ring(100, 20, 20, 60, 8)
+    np.testing.assert_array_equal(pp.smooth_noise(clean), clean)
+    grainy = clean + np.random.default_rng(1).normal(0, 0.15, clean.shape).astype(np.float32)
+    smoothed = pp.smooth_noise(grainy)
+    background = clean == 0
+    assert smoothed[background].std() < 0.6 * grainy[background].std()
+
+
+def test_background_class_is_the_edge_even_when_a_thick_digit_covers_most_of_the_image():
+    image = np.ones((16, 16), dtype=np.float32)
+    image[1:15, 2:14] = 0.0  # dark ink over 66 % of a tight crop, white paper at the edge
+    assert image.mean() < 0.5
+    assert pp.background_class(image)[0, 0]
+    assert not pp.background_class(image)[8, 8]
+
+
+def test_background_class_for_a_ring_touching_every_side_is_the_inside_and_corners():
+    rows, columns = np.mgrid[:16, :16]
+    distance = np.hypot(rows - 7.5, columns - 7.5)
+    ring = ((distance > 4) & (distance < 8.2)).astype(np.float32)
+    background = pp.background_class(ring)
+    assert background[7, 7] and background[0, 0] and not background[0, 7]
+
+
+@pytest.mark.parametrize(
+    ("paper", "ink", "dark"),
+    [(1.0, 0.0, True), (0.0, 1.0, False), (0.45, 0.3, True), (0.2, 0.5, False)],
+)
+def test_ink_is_dark_on_uniform_backgrounds(paper, ink, dark):
+    image = np.full((60, 60), paper, dtype=np.float32)
+    image[10:50, 25:33] = ink
+    assert pp.ink_is_dark(image) is dark
+
+
+def test_ink_is_dark_under_a_lighting_gradient():
+    photo = lit_paper()
+    photo[40:160, 95:105] -= 0.4
+    assert pp.ink_is_dark(photo)
+    assert not pp.ink_is_dark(1.0 - photo)
+
+
+def test_estimate_background_follows_a_gradient_and_ignores_a_thick_stroke():
+    photo = lit_paper()
+    photo[30:170, 85:105] *= 0.2  # a marker stroke a tenth of the image wide
+    background = pp.estimate_background(photo, dark_ink=True)
+    paper = lit_paper()
+    assert np.abs(background - paper)[:, 150:].max() < 0.05
+    assert np.abs(background - paper)[30:170, 85:105].mean() < 0.1
+
+
+def test_to_white_on_black_flattens_a_shadow_and_keeps_the_stroke():
+    columns = np.arange(200, dtype=np.float32)
+    shadow = 1 - 0.45 / (1 + np.exp(-(columns - 100) / 4))  # a soft-edged shadow over the right half
+    texture = np.random.default_rng(4).normal(0, 0.01, (200, 200)).astype(np.float32)
+    photo = np.tile(0.9 * shadow, (200, 1)) + texture
+    photo[30:170, 60:66] = 0.15
+    photo[30:170, 140:146] = 0.08
+    flat = pp.to_white_on_black(photo)
+    assert flat[5:195, 10:50].max() < 0.1 and flat[5:195, 160:195].max() < 0.1
+    assert flat[100, 62] > 0.6 and flat[100, 142] > 0.6
+
+
+def test_stretch_contrast_is_not_set_by_a_dark_speck():
+    image = np.zeros((200, 200), dtype=np.float32)
+    image[40:160, 98:102] = 0.3  # a faint pencil stroke
+    image[10:13, 10:13] = 1.0  # a speck of dust darker than the pencil
+    stretched = pp.stretch_contrast(image)
+    assert stretched[100, 100] > 2 * pp.INK_THRESHOLD
+
+
+def test_suppress_texture_zeroes_the_paper_and_keeps_the_peak():
+    rng = np.random.default_rng(2)
+    image = np.abs(rng.normal(0, 0.02, (100, 100))).astype(np.float32)
+    image[20:80, 45:55] = 1.0
+    cleaned = pp.suppress_texture(image)
+    assert (cleaned[:, :30] > 0).mean() < 0.001 and cleaned.max() == 1.0
+
+
+def test_remove_specks_keeps_the_digit_and_drops_dots():
+    image = square_ring(100, 20, 20, 60, 8)
+    image[5, 5] = image[90, 95] = 1.0
+    cleaned = pp.remove_specks(image)
+    assert cleaned[5, 5] == 0 and cleaned[90, 95] == 0
+    np.testing.assert_array_equal(cleaned[20:80, 20:80], image[20:80, 20:80])
+
+
+def test_drop_stray_marks_keeps_a_close_bar_and_drops_a_far_smudge():
+    image = np.zeros((200, 200), dtype=np.float32)
+    image[60:140, 80:90] = 1.0  # the body
+    image[50:56, 85:120] = 1.0  # a bar just above it, like a 5's
+    image[180:190, 5:15] = 1.0  # a smudge in the corner
+    cleaned = pp.drop_stray_marks(image)
+    assert cleaned[53, 100] == 1.0 and cleaned[185, 10] == 0.0
+
+
+def test_reject_scattered_ink_refuses_many_small_marks():
+    image = np.zeros((100, 100), dtype=np.float32)
+    image[5::10, 5::10] = 1.0
+    with pytest.raises(NoDigitFoundError, match="scattered"):
+        pp.reject_scattered_ink(image)
+    pp.reject_scattered_ink(square_ring(100, 20, 20, 60, 8))
+
+
+def test_thin_to_skeleton_finds_the_centre_line_of_a_bar():
+    bar = np.zeros((60, 40), dtype=bool)
+    bar[10:50, 15:24] = True
+    skeleton = pp.thin_to_skeleton(bar)
+    rows, columns = np.nonzero(skeleton)
+    assert set(np.unique(columns)) <= {18, 19, 20}
+    assert rows.max() - rows.min() >= 30
+    other = np.zeros_like(bar)
+    other[20:30, 5:35] = True
+    stack = pp.thin_to_skeleton(np.stack([bar, other]))
+    np.testing.assert_array_equal(stack[0], skeleton)
+    np.testing.assert_array_equal(stack[1], pp.thin_to_skeleton(other))
+
+
+def test_stroke_width_and_draw_strokes_agree():
+    skeleton = np.zeros((80, 80), dtype=bool)
+    skeleton[10:70, 40] = True
+    for width in (3, 7, 12):
+        drawn = pp.draw_strokes(skeleton, width)
+        assert abs(drawn[40].sum() - width) < 1.0
+        assert abs(pp.stroke_width(drawn > 0.5) - width) <= 0.2 * width + 1
+
+
+def test_normalise_stroke_width_redraws_hair_thin_and_pares_fat_strokes():
+    thin = square_ring(400, 50, 50, 300, 1)
+    fat = square_ring(400, 50, 50, 300, 110)
+    typical = square_ring(400, 50, 50, 300, 40)
+    low, high = pp.TYPICAL_STROKE_RANGE
+    for image in (thin, fat):
+        redrawn = pp.normalise_stroke_width(image)
+        assert low - 1 <= pp.stroke_width(redrawn > 0.5) <= high + 1
+    kept = pp.normalise_stroke_width(typical)
+    np.testing.assert_allclose(kept, pp.scale_to_box(typical, pp.WORK_BOX) / pp.scale_to_box(typical, 80).max())
+
+
+def test_erode_strokes_always_keeps_a_blobs_core():
+    blob = np.zeros((40, 40), dtype=bool)
+    blob[10:30, 10:30] = True
+    pared = pp.erode_strokes(blob, width=60.0, target=12.0)
+    assert pared.max() == 1.0
+
+
+def test_digit_touching_the_border_is_centred():
+    image = square_ring(60, 0, 0, 60, 10)[:, :45]  # the ring cut off by the right edge
+    result = pp.preprocess(image)
+    row, column = centre_of_mass(result)
+    assert abs(row - 14) < 0.6 and abs(column - 14) < 0.6
+
+
+def test_photo_with_uneven_lighting_and_texture_matches_the_clean_digit():
+    rng = np.random.default_rng(3)
+    ring = square_ring(300, 60, 90, 160, 14)
+    paper = np.tile(np.linspace(0.95, 0.5, 300, dtype=np.float32), (300, 1))
+    photo = paper * (1 - 0.8 * ring) + rng.normal(0, 0.02, ring.shape).astype(np.float32)
+    rgb = np.clip(np.stack([photo, photo * 0.97, photo * 0.9], axis=-1) * 255, 0, 255).astype(np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(rgb).save(buffer, format="JPEG", quality=70)
+    from_photo = pp.preprocess(buffer.getvalue()).astype(np.float32)
+    clean = pp.preprocess(ring).astype(np.float32)
+    assert np.corrcoef(from_photo.ravel(), clean.ravel())[0, 1] > 0.9
+
+
+def test_sixteen_bit_and_gray_alpha_images_are_read():
+    gray = (square_ring(64, 8, 8, 40, 6) * 65535).astype(np.uint16)
+    wide = Image.fromarray(gray)
+    assert wide.mode.startswith("I")
+    gray_alpha = Image.fromarray((square_ring(64, 8, 8, 40, 6) * 255).astype(np.uint8)).convert("LA")
+    reference = pp.preprocess(square_ring(64, 8, 8, 40, 6))
+    for image in (wide, gray_alpha):
+        np.testing.assert_allclose(pp.preprocess(image).astype(int), reference.astype(int), atol=2)
+
+
+def test_truncated_jpeg_is_an_image_error():
+    buffer = io.BytesIO()
+    Image.fromarray((square_ring(64, 8, 8, 40, 6) * 255).astype(np.uint8)).save(buffer, format="JPEG")
+    with pytest.raises(ImageError):
+        pp.preprocess(buffer.getvalue()[:200])
+
+
+def test_decompression_bomb_is_refused_without_decoding(tmp_path):
+    path = tmp_path / "bomb.png"
+    Image.new("1", (12_000, 12_000)).save(path)
+    assert path.stat().st_size < 100_000
+    with pytest.raises(ImageError, match="pixel limit"):
+        pp.preprocess(path)
+
+
+def test_arrays_of_other_integer_types_and_bools_are_accepted():
+    ring = square_ring(64, 8, 8, 40, 6)
+    reference = pp.preprocess(ring)
+    for array in (ring.astype(bool), (ring * 1000).astype(np.int32), (ring * 255).astype(np.uint8)[..., None]):
+        np.testing.assert_array_equal(pp.preprocess(array), reference)
+    with pytest.raises(ImageError):
+        pp.preprocess(np.array([["a", "b"]]))

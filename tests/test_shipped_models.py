@@ -1,5 +1,6 @@
 """The models shipped in models/: present, intact, as accurate as the manifest says, and documented."""
 
+import numpy as np
 import pytest
 
 from digitlab import load_model, persistence, settings
@@ -27,7 +28,8 @@ def test_shipped_model_recomputes_to_its_manifest(manifest, mnist_test, name):
     entry = manifest["models"][name]
     scores, _ = evaluate_model(load_model(name, SHIPPED), *mnist_test)
     assert scores["metrics"]["accuracy"] == pytest.approx(entry["metrics"]["accuracy"], abs=1e-4)
-    assert scores["metrics"]["confusion_matrix"] == pytest.approx(entry["metrics"]["confusion_matrix"], abs=2)
+    recomputed = np.array(scores["metrics"]["confusion_matrix"])
+    assert np.abs(recomputed - np.array(entry["metrics"]["confusion_matrix"])).max() <= 2
     assert scores["metrics"]["accuracy"] >= MINIMUM_ACCURACY[name]
 
 

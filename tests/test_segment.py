@@ -1,0 +1,165 @@
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+from scipy import ndimage
+
+from digitlab import segment
+from digitlab.errors import NoDigitFoundError
+from digitlab.preprocess import crop_to_ink
+
+
+class FixedReader:
+    """A stand-in model: every input is read as ``digit``, with confidence ``whole`` for inputs whose
+    ink fills more than ``wide_share`` of the 28x28 field's width and ``piece`` for the others."""
+
+    def __init__(self, digit: int = 3, whole: float = 0.99, piece: float = 0.99, wide_share: float = 0.7):
+        self.digit, self.whole, self.piece, self.wide_share = digit, whole, piece, wide_share
+
+    def predict_proba(self, images):
+        images = np.asarray(images).reshape(-1, 28, 28)
+        widths = np.array([np.flatnonzero(image.max(axis=0) > 30).size for image in images])
+        confidence = np.where(widths > self.wide_share * 28, self.whole, self.piece)
+        probabilities = np.tile(((1 - confidence) / 9)[:, None], (1, 10))
+        probabilities[:, self.digit] = confidence
+        return probabilities
+
+
+def ring(height: int, width: int, stroke: int) -> np.ndarray:
+    rows, columns = np.mgrid[:height, :width]
+    radius = np.hypot((rows - (height - 1) / 2) / (height / 2), (columns - (width - 1) / 2) / (width / 2))
+    return ((radius <= 1) & (radius >= 1 - 2 * stroke / min(height, width))).astype(np.float32)
+
+
+def line_of(shapes: list[np.ndarray], gaps: list[int], margin: int = 20) -> tuple[np.ndarray, list[tuple]]:
+    """White-on-black shapes side by side, tops aligned, with their boxes (x, y, w, h)."""
+    height = max(shape.shape[0] for shape in shapes) + 2 * margin
+    width = sum(shape.shape[1] for shape in shapes) + sum(gaps) + 2 * margin
+    canvas = np.zeros((height, width), dtype=np.float32)
+    boxes, left = [], margin
+    for shape, gap in zip(shapes, [*gaps, 0], strict=True):
+        canvas[margin : margin + shape.shape[0], left : left + shape.shape[1]] = np.maximum(
+            canvas[margin : margin + shape.shape[0], left : left + shape.shape[1]], shape
+        )
+        boxes.append((left, margin, shape.shape[1], shape.shape[0]))
+        left += shape.shape[1] + gap
+    return canvas, boxes
+
+
+def overlap_share(found: tuple, true: tuple) -> float:
+    """How much of the true box the found box covers."""
+    left, top = max(found[0], true[0]), max(found[1], true[1])
+    right = min(found[0] + found[2], true[0] + true[2])
+    bottom = min(found[1] + found[3], true[1] + true[3])
+    return max(0, right - left) * max(0, bottom - top) / (true[2] * true[3])
+
+
+def test_separate_mnist_digits_come_out_left_to_right_with_their_boxes(mnist_train):
+    images, labels = mnist_train
+    digits = [np.kron(crop_to_ink(images[index] / 255.0), np.ones((4, 4))) for index in (1, 3, 5)]
+    canvas, boxes = line_of(digits, [30, 25])
+    found = segment.segment_digits(canvas, FixedReader())
+    assert len(found) == 3
+    assert [segment_.box[0] for segment_ in found] == sorted(segment_.box[0] for segment_ in found)
+    for segment_, box in zip(found, boxes, strict=True):
+        assert overlap_share(segment_.box, box) > 0.9
+        assert segment_.model_input.shape == (28, 28) and segment_.model_input.dtype == np.uint8
+
+
+def test_boxes_are_in_the_pixels_of_a_large_image():
+    canvas, boxes = line_of([ring(400, 280, 40), ring(400, 280, 40)], [200])
+    found = segment.segment_digits(canvas, FixedReader())
+    assert canvas.shape[1] > 768  # analysed at a reduced size, reported at full size
+    for segment_, box in zip(found, boxes, strict=True):
+        assert overlap_share(segment_.box, box) > 0.95
+        assert abs(segment_.box[2] - box[2]) <= 4
+
+
+def test_a_bar_above_its_body_is_one_digit():
+    five = np.zeros((100, 70), dtype=np.float32)
+    five[0:10, 15:70] = 1.0  # the bar, not touching the body
+    five[16:100, 0:12] = 1.0
+    canvas, _ = line_of([five, ring(100, 70, 12)], [30])
+    assert len(segment.segment_digits(canvas, FixedReader())) == 2
+
+
+def test_a_small_fragment_joins_its_neighbour_and_far_specks_do_not_count():
+    body = ring(100, 70, 12)
+    tail = np.zeros((100, 20), dtype=np.float32)
+    tail[85:95, 2:18] = 1.0  # a broken-off tail just right of the ring
+    canvas, _ = line_of([body, tail, ring(100, 70, 12)], [2, 40])
+    found = segment.segment_digits(canvas, FixedReader())
+    assert len(found) == 2
+    assert found[0].box[2] >= 85  # the tail widened the first digit's box
+
+
+def test_touching_digits_are_cut_at_the_bridge_when_the_pieces_read_better():
+    canvas, _ = line_of([ring(100, 70, 12), ring(100, 70, 12)], [8])
+    canvas[68:72, 86:100] = 1.0  # a short stroke joins the two rings between x = 90 and 98
+    assert ndimage.label(canvas > 0.5)[1] == 1
+    unsure_whole = FixedReader(whole=0.4, piece=0.999)
+    found = segment.segment_digits(canvas, unsure_whole)
+    assert len(found) == 2
+    assert 88 <= found[0].box[0] + found[0].box[2] <= 100
+    assert 88 <= found[1].box[0] <= 100
+    confident_whole = FixedReader(whole=0.99999, piece=0.6)
+    assert len(segment.segment_digits(canvas, confident_whole)) == 1
+
+
+def test_split_evidence_grows_with_width_and_with_the_pieces_confidence():
+    assert segment.split_evidence(1.6, 0.5, 0.999) > 0
+    assert segment.split_evidence(0.7, 0.999, 0.9) < 0
+    assert segment.split_evidence(1.2, 0.9, 0.999) > segment.split_evidence(1.2, 0.9, 0.6)
+    assert segment.split_evidence(1.3, 0.9, 0.99) > segment.split_evidence(1.0, 0.9, 0.99)
+
+
+def test_cut_path_follows_a_slanted_gap():
+    mask = np.zeros((60, 60), dtype=bool)
+    for row in range(60):
+        shift = row // 4
+        mask[row, 10 + shift : 22 + shift] = True
+        mask[row, 26 + shift : 38 + shift] = True
+    path = segment.cut_path(mask, column=25, offset=0, band=15)
+    rows = np.arange(60)
+    assert (~mask[rows, path]).mean() > 0.95
+    assert path[-1] - path[0] >= 10
+
+
+def test_candidate_cuts_are_at_the_thinnest_columns():
+    mask = np.zeros((50, 100), dtype=bool)
+    mask[:, :45] = True
+    mask[20:24, 45:55] = True  # a thin bridge
+    mask[:, 55:] = True
+    cuts = segment.candidate_cuts(mask, height=50)
+    assert 45 <= cuts[0] < 55
+
+
+def test_read_number_joins_the_digits_and_flags_unsure_ones():
+    canvas, boxes = line_of([ring(100, 70, 12), ring(100, 70, 12)], [40])
+    segments, readings = segment.read_number(
+        canvas, {"sure": FixedReader(7, 0.99, 0.99), "unsure": FixedReader(4, 0.5, 0.5)}
+    )
+    assert len(segments) == 2
+    assert [reading.model for reading in readings] == ["sure", "unsure"]
+    assert readings[0].number == "77" and readings[1].number == "44"
+    assert [digit["low_confidence"] for digit in readings[1].digits] == [True, True]
+    assert not readings[0].digits[0]["low_confidence"]
+    assert readings[0].as_dict()["digits"][0]["box"] == list(segments[0].box)
+    assert set(readings[0].digits[0]) == {"digit", "confidence", "low_confidence", "box"}
+
+
+def test_read_number_accepts_image_files_and_reports_displayed_pixels():
+    canvas, boxes = line_of([ring(60, 40, 8), ring(60, 40, 8)], [20])
+    buffer = io.BytesIO()
+    Image.fromarray((255 - canvas * 255).astype(np.uint8)).save(buffer, format="PNG")
+    segments, readings = segment.read_number(buffer.getvalue(), {"model": FixedReader()})
+    assert readings[0].number == "33"
+    assert overlap_share(segments[1].box, boxes[1]) > 0.9
+
+
+def test_blank_image_holds_no_number():
+    with pytest.raises(NoDigitFoundError):
+        segment.read_number(np.zeros((50, 200), dtype=np.float32), {"model": FixedReader()})
+    with pytest.raises(ValueError):
+        segment.read_number(np.zeros((50, 200), dtype=np.float32), {})
