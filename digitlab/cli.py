@@ -66,42 +66,48 @@ def command_predict(arguments) -> int:
         return predict_numbers(arguments)
     from digitlab.recognise import recognise_files
 
-    failures = 0
-    for outcome in recognise_files(arguments.paths, chosen_models(arguments.model), arguments.models_dir):
-        if outcome.error:
-            failures += 1
-            print(f"error: {outcome.error}", file=sys.stderr)
-            continue
+    def show(outcome) -> None:
         for prediction in outcome.predictions:
             if arguments.json:
                 print(json.dumps({"path": outcome.path, **prediction}))
             else:
                 model, digit = prediction["model"], prediction["digit"]
                 print(f"{outcome.path}: {model} reads {digit} ({describe_confidence(prediction)})")
-    return 1 if failures else 0
 
-
-def describe_confidence(reading: dict) -> str:
-    note = ", low confidence" if reading["low_confidence"] else ""
-    return f"{reading['confidence']:.1%}{note}"
+    outcomes = recognise_files(arguments.paths, chosen_models(arguments.model), arguments.models_dir)
+    return print_outcomes(outcomes, show)
 
 
 def predict_numbers(arguments) -> int:
     from digitlab.segment import read_number_files
 
-    failures = 0
-    for outcome in read_number_files(arguments.paths, chosen_models(arguments.model), arguments.models_dir):
-        if outcome.error:
-            failures += 1
-            print(f"error: {outcome.error}", file=sys.stderr)
-            continue
+    def show(outcome) -> None:
         for reading in outcome.readings:
             if arguments.json:
                 print(json.dumps({"path": outcome.path, **reading.as_dict()}))
             else:
                 digits = ", ".join(f"{entry['digit']} {describe_confidence(entry)}" for entry in reading.digits)
                 print(f"{outcome.path}: {reading.model} reads {reading.number} ({digits})")
+
+    outcomes = read_number_files(arguments.paths, chosen_models(arguments.model), arguments.models_dir)
+    return print_outcomes(outcomes, show)
+
+
+def print_outcomes(outcomes, show) -> int:
+    """Show each outcome, or print its error on stderr and go on; exit status 1 if any file failed."""
+    failures = 0
+    for outcome in outcomes:
+        if outcome.error:
+            failures += 1
+            print(f"error: {outcome.error}", file=sys.stderr)
+        else:
+            show(outcome)
     return 1 if failures else 0
+
+
+def describe_confidence(reading: dict) -> str:
+    note = ", low confidence" if reading["low_confidence"] else ""
+    return f"{reading['confidence']:.1%}{note}"
 
 
 def command_realworld(arguments) -> int:
