@@ -191,6 +191,14 @@ def positive_int(text: str) -> int:
     return value
 
 
+def add_folder_options(parser: argparse.ArgumentParser, *, models: bool, data: bool) -> None:
+    """The --models-dir and --data-dir options, worded the same for every subcommand."""
+    if models:
+        parser.add_argument("--models-dir", help="models folder (default: the shipped models/)")
+    if data:
+        parser.add_argument("--data-dir", help="MNIST folder (default: $DIGITLAB_DATA_DIR or the user cache)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m digitlab", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -201,12 +209,11 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--train-size", type=int, help="train on a random subset of this many images")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--out", help="models folder to write (default: the shipped models/)")
-    train.add_argument("--data-dir", help="MNIST folder (default: $DIGITLAB_DATA_DIR or the user cache)")
+    add_folder_options(train, models=False, data=True)
     train.set_defaults(handler=command_train)
 
     evaluate = commands.add_parser("evaluate", help="recompute every metric from the saved models")
-    evaluate.add_argument("--models-dir", help="models folder (default: the shipped models/)")
-    evaluate.add_argument("--data-dir", help="MNIST folder (default: $DIGITLAB_DATA_DIR or the user cache)")
+    add_folder_options(evaluate, models=True, data=True)
     evaluate.add_argument("--write", action="store_true", help="store the recomputed figures in the manifest")
     evaluate.set_defaults(handler=command_evaluate)
 
@@ -214,7 +221,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("paths", nargs="+", metavar="PATH")
     predict.add_argument("--model", choices=MODEL_CHOICES, default="all")
     predict.add_argument("--json", action="store_true", help="one JSON object per line")
-    predict.add_argument("--models-dir", help="models folder (default: the shipped models/)")
+    add_folder_options(predict, models=True, data=False)
     predict.add_argument(
         "--multi", action="store_true", help="read a whole number: split each image into its digits, left to right"
     )
@@ -231,13 +238,11 @@ def build_parser() -> argparse.ArgumentParser:
     realworld.add_argument("--seed", type=int, default=0)
     realworld.add_argument("--save", metavar="DIR", help="also write every sample as an image file into DIR")
     realworld.add_argument("--json", action="store_true", help="the full report as JSON")
-    realworld.add_argument("--models-dir", help="models folder (default: the shipped models/)")
-    realworld.add_argument("--data-dir", help="MNIST folder (default: $DIGITLAB_DATA_DIR or the user cache)")
+    add_folder_options(realworld, models=True, data=True)
     realworld.set_defaults(handler=command_realworld)
 
     bench = commands.add_parser("bench", help="measure accuracy, speed, memory and size; write benchmark.json")
-    bench.add_argument("--models-dir", help="models folder (default: the shipped models/)")
-    bench.add_argument("--data-dir", help="MNIST folder (default: $DIGITLAB_DATA_DIR or the user cache)")
+    add_folder_options(bench, models=True, data=True)
     bench.add_argument(
         "--model", choices=MODEL_CHOICES, default="all", help="measure only this model (use with --output)"
     )
@@ -253,13 +258,12 @@ def build_parser() -> argparse.ArgumentParser:
     export = commands.add_parser("export", help="export a Keras model to TensorFlow Lite with a parity check")
     export.add_argument("--model", choices=["cnn", "mlp"], required=True)
     export.add_argument("--format", choices=["tflite"], default="tflite")
-    export.add_argument("--models-dir", help="models folder (default: the shipped models/)")
-    export.add_argument("--data-dir", help="MNIST folder (default: $DIGITLAB_DATA_DIR or the user cache)")
+    add_folder_options(export, models=True, data=True)
     export.add_argument("--output", help="file to write (default: <models folder>/<model>.tflite)")
     export.set_defaults(handler=command_export)
 
     readme = commands.add_parser("readme", help="rewrite README.md's score tables from the manifest and benchmark")
-    readme.add_argument("--models-dir", help="models folder (default: the shipped models/)")
+    add_folder_options(readme, models=True, data=False)
     readme.set_defaults(handler=command_readme)
     return parser
 

@@ -101,7 +101,8 @@ def evaluate_folder(models_dir=None, data_dir=None, *, write: bool = False) -> t
         model = persistence.load_model(name, models_dir)
         scores, probabilities[name] = evaluate_model(model, images, labels)
         metrics = scores["metrics"]
-        for key, (before, after) in metric_differences(entry.get("metrics", {}), metrics).items():
+        model_differences = metric_differences(entry.get("metrics", {}), metrics)
+        for key, (before, after) in model_differences.items():
             differences.append(f"{name}: {key} is {after:.6f}, the manifest says {before}")
         entry.update(scores)
         rows.append(
@@ -114,7 +115,7 @@ def evaluate_folder(models_dir=None, data_dir=None, *, write: bool = False) -> t
                 f"{metrics['f1_macro']:.4f}",
                 f"{scores['timing']['batch_seconds']:.2f}",
                 f"{scores['timing']['single_image_ms']:.2f}",
-                "matches" if not any(line.startswith(f"{name}:") for line in differences) else "DIFFERS",
+                "DIFFERS" if model_differences else "matches",
             ]
         )
     if write:
