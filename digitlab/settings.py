@@ -13,6 +13,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_MODELS_DIR = PROJECT_ROOT / "models"
 DATA_DIR_VARIABLE = "DIGITLAB_DATA_DIR"
 MODELS_DIR_VARIABLE = "DIGITLAB_MODELS_DIR"
+DATABASE_VARIABLE = "DIGITLAB_DB"
 
 
 def data_dir() -> Path:
@@ -29,3 +30,16 @@ def models_dir() -> Path:
     if configured:
         return Path(configured).expanduser()
     return DEFAULT_MODELS_DIR
+
+
+def user_data_dir() -> Path:
+    """The per-user folder for what users make in the lab: saved drawings, training runs, promoted models."""
+    return Path(platformdirs.user_data_dir("digitlab"))
+
+
+def database_path() -> Path:
+    """The lab's SQLite database: ``$DIGITLAB_DB``, else ``digitlab.sqlite3`` in the user data folder."""
+    configured = os.environ.get(DATABASE_VARIABLE)
+    if configured:
+        return Path(configured).expanduser()
+    return user_data_dir() / "digitlab.sqlite3"

@@ -1,0 +1,82 @@
+"""The shared SQLite layer: migrations per component, transactions and clear errors."""
+
+import sqlite3
+
+import pytest
+
+from digitlab.database import DatabaseError, Schema, connect, schema_version, transaction
+
+NOTES_V1 = Schema("notes", ("CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT NOT NULL);",))
+NOTES_V2 = Schema(
+    "notes",
+    NOTES_V1.migrations + ("ALTER TABLE notes ADD COLUMN author TEXT;\nCREATE INDEX notes_author ON notes (author);",),
+)
+TAGS = Schema("tags", ("CREATE TABLE tags (name TEXT PRIMARY KEY);",))
+
+
+def test_connect_creates_the_file_in_wal_mode_with_each_schema(tmp_path):
+    path = tmp_path / "nested" / "lab.sqlite3"
+    connection = connect(path, [NOTES_V1, TAGS])
+    assert path.exists()
+    assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert schema_version(connection, "notes") == 1
+    assert schema_version(connection, "tags") == 1
+    assert schema_version(connection, "unknown") == 0
+
+
+def test_an_older_database_is_migrated_and_keeps_its_rows(tmp_path):
+    path = tmp_path / "lab.sqlite3"
+    with transaction(connect(path, [NOTES_V1])) as old:
+        old.execute("INSERT INTO notes (body) VALUES ('kept')")
+    upgraded = connect(path, [NOTES_V2])
+    assert schema_version(upgraded, "notes") == 2
+    assert [tuple(row) for row in upgraded.execute("SELECT body, author FROM notes")] == [("kept", None)]
+
+
+def test_a_failed_transaction_leaves_nothing_behind(tmp_path):
+    connection = connect(tmp_path / "lab.sqlite3", [NOTES_V1])
+    with pytest.raises(RuntimeError), transaction(connection):
+        connection.execute("INSERT INTO notes (body) VALUES ('half')")
+        raise RuntimeError("interrupted")
+    assert connection.execute("SELECT COUNT(*) FROM notes").fetchone()[0] == 0
+
+
+def test_a_newer_database_is_refused_with_a_sentence(tmp_path):
+    path = tmp_path / "lab.sqlite3"
+    connect(path, [NOTES_V2]).close()
+    with pytest.raises(DatabaseError, match="newer than this release"):
+        connect(path, [NOTES_V1])
+
+
+def test_a_file_that_is_not_a_database_is_refused_with_a_sentence(tmp_path):
+    path = tmp_path / "lab.sqlite3"
+    path.write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(DatabaseError, match="damaged or is not a digitlab database"):
+        connect(path, [NOTES_V1])
+
+
+def test_an_unwritable_location_is_refused_with_a_sentence(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("a file where a folder should be")
+    with pytest.raises(DatabaseError, match="Cannot open the database"):
+        connect(blocker / "lab.sqlite3", [NOTES_V1])
+
+
+def test_a_connection_can_be_used_from_another_thread(tmp_path):
+    import threading
+
+    connection = connect(tmp_path / "lab.sqlite3", [NOTES_V1])
+    errors: list[BaseException] = []
+
+    def write():
+        try:
+            with transaction(connection):
+                connection.execute("INSERT INTO notes (body) VALUES ('from a thread')")
+        except sqlite3.Error as error:
+            errors.append(error)
+
+    thread = threading.Thread(target=write)
+    thread.start()
+    thread.join()
+    assert not errors
+    assert connection.execute("SELECT COUNT(*) FROM notes").fetchone()[0] == 1
