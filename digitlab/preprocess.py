@@ -25,6 +25,8 @@ from digitlab.errors import ImageError, NoDigitFoundError
 
 MNIST_SIZE = 28
 DIGIT_BOX = 20
+# Saved drawings record this with their 28x28 input; raise it whenever the same image would give a different input.
+PREPROCESS_VERSION = 1
 MAX_FILE_BYTES = 50 * 1024 * 1024
 MAX_PIXELS = 40_000_000
 # Only these decoders are used (JPEG includes the multi-picture files some phones write); none of them

@@ -1,0 +1,43 @@
+"""Writing arrays in MNIST's IDX format, so exported datasets load wherever MNIST does.
+
+An IDX file is a four-byte magic number (two zero bytes, a type code, the number of dimensions),
+each dimension's size as a big-endian 32-bit integer, then the values in C order. MNIST uses the
+unsigned-byte type for both files: images are ``(count, rows, columns)`` and labels ``(count,)``.
+"""
+
+import gzip
+import struct
+from pathlib import Path
+
+import numpy as np
+
+from digitlab.atomic import write_atomically
+
+UNSIGNED_BYTE = 0x08
+# The dimension sizes are 32-bit and the dimension count is one byte.
+MAX_DIMENSION = 2**32 - 1
+MAX_DIMENSIONS = 255
+
+
+def idx_bytes(array: np.ndarray) -> bytes:
+    """The IDX encoding of an unsigned-byte array: header, sizes, then the values."""
+    array = np.asarray(array)
+    if array.dtype != np.uint8:
+        raise ValueError(f"IDX export expects uint8 values (as MNIST's files hold), got dtype {array.dtype}.")
+    if not 1 <= array.ndim <= MAX_DIMENSIONS:
+        raise ValueError(f"An IDX file holds 1 to {MAX_DIMENSIONS} dimensions, got {array.ndim}.")
+    if max(array.shape) > MAX_DIMENSION:
+        raise ValueError(f"An IDX dimension holds at most {MAX_DIMENSION} entries, got shape {array.shape}.")
+    header = struct.pack(">BBBB", 0, 0, UNSIGNED_BYTE, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
+    return header + np.ascontiguousarray(array).tobytes()
+
+
+def write_idx(path: str | Path, array: np.ndarray) -> Path:
+    """Write ``array`` as an IDX file, gzipped like MNIST's downloads when ``path`` ends in ``.gz``."""
+    path = Path(path)
+    payload = idx_bytes(array)
+    if path.suffix == ".gz":
+        # A fixed timestamp makes the same data give the same file.
+        payload = gzip.compress(payload, mtime=0)
+    write_atomically(path, payload)
+    return path

@@ -1,0 +1,401 @@
+"""The feedback store on real SQLite files: saving, filters, relabelling, statistics, export, and durability.
+
+The durability tests are real: several processes and threads write to one file at once, and a writer
+process is killed with SIGKILL in the middle of its loop; afterwards SQLite's integrity check must pass
+and every drawing whose id the writer printed (after its commit returned) must be there, whole.
+"""
+
+import gzip
+import io
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from digitlab.data import _read_idx
+from digitlab.database import DatabaseError, schema_version
+from digitlab.feedback import (
+    ANY_MODEL,
+    CSV_NAME,
+    FEEDBACK_SCHEMA,
+    IDX_IMAGES_NAME,
+    IDX_LABELS_NAME,
+    DrawingFilter,
+    DrawingNotFoundError,
+    FeedbackStore,
+    load_labelled_drawings,
+    original_png,
+)
+from digitlab.idx import idx_bytes, write_idx
+from digitlab.preprocess import PREPROCESS_VERSION
+
+ROOT = Path(__file__).resolve().parent.parent
+VERSIONS = {"svm": "a" * 64, "cnn": "c" * 64}
+
+
+def model_input(seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, size=(28, 28), dtype=np.uint8)
+
+
+def reading(model: str, digit: int, confidence: float = 0.9) -> dict:
+    probabilities = [(1 - confidence) / 9] * 10
+    probabilities[digit] = confidence
+    return {"model": model, "digit": digit, "confidence": confidence, "probabilities": probabilities}
+
+
+def save(store: FeedbackStore, label: int, svm: int, cnn: int, seed: int = 0, source: str = "drawn") -> int:
+    canvas = np.zeros((40, 40, 4), dtype=np.uint8)
+    canvas[10:30, 18:22] = 255
+    return store.save(
+        original=original_png(canvas),
+        model_input=model_input(seed),
+        label=label,
+        predictions=[reading("svm", svm), reading("cnn", cnn)],
+        model_versions=VERSIONS,
+        source=source,
+    )
+
+
+@pytest.fixture
+def store(tmp_path):
+    with FeedbackStore(tmp_path / "lab.sqlite3") as opened:
+        yield opened
+
+
+def test_a_saved_drawing_keeps_everything_it_was_saved_with(store, tmp_path):
+    canvas = np.zeros((60, 50, 4), dtype=np.uint8)
+    canvas[5:55, 20:30] = (255, 255, 255, 255)
+    pixels = model_input(3)
+
+    drawing_id = store.save(
+        original=original_png(canvas),
+        model_input=pixels,
+        label=7,
+        predictions=[reading("svm", 1, 0.6), reading("cnn", 7, 0.99)],
+        model_versions=VERSIONS,
+    )
+
+    (drawing,) = store.drawings()
+    assert drawing.id == drawing_id and drawing.label == 7 and drawing.source == "drawn"
+    np.testing.assert_array_equal(drawing.model_input, pixels)
+    assert drawing.preprocess_version == PREPROCESS_VERSION
+    assert drawing.predictions["svm"].digit == 1 and drawing.predictions["svm"].confidence == pytest.approx(0.6)
+    assert drawing.predictions["cnn"].model_version == "c" * 64
+    assert drawing.predictions["cnn"].probabilities[7] == pytest.approx(0.99)
+    assert drawing.misread_by() == ["svm"]
+    assert drawing.saved_at.endswith("+00:00")
+    np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(store.original_png(drawing_id)))), canvas)
+    # The schema is recorded, and the database is in WAL mode.
+    assert schema_version(sqlite3.connect(tmp_path / "lab.sqlite3"), "feedback") == FEEDBACK_SCHEMA.version
+    assert sqlite3.connect(tmp_path / "lab.sqlite3").execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_an_uploaded_original_is_stored_as_a_png_no_larger_than_the_limit(tmp_path):
+    buffer = io.BytesIO()
+    Image.new("RGB", (3000, 1500), "white").save(buffer, format="JPEG")
+
+    stored = Image.open(io.BytesIO(original_png(buffer.getvalue())))
+
+    assert stored.format == "PNG" and stored.size == (1024, 512)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"label": 10}, "digit from 0 to 9"),
+        ({"label": True}, "digit from 0 to 9"),
+        ({"model_input": np.zeros((28, 27), np.uint8)}, "must be 28x28"),
+        ({"model_input": np.zeros((28, 28), np.float32)}, "uint8"),
+        ({"source": "camera"}, "source must be one of"),
+        ({"original": b"GIF89a"}, "PNG bytes"),
+        ({"model_versions": {"svm": "a" * 64}}, "No version"),
+        ({"predictions": [reading("svm", 1), reading("svm", 2)]}, "only one prediction"),
+    ],
+)
+def test_bad_drawings_are_refused_and_nothing_is_written(store, change, message):
+    arguments = {
+        "original": original_png(np.zeros((8, 8), np.uint8)),
+        "model_input": model_input(0),
+        "label": 1,
+        "predictions": [reading("svm", 1), reading("cnn", 1)],
+        "model_versions": VERSIONS,
+        "source": "drawn",
+    } | change
+    with pytest.raises(ValueError, match=message):
+        store.save(**arguments)
+    assert store.count() == 0
+
+
+def test_filters_select_by_label_source_and_misreading_model(store):
+    first = save(store, label=1, svm=1, cnn=1)
+    second = save(store, label=7, svm=1, cnn=7, source="uploaded")
+    third = save(store, label=7, svm=7, cnn=2)
+
+    assert [drawing.id for drawing in store.drawings()] == [third, second, first]
+    assert [drawing.id for drawing in store.drawings(DrawingFilter(labels=(7,)))] == [third, second]
+    assert [drawing.id for drawing in store.drawings(DrawingFilter(sources=("uploaded",)))] == [second]
+    assert [drawing.id for drawing in store.drawings(DrawingFilter(misread_by="svm"))] == [second]
+    assert [drawing.id for drawing in store.drawings(DrawingFilter(misread_by=ANY_MODEL))] == [third, second]
+    assert store.count(DrawingFilter(labels=(1, 7), misread_by="cnn")) == 1
+    assert [drawing.id for drawing in store.drawings(limit=1, offset=1)] == [second]
+
+
+def test_relabel_and_delete_change_the_statistics(store):
+    first = save(store, label=1, svm=1, cnn=7)
+    second = save(store, label=7, svm=1, cnn=7)
+
+    accuracy = {row.model: row for row in store.model_accuracy()}
+    assert (accuracy["svm"].correct, accuracy["svm"].drawings, accuracy["cnn"].accuracy) == (1, 2, 0.5)
+    assert store.confusion("cnn")[1, 7] == 1 and store.confusion("cnn").sum() == 2
+
+    store.relabel(first, 7)
+    (relabelled,) = store.drawings(DrawingFilter(labels=(7,)), limit=1, offset=1)
+    assert relabelled.id == first and relabelled.relabelled_at is not None
+    assert {row.model: row.correct for row in store.model_accuracy()} == {"svm": 0, "cnn": 2}
+
+    store.delete(second)
+    assert store.count() == 1
+    assert store.label_counts().tolist() == [0] * 7 + [1, 0, 0]
+    # The deleted drawing's predictions went with it.
+    assert sum(row.drawings for row in store.model_accuracy()) == 2
+    with pytest.raises(DrawingNotFoundError, match="no saved drawing #"):
+        store.relabel(second, 3)
+    with pytest.raises(DrawingNotFoundError):
+        store.delete(second)
+    with pytest.raises(ValueError, match="digit from 0 to 9"):
+        store.relabel(first, -1)
+
+
+def test_load_labelled_drawings_returns_mnist_shaped_arrays(tmp_path):
+    path = tmp_path / "lab.sqlite3"
+    images, labels = load_labelled_drawings(path)
+    assert images.shape == (0, 28, 28) and images.dtype == np.uint8
+    assert labels.shape == (0,) and labels.dtype == np.int64
+    assert not path.exists(), "reading a database that does not exist must not create one"
+
+    with FeedbackStore(path) as store:
+        save(store, label=4, svm=4, cnn=4, seed=1)
+        save(store, label=9, svm=4, cnn=9, seed=2)
+
+    images, labels = load_labelled_drawings(path)
+    assert images.shape == (2, 28, 28) and images.dtype == np.uint8
+    np.testing.assert_array_equal(images[0], model_input(1))
+    assert labels.tolist() == [4, 9] and labels.dtype == np.int64
+
+
+def test_load_labelled_drawings_reads_the_configured_database(tmp_path, monkeypatch):
+    path = tmp_path / "configured.sqlite3"
+    monkeypatch.setenv("DIGITLAB_DB", str(path))
+    with FeedbackStore() as store:
+        save(store, label=2, svm=2, cnn=2)
+
+    assert load_labelled_drawings()[1].tolist() == [2]
+
+
+def test_a_damaged_database_is_refused_and_left_as_it_was(tmp_path):
+    path = tmp_path / "lab.sqlite3"
+    damaged = b"not a database " * 200
+    path.write_bytes(damaged)
+
+    with pytest.raises(DatabaseError, match="damaged or is not a digitlab database"):
+        FeedbackStore(path)
+    with pytest.raises(DatabaseError):
+        load_labelled_drawings(path)
+    assert path.read_bytes() == damaged
+
+
+# IDX and CSV export.
+
+
+@pytest.mark.parametrize(
+    ("array", "kind"),
+    [
+        (np.arange(3 * 28 * 28, dtype=np.uint64).reshape(3, 28, 28).astype(np.uint8), "images"),
+        (np.array([3, 1, 4, 1, 5], dtype=np.uint8), "labels"),
+    ],
+)
+def test_idx_files_are_read_back_by_the_mnist_reader(tmp_path, array, kind):
+    path = write_idx(tmp_path / f"{kind}.gz", array)
+
+    np.testing.assert_array_equal(_read_idx(gzip.decompress(path.read_bytes()), kind), array)
+    np.testing.assert_array_equal(_read_idx(idx_bytes(array), kind), array)
+
+
+def test_idx_encoding_matches_the_published_layout():
+    assert idx_bytes(np.array([7, 2], dtype=np.uint8)) == bytes([0, 0, 8, 1, 0, 0, 0, 2, 7, 2])
+    with pytest.raises(ValueError, match="uint8"):
+        idx_bytes(np.array([1, 2]))
+
+
+def test_export_writes_idx_and_csv_that_hold_the_drawings(store, tmp_path):
+    save(store, label=3, svm=3, cnn=5, seed=10)
+    save(store, label=8, svm=8, cnn=8, seed=11, source="uploaded")
+
+    written = store.export(tmp_path / "out")
+
+    assert sorted(path.name for path in written) == sorted([IDX_IMAGES_NAME, IDX_LABELS_NAME, CSV_NAME])
+    images = _read_idx(gzip.decompress((tmp_path / "out" / IDX_IMAGES_NAME).read_bytes()), "images")
+    labels = _read_idx(gzip.decompress((tmp_path / "out" / IDX_LABELS_NAME).read_bytes()), "labels")
+    np.testing.assert_array_equal(images, np.stack([model_input(10), model_input(11)]))
+    assert labels.tolist() == [3, 8]
+    assert store.idx_files()[IDX_IMAGES_NAME] == (tmp_path / "out" / IDX_IMAGES_NAME).read_bytes()
+
+    header, *rows = (tmp_path / "out" / CSV_NAME).read_text().splitlines()
+    columns = header.split(",")
+    assert columns[:8] == ["id", "saved_at", "source", "label", "preprocess_version", "svm_digit"] + [
+        "svm_confidence",
+        "svm_version",
+    ]
+    assert columns[-1] == "pixel783" and len(columns) == 5 + 6 + 784
+    first = rows[0].split(",")
+    assert first[3] == "3" and first[columns.index("cnn_digit")] == "5"
+    assert [int(value) for value in first[-784:]] == model_input(10).ravel().tolist()
+    with pytest.raises(ValueError, match="Unknown export formats"):
+        store.export(tmp_path / "out", formats=("parquet",))
+
+
+# Durability: concurrent writers and a writer killed mid-loop.
+
+# A child process that saves drawings in a loop and prints each id once its commit has returned.
+WRITER = """
+import sys
+import numpy as np
+from digitlab.feedback import FeedbackStore, original_png
+
+path, count, seed = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+store = FeedbackStore(path)
+rng = np.random.default_rng(seed)
+canvas = original_png(rng.integers(0, 256, size=(280, 280, 4), dtype=np.uint8))
+versions = {"svm": "a" * 64, "cnn": "c" * 64}
+written = 0
+while count == 0 or written < count:
+    digit = int(rng.integers(10))
+    drawing_id = store.save(
+        original=canvas,
+        model_input=rng.integers(0, 256, size=(28, 28), dtype=np.uint8),
+        label=digit,
+        predictions=[
+            {"model": "svm", "digit": digit, "confidence": 0.5, "probabilities": [0.1] * 10},
+            {"model": "cnn", "digit": (digit + 1) % 10, "confidence": 0.5, "probabilities": [0.1] * 10},
+        ],
+        model_versions=versions,
+    )
+    print(drawing_id, flush=True)
+    written += 1
+"""
+
+
+def start_writer(path: Path, count: int, seed: int) -> subprocess.Popen:
+    environment = dict(os.environ, PYTHONPATH=str(ROOT))
+    return subprocess.Popen(
+        [sys.executable, "-c", WRITER, str(path), str(count), str(seed)],
+        cwd=ROOT,
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def assert_consistent(path: Path, acknowledged: set[int]) -> None:
+    """The file passes SQLite's integrity check and holds every acknowledged drawing with both readings."""
+    connection = sqlite3.connect(path)
+    try:
+        assert connection.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+        assert connection.execute("PRAGMA foreign_key_check").fetchall() == []
+        stored = {row[0] for row in connection.execute("SELECT id FROM feedback_drawings")}
+        assert acknowledged <= stored, f"lost {len(acknowledged - stored)} acknowledged drawings"
+        # No drawing was saved without its predictions: each write was all or nothing.
+        incomplete = connection.execute(
+            "SELECT COUNT(*) FROM feedback_drawings d "
+            "WHERE (SELECT COUNT(*) FROM feedback_predictions p WHERE p.drawing_id = d.id) != 2"
+        ).fetchone()[0]
+        assert incomplete == 0
+    finally:
+        connection.close()
+
+
+def test_processes_and_threads_writing_at_once_lose_nothing(tmp_path):
+    path = tmp_path / "lab.sqlite3"
+    FeedbackStore(path).close()
+    processes, process_writes = 3, 40
+    thread_writes = 25
+    writers = [start_writer(path, process_writes, seed) for seed in range(processes)]
+
+    shared = FeedbackStore(path)
+    acknowledged: list[int] = []
+    failures: list[BaseException] = []
+
+    def write(own_store: bool, seed: int) -> None:
+        target = FeedbackStore(path) if own_store else shared
+        try:
+            for index in range(thread_writes):
+                acknowledged.append(save(target, label=index % 10, svm=1, cnn=2, seed=seed * 1000 + index))
+        except BaseException as error:  # noqa: BLE001 - the main thread reports any failure of a writer thread.
+            failures.append(error)
+        finally:
+            if own_store:
+                target.close()
+
+    # Two threads share one store, as the dashboard's sessions do; two more open their own connections.
+    threads = [threading.Thread(target=write, args=(own, seed)) for seed, own in enumerate([False, False, True, True])]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for writer in writers:
+        output, errors = writer.communicate(timeout=300)
+        assert writer.returncode == 0, errors
+        acknowledged.extend(int(line) for line in output.split())
+    shared.close()
+
+    assert not failures, failures
+    assert len(acknowledged) == len(set(acknowledged)) == processes * process_writes + 4 * thread_writes
+    with FeedbackStore(path) as check:
+        assert check.count() == len(acknowledged)
+    assert_consistent(path, set(acknowledged))
+
+
+def read_acknowledged(writer: subprocess.Popen, until: int, timeout: float) -> list[int]:
+    """Ids printed by ``writer``, read until ``until`` of them have arrived."""
+    acknowledged = []
+    deadline = time.monotonic() + timeout
+    while len(acknowledged) < until:
+        line = writer.stdout.readline()
+        if not line:
+            pytest.fail(f"the writer stopped early: {writer.stderr.read()}")
+        acknowledged.append(int(line))
+        if time.monotonic() > deadline:
+            pytest.fail(f"the writer acknowledged only {len(acknowledged)} drawings in {timeout} s")
+    return acknowledged
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SIGKILL")
+def test_a_writer_killed_mid_write_leaves_a_consistent_database_with_every_acknowledged_drawing(tmp_path):
+    path = tmp_path / "lab.sqlite3"
+    acknowledged: set[int] = set()
+    rng = np.random.default_rng(0)
+    for round_number in range(3):
+        writer = start_writer(path, 0, seed=round_number)
+        acknowledged.update(read_acknowledged(writer, until=15, timeout=120))
+        # Kill at a random moment within the next few writes, so the kill lands inside some transaction.
+        time.sleep(float(rng.uniform(0.0, 0.05)))
+        os.kill(writer.pid, signal.SIGKILL)
+        # Ids printed before the kill are acknowledged too; the pipe still holds them.
+        remaining, _ = writer.communicate(timeout=30)
+        acknowledged.update(int(line) for line in remaining.split())
+        assert writer.returncode == -signal.SIGKILL
+
+        assert_consistent(path, acknowledged)
+    # The killed writers left the database usable: a new writer appends after the last id.
+    with FeedbackStore(path) as store:
+        assert save(store, label=0, svm=0, cnn=0) > max(acknowledged)
+        assert store.count() >= len(acknowledged) + 1
