@@ -74,7 +74,7 @@ def command_predict(arguments) -> int:
                 model, digit = prediction["model"], prediction["digit"]
                 print(f"{outcome.path}: {model} reads {digit} ({describe_confidence(prediction)})")
 
-    outcomes = recognise_files(arguments.paths, chosen_models(arguments.model), arguments.models_dir)
+    outcomes = recognise_files(arguments.paths, chosen_models(arguments.model), serving_models(arguments))
     return print_outcomes(outcomes, show)
 
 
@@ -89,8 +89,15 @@ def predict_numbers(arguments) -> int:
                 digits = ", ".join(f"{entry['digit']} {describe_confidence(entry)}" for entry in reading.digits)
                 print(f"{outcome.path}: {reading.model} reads {reading.number} ({digits})")
 
-    outcomes = read_number_files(arguments.paths, chosen_models(arguments.model), arguments.models_dir)
+    outcomes = read_number_files(arguments.paths, chosen_models(arguments.model), serving_models(arguments))
     return print_outcomes(outcomes, show)
+
+
+def serving_models(arguments):
+    """--models-dir, else the models the dashboard uses: $DIGITLAB_MODELS_DIR, the promoted ones or the shipped."""
+    from digitlab.promotion import serving_models_dir
+
+    return arguments.models_dir or serving_models_dir()
 
 
 def print_outcomes(outcomes, show) -> int:
@@ -110,6 +117,30 @@ def describe_confidence(reading: dict) -> str:
     return f"{reading['confidence']:.1%}{note}"
 
 
+def command_feedback(arguments) -> int:
+    from digitlab.feedback import ANY_MODEL, EXPORT_FORMATS, DrawingFilter, open_store, statistics, statistics_text
+
+    filters = DrawingFilter(
+        labels=tuple(arguments.label or ()),
+        sources=tuple(arguments.source or ()),
+        misread_by=ANY_MODEL if arguments.misread_by == "any" else arguments.misread_by,
+    )
+    with open_store(arguments.db) as store:
+        if arguments.feedback_command == "stats":
+            report = statistics(store, filters)
+            print(json.dumps(report, indent=1) if arguments.json else statistics_text(report, arguments.confusion))
+            return 0
+        count = store.count(filters)
+        if not count:
+            print(f"error: no saved drawings in {store.path} match; nothing was written.", file=sys.stderr)
+            return 1
+        formats = EXPORT_FORMATS if arguments.format == "all" else (arguments.format,)
+        for path in store.export(arguments.out, formats, filters):
+            print(path)
+    print(f"Exported {count:,} drawings.", file=sys.stderr)
+    return 0
+
+
 def command_realworld(arguments) -> int:
     from digitlab.realworld import number_table, report_table, run_realworld
 
@@ -123,7 +154,7 @@ def command_realworld(arguments) -> int:
         count=arguments.count,
         numbers=arguments.numbers,
         seed=arguments.seed,
-        models_dir=arguments.models_dir,
+        models_dir=serving_models(arguments),
         data_dir=arguments.data_dir,
         save_to=arguments.save,
     )
@@ -240,6 +271,27 @@ def build_parser() -> argparse.ArgumentParser:
     realworld.add_argument("--json", action="store_true", help="the full report as JSON")
     add_folder_options(realworld, models=True, data=True)
     realworld.set_defaults(handler=command_realworld)
+
+    feedback = commands.add_parser("feedback", help="the drawings saved from the dashboard: statistics and export")
+    feedback_commands = feedback.add_subparsers(dest="feedback_command", required=True)
+    stats = feedback_commands.add_parser("stats", help="drawings per digit and each model's accuracy on them")
+    stats.add_argument("--json", action="store_true", help="the figures, with confusion matrices, as JSON")
+    stats.add_argument("--confusion", action="store_true", help="also print each model's confusion matrix")
+    export_feedback = feedback_commands.add_parser("export", help="write the drawings as MNIST IDX files and a CSV")
+    export_feedback.add_argument("--out", required=True, metavar="DIR", help="folder to write the files into")
+    export_feedback.add_argument("--format", choices=["idx", "csv", "all"], default="all")
+    for command in (stats, export_feedback):
+        command.add_argument(
+            "--db", help="database file (default: $DIGITLAB_DB or digitlab.sqlite3 in the user data folder)"
+        )
+        command.add_argument(
+            "--label", type=int, choices=range(10), action="append", help="only this digit (repeatable)"
+        )
+        command.add_argument(
+            "--source", choices=["drawn", "uploaded"], action="append", help="only drawn or uploaded ones"
+        )
+        command.add_argument("--misread-by", metavar="MODEL", help="only drawings this model (or 'any' model) misread")
+    feedback.set_defaults(handler=command_feedback)
 
     bench = commands.add_parser("bench", help="measure accuracy, speed, memory and size; write benchmark.json")
     add_folder_options(bench, models=True, data=True)

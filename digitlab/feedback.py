@@ -25,6 +25,7 @@ from PIL import Image
 from digitlab.atomic import write_atomically
 from digitlab.database import Schema, connect, transaction
 from digitlab.errors import DigitlabError
+from digitlab.formatting import markdown_table
 from digitlab.idx import idx_bytes, write_idx
 from digitlab.preprocess import MNIST_SIZE, PREPROCESS_VERSION, load_image
 from digitlab.settings import database_path
@@ -446,6 +447,50 @@ class FeedbackStore:
             write_atomically(folder / CSV_NAME, self.csv_text(filters).encode())
             written.append(folder / CSV_NAME)
         return written
+
+
+def statistics(store: FeedbackStore, filters: DrawingFilter = DrawingFilter()) -> dict[str, Any]:
+    """Counts per digit, each model's accuracy and confusion matrix: what ``feedback stats`` prints."""
+    return {
+        "database": str(store.path),
+        "drawings": store.count(filters),
+        "per_digit": store.label_counts().tolist() if filters == DrawingFilter() else None,
+        "models": [
+            {
+                "model": row.model,
+                "drawings": row.drawings,
+                "correct": row.correct,
+                "accuracy": row.accuracy,
+                "versions": row.versions,
+                "confusion_matrix": store.confusion(row.model, filters).tolist(),
+            }
+            for row in store.model_accuracy(filters)
+        ],
+    }
+
+
+def statistics_text(report: dict[str, Any], confusion: bool = False) -> str:
+    """The statistics as plain text: a sentence, the count per digit, then a table of the models."""
+    if not report["drawings"]:
+        return f"No saved drawings in {report['database']} yet: save some from the dashboard's Draw page."
+    lines = [f"{report['drawings']:,} saved drawings in {report['database']}."]
+    if report["per_digit"] is not None:
+        lines.append("Per digit: " + ", ".join(f"{digit}: {count}" for digit, count in enumerate(report["per_digit"])))
+    rows = [
+        (row["model"], f"{row['accuracy']:.2%}", f"{row['correct']}/{row['drawings']}", row["versions"])
+        for row in report["models"]
+    ]
+    lines += ["", markdown_table(["model", "accuracy", "correct", "model versions"], rows)]
+    if confusion:
+        for row in report["models"]:
+            lines += ["", f"{row['model']} (rows: your label, columns: the model's reading)"]
+            header = "    " + " ".join(f"{digit:>4}" for digit in DIGITS)
+            lines.append(header)
+            lines += [
+                f"{label:>3} " + " ".join(f"{count:>4}" for count in counts)
+                for label, counts in enumerate(row["confusion_matrix"])
+            ]
+    return "\n".join(lines)
 
 
 def open_store(path: str | Path | None = None) -> FeedbackStore:

@@ -7,6 +7,7 @@ and every drawing whose id the writer printed (after its commit returned) must b
 
 import gzip
 import io
+import json
 import os
 import signal
 import sqlite3
@@ -399,3 +400,46 @@ def test_a_writer_killed_mid_write_leaves_a_consistent_database_with_every_ackno
     with FeedbackStore(path) as store:
         assert save(store, label=0, svm=0, cnn=0) > max(acknowledged)
         assert store.count() >= len(acknowledged) + 1
+
+
+# The command line.
+
+
+def test_cli_stats_and_export(store, tmp_path, capsys):
+    from digitlab.cli import main
+
+    save(store, label=3, svm=3, cnn=5)
+    save(store, label=5, svm=5, cnn=5)
+    database = ["--db", str(store.path)]
+
+    assert main(["feedback", "stats", *database, "--confusion"]) == 0
+    text = capsys.readouterr().out
+    assert "2 saved drawings" in text and "| svm | 100.00% | 2/2 | 1 |" in text and "| cnn | 50.00% | 1/2 | 1 |" in text
+    assert "cnn (rows: your label" in text
+
+    assert main(["feedback", "stats", *database, "--json", "--misread-by", "any"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["drawings"] == 1 and report["models"][1]["confusion_matrix"][3][5] == 1
+
+    assert main(["feedback", "export", *database, "--out", str(tmp_path / "out"), "--label", "5"]) == 0
+    assert capsys.readouterr().out.split() == [
+        str(tmp_path / "out" / name) for name in (IDX_IMAGES_NAME, IDX_LABELS_NAME, CSV_NAME)
+    ]
+    assert _read_idx(gzip.decompress((tmp_path / "out" / IDX_LABELS_NAME).read_bytes()), "labels").tolist() == [5]
+
+    assert main(["feedback", "export", *database, "--out", str(tmp_path / "none"), "--label", "0"]) == 1
+    assert "no saved drawings" in capsys.readouterr().err and not (tmp_path / "none").exists()
+
+
+def test_cli_on_an_empty_or_damaged_database_says_so_in_one_line(tmp_path, capsys):
+    from digitlab.cli import main
+
+    assert main(["feedback", "stats", "--db", str(tmp_path / "new.sqlite3")]) == 0
+    assert "No saved drawings" in capsys.readouterr().out
+
+    damaged = tmp_path / "damaged.sqlite3"
+    damaged.write_bytes(b"garbage" * 500)
+    assert main(["feedback", "stats", "--db", str(damaged)]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("error: ") and error.count("\n") == 1 and "damaged" in error
+    assert damaged.read_bytes() == b"garbage" * 500
