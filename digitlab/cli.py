@@ -74,7 +74,7 @@ def command_predict(arguments) -> int:
                 model, digit = prediction["model"], prediction["digit"]
                 print(f"{outcome.path}: {model} reads {digit} ({describe_confidence(prediction)})")
 
-    outcomes = recognise_files(arguments.paths, chosen_models(arguments.model), serving_models(arguments))
+    outcomes = recognise_files(arguments.paths, chosen_models(arguments.model), arguments.models_dir)
     return print_outcomes(outcomes, show)
 
 
@@ -89,15 +89,8 @@ def predict_numbers(arguments) -> int:
                 digits = ", ".join(f"{entry['digit']} {describe_confidence(entry)}" for entry in reading.digits)
                 print(f"{outcome.path}: {reading.model} reads {reading.number} ({digits})")
 
-    outcomes = read_number_files(arguments.paths, chosen_models(arguments.model), serving_models(arguments))
+    outcomes = read_number_files(arguments.paths, chosen_models(arguments.model), arguments.models_dir)
     return print_outcomes(outcomes, show)
-
-
-def serving_models(arguments):
-    """--models-dir, else the models the dashboard uses: $DIGITLAB_MODELS_DIR, the promoted ones or the shipped."""
-    from digitlab.promotion import serving_models_dir
-
-    return arguments.models_dir or serving_models_dir()
 
 
 def print_outcomes(outcomes, show) -> int:
@@ -154,7 +147,7 @@ def command_realworld(arguments) -> int:
         count=arguments.count,
         numbers=arguments.numbers,
         seed=arguments.seed,
-        models_dir=serving_models(arguments),
+        models_dir=arguments.models_dir,
         data_dir=arguments.data_dir,
         save_to=arguments.save,
     )
