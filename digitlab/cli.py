@@ -208,6 +208,22 @@ def command_readme(arguments) -> int:
     return 0
 
 
+def command_insight(arguments) -> int:
+    from digitlab.insight import build_insight
+
+    about = build_insight(
+        arguments.models_dir,
+        arguments.data_dir,
+        per_class=arguments.neighbours,
+        method=arguments.method,
+        seed=arguments.seed,
+        progress=lambda stage: print(f"  {stage}...", file=sys.stderr, flush=True),
+    )
+    steps = ", ".join(f"{step} {seconds:.0f} s" for step, seconds in about["seconds"].items())
+    print(f"Wrote the test-set map and look-alikes from {about['source_model']} ({steps}).")
+    return 0
+
+
 def positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -306,6 +322,17 @@ def build_parser() -> argparse.ArgumentParser:
     add_folder_options(export, models=True, data=True)
     export.add_argument("--output", help="file to write (default: <models folder>/<model>.tflite)")
     export.set_defaults(handler=command_export)
+
+    insight = commands.add_parser(
+        "insight", help="compute the test-set map and each test image's nearest training images (models/insight.npz)"
+    )
+    insight.add_argument("--method", choices=["tsne", "pca"], default="tsne", help="how the map is made")
+    insight.add_argument(
+        "--neighbours", type=positive_int, default=6, help="training look-alikes per digit (default: 6)"
+    )
+    insight.add_argument("--seed", type=int, default=0)
+    add_folder_options(insight, models=True, data=True)
+    insight.set_defaults(handler=command_insight)
 
     readme = commands.add_parser("readme", help="rewrite README.md's score tables from the manifest and benchmark")
     add_folder_options(readme, models=True, data=False)

@@ -4,6 +4,8 @@ Everything here works on the probabilities saved at evaluation time, so
 exploring 10,000 test images never runs a model.
 """
 
+import csv
+import io
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -21,6 +23,7 @@ OTHER_MODEL_FILTERS = {
 }
 ORDERS = {
     "confidence": "most confident mistakes first",
+    "hardness": "hardest images first",
     "index": "test index",
 }
 
@@ -92,19 +95,38 @@ def predicted_digits(probabilities: dict[str, np.ndarray]) -> dict[str, np.ndarr
     return {name: np.asarray(values).argmax(axis=1) for name, values in probabilities.items()}
 
 
-def order_indices(indices: np.ndarray, confidence: np.ndarray, order: str) -> np.ndarray:
-    """Image indices by descending ``confidence`` (ties by index), or by index."""
+def order_indices(indices: np.ndarray, score: np.ndarray, order: str) -> np.ndarray:
+    """Image indices by descending ``score`` (confidence or hardness; ties by index), or by index."""
     indices = np.asarray(indices)
     if order == "index":
         return np.sort(indices)
-    if order != "confidence":
+    if order not in ORDERS:
         raise ValueError(f"order must be one of {', '.join(ORDERS)}, not {order!r}.")
-    ranked = np.lexsort((indices, -np.asarray(confidence)[indices]))
+    ranked = np.lexsort((indices, -np.asarray(score)[indices]))
     return indices[ranked]
 
 
-def find_mistakes(labels: np.ndarray, probabilities: dict[str, np.ndarray], query: MistakeQuery) -> np.ndarray:
-    """Indices of the test images that ``query.model`` gets wrong and that pass the query's filters."""
+def hardness(probabilities: dict[str, np.ndarray]) -> np.ndarray:
+    """One minus the margin between the two most probable digits, averaged over the models; in [0, 1].
+
+    0 means every model is certain; near 1 means the models hesitate between two digits.
+    """
+    if not probabilities:
+        raise ValueError("Need at least one model's probabilities.")
+    margins = []
+    for values in probabilities.values():
+        top_two = np.sort(np.asarray(values, dtype=np.float64), axis=1)[:, -2:]
+        margins.append(top_two[:, 1] - top_two[:, 0])
+    return 1 - np.mean(margins, axis=0)
+
+
+def find_mistakes(
+    labels: np.ndarray, probabilities: dict[str, np.ndarray], query: MistakeQuery, within: np.ndarray | None = None
+) -> np.ndarray:
+    """Indices of the test images that ``query.model`` gets wrong and that pass the query's filters.
+
+    ``within``, when given, limits the search to those image indices (e.g. a region chosen on the map).
+    """
     if query.model not in probabilities:
         raise ValueError(f"No probabilities for model {query.model!r}.")
     labels = np.asarray(labels)
@@ -112,6 +134,10 @@ def find_mistakes(labels: np.ndarray, probabilities: dict[str, np.ndarray], quer
     wrong = {name: digits != labels for name, digits in predicted.items()}
     others = [name for name in wrong if name != query.model]
     mask = wrong[query.model].copy()
+    if within is not None:
+        region = np.zeros_like(mask)
+        region[np.asarray(within, dtype=np.int64)] = True
+        mask &= region
     if query.true_digit is not None:
         mask &= labels == query.true_digit
     if query.predicted_digit is not None:
@@ -125,7 +151,8 @@ def find_mistakes(labels: np.ndarray, probabilities: dict[str, np.ndarray], quer
     elif query.others == "disagree":
         mask &= disagreement_mask(predicted)
     confidence = np.asarray(probabilities[query.model]).max(axis=1)
-    return order_indices(np.flatnonzero(mask), confidence, query.order)
+    score = hardness(probabilities) if query.order == "hardness" else confidence
+    return order_indices(np.flatnonzero(mask), score, query.order)
 
 
 def cell_indices(labels: np.ndarray, predicted: np.ndarray, true_digit: int, predicted_digit: int) -> np.ndarray:
@@ -169,3 +196,39 @@ def sample_indices(count: int, size: int, seed: int) -> np.ndarray:
     if count < 0 or size < 0:
         raise ValueError(f"count and size must not be negative, got {count} and {size}.")
     return np.random.default_rng(seed).choice(count, size=min(size, count), replace=False)
+
+
+def view_csv(
+    indices: np.ndarray,
+    labels: np.ndarray,
+    probabilities: dict[str, np.ndarray],
+    flags: dict[str, np.ndarray] | None = None,
+) -> str:
+    """A CSV table of the listed test images: index, label, each model's prediction and confidence, flags.
+
+    Always flagged: ``all_wrong`` (no model right) and ``disagree`` (the models give different digits),
+    plus the image's hardness; ``flags`` adds boolean columns over all test images, e.g. suspected label errors.
+    """
+    labels = np.asarray(labels)
+    predicted = predicted_digits(probabilities)
+    wrong = np.array([digits != labels for digits in predicted.values()])
+    columns = {
+        "all_wrong": wrong.all(axis=0),
+        "disagree": disagreement_mask(predicted),
+        **(flags or {}),
+    }
+    scores = hardness(probabilities)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    header = ["index", "label"]
+    for name in probabilities:
+        header += [f"{name}_prediction", f"{name}_confidence"]
+    writer.writerow([*header, "hardness", *columns])
+    for index in np.asarray(indices, dtype=np.int64).tolist():
+        row = [index, int(labels[index])]
+        for name, values in probabilities.items():
+            row += [int(predicted[name][index]), f"{float(values[index].max()):.4f}"]
+        row.append(f"{scores[index]:.4f}")
+        row += [int(bool(values[index])) for values in columns.values()]
+        writer.writerow(row)
+    return buffer.getvalue()

@@ -5,6 +5,7 @@ from digitlab.explorer import (
     MistakeQuery,
     cell_indices,
     find_mistakes,
+    hardness,
     order_indices,
     paginate,
     predicted_digits,
@@ -12,6 +13,7 @@ from digitlab.explorer import (
     sample_indices,
     top_predictions,
     usable_probabilities,
+    view_csv,
 )
 
 
@@ -162,3 +164,39 @@ def test_usable_probabilities_reports_missing_and_misshapen_arrays():
     assert len(problems) == 2
     assert "shape (3, 10)" in problems[0]
     assert "No stored test probabilities for c" in problems[1]
+
+
+def test_hardness_is_one_minus_the_mean_top_two_margin():
+    probabilities = {
+        "sure": np.array([[1.0, 0, 0, 0, 0, 0, 0, 0, 0, 0], [0.5, 0.5, 0, 0, 0, 0, 0, 0, 0, 0]]),
+        "torn": np.array([[0.6, 0.4, 0, 0, 0, 0, 0, 0, 0, 0], [0.5, 0.3, 0.2, 0, 0, 0, 0, 0, 0, 0]]),
+    }
+
+    # Image 0: margins 1.0 and 0.2; image 1: margins 0.0 and 0.2.
+    assert hardness(probabilities) == pytest.approx([1 - 0.6, 1 - 0.1])
+
+
+def test_mistakes_sort_hardest_first_and_stay_within_a_region():
+    scores = hardness(PROBABILITIES)
+    found = find_mistakes(LABELS, PROBABILITIES, MistakeQuery("a", order="hardness"))
+
+    assert sorted(found.tolist()) == [1, 2, 3, 5]
+    assert list(scores[found]) == sorted(scores[found], reverse=True)
+    assert find_mistakes(LABELS, PROBABILITIES, MistakeQuery("a"), within=np.array([0, 3, 5])).tolist() == [5, 3]
+    assert find_mistakes(LABELS, PROBABILITIES, MistakeQuery("a"), within=np.array([], dtype=int)).size == 0
+
+
+def test_view_csv_has_a_row_per_image_with_every_models_answer_and_the_flags():
+    suspect = np.array([False, False, False, True, False, False])
+    text = view_csv(np.array([3, 4]), LABELS, PROBABILITIES, {"suspected_label_error": suspect})
+    rows = [line.split(",") for line in text.strip().split("\n")]
+
+    assert rows[0] == [
+        "index", "label", "a_prediction", "a_confidence", "b_prediction", "b_confidence",
+        "c_prediction", "c_confidence", "hardness", "all_wrong", "disagree", "suspected_label_error",
+    ]  # fmt: skip
+    assert rows[1][:8] == ["3", "3", "9", "0.5000", "8", "0.9000", "9", "0.9000"]
+    # Image 3: every model is wrong, and they disagree (9, 8, 9); image 4: only b is wrong.
+    assert rows[1][9:] == ["1", "1", "1"]
+    assert rows[2][:3] == ["4", "4", "4"] and rows[2][9:] == ["0", "1", "0"]
+    assert float(rows[1][8]) == pytest.approx(hardness(PROBABILITIES)[3], abs=1e-4)

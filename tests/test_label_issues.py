@@ -1,0 +1,65 @@
+import numpy as np
+import pytest
+
+from digitlab.label_issues import class_thresholds, consensus, find_label_issues, normalised_margin
+
+
+def noisy_probabilities(count: int = 200, seed: int = 0):
+    """Confident, correct probabilities for ``count`` images, then three labels flipped to another digit."""
+    rng = np.random.default_rng(seed)
+    truth = rng.integers(0, 10, count)
+    probabilities = rng.uniform(0, 0.02, (count, 10))
+    probabilities[np.arange(count), truth] = rng.uniform(0.85, 0.99, count)
+    probabilities /= probabilities.sum(axis=1, keepdims=True)
+    labels = truth.copy()
+    flipped = np.array([5, 50, 150])
+    labels[flipped] = (truth[flipped] + 3) % 10
+    return probabilities, labels, truth, flipped
+
+
+def test_flipped_labels_rank_first_and_are_flagged_with_the_true_digit_suggested():
+    probabilities, labels, truth, flipped = noisy_probabilities()
+
+    issues = find_label_issues(probabilities, labels)
+
+    assert set(issues.ranking[:3].tolist()) == set(flipped.tolist())
+    assert np.flatnonzero(issues.flagged).tolist() == sorted(flipped.tolist())
+    assert issues.suggested[flipped].tolist() == truth[flipped].tolist()
+    assert (issues.margin[flipped] < 0).all()
+    assert sorted(issues.ranking.tolist()) == list(range(len(labels)))
+
+
+def test_an_ambiguous_image_below_every_threshold_is_ranked_but_not_flagged():
+    probabilities, labels, _, _ = noisy_probabilities()
+    probabilities[7] = 0.1
+    labels[7] = 4
+
+    issues = find_label_issues(probabilities, labels)
+
+    assert not issues.flagged[7]
+    assert issues.margin[7] == pytest.approx(0.0)
+
+
+def test_thresholds_margin_and_consensus_on_a_hand_made_case():
+    probabilities = np.zeros((3, 10))
+    probabilities[0, [0, 1]] = [0.8, 0.2]
+    probabilities[1, [0, 1]] = [0.6, 0.4]
+    probabilities[2, [1, 2]] = [0.7, 0.3]
+    labels = np.array([0, 0, 2])
+
+    thresholds = class_thresholds(probabilities, labels)
+
+    assert thresholds[0] == pytest.approx(0.7) and thresholds[2] == pytest.approx(0.3)
+    assert thresholds[5] == 1.0
+    assert normalised_margin(probabilities, labels) == pytest.approx([0.6, 0.2, -0.4])
+    mean = consensus({"a": probabilities, "b": np.roll(probabilities, 1, axis=0)}, ["a", "b"])
+    assert mean[0] == pytest.approx((probabilities[0] + probabilities[2]) / 2)
+
+
+def test_mismatched_shapes_or_labels_are_refused():
+    with pytest.raises(ValueError, match="probabilities"):
+        find_label_issues(np.zeros((3, 9)), np.zeros(3, dtype=int))
+    with pytest.raises(ValueError, match="digits"):
+        find_label_issues(np.zeros((2, 10)), np.array([0, 10]))
+    with pytest.raises(ValueError, match="at least one"):
+        consensus({})
