@@ -6,9 +6,14 @@ from streamlit_drawable_canvas import st_canvas
 from digitlab.errors import ImageError, NoDigitFoundError
 from digitlab.preprocess import preprocess
 from ui import problems, resources
+from ui.feedback import show_save_form
+from ui.number_view import show_number
 from ui.prediction_view import show_predictions
 
 CANVAS_SIZE = 280
+# In "whole number" mode the canvas is a strip wide enough for several digits side by side.
+NUMBER_CANVAS_SIZE = (720, 240)
+ONE_DIGIT, WHOLE_NUMBER = "One digit", "A whole number"
 UPLOAD_TYPES = ["png", "jpg", "jpeg", "bmp", "gif", "tif", "tiff", "webp"]
 
 st.title("Draw a digit")
@@ -29,7 +34,7 @@ if not models:
 
 
 def show_result(source, key: str, empty_hint: str) -> None:
-    """Preprocess ``source`` and show every model's answer, or a hint when it holds no digit."""
+    """Preprocess ``source``, show every model's answer and offer to save it, or a hint when it holds no digit."""
     try:
         model_input = preprocess(source)
     except NoDigitFoundError:
@@ -38,13 +43,27 @@ def show_result(source, key: str, empty_hint: str) -> None:
     except ImageError as error:
         st.error(f"**This image cannot be used.** {error}", icon=":material/broken_image:")
         return
-    show_predictions(model_input, models, titles, key=key)
+    predictions = show_predictions(model_input, models, titles, key=key)
+    show_save_form(source, model_input, predictions, key=key)
 
+
+mode = st.radio(
+    "What to read",
+    [ONE_DIGIT, WHOLE_NUMBER],
+    horizontal=True,
+    key="draw_mode",
+    help="A whole number (a postcode, an amount) is split into its digits, and each digit is read on its own.",
+)
+whole_number = mode == WHOLE_NUMBER
 
 draw_tab, upload_tab = st.tabs([":material/draw: Draw", ":material/upload: Upload an image"])
 
 with draw_tab:
-    canvas_column, result_column = st.columns([2, 3], gap="medium")
+    # A whole number's strip needs the full width, so its result goes underneath.
+    if whole_number:
+        canvas_column, result_column = st.container(), st.container()
+    else:
+        canvas_column, result_column = st.columns([2, 3], gap="medium")
     with canvas_column:
         stroke_width = st.slider("Pen width", min_value=8, max_value=36, value=20, step=2)
         # A new key gives a fresh, empty canvas; the toolbar on the canvas (on hover) also has undo and reset.
@@ -54,11 +73,11 @@ with draw_tab:
             stroke_color="#FFFFFF",
             background_color="#000000",
             update_streamlit=True,
-            height=CANVAS_SIZE,
-            width=CANVAS_SIZE,
+            height=NUMBER_CANVAS_SIZE[1] if whole_number else CANVAS_SIZE,
+            width=NUMBER_CANVAS_SIZE[0] if whole_number else CANVAS_SIZE,
             drawing_mode="freedraw",
             return_image_data=True,
-            key=f"canvas-{clears}",
+            key=f"canvas-{'number' if whole_number else 'digit'}-{clears}",
         )
         if st.button("Clear the canvas", icon=":material/ink_eraser:"):
             st.session_state["canvas_clears"] = clears + 1
@@ -67,6 +86,13 @@ with draw_tab:
     with result_column:
         if drawing.image_data is None:
             st.info("Draw a digit on the black square: the models answer as soon as you lift the pen.")
+        elif whole_number:
+            show_number(
+                drawing.image_data,
+                models,
+                titles,
+                empty_hint="The canvas is empty: write a number, digits side by side, to see what the models read.",
+            )
         else:
             show_result(
                 drawing.image_data,
@@ -76,11 +102,15 @@ with draw_tab:
 
 with upload_tab:
     upload = st.file_uploader(
-        "A picture of one handwritten digit",
+        "A picture of a handwritten digit (or of a number, in whole-number mode)",
         type=UPLOAD_TYPES,
         help="Dark ink on light paper or light ink on a dark background both work; the digit is cropped and centred.",
     )
-    if upload is None:
+    if upload is None and whole_number:
+        st.info("Upload a photo or scan of a number, the same way `python -m digitlab predict --multi` reads files.")
+    elif upload is None:
         st.info("Upload a photo or scan of a single digit, the same way `python -m digitlab predict` reads files.")
+    elif whole_number:
+        show_number(upload.getvalue(), models, titles, empty_hint="No digit found in this image: it looks blank.")
     else:
         show_result(upload.getvalue(), key="uploaded", empty_hint="No digit found in this image: it looks blank.")

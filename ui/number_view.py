@@ -1,0 +1,113 @@
+"""What the Draw page shows for a whole number: the image with a box round each digit, and every digit's reading.
+
+The most accurate loaded model (by the test accuracy its manifest records)
+reads the number and decides where touching digits are cut; the other
+models read the same digits, and their numbers are listed beneath.
+"""
+
+from typing import Any
+
+import numpy as np
+import streamlit as st
+from PIL import Image, ImageDraw, ImageFont
+
+from digitlab.errors import ImageError, NoDigitFoundError
+from digitlab.segment import NumberReading, Segment, displayed_gray, read_number
+from ui import resources
+from ui.images import enlarge
+
+# The annotated image is shown at most this wide; larger uploads are scaled down before the boxes are drawn.
+DISPLAY_WIDTH = 900
+SURE_COLOUR = (0, 158, 115)
+UNSURE_COLOUR = (230, 159, 0)
+# Digit cards per row; longer numbers wrap onto further rows.
+CARDS_PER_ROW = 8
+
+
+def models_by_accuracy(models: dict[str, Any]) -> dict[str, Any]:
+    """The models, the one with the best recorded test accuracy first (it decides the cuts)."""
+    entries = resources.manifest()["models"]
+
+    def accuracy(name: str) -> float:
+        return float(entries.get(name, {}).get("metrics", {}).get("accuracy", 0.0))
+
+    return {name: models[name] for name in sorted(models, key=accuracy, reverse=True)}
+
+
+def annotated_image(source, digits: list[dict[str, Any]]) -> Image.Image:
+    """The image as the models saw it (grayscale, transparency flattened) with each digit's box and reading."""
+    gray, size = displayed_gray(source)
+    picture = Image.fromarray(np.clip(np.round(gray * 255), 0, 255).astype(np.uint8)).resize(size)
+    scale = min(1.0, DISPLAY_WIDTH / size[0])
+    if scale < 1.0:
+        picture = picture.resize((max(1, round(size[0] * scale)), max(1, round(size[1] * scale))))
+    picture = picture.convert("RGB")
+    pen = ImageDraw.Draw(picture)
+    line = max(2, round(min(picture.size) / 100))
+    font = ImageFont.load_default(size=max(12, round(min(picture.size) / 10)))
+    for entry in digits:
+        left, top, width, height = (round(value * scale) for value in entry["box"])
+        colour = UNSURE_COLOUR if entry["low_confidence"] else SURE_COLOUR
+        pen.rectangle([left, top, left + width - 1, top + height - 1], outline=colour, width=line)
+        pen.text((left + line, top + line), str(entry["digit"]), fill=colour, font=font)
+    return picture
+
+
+def show_verdict(lead: NumberReading, title: str) -> None:
+    unsure = [position for position, entry in enumerate(lead.digits, start=1) if entry["low_confidence"]]
+    if not unsure:
+        st.success(f"{title} reads **{lead.number}**.", icon=":material/check_circle:")
+        return
+    places = ", ".join(str(position) for position in unsure)
+    which = "digit" if len(unsure) == 1 else "digits"
+    st.warning(
+        f"{title} reads **{lead.number}**, but is unsure of {which} {places}: check the boxes marked in orange.",
+        icon=":material/warning:",
+    )
+
+
+def show_digit_cards(segments: list[Segment], lead: NumberReading) -> None:
+    """One card per digit: the 28x28 input the models received, the digit and its confidence."""
+    for start in range(0, len(segments), CARDS_PER_ROW):
+        columns = st.columns(CARDS_PER_ROW)
+        row = zip(segments[start : start + CARDS_PER_ROW], lead.digits[start : start + CARDS_PER_ROW], strict=True)
+        for offset, (segment, entry) in enumerate(row):
+            with columns[offset].container(border=True):
+                st.metric(f"Digit {start + offset + 1}", entry["digit"])
+                confidence = f"{entry['confidence']:.0%}"
+                if entry["low_confidence"]:
+                    st.markdown(f":orange[**{confidence}** · low confidence]")
+                else:
+                    st.markdown(f"confidence **{confidence}**")
+                st.image(enlarge(segment.model_input, 3), width=84)
+
+
+def show_other_readings(readings: list[NumberReading], titles: dict[str, str]) -> None:
+    lead = readings[0].number
+    lines = [
+        f"- {titles.get(reading.model, reading.model)}: **{reading.number}**"
+        + ("" if reading.number == lead else " (differs)")
+        for reading in readings[1:]
+    ]
+    if lines:
+        st.markdown("The other models read the same digits as:\n" + "\n".join(lines))
+
+
+def show_number(source, models: dict[str, Any], titles: dict[str, str], empty_hint: str) -> None:
+    """Segment ``source`` into digits and show the number, or a hint when it holds none."""
+    try:
+        segments, readings = read_number(source, models_by_accuracy(models))
+    except NoDigitFoundError:
+        st.info(empty_hint, icon=":material/gesture:")
+        return
+    except ImageError as error:
+        st.error(f"**This image cannot be used.** {error}", icon=":material/broken_image:")
+        return
+    lead = readings[0]
+    show_verdict(lead, titles.get(lead.model, lead.model))
+    st.image(
+        annotated_image(source, lead.digits),
+        caption="The digits found, read left to right (orange: low confidence)",
+    )
+    show_digit_cards(segments, lead)
+    show_other_readings(readings, titles)
