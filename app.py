@@ -22,6 +22,7 @@ page = st.navigation(
         st.Page("pages/compare.py", title="Compare models", icon=":material/leaderboard:"),
         st.Page("pages/explore.py", title="Misclassification explorer", icon=":material/manage_search:"),
         st.Page("pages/dataset.py", title="Dataset", icon=":material/dataset:"),
+        st.Page("pages/my_digits.py", title="My digits", icon=":material/bookmarks:"),
     ]
 )
 show_model_status()

@@ -9,11 +9,13 @@ store can be shared by every session of the dashboard.
 """
 
 import csv
+import functools
 import gzip
 import io
 import json
+import sqlite3
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,7 +25,7 @@ import numpy as np
 from PIL import Image
 
 from digitlab.atomic import write_atomically
-from digitlab.database import Schema, connect, transaction
+from digitlab.database import DatabaseError, Schema, connect, transaction
 from digitlab.errors import DigitlabError
 from digitlab.formatting import markdown_table
 from digitlab.idx import idx_bytes, write_idx
@@ -205,6 +207,19 @@ def _row_to_drawing(row, predictions: dict[str, SavedPrediction]) -> SavedDrawin
     )
 
 
+def _sqlite_errors_reported(method: Callable) -> Callable:
+    """Turn SQLite's errors (a full disk, a lock held too long, a damaged page) into one DatabaseError sentence."""
+
+    @functools.wraps(method)
+    def reported(self, *arguments, **keywords):
+        try:
+            return method(self, *arguments, **keywords)
+        except sqlite3.Error as error:
+            raise DatabaseError(f"The database {self.path} could not be used: {error}.") from error
+
+    return reported
+
+
 class FeedbackStore:
     """The saved drawings in one database file; safe to share between threads."""
 
@@ -226,6 +241,7 @@ class FeedbackStore:
 
     # Writing.
 
+    @_sqlite_errors_reported
     def save(
         self,
         *,
@@ -265,6 +281,7 @@ class FeedbackStore:
             )
         return drawing_id
 
+    @_sqlite_errors_reported
     def relabel(self, drawing_id: int, label: int) -> None:
         label = _checked_label(label)
         with self._lock, transaction(self._connection) as connection:
@@ -274,6 +291,7 @@ class FeedbackStore:
             if not changed:
                 raise DrawingNotFoundError(f"There is no saved drawing #{drawing_id}; it may have been deleted.")
 
+    @_sqlite_errors_reported
     def delete(self, drawing_id: int) -> None:
         with self._lock, transaction(self._connection) as connection:
             if not connection.execute("DELETE FROM feedback_drawings WHERE id = ?", (drawing_id,)).rowcount:
@@ -283,12 +301,14 @@ class FeedbackStore:
 
     # Reading.
 
+    @_sqlite_errors_reported
     def count(self, filters: DrawingFilter = DrawingFilter()) -> int:
         condition, parameters = filters.where()
         with self._lock:
             query = f"SELECT COUNT(*) FROM feedback_drawings d WHERE {condition}"
             return int(self._connection.execute(query, parameters).fetchone()[0])
 
+    @_sqlite_errors_reported
     def drawings(
         self, filters: DrawingFilter = DrawingFilter(), *, limit: int | None = None, offset: int = 0, newest_first=True
     ) -> list[SavedDrawing]:
@@ -323,6 +343,7 @@ class FeedbackStore:
                 )
         return found
 
+    @_sqlite_errors_reported
     def original_png(self, drawing_id: int) -> bytes:
         with self._lock:
             row = self._connection.execute(
@@ -332,6 +353,7 @@ class FeedbackStore:
             raise DrawingNotFoundError(f"There is no saved drawing #{drawing_id}; it may have been deleted.")
         return bytes(row[0])
 
+    @_sqlite_errors_reported
     def label_counts(self) -> np.ndarray:
         """How many drawings carry each label, indexed by digit."""
         counts = np.zeros(10, dtype=np.int64)
@@ -342,6 +364,7 @@ class FeedbackStore:
                 counts[label] = count
         return counts
 
+    @_sqlite_errors_reported
     def models(self) -> list[str]:
         """Every model with a reading of some saved drawing, in the order they were first saved."""
         with self._lock:
@@ -350,6 +373,7 @@ class FeedbackStore:
             ).fetchall()
         return [row[0] for row in rows]
 
+    @_sqlite_errors_reported
     def model_accuracy(self, filters: DrawingFilter = DrawingFilter()) -> list[ModelAccuracy]:
         """Each model's accuracy on the drawings that pass ``filters``, against the users' labels."""
         condition, parameters = filters.where()
@@ -364,6 +388,7 @@ class FeedbackStore:
             ModelAccuracy(model, int(count), int(correct), int(versions)) for model, count, correct, versions in rows
         ]
 
+    @_sqlite_errors_reported
     def confusion(self, model: str, filters: DrawingFilter = DrawingFilter()) -> np.ndarray:
         """A 10x10 count matrix for ``model``: rows are the users' labels, columns what the model read."""
         condition, parameters = filters.where()
@@ -379,6 +404,7 @@ class FeedbackStore:
                 matrix[label, digit] = count
         return matrix
 
+    @_sqlite_errors_reported
     def dataset(self, filters: DrawingFilter = DrawingFilter()) -> tuple[np.ndarray, np.ndarray]:
         """The 28x28 inputs (uint8, white ink on black as in MNIST) and int64 labels, oldest first."""
         condition, parameters = filters.where()

@@ -6,6 +6,7 @@ from streamlit_drawable_canvas import st_canvas
 from digitlab.errors import ImageError, NoDigitFoundError
 from digitlab.preprocess import preprocess
 from ui import problems, resources
+from ui.feedback import show_save_form
 from ui.number_view import show_number
 from ui.prediction_view import show_predictions
 
@@ -33,7 +34,7 @@ if not models:
 
 
 def show_result(source, key: str, empty_hint: str) -> None:
-    """Preprocess ``source`` and show every model's answer, or a hint when it holds no digit."""
+    """Preprocess ``source``, show every model's answer and offer to save it, or a hint when it holds no digit."""
     try:
         model_input = preprocess(source)
     except NoDigitFoundError:
@@ -42,7 +43,8 @@ def show_result(source, key: str, empty_hint: str) -> None:
     except ImageError as error:
         st.error(f"**This image cannot be used.** {error}", icon=":material/broken_image:")
         return
-    show_predictions(model_input, models, titles, key=key)
+    predictions = show_predictions(model_input, models, titles, key=key)
+    show_save_form(source, model_input, predictions, key=key)
 
 
 mode = st.radio(

@@ -38,8 +38,10 @@ def show_prediction_card(prediction: dict[str, Any], title: str, colour: str, ke
         )
 
 
-def show_predictions(model_input: np.ndarray, models: dict[str, Any], titles: dict[str, str], key: str) -> None:
-    """The 28x28 input next to the verdict, then one card per model with its probabilities."""
+def show_predictions(
+    model_input: np.ndarray, models: dict[str, Any], titles: dict[str, str], key: str
+) -> list[dict[str, Any]]:
+    """The 28x28 input next to the verdict, then one card per model with its probabilities; returns the readings."""
     predictions = predict_digit(models, model_input)
     colours = charts.model_colours(list(titles))
     image_column, verdict_column = st.columns([1, 2], vertical_alignment="center")
@@ -50,3 +52,4 @@ def show_predictions(model_input: np.ndarray, models: dict[str, Any], titles: di
     for prediction in predictions:
         name = prediction["model"]
         show_prediction_card(prediction, titles[name], colours[name], key=f"{key}-probabilities-{name}")
+    return predictions

@@ -1,0 +1,44 @@
+"""The drawings saved from the Draw page: browse, relabel or delete them, see each model's accuracy, export them."""
+
+import streamlit as st
+
+from digitlab.errors import DigitlabError
+from ui import resources
+from ui.feedback import report_database_error, store_or_stop
+from ui.saved_drawings import filter_controls, show_accuracy, show_drawings, show_export, show_notice
+
+st.title("My digits")
+st.caption(
+    "Every digit you saved on the Draw page, with the label you gave it and what each model read. "
+    "They measure the models on your handwriting and can be exported as a dataset."
+)
+
+store = store_or_stop()
+try:
+    titles = {name: entry.get("title", name) for name, entry in resources.manifest()["models"].items()}
+except DigitlabError:
+    # Without a readable manifest the models are named by their registry names.
+    titles = {}
+show_notice()
+try:
+    total = store.count()
+    if not total:
+        st.info(
+            "No saved drawings yet. Draw a digit on the **Draw a digit** page, pick the right digit under the "
+            f"models' answers and save it; it appears here. (Database: `{store.path}`)",
+            icon=":material/draw:",
+        )
+        st.stop()
+    st.markdown(f"**{total:,} saved drawings** in `{store.path}`.")
+    filters = filter_controls(store.models(), titles)
+    drawings_tab, accuracy_tab, export_tab = st.tabs(
+        [":material/grid_view: Drawings", ":material/leaderboard: Accuracy", ":material/download: Export"]
+    )
+    with drawings_tab:
+        show_drawings(store, filters, titles)
+    with accuracy_tab:
+        show_accuracy(store, filters, titles)
+    with export_tab:
+        show_export(store, filters)
+except DigitlabError as error:
+    report_database_error(error)

@@ -1,0 +1,142 @@
+"""The feedback pages headless: saving a reading from the Draw page, and the My digits page.
+
+Each test points ``DIGITLAB_DB`` at a database file in its own temporary folder.
+"""
+
+import numpy as np
+import pytest
+from test_feedback import save
+from test_pages import assert_no_exception, button_labelled, confusion_specs, digit_image_png, page, texts
+
+from digitlab import settings
+from digitlab.feedback import FeedbackStore
+from digitlab.persistence import read_manifest
+
+
+@pytest.fixture
+def database(tmp_path, monkeypatch):
+    path = tmp_path / "feedback.sqlite3"
+    monkeypatch.setenv(settings.DATABASE_VARIABLE, str(path))
+    return path
+
+
+@pytest.fixture
+def filled(database):
+    """Three saved drawings: a 1 both models read, a 7 the SVM misread, and an uploaded 7 the CNN misread."""
+    with FeedbackStore(database) as store:
+        ids = [
+            save(store, label=1, svm=1, cnn=1, seed=1),
+            save(store, label=7, svm=1, cnn=7, seed=2),
+            save(store, label=7, svm=7, cnn=2, seed=3, source="uploaded"),
+        ]
+    return ids
+
+
+def test_my_digits_without_a_database_shows_how_to_save_one(database):
+    app = page("my_digits").run()
+
+    assert_no_exception(app)
+    assert "No saved drawings yet" in texts(app.info)
+    assert not app.tabs
+
+
+def test_my_digits_reports_a_damaged_database_in_one_sentence_and_leaves_it_alone(database):
+    damaged = b"this is not a database " * 300
+    database.write_bytes(damaged)
+
+    app = page("my_digits").run()
+
+    assert_no_exception(app)
+    assert "Saved drawings cannot be used" in texts(app.error)
+    assert "damaged" in texts(app.error)
+    assert database.read_bytes() == damaged
+
+
+def model_titles() -> dict[str, str]:
+    """The titles the pages show for the test's model names: the manifest's, else the names themselves."""
+    models = read_manifest()["models"]
+    return {name: models.get(name, {}).get("title", name) for name in ("svm", "cnn")}
+
+
+def test_my_digits_lists_filters_and_scores_the_saved_drawings(filled):
+    titles = model_titles()
+    app = page("my_digits").run()
+
+    assert_no_exception(app)
+    assert "3 saved drawings" in texts(app.markdown)
+    assert [tab.label.split(" ", 1)[1] for tab in app.tabs] == ["Drawings", "Accuracy", "Export"]
+    assert [button.label for button in app.button if button.label == "Delete"] == ["Delete"] * 3
+    table = app.dataframe[0].value
+    assert dict(zip(table["model"], table["correct"], strict=True)) == {titles["svm"]: 2, titles["cnn"]: 2}
+    assert len(confusion_specs(app)) == 2
+    assert sorted(button.label for button in app.download_button) == sorted(
+        ["feedback-images-idx3-ubyte.gz", "feedback-labels-idx1-ubyte.gz", "feedback.csv"]
+    )
+
+    app.pills(key="filter-digits").set_value([7]).run()
+    assert "2 matching drawings" in texts(app.caption)
+
+    app.selectbox(key="filter-misread").set_value("svm").run()
+    assert "1 matching drawings" in texts(app.caption)
+    assert dict(zip(app.dataframe[0].value["model"], app.dataframe[0].value["correct"], strict=True)) == {
+        titles["svm"]: 0,
+        titles["cnn"]: 1,
+    }
+
+
+def test_my_digits_relabels_and_deletes(filled, database):
+    first, second, third = filled
+    app = page("my_digits").run()
+
+    app.selectbox(key=f"relabel-{first}-1").set_value(4).run()
+
+    assert_no_exception(app)
+    assert f"Drawing #{first} is now labelled 4" in texts(app.success)
+    with FeedbackStore(database) as store:
+        assert {drawing.id: drawing.label for drawing in store.drawings()} == {first: 4, second: 7, third: 7}
+
+    app.button(key=f"delete-{second}").click().run()
+
+    assert_no_exception(app)
+    assert f"Drawing #{second} was deleted" in texts(app.success)
+    assert "2 saved drawings" in texts(app.markdown)
+    with FeedbackStore(database) as store:
+        assert [drawing.id for drawing in store.drawings()] == [third, first]
+
+
+@pytest.fixture
+def manifest():
+    from digitlab.errors import DigitlabError
+
+    try:
+        recorded = read_manifest()
+    except DigitlabError as error:
+        pytest.skip(f"The models folder cannot be read: {error}")
+    if not recorded["models"]:
+        pytest.skip(f"No trained models in {settings.models_dir()}; run 'python -m digitlab train'.")
+    return recorded
+
+
+def test_draw_page_saves_an_uploaded_digit_with_the_corrected_label(database, manifest):
+    app = page("draw").run()
+    app.file_uploader[0].set_value(("7.png", digit_image_png("7"), "image/png"))
+    app.run()
+
+    assert_no_exception(app)
+    (choice,) = app.segmented_control
+    readings = {metric.value for metric in app.metric}
+    assert choice.value in {int(value) for value in readings}, "the models' reading is preselected"
+
+    choice.set_value(3)
+    button_labelled(app, "Save with this digit").click().run()
+
+    assert_no_exception(app)
+    assert "Saved as a **3**" in texts(app.success)
+    with FeedbackStore(database) as store:
+        (drawing,) = store.drawings()
+    assert drawing.label == 3 and drawing.source == "uploaded"
+    assert set(drawing.predictions) == set(manifest["models"])
+    assert drawing.predictions["cnn"].model_version == manifest["models"]["cnn"]["sha256"]
+    assert drawing.model_input.dtype == np.uint8 and drawing.model_input.max() > 0
+    # The confirmation replaces the form, so the same drawing is not saved twice.
+    assert not app.segmented_control

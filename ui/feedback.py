@@ -1,0 +1,106 @@
+"""The feedback store as the dashboard uses it: one shared connection, clear errors, and the Draw page's save form.
+
+The store is cached for the life of the server process and shared by every session; it serialises
+its threads itself. Its key includes the file's identity, so a database deleted or replaced while the
+dashboard runs is opened afresh instead of being written through a connection to the old file.
+"""
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import streamlit as st
+
+from digitlab import settings
+from digitlab.agreement import tally
+from digitlab.database import DatabaseError
+from digitlab.errors import DigitlabError
+from digitlab.feedback import DIGITS, FeedbackStore, original_png
+from ui import resources
+
+SAVED_KEY = "saved-drawings"
+
+
+def _file_identity(path: Path) -> tuple[int, int]:
+    try:
+        status = path.stat()
+    except OSError:
+        return (0, 0)
+    return (status.st_dev, status.st_ino)
+
+
+@st.cache_resource(show_spinner=False, max_entries=8)
+def _store(path: str, identity: tuple[int, int]) -> FeedbackStore:
+    return FeedbackStore(path)
+
+
+def feedback_store() -> FeedbackStore:
+    """The store at ``$DIGITLAB_DB`` (or the default path); raises DatabaseError when it cannot be used."""
+    path = settings.database_path()
+    return _store(str(path), _file_identity(path))
+
+
+def report_database_error(error: DigitlabError) -> None:
+    st.error(
+        f"**Saved drawings cannot be used.** {error} The file was left as it is; set "
+        f"`{settings.DATABASE_VARIABLE}` to another file to start afresh.",
+        icon=":material/database:",
+    )
+
+
+def store_or_stop() -> FeedbackStore:
+    """The store, or an error message and the end of the page's run."""
+    try:
+        return feedback_store()
+    except DatabaseError as error:
+        report_database_error(error)
+        st.stop()
+
+
+def model_versions() -> dict[str, str]:
+    """Each model's SHA-256 from the manifest, recorded with its readings."""
+    return {name: str(entry.get("sha256") or "unknown") for name, entry in resources.manifest()["models"].items()}
+
+
+def show_save_form(source: Any, model_input: np.ndarray, predictions: list[dict[str, Any]], key: str) -> None:
+    """Below a prediction: confirm the models' reading or pick the right digit, and save the drawing."""
+    fingerprint = hashlib.sha256(model_input.tobytes()).hexdigest()[:16]
+    saved = st.session_state.setdefault(SAVED_KEY, {})
+    if (key, fingerprint) in saved:
+        drawing_id, label = saved[key, fingerprint]
+        st.success(
+            f"Saved as a **{label}** (drawing #{drawing_id}). Find it on the **My digits** page.",
+            icon=":material/bookmark_added:",
+        )
+        return
+    with st.form(f"{key}-save-form"):
+        st.markdown("**Is this right?** Save this digit with the right label to measure and retrain the models.")
+        # A new drawing gets a new widget, so the models' new reading becomes the preselected answer.
+        label = st.segmented_control(
+            "The right digit (the models' reading is preselected)",
+            options=DIGITS,
+            default=tally(predictions).leading_digit,
+            key=f"{key}-label-{fingerprint}",
+        )
+        submitted = st.form_submit_button("Save with this digit", icon=":material/bookmark_add:")
+    if not submitted:
+        return
+    if label is None:
+        st.warning("Pick the right digit before saving.", icon=":material/touch_app:")
+        return
+    try:
+        store = feedback_store()
+        drawing_id = store.save(
+            original=original_png(source),
+            model_input=model_input,
+            label=label,
+            predictions=predictions,
+            model_versions=model_versions(),
+            source="drawn" if isinstance(source, np.ndarray) else "uploaded",
+        )
+    except DigitlabError as error:
+        report_database_error(error)
+        return
+    saved[key, fingerprint] = (drawing_id, label)
+    st.rerun()
