@@ -74,7 +74,7 @@ def command_predict(arguments) -> int:
                 model, digit = prediction["model"], prediction["digit"]
                 print(f"{outcome.path}: {model} reads {digit} ({describe_confidence(prediction)})")
 
-    outcomes = recognise_files(arguments.paths, chosen_models(arguments.model), arguments.models_dir)
+    outcomes = recognise_files(arguments.paths, served_models(arguments), serving_models(arguments))
     return print_outcomes(outcomes, show)
 
 
@@ -89,8 +89,24 @@ def predict_numbers(arguments) -> int:
                 digits = ", ".join(f"{entry['digit']} {describe_confidence(entry)}" for entry in reading.digits)
                 print(f"{outcome.path}: {reading.model} reads {reading.number} ({digits})")
 
-    outcomes = read_number_files(arguments.paths, chosen_models(arguments.model), arguments.models_dir)
+    outcomes = read_number_files(arguments.paths, served_models(arguments), serving_models(arguments))
     return print_outcomes(outcomes, show)
+
+
+def serving_models(arguments):
+    """--models-dir, else the models the dashboard uses: $DIGITLAB_MODELS_DIR, the promoted ones or the shipped."""
+    from digitlab.promotion import serving_models_dir
+
+    return arguments.models_dir or serving_models_dir()
+
+
+def served_models(arguments) -> list[str]:
+    """The chosen model, or for "all" each model the folder holds (promoted models may lack the ensemble)."""
+    if arguments.model != "all":
+        return [arguments.model]
+    from digitlab.persistence import read_manifest
+
+    return list(read_manifest(serving_models(arguments))["models"]) or chosen_models("all")
 
 
 def print_outcomes(outcomes, show) -> int:
@@ -147,7 +163,7 @@ def command_realworld(arguments) -> int:
         count=arguments.count,
         numbers=arguments.numbers,
         seed=arguments.seed,
-        models_dir=arguments.models_dir,
+        models_dir=serving_models(arguments),
         data_dir=arguments.data_dir,
         save_to=arguments.save,
     )
@@ -221,6 +237,74 @@ def command_insight(arguments) -> int:
     )
     steps = ", ".join(f"{step} {seconds:.0f} s" for step, seconds in about["seconds"].items())
     print(f"Wrote the test-set map and look-alikes from {about['source_model']} ({steps}).")
+    return 0
+
+
+def command_worker(arguments) -> int:
+    from digitlab.worker import run_worker
+
+    run = run_worker(arguments.run_id, data_dir=arguments.data_dir, interrupt_on_cancel=True)
+    print(f"Run #{run.id} {run.status}" + (f": {run.error}" if run.error else "."), file=sys.stderr)
+    return 0 if run.status == "succeeded" else 1
+
+
+def command_runs_list(arguments) -> int:
+    from digitlab import runs
+    from digitlab.promotion import describe_pointer, read_pointer
+
+    connection = runs.open_registry()
+    runs.mark_lost_runs(connection)
+    for run in runs.list_runs(connection):
+        row = runs.summary_row(run)
+        accuracy = f"{row['accuracy']:.2%}" if row["accuracy"] is not None else "-"
+        seconds = f"{row['training_seconds']:.0f} s" if row["training_seconds"] is not None else "-"
+        size = f"{row['train_size']:,} images"
+        print(f"#{run.id:<4} {run.family:<4} {run.status:<10} {size:>14}  {accuracy:>7}  {seconds:>6}")
+    print(describe_pointer(read_pointer()), file=sys.stderr)
+    return 0
+
+
+def command_runs_train(arguments) -> int:
+    from digitlab import runs
+    from digitlab.worker import run_worker
+
+    request = runs.TrainingRequest(
+        family=arguments.model,
+        train_size=arguments.train_size,
+        epochs=arguments.epochs,
+        augment=not arguments.no_augment,
+        C=arguments.C,
+        gamma=arguments.gamma,
+        include_drawings=arguments.include_drawings,
+        seed=arguments.seed,
+    )
+    connection = runs.open_registry()
+    run_id = runs.create_run(connection, request)
+    connection.close()
+    print(f"Training run #{run_id}: {request.describe()}", file=sys.stderr)
+    run = run_worker(run_id, data_dir=arguments.data_dir, interrupt_on_cancel=True)
+    if run.status != "succeeded":
+        print(f"error: run #{run.id} {run.status}: {run.error}", file=sys.stderr)
+        return 1
+    test = run.metrics["test"]
+    print(
+        f"Run #{run.id} {run.family}: test accuracy {test['accuracy']:.2%} ({test['errors']} errors), "
+        f"trained in {run.training_seconds:.1f} s on {run.data['train_images']:,} images; {run.artifact}"
+    )
+    return 0
+
+
+def command_runs_promote(arguments) -> int:
+    from digitlab.promotion import describe_pointer, promote_run
+
+    print(describe_pointer(promote_run(arguments.run_id)))
+    return 0
+
+
+def command_runs_rollback(arguments) -> int:
+    from digitlab.promotion import describe_pointer, rollback
+
+    print(describe_pointer(rollback()))
     return 0
 
 
@@ -333,6 +417,32 @@ def build_parser() -> argparse.ArgumentParser:
     insight.add_argument("--seed", type=int, default=0)
     add_folder_options(insight, models=True, data=True)
     insight.set_defaults(handler=command_insight)
+
+    worker = commands.add_parser("worker", help="train a queued run of the registry (the dashboard starts this)")
+    worker.add_argument("run_id", type=int)
+    add_folder_options(worker, models=False, data=True)
+    worker.set_defaults(handler=command_worker)
+
+    runs = commands.add_parser("runs", help="training runs: list, train, promote, roll back")
+    runs_commands = runs.add_subparsers(dest="runs_command", required=True)
+    runs_list = runs_commands.add_parser("list", help="every recorded run, newest first, and the models in use")
+    runs_train = runs_commands.add_parser("train", help="train one run in the foreground and record it")
+    runs_train.add_argument("--model", choices=["svm", "mlp", "cnn"], required=True)
+    runs_train.add_argument("--train-size", type=positive_int, default=10_000)
+    runs_train.add_argument("--epochs", type=positive_int, default=5, help="epochs for mlp and cnn (default: 5)")
+    runs_train.add_argument("--no-augment", action="store_true", help="no augmentation (or SVM shifted copies)")
+    runs_train.add_argument("--C", type=float, default=10.0, help="the SVM's C (default: 10)")
+    runs_train.add_argument("--gamma", type=float, default=0.02, help="the SVM's RBF gamma (default: 0.02)")
+    runs_train.add_argument("--include-drawings", action="store_true", help="also train on the saved drawings")
+    runs_train.add_argument("--seed", type=int, default=0)
+    add_folder_options(runs_train, models=False, data=True)
+    runs_promote = runs_commands.add_parser("promote", help="make a run's model the one the dashboard and predict use")
+    runs_promote.add_argument("run_id", type=int)
+    runs_rollback = runs_commands.add_parser("rollback", help="return to the models in use before the last promotion")
+    runs_list.set_defaults(handler=command_runs_list)
+    runs_train.set_defaults(handler=command_runs_train)
+    runs_promote.set_defaults(handler=command_runs_promote)
+    runs_rollback.set_defaults(handler=command_runs_rollback)
 
     readme = commands.add_parser("readme", help="rewrite README.md's score tables from the manifest and benchmark")
     add_folder_options(readme, models=True, data=False)

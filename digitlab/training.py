@@ -62,12 +62,19 @@ def train_and_record(
     data_dir: str | os.PathLike | None = None,
     progress: ProgressCallback | None = None,
     verbose: int | str = 0,
+    extra_training: tuple[np.ndarray, np.ndarray] | None = None,
     **overrides,
 ) -> dict[str, Any]:
-    """Train one model, evaluate it on the test set, save it and update the manifest entry."""
+    """Train one model, evaluate it on the test set, save it and update the manifest entry.
+
+    ``extra_training`` (images, labels) are added to the sampled MNIST training images, e.g. users' own drawings.
+    """
     train_images, train_labels = load_mnist("train", data_dir)
     test_images, test_labels = load_mnist("test", data_dir)
     train_images, train_labels = training_subset(train_images, train_labels, train_size, seed)
+    if extra_training is not None:
+        train_images = np.concatenate([train_images, np.asarray(extra_training[0], dtype=train_images.dtype)])
+        train_labels = np.concatenate([train_labels, np.asarray(extra_training[1], dtype=train_labels.dtype)])
     for member in REGISTRY[name].members:
         overrides.setdefault("trained_members", {})[member] = persistence.load_model(member, models_dir)
     model = build_model(name, seed=seed, epochs=epochs, **overrides)

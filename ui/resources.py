@@ -16,12 +16,14 @@ from digitlab import settings
 from digitlab.data import load_mnist
 from digitlab.errors import DigitlabError
 from digitlab.persistence import MANIFEST_NAME, PROBABILITIES_NAME, load_model, load_test_probabilities, read_manifest
+from digitlab.promotion import serving_models_dir
 
 LOADED = "loaded"
 
 
 def models_folder() -> Path:
-    return settings.models_dir()
+    """The models the pages use: ``$DIGITLAB_MODELS_DIR``, else the promoted ones, else the shipped ``models/``."""
+    return serving_models_dir()
 
 
 def _modified(path: Path) -> float:

@@ -1,0 +1,242 @@
+"""Promoted models: which trained models the draw page and the command line use.
+
+Promotion never touches the shipped ``models/`` folder. It builds a new
+*generation*: a complete models folder (artefacts, manifest, test-set
+probabilities) under ``active/generations/`` beside the database, made of the
+models in use now with one family's model replaced by a training run's. The
+generation is written under a temporary name, every artefact is checked against
+its SHA-256 and the promoted model is loaded, and only then does one atomic
+rename of the pointer file ``active/current.json`` switch to it. Until that
+rename, and whenever anything before it fails, the models in use stay as they
+were. The pointer keeps the generations it replaced, so ``rollback`` returns to
+the previous one, and past the first promotion to the shipped models.
+"""
+
+import datetime
+import json
+import os
+import shutil
+import uuid
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from digitlab import persistence, settings
+from digitlab.atomic import write_atomically
+from digitlab.errors import DigitlabError, ModelUnavailableError
+from digitlab.models import REGISTRY
+
+POINTER_NAME = "current.json"
+GENERATIONS_NAME = "generations"
+TEST_IMAGES = 10_000
+
+
+class PromotionError(DigitlabError):
+    """A model cannot be promoted or the promotion cannot be undone."""
+
+
+def active_root() -> Path:
+    """The folder of promoted models: ``active/`` beside the database (the user data folder by default)."""
+    return settings.database_path().parent / "active"
+
+
+def read_pointer(root: Path | None = None) -> dict[str, Any]:
+    """The pointer: the generation in use (None: the shipped models) and the pointers it replaced."""
+    path = (root if root is not None else active_root()) / POINTER_NAME
+    if not path.exists():
+        return {"generation": None, "history": []}
+    try:
+        pointer = json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        raise PromotionError(f"{path} cannot be read ({error}); delete it to use the shipped models.") from error
+    if not isinstance(pointer, dict) or "generation" not in pointer:
+        raise PromotionError(f"{path} does not name a generation; delete it to use the shipped models.")
+    return pointer
+
+
+def active_folder(root: Path | None = None) -> Path | None:
+    """The promoted models folder in use, or None when the shipped models are."""
+    root = root if root is not None else active_root()
+    generation = read_pointer(root)["generation"]
+    return None if generation is None else root / GENERATIONS_NAME / generation
+
+
+def serving_models_dir(root: Path | None = None) -> Path:
+    """The models the draw page and ``predict`` use: ``$DIGITLAB_MODELS_DIR``, else the promoted, else the shipped."""
+    if os.environ.get(settings.MODELS_DIR_VARIABLE):
+        return settings.models_dir()
+    try:
+        promoted = active_folder(root)
+    except PromotionError:
+        # A damaged pointer must not leave the lab without models; promote or roll back rewrites it.
+        return settings.models_dir()
+    return promoted if promoted is not None else settings.models_dir()
+
+
+def promote(
+    run_folder: str | os.PathLike,
+    family: str,
+    *,
+    run_id: int | None = None,
+    root: Path | None = None,
+    base: str | os.PathLike | None = None,
+) -> dict[str, Any]:
+    """Make ``family``'s model from ``run_folder`` the one in use; return the new pointer.
+
+    ``base`` is the models folder whose other models are kept (default: the
+    promoted models in use, else the shipped ones). An ensemble whose members
+    change is left out, since its weights were fitted to the old members.
+    """
+    root = root if root is not None else active_root()
+    run_folder = Path(run_folder)
+    if family not in REGISTRY:
+        raise PromotionError(f"Unknown model {family!r}; choose one of {', '.join(REGISTRY)}.")
+    previous = read_pointer(root)
+    if base is None:
+        base = active_folder(root) or settings.models_dir()
+    base = Path(base)
+    run_entry = persistence.read_manifest(run_folder)["models"].get(family)
+    if run_entry is None:
+        raise PromotionError(f"{run_folder} holds no trained {family} model to promote.")
+
+    generations = root / GENERATIONS_NAME
+    generations.mkdir(parents=True, exist_ok=True)
+    name = f"{datetime.datetime.now(datetime.UTC):%Y%m%dT%H%M%S}-{family}-{uuid.uuid4().hex[:6]}"
+    building = generations / f".building-{name}"
+    try:
+        left_out = _build_generation(building, base, run_folder, family, run_entry, run_id)
+        _verify_generation(building, family)
+        os.replace(building, generations / name)
+        _sync_folder(generations)
+    except BaseException:
+        shutil.rmtree(building, ignore_errors=True)
+        raise
+    pointer = {
+        "generation": name,
+        "family": family,
+        "run_id": run_id,
+        "promoted_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "left_out": left_out,
+        "history": [_without_history(previous), *previous.get("history", [])],
+    }
+    # The one step that switches models: the pointer is replaced whole, after the generation is complete.
+    write_atomically(root / POINTER_NAME, (json.dumps(pointer, indent=1) + "\n").encode())
+    return pointer
+
+
+def rollback(root: Path | None = None) -> dict[str, Any]:
+    """Return to the models in use before the last promotion; return the restored pointer."""
+    root = root if root is not None else active_root()
+    pointer = read_pointer(root)
+    history = pointer.get("history", [])
+    if pointer["generation"] is None or not history:
+        raise PromotionError("Nothing to roll back: the shipped models are in use.")
+    restored = {**history[0], "history": history[1:]}
+    if restored["generation"] is not None and not (root / GENERATIONS_NAME / restored["generation"]).is_dir():
+        raise PromotionError(f"The previous models ({restored['generation']}) are missing from {root}.")
+    write_atomically(root / POINTER_NAME, (json.dumps(restored, indent=1) + "\n").encode())
+    return restored
+
+
+def _without_history(pointer: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in pointer.items() if key != "history"}
+
+
+def _build_generation(
+    folder: Path, base: Path, run_folder: Path, family: str, run_entry: dict, run_id: int | None
+) -> dict[str, str]:
+    """Write the complete new models folder; return the models left out and why."""
+    folder.mkdir(parents=True)
+    base_manifest = persistence.read_manifest(base)
+    manifest = {**base_manifest, "models": {}}
+    left_out = {}
+    for name, entry in base_manifest["models"].items():
+        if name == family:
+            continue
+        if family in REGISTRY[name].members:
+            left_out[name] = f"its weights were fitted to the {family} model that was replaced; retrain it"
+            continue
+        _link_or_copy(base / entry["artifact"], folder / entry["artifact"])
+        manifest["models"][name] = entry
+    _link_or_copy(run_folder / run_entry["artifact"], folder / run_entry["artifact"])
+    manifest["models"][family] = {**run_entry, "run_id": run_id}
+    persistence.write_manifest(manifest, folder)
+
+    probabilities = {}
+    if (base / persistence.PROBABILITIES_NAME).exists():
+        probabilities = persistence.load_test_probabilities(base)
+    probabilities = {name: values for name, values in probabilities.items() if name in manifest["models"]}
+    probabilities[family] = persistence.load_test_probabilities(run_folder)[family]
+    persistence.save_test_probabilities(probabilities, folder)
+    for path in folder.iterdir():
+        _sync_file(path)
+    _sync_folder(folder)
+    return left_out
+
+
+def _verify_generation(folder: Path, family: str) -> None:
+    """Check every artefact against the manifest and load the promoted model; raise if anything is off."""
+    manifest = persistence.read_manifest(folder)
+    for name, entry in manifest["models"].items():
+        actual = persistence.sha256_file(folder / entry["artifact"])
+        if actual != entry["sha256"]:
+            raise PromotionError(f"The copy of the {name} model does not match its checksum; nothing was changed.")
+    try:
+        model = persistence.load_model(family, folder)
+    except ModelUnavailableError as error:
+        raise PromotionError(f"The promoted {family} model does not load ({error}); nothing was changed.") from error
+    probabilities = persistence.load_test_probabilities(folder)
+    if set(probabilities) != set(manifest["models"]) or any(
+        values.shape != (TEST_IMAGES, 10) for values in probabilities.values()
+    ):
+        raise PromotionError("The test-set probabilities of the new models are incomplete; nothing was changed.")
+    recomputed = model.predict_proba(np.zeros((1, 28, 28), dtype=np.uint8))
+    if not np.isfinite(recomputed).all():
+        raise PromotionError(f"The promoted {family} model gives invalid probabilities; nothing was changed.")
+
+
+def _link_or_copy(source: Path, target: Path) -> None:
+    # Artefacts are replaced, never modified in place, so a hard link shares the bytes safely and costs no space.
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copy2(source, target)
+
+
+def _sync_file(path: Path) -> None:
+    with open(path, "rb") as handle:
+        os.fsync(handle.fileno())
+
+
+def _sync_folder(folder: Path) -> None:
+    descriptor = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def promote_run(run_id: int, database: str | os.PathLike | None = None, root: Path | None = None) -> dict[str, Any]:
+    """Promote the model of the succeeded training run ``run_id`` from the registry."""
+    from digitlab import runs
+
+    connection = runs.open_registry(database)
+    try:
+        run = runs.get_run(connection, run_id)
+    finally:
+        connection.close()
+    if run.status != "succeeded":
+        raise PromotionError(f"Run #{run_id} is {run.status}; only a run that succeeded can be promoted.")
+    return promote(run.folder, run.family, run_id=run.id, root=root)
+
+
+def describe_pointer(pointer: dict[str, Any]) -> str:
+    """One sentence saying which models are in use."""
+    if pointer["generation"] is None:
+        return "The shipped models are in use."
+    source = f"run #{pointer['run_id']}" if pointer.get("run_id") is not None else "a trained folder"
+    sentence = f"The {pointer['family']} model from {source} is in use (promoted {pointer['promoted_at']})."
+    for name, reason in (pointer.get("left_out") or {}).items():
+        sentence += f" The {name} is left out: {reason}."
+    return sentence

@@ -1,0 +1,382 @@
+"""The run registry: every training run started from the dashboard or the command line, in the lab's database.
+
+A run is created ``queued`` with its parameters, moves to ``running`` when a
+worker picks it up, and ends ``succeeded``, ``failed`` or ``cancelled``. The
+worker writes its progress and each epoch's loss and accuracy here, so any
+process (the Train page in another browser tab, the command line) can follow
+it; the page asks for a cancellation by setting a flag the worker reads.
+Each run's artefacts live in its own folder under ``runs_dir()``, never in the
+shipped ``models/``.
+"""
+
+import datetime
+import json
+import os
+import sqlite3
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from digitlab import settings
+from digitlab.database import Schema, connect, transaction
+from digitlab.errors import DigitlabError
+
+TRAINABLE_FAMILIES = ("svm", "mlp", "cnn")
+KERAS_FAMILIES = ("mlp", "cnn")
+FINISHED = ("succeeded", "failed", "cancelled")
+ACTIVE = ("queued", "running")
+MNIST_TRAINING_IMAGES = 60_000
+# The SVM's cost grows faster than linearly with its training images; above this it takes many minutes.
+LARGEST_SVM_TRAIN_SIZE = 20_000
+LOST_WORKER_MESSAGE = "The training process stopped without reporting (it was killed or the machine restarted)."
+
+SCHEMA = Schema(
+    "runs",
+    (
+        """
+        CREATE TABLE training_runs (
+            id INTEGER PRIMARY KEY,
+            family TEXT NOT NULL,
+            status TEXT NOT NULL CHECK (status IN ('queued', 'running', 'succeeded', 'failed', 'cancelled')),
+            parameters TEXT NOT NULL,
+            data TEXT,
+            metrics TEXT,
+            created_at TEXT NOT NULL,
+            started_at TEXT,
+            finished_at TEXT,
+            training_seconds REAL,
+            total_seconds REAL,
+            folder TEXT,
+            artifact TEXT,
+            sha256 TEXT,
+            size_bytes INTEGER,
+            progress_done INTEGER NOT NULL DEFAULT 0,
+            progress_total INTEGER NOT NULL DEFAULT 0,
+            stage TEXT,
+            cancel_requested INTEGER NOT NULL DEFAULT 0,
+            worker_pid INTEGER,
+            error TEXT
+        );
+        CREATE INDEX training_runs_by_status ON training_runs (status);
+        CREATE TABLE training_run_epochs (
+            run_id INTEGER NOT NULL REFERENCES training_runs (id) ON DELETE CASCADE,
+            epoch INTEGER NOT NULL,
+            loss REAL,
+            accuracy REAL,
+            val_loss REAL,
+            val_accuracy REAL,
+            PRIMARY KEY (run_id, epoch)
+        );
+        """,
+    ),
+)
+EPOCH_COLUMNS = ("loss", "accuracy", "val_loss", "val_accuracy")
+
+
+class RunNotFoundError(DigitlabError):
+    """No run with the requested id is in the registry."""
+
+
+@dataclass(frozen=True)
+class TrainingRequest:
+    """What a user asks to train: a family and its main hyperparameters."""
+
+    family: str
+    train_size: int = 10_000
+    epochs: int = 5
+    augment: bool = True
+    C: float = 10.0
+    gamma: float = 0.02
+    include_drawings: bool = False
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.family not in TRAINABLE_FAMILIES:
+            raise ValueError(f"Unknown model family {self.family!r}; choose one of {', '.join(TRAINABLE_FAMILIES)}.")
+        if not 100 <= self.train_size <= MNIST_TRAINING_IMAGES:
+            raise ValueError(f"train_size must be between 100 and {MNIST_TRAINING_IMAGES:,}, not {self.train_size}.")
+        if self.family == "svm" and self.train_size > LARGEST_SVM_TRAIN_SIZE:
+            raise ValueError(
+                f"The SVM trains on at most {LARGEST_SVM_TRAIN_SIZE:,} images from the dashboard "
+                f"(its cost grows faster than the data); use 'python -m digitlab train --model svm' for more."
+            )
+        if self.epochs < 1:
+            raise ValueError(f"epochs must be at least 1, not {self.epochs}.")
+        if self.C <= 0 or self.gamma <= 0:
+            raise ValueError(f"C and gamma must be positive, not C={self.C} and gamma={self.gamma}.")
+
+    def model_options(self) -> dict[str, Any]:
+        """Keyword arguments for ``training.train_and_record``: only what this family understands."""
+        if self.family in KERAS_FAMILIES:
+            return {"epochs": self.epochs, "augment": self.augment}
+        # The SVM's augmentation is its one-pixel-shifted copies; it trains to convergence, without epochs.
+        return {"C": self.C, "gamma": self.gamma, "shifted_copies": self.augment}
+
+    def describe(self) -> dict[str, Any]:
+        """The parameters that mean something for this family, as recorded in the registry."""
+        described = asdict(self)
+        if self.family in KERAS_FAMILIES:
+            del described["C"], described["gamma"]
+        else:
+            del described["epochs"]
+        return described
+
+
+@dataclass
+class Run:
+    """One row of the registry, with its JSON columns decoded."""
+
+    id: int
+    family: str
+    status: str
+    parameters: dict[str, Any]
+    created_at: str
+    data: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    started_at: str | None = None
+    finished_at: str | None = None
+    training_seconds: float | None = None
+    total_seconds: float | None = None
+    folder: str | None = None
+    artifact: str | None = None
+    sha256: str | None = None
+    size_bytes: int | None = None
+    progress_done: int = 0
+    progress_total: int = 0
+    stage: str | None = None
+    cancel_requested: bool = False
+    worker_pid: int | None = None
+    error: str | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self.status in FINISHED
+
+    @property
+    def fraction_done(self) -> float:
+        if self.status == "succeeded":
+            return 1.0
+        return min(1.0, self.progress_done / self.progress_total) if self.progress_total else 0.0
+
+    @property
+    def train_size(self) -> int | None:
+        return self.data.get("mnist_images", self.parameters.get("train_size"))
+
+    @property
+    def label(self) -> str:
+        return f"#{self.id} {self.family.upper()} · {self.parameters.get('train_size', 0):,} images"
+
+
+def now() -> str:
+    return datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+
+
+def runs_dir() -> Path:
+    """Where each run's artefacts are written: ``runs/`` beside the database."""
+    return settings.database_path().parent / "runs"
+
+
+def run_folder(run_id: int, root: Path | None = None) -> Path:
+    return (root if root is not None else runs_dir()) / f"run-{run_id:05d}"
+
+
+def open_registry(path: str | os.PathLike | None = None) -> sqlite3.Connection:
+    """A connection to the database (default: ``settings.database_path()``) with the registry's tables."""
+    return connect(path, [SCHEMA])
+
+
+def create_run(connection: sqlite3.Connection, request: TrainingRequest) -> int:
+    """Record a queued run and return its id."""
+    with transaction(connection):
+        cursor = connection.execute(
+            "INSERT INTO training_runs (family, status, parameters, created_at) VALUES (?, 'queued', ?, ?)",
+            (request.family, json.dumps(request.describe()), now()),
+        )
+    return int(cursor.lastrowid)
+
+
+def _run_from_row(row: sqlite3.Row) -> Run:
+    values = dict(row)
+    for column in ("parameters", "data", "metrics"):
+        values[column] = json.loads(values[column]) if values[column] else {}
+    values["cancel_requested"] = bool(values["cancel_requested"])
+    return Run(**values)
+
+
+def get_run(connection: sqlite3.Connection, run_id: int) -> Run:
+    row = connection.execute("SELECT * FROM training_runs WHERE id = ?", (run_id,)).fetchone()
+    if row is None:
+        raise RunNotFoundError(f"There is no training run #{run_id}; 'python -m digitlab runs list' shows them.")
+    return _run_from_row(row)
+
+
+def list_runs(connection: sqlite3.Connection, statuses: tuple[str, ...] | None = None) -> list[Run]:
+    """Every run, newest first, optionally only those with one of ``statuses``."""
+    query, arguments = "SELECT * FROM training_runs", ()
+    if statuses:
+        query += f" WHERE status IN ({', '.join('?' * len(statuses))})"
+        arguments = statuses
+    return [_run_from_row(row) for row in connection.execute(query + " ORDER BY id DESC", arguments)]
+
+
+def mark_running(connection: sqlite3.Connection, run_id: int, pid: int, folder: Path) -> None:
+    """Claim a queued run for the worker with process id ``pid``; a run cannot be started twice."""
+    with transaction(connection):
+        updated = connection.execute(
+            "UPDATE training_runs SET status = 'running', started_at = ?, worker_pid = ?, folder = ?, "
+            "stage = 'loading the data' WHERE id = ? AND status = 'queued'",
+            (now(), pid, str(folder), run_id),
+        ).rowcount
+    if not updated:
+        status = get_run(connection, run_id).status
+        raise DigitlabError(f"Training run #{run_id} is {status}, so it cannot be started again.")
+
+
+def record_progress(connection: sqlite3.Connection, run_id: int, done: int, total: int, details: dict) -> None:
+    """Store the worker's progress, and the epoch's figures when ``details`` holds Keras' logs."""
+    with transaction(connection):
+        stage = details.get("stage") or f"epoch {done} of {total}"
+        connection.execute(
+            "UPDATE training_runs SET progress_done = ?, progress_total = ?, stage = ? WHERE id = ?",
+            (done, total, stage, run_id),
+        )
+        if "loss" in details:
+            connection.execute(
+                "INSERT OR REPLACE INTO training_run_epochs (run_id, epoch, loss, accuracy, val_loss, val_accuracy) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (run_id, done, *(_optional_float(details.get(column)) for column in EPOCH_COLUMNS)),
+            )
+
+
+def _optional_float(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def record_stage(connection: sqlite3.Connection, run_id: int, stage: str) -> None:
+    with transaction(connection):
+        connection.execute("UPDATE training_runs SET stage = ? WHERE id = ?", (stage, run_id))
+
+
+def epoch_history(connection: sqlite3.Connection, run_id: int) -> dict[str, list[float]]:
+    """The run's per-epoch figures in the layout of a Keras history (and of the manifest's ``history``)."""
+    rows = connection.execute("SELECT * FROM training_run_epochs WHERE run_id = ? ORDER BY epoch", (run_id,)).fetchall()
+    return {column: [row[column] for row in rows if row[column] is not None] for column in EPOCH_COLUMNS}
+
+
+def request_cancel(connection: sqlite3.Connection, run_id: int) -> bool:
+    """Ask the run's worker to stop; False when the run has already finished."""
+    with transaction(connection):
+        updated = connection.execute(
+            "UPDATE training_runs SET cancel_requested = 1 WHERE id = ? AND status IN ('queued', 'running')",
+            (run_id,),
+        ).rowcount
+    return bool(updated)
+
+
+def cancel_requested(connection: sqlite3.Connection, run_id: int) -> bool:
+    row = connection.execute("SELECT cancel_requested FROM training_runs WHERE id = ?", (run_id,)).fetchone()
+    return bool(row and row[0])
+
+
+def mark_succeeded(connection: sqlite3.Connection, run_id: int, outcome: dict[str, Any]) -> None:
+    """Record a finished run: data used, metrics, timings and its artefact's path and checksum."""
+    with transaction(connection):
+        connection.execute(
+            "UPDATE training_runs SET status = 'succeeded', finished_at = ?, data = ?, metrics = ?, "
+            "training_seconds = ?, total_seconds = ?, artifact = ?, sha256 = ?, size_bytes = ?, "
+            "stage = 'done', progress_done = progress_total WHERE id = ?",
+            (
+                now(),
+                json.dumps(outcome["data"]),
+                json.dumps(outcome["metrics"]),
+                outcome["training_seconds"],
+                outcome["total_seconds"],
+                outcome["artifact"],
+                outcome["sha256"],
+                outcome["size_bytes"],
+                run_id,
+            ),
+        )
+
+
+def mark_finished_without_model(connection: sqlite3.Connection, run_id: int, status: str, error: str | None) -> None:
+    """Record a run that ended ``failed`` or ``cancelled``, with the sentence that says why."""
+    if status not in ("failed", "cancelled"):
+        raise ValueError(f"A run without a model is failed or cancelled, not {status!r}.")
+    with transaction(connection):
+        connection.execute(
+            "UPDATE training_runs SET status = ?, finished_at = ?, error = ?, stage = ? WHERE id = ?",
+            (status, now(), error, status, run_id),
+        )
+
+
+def process_is_alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def mark_lost_runs(connection: sqlite3.Connection) -> list[int]:
+    """Mark running runs whose worker process no longer exists as failed, so none stays running forever."""
+    lost = [run.id for run in list_runs(connection, ("running",)) if not process_is_alive(run.worker_pid)]
+    for run_id in lost:
+        with transaction(connection):
+            connection.execute(
+                "UPDATE training_runs SET status = 'failed', finished_at = ?, error = ?, stage = 'failed' "
+                "WHERE id = ? AND status = 'running'",
+                (now(), LOST_WORKER_MESSAGE, run_id),
+            )
+    return lost
+
+
+def summary_row(run: Run) -> dict[str, Any]:
+    """A run's headline figures for a table."""
+    test = run.metrics.get("test", {})
+    drawings = run.metrics.get("drawings", {})
+    return {
+        "run": run.id,
+        "family": run.family,
+        "status": run.status,
+        "train_size": run.train_size,
+        "epochs": run.parameters.get("epochs"),
+        "augment": run.parameters.get("augment"),
+        "drawings_in_training": run.data.get("drawings_in_training", 0),
+        "accuracy": test.get("accuracy"),
+        "errors": test.get("errors"),
+        "drawings_accuracy": drawings.get("accuracy"),
+        "training_seconds": run.training_seconds,
+        "created_at": run.created_at,
+        "error": run.error,
+    }
+
+
+def learning_curve_rows(runs: list[Run]) -> list[dict[str, Any]]:
+    """Test accuracy and training time against training-set size, one row per succeeded run, by family and size.
+
+    Only runs with default-like settings are comparable along one curve, so each
+    row carries the settings that distinguish it and the chart groups by them.
+    """
+    rows = []
+    for run in runs:
+        if run.status != "succeeded" or run.train_size is None:
+            continue
+        settings_label = ", ".join(
+            f"{key} {value}" for key, value in run.parameters.items() if key in ("epochs", "augment", "C", "gamma")
+        )
+        rows.append(
+            {
+                "run": run.id,
+                "family": run.family,
+                "curve": f"{run.family.upper()} ({settings_label})",
+                "train_size": int(run.train_size),
+                "accuracy": float(run.metrics["test"]["accuracy"]),
+                "training_seconds": float(run.training_seconds or 0.0),
+            }
+        )
+    return sorted(rows, key=lambda row: (row["curve"], row["train_size"], row["run"]))

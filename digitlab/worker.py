@@ -1,0 +1,249 @@
+"""Training in a background process that reports through the run registry.
+
+``launch`` records a run and starts ``python -m digitlab worker RUN_ID`` in its
+own session, so the dashboard's script run returns at once and a browser tab
+closing does not stop the training. The worker writes progress and each
+epoch's figures to the database, checks the run's cancel flag between steps,
+and records how the run ended, failures included. It only ever writes into the
+run's own folder: the models that the dashboard and the command line use are
+changed by ``promotion.promote`` alone.
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import traceback
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from digitlab import runs, settings
+from digitlab.errors import DigitlabError
+from digitlab.models import REGISTRY
+
+LOG_NAME = "worker.log"
+# How often the watcher thread looks at the cancel flag, in seconds.
+CANCEL_POLL_SECONDS = 0.5
+# Share of the saved drawings kept out of training to score the model on, when drawings are trained on.
+DRAWINGS_HELD_OUT = 0.25
+
+
+class TrainingCancelled(Exception):  # noqa: N818 - it is an outcome the user asked for, not an error.
+    """The user asked the run to stop."""
+
+
+def launch(request: runs.TrainingRequest, database: str | os.PathLike | None = None) -> int:
+    """Record a queued run for ``request`` and start its worker process; return the run's id."""
+    database = Path(database) if database is not None else settings.database_path()
+    connection = runs.open_registry(database)
+    try:
+        run_id = runs.create_run(connection, request)
+        try:
+            start_worker(run_id, database)
+        except OSError as error:
+            runs.mark_finished_without_model(
+                connection, run_id, "failed", f"The training process did not start: {error}."
+            )
+            raise DigitlabError(f"The training process did not start: {error}.") from error
+    finally:
+        connection.close()
+    return run_id
+
+
+def start_worker(run_id: int, database: Path) -> subprocess.Popen:
+    """Start the worker process for a queued run, its output going to the run folder's log."""
+    folder = runs.run_folder(run_id, Path(database).parent / "runs")
+    folder.mkdir(parents=True, exist_ok=True)
+    environment = {**os.environ, settings.DATABASE_VARIABLE: str(database)}
+    with open(folder / LOG_NAME, "ab") as log:
+        # A session of its own: the worker outlives the Streamlit script run (and the server) that started it.
+        process = subprocess.Popen(
+            [sys.executable, "-m", "digitlab", "worker", str(run_id)],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=environment,
+            cwd=settings.PROJECT_ROOT,
+            start_new_session=True,
+        )
+    # Waiting in a thread reaps the process when it ends, so a killed worker is seen as gone, not as a zombie.
+    threading.Thread(target=process.wait, daemon=True).start()
+    return process
+
+
+def run_worker(
+    run_id: int,
+    database: str | os.PathLike | None = None,
+    data_dir: str | os.PathLike | None = None,
+    *,
+    interrupt_on_cancel: bool = False,
+) -> runs.Run:
+    """Train the queued run ``run_id`` in this process, recording every outcome; return the finished run.
+
+    With ``interrupt_on_cancel`` (the worker process), a cancellation interrupts training within a
+    second; otherwise it takes effect at the end of the current epoch or stage.
+    """
+    database = Path(database) if database is not None else settings.database_path()
+    connection = runs.open_registry(database)
+    try:
+        run = runs.get_run(connection, run_id)
+        folder = runs.run_folder(run_id, database.parent / "runs")
+        runs.mark_running(connection, run_id, os.getpid(), folder)
+        try:
+            if runs.cancel_requested(connection, run_id):
+                raise TrainingCancelled
+            watcher = _CancelWatcher(database, run_id) if interrupt_on_cancel else nullcontext()
+            with watcher:
+                outcome = _train(connection, run, folder, database, data_dir)
+        except (TrainingCancelled, KeyboardInterrupt):
+            runs.mark_finished_without_model(connection, run_id, "cancelled", "Cancelled on request.")
+        except DigitlabError as error:
+            runs.mark_finished_without_model(connection, run_id, "failed", str(error))
+        except Exception as error:  # noqa: BLE001 - whatever broke, the run must end recorded, not stay running.
+            traceback.print_exc()
+            runs.mark_finished_without_model(connection, run_id, "failed", f"{type(error).__name__}: {error}")
+        else:
+            runs.mark_succeeded(connection, run_id, outcome)
+        return runs.get_run(connection, run_id)
+    finally:
+        connection.close()
+
+
+def _train(connection, run: runs.Run, folder: Path, database: Path, data_dir) -> dict[str, Any]:
+    from digitlab.training import train_and_record
+
+    request = runs.TrainingRequest(**run.parameters)
+    started = time.perf_counter()
+    drawings_train, drawings_scored = _saved_drawings(request, database)
+
+    def report(done: int, total: int, details: dict) -> None:
+        runs.record_progress(connection, run.id, done, total, details)
+        if runs.cancel_requested(connection, run.id):
+            raise TrainingCancelled
+
+    runs.record_stage(connection, run.id, "training")
+    entry = train_and_record(
+        request.family,
+        seed=request.seed,
+        train_size=request.train_size,
+        models_dir=folder,
+        data_dir=data_dir,
+        progress=report,
+        extra_training=drawings_train,
+        **request.model_options(),
+    )
+    runs.record_stage(connection, run.id, "scoring the saved drawings")
+    drawings_metrics = _drawings_metrics(folder, request.family, drawings_scored)
+    return {
+        "data": {
+            "mnist_images": min(request.train_size, runs.MNIST_TRAINING_IMAGES),
+            "train_images": entry["train_size"],
+            "train_data_sha256": entry["train_data_sha256"],
+            "test_data_sha256": entry["test_data_sha256"],
+            "drawings_in_training": 0 if drawings_train is None else len(drawings_train[1]),
+            "drawings_scored": 0 if drawings_scored is None else len(drawings_scored[1]),
+        },
+        "metrics": {
+            "test": {key: entry["metrics"][key] for key in ("accuracy", "errors", "f1_macro", "precision_macro")},
+            "drawings": drawings_metrics,
+            "history": entry.get("history", {}),
+            "complexity": entry["complexity"],
+        },
+        "training_seconds": entry["training_seconds"],
+        "total_seconds": round(time.perf_counter() - started, 2),
+        "artifact": str(folder / entry["artifact"]),
+        "sha256": entry["sha256"],
+        "size_bytes": entry["size_bytes"],
+    }
+
+
+def _saved_drawings(request: runs.TrainingRequest, database: Path):
+    """The saved drawings to train on and to score on: (images, labels) pairs, or None where there are none.
+
+    Drawings that training does not use are all scored; when they are trained on, a fixed share is
+    held out, so their score still says how well the model reads drawings it has not seen.
+    """
+    try:
+        from digitlab.feedback import load_labelled_drawings
+
+        images, labels = load_labelled_drawings(database)
+    except ModuleNotFoundError as error:
+        if error.name != "digitlab.feedback":
+            raise
+        if request.include_drawings:
+            raise DigitlabError(
+                "Saved drawings cannot be read: this version of digitlab has no drawing store."
+            ) from error
+        return None, None
+    except DigitlabError:
+        if request.include_drawings:
+            raise
+        # Scoring on the drawings is a bonus; a damaged store must not cost the user the run.
+        return None, None
+    if len(labels) == 0:
+        return None, None
+    if not request.include_drawings:
+        return None, (images, labels)
+    order = np.random.default_rng(request.seed).permutation(len(labels))
+    held_out = int(round(len(labels) * DRAWINGS_HELD_OUT)) if len(labels) > 1 else 0
+    held_out = max(held_out, 1) if len(labels) > 1 else 0
+    scored, trained = np.sort(order[:held_out]), np.sort(order[held_out:])
+    return (images[trained], labels[trained]), ((images[scored], labels[scored]) if held_out else None)
+
+
+def _drawings_metrics(folder: Path, family: str, drawings) -> dict[str, Any]:
+    """Accuracy on the saved drawings that training did not see; empty when there are none."""
+    if drawings is None:
+        return {}
+    from digitlab.persistence import load_model
+
+    images, labels = drawings
+    predictions = load_model(family, folder).predict(images)
+    return {"accuracy": float((predictions == labels).mean()), "count": int(len(labels))}
+
+
+class _CancelWatcher:
+    """A thread that interrupts training soon after a cancellation is requested, not only between epochs.
+
+    It raises SIGINT in this process, which Python turns into ``KeyboardInterrupt``
+    in the main thread at its next step (between batches for Keras). It has its
+    own connection, as the main thread's may be inside a transaction.
+    """
+
+    def __init__(self, database: Path, run_id: int):
+        self.database = database
+        self.run_id = run_id
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._watch, daemon=True)
+
+    def _watch(self) -> None:
+        connection = runs.open_registry(self.database)
+        try:
+            while not self.stop.wait(CANCEL_POLL_SECONDS):
+                if runs.cancel_requested(connection, self.run_id):
+                    os.kill(os.getpid(), signal.SIGINT)
+                    return
+        finally:
+            connection.close()
+
+    def __enter__(self):
+        if threading.current_thread() is not threading.main_thread():
+            raise ValueError("Only the main thread can be interrupted on cancellation.")
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exception):
+        self.stop.set()
+        # Waiting here means an interrupt the thread has already sent arrives inside the block, not later.
+        self.thread.join()
+        return False
+
+
+def trainable_families() -> dict[str, str]:
+    """Family name to title, for the families a run can train."""
+    return {name: REGISTRY[name].title for name in runs.TRAINABLE_FAMILIES}

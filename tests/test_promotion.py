@@ -1,0 +1,159 @@
+"""Promotion: a run's model becomes the one in use atomically, reversibly, and never in the base folder."""
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from digitlab import promotion, runs, settings
+from digitlab.persistence import MANIFEST_NAME, read_manifest, sha256_file, write_manifest
+
+
+def snapshot(folder: Path) -> dict[str, str]:
+    """Every file under ``folder`` with the SHA-256 of its bytes."""
+    return {
+        str(path.relative_to(folder)): hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in sorted(folder.rglob("*"))
+        if path.is_file()
+    }
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, mnist_dir):
+    """A base folder (tiny SVM and MLP, plus an ensemble of them) and a run folder with another tiny MLP."""
+    from digitlab.training import train_and_record
+
+    base = tmp_path_factory.mktemp("base")
+    run = tmp_path_factory.mktemp("run")
+    train_and_record("svm", train_size=300, shifted_copies=False, models_dir=base, data_dir=mnist_dir)
+    train_and_record("mlp", epochs=1, train_size=300, models_dir=base, data_dir=mnist_dir)
+    train_and_record("mlp", epochs=1, train_size=300, seed=1, models_dir=run, data_dir=mnist_dir)
+    # An ensemble entry as training writes it; promotion must leave it out once one of its members changes.
+    (base / "ensemble.json").write_text('{"members": {}}\n')
+    manifest = read_manifest(base)
+    manifest["models"]["ensemble"] = {"artifact": "ensemble.json", "sha256": sha256_file(base / "ensemble.json")}
+    write_manifest(manifest, base)
+    return base, run
+
+
+@pytest.fixture
+def root(tmp_path, monkeypatch):
+    monkeypatch.delenv(settings.MODELS_DIR_VARIABLE, raising=False)
+    return tmp_path / "active"
+
+
+def test_promoting_switches_the_models_in_use_and_leaves_the_base_untouched(trained, root):
+    base, run = trained
+    before = snapshot(base)
+    assert promotion.serving_models_dir(root) == settings.models_dir()
+
+    pointer = promotion.promote(run, "mlp", run_id=7, root=root, base=base)
+
+    folder = promotion.active_folder(root)
+    assert folder == root / "generations" / pointer["generation"]
+    assert promotion.serving_models_dir(root) == folder
+    assert (folder / "mlp.keras").read_bytes() == (run / "mlp.keras").read_bytes()
+    assert (folder / "svm.skops").read_bytes() == (base / "svm.skops").read_bytes()
+    manifest = read_manifest(folder)
+    assert sorted(manifest["models"]) == ["mlp", "svm"]
+    assert manifest["models"]["mlp"]["run_id"] == 7
+    assert "ensemble" in pointer["left_out"]
+    assert snapshot(base) == before
+    assert not [path for path in (root / "generations").iterdir() if path.name.startswith(".")]
+    assert "from run #7 is in use" in promotion.describe_pointer(pointer)
+
+
+def test_rollback_returns_to_each_earlier_generation_and_then_to_the_shipped_models(trained, root):
+    base, run = trained
+    first = promotion.promote(run, "mlp", root=root, base=base)
+    second = promotion.promote(base, "svm", root=root)
+    assert second["history"][0]["generation"] == first["generation"]
+    # The second generation was built on the first, so it keeps the promoted MLP.
+    assert (promotion.active_folder(root) / "mlp.keras").read_bytes() == (run / "mlp.keras").read_bytes()
+
+    assert promotion.rollback(root)["generation"] == first["generation"]
+    assert promotion.active_folder(root) == root / "generations" / first["generation"]
+    assert promotion.rollback(root)["generation"] is None
+    assert promotion.active_folder(root) is None
+    with pytest.raises(promotion.PromotionError, match="Nothing to roll back"):
+        promotion.rollback(root)
+
+
+def test_a_damaged_run_artefact_is_refused_and_the_models_in_use_stay_byte_identical(trained, root, tmp_path):
+    base, run = trained
+    promotion.promote(run, "mlp", root=root, base=base)
+    before = snapshot(root)
+    damaged = tmp_path / "damaged-run"
+    shutil.copytree(run, damaged)
+    artefact = damaged / "mlp.keras"
+    artefact.write_bytes(artefact.read_bytes()[:-100] + b"\0" * 100)
+    manifest = read_manifest(damaged)
+    manifest["models"]["mlp"]["sha256"] = sha256_file(artefact)
+    write_manifest(manifest, damaged)
+
+    with pytest.raises(promotion.PromotionError, match="does not load"):
+        promotion.promote(damaged, "mlp", root=root)
+
+    assert snapshot(root) == before
+
+
+def test_a_folder_without_the_family_cannot_be_promoted(trained, root, tmp_path):
+    with pytest.raises(promotion.PromotionError, match="holds no trained cnn model"):
+        promotion.promote(trained[1], "cnn", root=root, base=trained[0])
+    assert not (root / promotion.POINTER_NAME).exists()
+
+
+def test_the_models_folder_variable_wins_over_a_promotion(trained, root, monkeypatch, tmp_path):
+    promotion.promote(trained[1], "mlp", root=root, base=trained[0])
+    monkeypatch.setenv(settings.MODELS_DIR_VARIABLE, str(tmp_path / "mine"))
+    assert promotion.serving_models_dir(root) == tmp_path / "mine"
+
+
+def test_a_damaged_pointer_falls_back_to_the_shipped_models_and_says_so(root):
+    root.mkdir(parents=True)
+    (root / promotion.POINTER_NAME).write_text("{not json")
+    assert promotion.serving_models_dir(root) == settings.models_dir()
+    with pytest.raises(promotion.PromotionError, match="cannot be read"):
+        promotion.read_pointer(root)
+
+
+def test_only_a_succeeded_run_can_be_promoted(tmp_path):
+    database = tmp_path / "lab.sqlite3"
+    connection = runs.open_registry(database)
+    run_id = runs.create_run(connection, runs.TrainingRequest("mlp", train_size=200, epochs=1))
+    connection.close()
+    with pytest.raises(promotion.PromotionError, match="is queued; only a run that succeeded"):
+        promotion.promote_run(run_id, database, root=tmp_path / "active")
+
+
+def test_a_promoted_run_is_found_through_the_registry(trained, tmp_path, monkeypatch):
+    monkeypatch.delenv(settings.MODELS_DIR_VARIABLE, raising=False)
+    monkeypatch.setenv(settings.DATABASE_VARIABLE, str(tmp_path / "lab.sqlite3"))
+    base, run = trained
+    monkeypatch.setattr(settings, "DEFAULT_MODELS_DIR", base)
+    connection = runs.open_registry()
+    run_id = runs.create_run(connection, runs.TrainingRequest("mlp", train_size=300, epochs=1, seed=1))
+    runs.mark_running(connection, run_id, 1, run)
+    runs.mark_succeeded(
+        connection,
+        run_id,
+        {
+            "data": {},
+            "metrics": {"test": {"accuracy": 0.5, "errors": 5000}},
+            "training_seconds": 1.0,
+            "total_seconds": 1.0,
+            "artifact": str(run / "mlp.keras"),
+            "sha256": sha256_file(run / "mlp.keras"),
+            "size_bytes": 1,
+        },
+    )
+    connection.close()
+
+    pointer = promotion.promote_run(run_id)
+
+    assert promotion.active_root() == tmp_path / "active"
+    assert json.loads((tmp_path / "active" / promotion.POINTER_NAME).read_text())["run_id"] == run_id
+    assert promotion.serving_models_dir() == tmp_path / "active" / "generations" / pointer["generation"]
+    assert (promotion.serving_models_dir() / MANIFEST_NAME).exists()

@@ -1,0 +1,146 @@
+"""The training worker: runs recorded from start to end, and cancelled or crashed runs that change nothing in use."""
+
+import hashlib
+import signal
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from digitlab import feedback, promotion, runs, worker
+from digitlab.data import MIRRORS_VARIABLE
+
+# A worker process imports TensorFlow and loads MNIST before its first epoch; on a busy 2-core machine that
+# can take a minute.
+WAIT_SECONDS = 300
+
+
+def snapshot(folder: Path) -> dict[str, str]:
+    return {
+        str(path.relative_to(folder)): hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in sorted(folder.rglob("*"))
+        if path.is_file()
+    }
+
+
+def wait_for(database: Path, run_id: int, condition, what: str) -> runs.Run:
+    """Poll the registry, as the Train page does, until ``condition(run)`` holds."""
+    connection = runs.open_registry(database)
+    try:
+        deadline = time.monotonic() + WAIT_SECONDS
+        while time.monotonic() < deadline:
+            run = runs.get_run(connection, run_id)
+            if condition(run):
+                return run
+            time.sleep(0.3)
+    finally:
+        connection.close()
+    log = runs.run_folder(run_id, database.parent / "runs") / worker.LOG_NAME
+    pytest.fail(f"run #{run_id} never {what}; last state {run}; log:\n{log.read_text()[-3000:]}")
+
+
+@pytest.fixture(scope="module")
+def active_models(tmp_path_factory, mnist_dir):
+    """A lab folder whose promoted models (a tiny MLP) are in use, beside its database."""
+    from digitlab.training import train_and_record
+
+    lab = tmp_path_factory.mktemp("lab")
+    trained = lab / "trained"
+    train_and_record("mlp", epochs=1, train_size=300, models_dir=trained, data_dir=mnist_dir)
+    promotion.promote(trained, "mlp", root=lab / "active", base=trained)
+    return lab
+
+
+def queued_run(database: Path, request: runs.TrainingRequest) -> int:
+    connection = runs.open_registry(database)
+    try:
+        return runs.create_run(connection, request)
+    finally:
+        connection.close()
+
+
+def test_a_run_trains_on_mnist_and_drawings_and_records_everything(tmp_path, mnist_dir, mnist_train, monkeypatch):
+    images, labels = mnist_train
+    drawings = (images[-8:], labels[-8:].astype(np.int64))
+    monkeypatch.setattr(feedback, "load_labelled_drawings", lambda path=None: drawings)
+    database = tmp_path / "lab.sqlite3"
+    run_id = queued_run(database, runs.TrainingRequest("mlp", train_size=300, epochs=1, include_drawings=True))
+
+    run = worker.run_worker(run_id, database, mnist_dir)
+
+    assert run.status == "succeeded", run.error
+    assert run.data["mnist_images"] == 300
+    assert (run.data["drawings_in_training"], run.data["drawings_scored"]) == (6, 2)
+    assert run.data["train_images"] == 306
+    assert 0.0 <= run.metrics["test"]["accuracy"] <= 1.0
+    assert run.metrics["drawings"]["count"] == 2
+    assert len(run.metrics["history"]["loss"]) == 1
+    assert run.training_seconds > 0 and run.total_seconds >= run.training_seconds
+    artefact = Path(run.artifact)
+    assert artefact.parent == database.parent / "runs" / f"run-{run_id:05d}"
+    assert hashlib.sha256(artefact.read_bytes()).hexdigest() == run.sha256
+    connection = runs.open_registry(database)
+    assert runs.epoch_history(connection, run_id)["val_accuracy"] == run.metrics["history"]["val_accuracy"]
+    connection.close()
+
+
+def test_a_run_that_cannot_get_its_data_ends_failed_with_the_reason(tmp_path, monkeypatch):
+    monkeypatch.setenv(MIRRORS_VARIABLE, "http://127.0.0.1:9/")
+    database = tmp_path / "lab.sqlite3"
+    run_id = queued_run(database, runs.TrainingRequest("mlp", train_size=300, epochs=1))
+
+    run = worker.run_worker(run_id, database, tmp_path / "no-mnist-here")
+
+    assert run.status == "failed"
+    assert "MNIST" in run.error or "mnist" in run.error
+    assert run.artifact is None and run.finished_at is not None
+
+
+def test_a_run_cancelled_before_it_starts_never_trains(tmp_path, mnist_dir):
+    database = tmp_path / "lab.sqlite3"
+    run_id = queued_run(database, runs.TrainingRequest("mlp", train_size=300, epochs=1))
+    connection = runs.open_registry(database)
+    runs.request_cancel(connection, run_id)
+    connection.close()
+
+    run = worker.run_worker(run_id, database, mnist_dir)
+
+    assert (run.status, run.error, run.progress_done) == ("cancelled", "Cancelled on request.", 0)
+
+
+def test_cancelling_a_worker_process_mid_training_leaves_the_models_in_use_untouched(active_models):
+    database = active_models / "digitlab.sqlite3"
+    before = snapshot(active_models / "active")
+    run_id = worker.launch(runs.TrainingRequest("mlp", train_size=3000, epochs=40), database)
+
+    wait_for(database, run_id, lambda run: run.progress_done >= 1 or run.finished, "finished an epoch")
+    connection = runs.open_registry(database)
+    assert runs.request_cancel(connection, run_id)
+    connection.close()
+    run = wait_for(database, run_id, lambda run: run.finished, "finished")
+
+    assert run.status == "cancelled"
+    assert 1 <= run.progress_done < 40
+    assert run.artifact is None
+    assert snapshot(active_models / "active") == before
+
+
+def test_a_crashed_worker_process_is_marked_failed_and_the_models_in_use_stay_byte_identical(active_models):
+    database = active_models / "digitlab.sqlite3"
+    pointer = (active_models / "active" / promotion.POINTER_NAME).read_bytes()
+    before = snapshot(active_models / "active")
+    run_id = queued_run(database, runs.TrainingRequest("mlp", train_size=3000, epochs=40))
+    process = worker.start_worker(run_id, database)
+
+    wait_for(database, run_id, lambda run: run.progress_done >= 1 or run.finished, "finished an epoch")
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=30)
+    connection = runs.open_registry(database)
+    assert runs.mark_lost_runs(connection) == [run_id]
+    run = runs.get_run(connection, run_id)
+    connection.close()
+
+    assert (run.status, run.error) == ("failed", runs.LOST_WORKER_MESSAGE)
+    assert (active_models / "active" / promotion.POINTER_NAME).read_bytes() == pointer
+    assert snapshot(active_models / "active") == before
