@@ -1,14 +1,16 @@
 """Test images whose label is probably wrong, found from the models' out-of-sample probabilities.
 
 This is confident learning (Northcutt, Jiang and Chuang, 2021), the method
-behind the ``cleanlab`` library, in the few lines it needs here. Each class
-gets a threshold, the average probability the models give that class on the
-images labelled with it. An image is flagged when some *other* class reaches
-its threshold and beats every class that does: the models confidently see
-another digit. Images are ranked by the normalised margin, the probability of
-the given label minus the largest probability of any other digit, lowest (most
-suspect) first. The probabilities must come from models that never trained on
-these images; the stored test-set probabilities are.
+behind the ``cleanlab`` library, in the few lines it needs here. Images are
+ranked by the normalised margin, the probability of the given label minus the
+largest probability of any other digit, lowest (most suspect) first. An image
+is *flagged* when the most probable digit is not its label (the paper's
+C_confusion method), and *confidently flagged* when, in addition, that digit's
+probability reaches the class threshold, the average probability of that class
+on the images labelled with it (the off-diagonal of the confident joint; very
+confident models make those thresholds close to 1, so this flag is rare). The
+probabilities must come from models that never trained on these images; the
+stored test-set probabilities are.
 """
 
 from dataclasses import dataclass
@@ -26,6 +28,7 @@ class LabelIssues:
     margin: np.ndarray
     suggested: np.ndarray
     flagged: np.ndarray
+    confidently_flagged: np.ndarray
     thresholds: np.ndarray
 
 
@@ -69,14 +72,28 @@ def normalised_margin(probabilities: np.ndarray, labels: np.ndarray) -> np.ndarr
 
 
 def find_label_issues(probabilities: np.ndarray, labels: np.ndarray) -> LabelIssues:
-    """Rank every image by how likely its label is wrong and flag the confident-learning off-diagonal ones."""
+    """Rank every image by how likely its label is wrong, flag those read as another digit, and the confident ones."""
     probabilities, labels = _checked(probabilities, labels)
     thresholds = class_thresholds(probabilities, labels)
-    # The confident class of an image: among classes whose probability reaches their threshold, the likeliest.
-    confident = np.where(probabilities >= thresholds[None, :], probabilities, -np.inf)
-    has_confident = np.isfinite(confident).any(axis=1)
-    suggested = np.where(has_confident, confident.argmax(axis=1), probabilities.argmax(axis=1))
-    flagged = has_confident & (suggested != labels)
+    suggested = probabilities.argmax(axis=1)
+    flagged = suggested != labels
+    reaches_threshold = probabilities[np.arange(len(labels)), suggested] >= thresholds[suggested]
     margin = normalised_margin(probabilities, labels)
     ranking = np.lexsort((np.arange(len(labels)), margin))
-    return LabelIssues(ranking=ranking, margin=margin, suggested=suggested, flagged=flagged, thresholds=thresholds)
+    return LabelIssues(
+        ranking=ranking,
+        margin=margin,
+        suggested=suggested,
+        flagged=flagged,
+        confidently_flagged=flagged & reaches_threshold,
+        thresholds=thresholds,
+    )
+
+
+def independent_models(names) -> list[str]:
+    """The models that are not combinations of others (an ensemble would count its members twice); all if none."""
+    from digitlab.models import REGISTRY
+
+    names = list(names)
+    independent = [name for name in names if name in REGISTRY and not REGISTRY[name].members]
+    return independent or names

@@ -7,6 +7,7 @@ from digitlab.errors import ImageError, NoDigitFoundError
 from digitlab.preprocess import preprocess
 from ui import problems, resources
 from ui.feedback import show_save_form
+from ui.insight_views import show_why
 from ui.number_view import show_number
 from ui.prediction_view import show_predictions
 
@@ -44,6 +45,8 @@ def show_result(source, key: str, empty_hint: str) -> None:
         st.error(f"**This image cannot be used.** {error}", icon=":material/broken_image:")
         return
     predictions = show_predictions(model_input, models, titles, key=key)
+    if st.toggle("Why this answer: heat maps of the pixels that drove each model", key=f"why-{key}"):
+        show_why(model_input, models, titles)
     show_save_form(source, model_input, predictions, key=key)
 
 

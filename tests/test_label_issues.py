@@ -24,20 +24,23 @@ def test_flipped_labels_rank_first_and_are_flagged_with_the_true_digit_suggested
 
     assert set(issues.ranking[:3].tolist()) == set(flipped.tolist())
     assert np.flatnonzero(issues.flagged).tolist() == sorted(flipped.tolist())
+    assert not issues.confidently_flagged[~issues.flagged].any()
     assert issues.suggested[flipped].tolist() == truth[flipped].tolist()
     assert (issues.margin[flipped] < 0).all()
     assert sorted(issues.ranking.tolist()) == list(range(len(labels)))
 
 
-def test_an_ambiguous_image_below_every_threshold_is_ranked_but_not_flagged():
+def test_a_hesitant_reading_of_another_digit_is_flagged_but_not_confidently():
     probabilities, labels, _, _ = noisy_probabilities()
-    probabilities[7] = 0.1
+    probabilities[7] = 0.05
+    probabilities[7, [4, 6]] = [0.2, 0.4]
     labels[7] = 4
 
     issues = find_label_issues(probabilities, labels)
 
-    assert not issues.flagged[7]
-    assert issues.margin[7] == pytest.approx(0.0)
+    assert issues.flagged[7] and issues.suggested[7] == 6
+    assert not issues.confidently_flagged[7], "0.4 is far below digit 6's threshold"
+    assert issues.margin[7] == pytest.approx(-0.2)
 
 
 def test_thresholds_margin_and_consensus_on_a_hand_made_case():

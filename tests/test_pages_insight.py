@@ -1,0 +1,178 @@
+"""The insight views, run headless with Streamlit's AppTest: why-heat maps, look-alikes, the map, label issues.
+
+They use the configured models folder and MNIST like ``test_pages``; tests of
+a missing or stale insight artefact work on a copy of the models folder.
+"""
+
+import base64
+
+import numpy as np
+import pytest
+import test_pages
+from test_pages import assert_no_exception, card_indices, digit_image_png, explorer_count, page, texts
+
+from digitlab.explorer import hardness
+from digitlab.insight import INSIGHT_NAME, load_insight, save_insight
+from digitlab.persistence import load_test_probabilities
+
+manifest, titles, test_labels, models_copy = (
+    test_pages.manifest,
+    test_pages.titles,
+    test_pages.test_labels,
+    test_pages.models_copy,
+)
+MAP_TAB, LABELS_TAB = 2, 3
+
+
+@pytest.fixture
+def insight(manifest):
+    try:
+        return load_insight()
+    except Exception as error:  # noqa: BLE001 - any reason means the same: these tests have nothing to show.
+        pytest.skip(f"No usable insight artefact: {error}")
+
+
+def selected_on_map(app, indices: list[int]):
+    """Stand in for a box or lasso selection on the map, as the chart reports it in the session state."""
+    app.session_state["test_map-0"] = {
+        "selection": {"points": [{"customdata": index} for index in indices], "point_indices": [], "box": []}
+    }
+    return app
+
+
+def plotly_array(value) -> np.ndarray:
+    """A trace's data array from the chart's JSON, where plotly writes numpy arrays as base64 ("bdata")."""
+    if isinstance(value, dict):
+        return np.frombuffer(base64.b64decode(value["bdata"]), dtype=value["dtype"])
+    return np.asarray(value)
+
+
+def map_specs(app) -> list[dict]:
+    return [spec for spec in test_pages.plotly_specs(app) if any(t["type"] == "scattergl" for t in spec["data"])]
+
+
+def test_the_map_colours_every_test_image_by_label_and_marks_each_models_mistakes(insight, titles, test_labels):
+    app = page("explore").run()
+
+    assert_no_exception(app)
+    assert [tab.label.split(" ", 1)[1] for tab in app.tabs][MAP_TAB:] == [
+        "Map of the test set",
+        "Suspected label errors",
+    ]
+    (spec,) = map_specs(app)
+    label_traces = [trace for trace in spec["data"] if trace["name"].startswith("label ")]
+    shown = np.concatenate([plotly_array(trace["customdata"]) for trace in label_traces])
+    assert sorted(shown.tolist()) == list(range(len(test_labels)))
+    probabilities = load_test_probabilities()
+    for name, title in titles.items():
+        (trace,) = [trace for trace in spec["data"] if trace["name"].startswith(f"{title} wrong")]
+        wrong = np.flatnonzero(probabilities[name].argmax(axis=1) != test_labels)
+        assert plotly_array(trace["customdata"]).tolist() == wrong.tolist()
+
+    app.pills(key="map_models").set_value([next(iter(titles))]).run()
+    assert len(map_specs(app)[0]["data"]) == 10 + 1
+
+
+def test_a_region_selected_on_the_map_filters_the_mistakes_and_can_be_cleared(insight, manifest, test_labels):
+    app = page("explore").run()
+    model = app.selectbox(key="explore_model").value
+    mistakes = card_indices(app)
+    chosen = [*mistakes[:2], int(np.flatnonzero(test_labels >= 0)[0])]
+
+    selected_on_map(app, chosen).run()
+
+    assert_no_exception(app)
+    assert "Limited to the **3** images selected" in texts(app.info)
+    assert explorer_count(app) == 2 and sorted(card_indices(app)) == sorted(mistakes[:2])
+    assert len(app.tabs[MAP_TAB].image) == 3
+    test_pages.button_labelled(app, "Show the whole test set").click().run()
+    assert explorer_count(app) == manifest["models"][model]["metrics"]["errors"]
+
+
+def test_mistakes_sort_by_hardness_and_offer_the_view_as_csv(manifest, test_labels):
+    app = page("explore").run()
+    app.selectbox(key="explore_order").set_value("hardness").run()
+
+    assert_no_exception(app)
+    scores = hardness(load_test_probabilities())
+    shown = card_indices(app)
+    assert list(scores[shown]) == sorted(scores[shown], reverse=True)
+    assert any(button.proto.label == "Download this view as CSV" for button in app.get("download_button"))
+
+
+def test_look_alikes_show_training_images_of_the_label_and_of_the_digit_read(insight, test_labels):
+    app = page("explore").run()
+    images_before = len(app.tabs[0].image)
+    selected = int(card_indices(app)[0])
+
+    app.segmented_control(key="explore_explain").set_value("look-alikes").run()
+
+    assert_no_exception(app)
+    rows = [element.value for element in app.markdown if element.value.startswith("Training **")]
+    assert rows[0] == f"Training **{test_labels[selected]}s** nearest to it (labelled digit):"
+    assert len(rows) >= 2 and all("read instead" in row for row in rows[1:])
+    assert len(app.tabs[0].image) == images_before + len(rows)
+
+
+def test_heat_maps_explain_every_models_answer_on_a_test_image(manifest, titles, test_labels):
+    app = page("explore").run()
+    app.segmented_control(key="explore_explain").set_value("heat maps").run()
+
+    assert_no_exception(app)
+    captions = [element.value for element in app.markdown if ":gray[occlusion" in element.value]
+    assert {caption.split("**")[1] for caption in captions} == set(titles.values())
+    saliency = [element.value for element in app.markdown if ":gray[saliency" in element.value]
+    keras_titles = {titles[name] for name in ("mlp", "cnn") if name in titles}
+    assert {caption.split("**")[1] for caption in saliency} == keras_titles
+
+
+def test_the_draw_page_explains_an_uploaded_digit_on_request(manifest, titles):
+    app = page("draw").run()
+    app.file_uploader[0].set_value(("7.png", digit_image_png("7"), "image/png"))
+    app.run()
+    images_before = len(app.image)
+    assert not any(":gray[occlusion" in element.value for element in app.markdown)
+
+    app.toggle(key="why-uploaded").set_value(True).run()
+
+    assert_no_exception(app)
+    readings = {metric.label: metric.value for metric in app.metric}
+    captions = [element.value for element in app.markdown if ":gray[occlusion" in element.value]
+    assert {caption.split("**")[1] for caption in captions} == set(titles.values())
+    # Each heat map names the digit its model read, the same digit as its card above.
+    assert all(caption.split("**")[3] == readings[caption.split("**")[1]] for caption in captions)
+    assert len(app.image) > images_before
+
+
+def test_suspected_label_errors_list_the_most_suspect_first_with_every_models_answer(manifest, titles, test_labels):
+    app = page("explore").run()
+
+    assert_no_exception(app)
+    cards = [element.value for element in app.tabs[LABELS_TAB].markdown if "test image #" in element.value]
+    assert len(cards) == 30 and len(app.tabs[LABELS_TAB].image) == 30
+    assert cards[0].startswith("**1.** test image #")
+    assert all(all(title in card for title in titles.values()) for card in cards)
+    margins = [float(card.split("margin ")[1].split("]")[0]) for card in cards]
+    assert margins == sorted(margins)
+
+    app.slider(key="label_issue_count").set_value(10).run()
+    assert len(app.tabs[LABELS_TAB].image) == 10
+
+
+def test_the_explorer_says_so_when_the_insight_artefact_is_missing_or_stale(models_copy, manifest, test_labels):
+    (models_copy / INSIGHT_NAME).unlink(missing_ok=True)
+
+    app = page("explore").run()
+
+    assert_no_exception(app)
+    assert "python -m digitlab insight" in texts(app.tabs[MAP_TAB].info)
+    assert explorer_count(app) > 0, "the rest of the explorer works without it"
+    app.segmented_control(key="explore_explain").set_value("look-alikes").run()
+    assert "Look-alikes are not available" in texts(app.info)
+
+    coordinates, neighbours = np.zeros((len(test_labels), 2)), np.zeros((len(test_labels), 10, 2), dtype=int)
+    save_insight(models_copy, coordinates, neighbours, {"source_model": "cnn", "source_sha256": "an older model"})
+    stale = page("explore").run()
+
+    assert_no_exception(stale)
+    assert "computed from another cnn model" in texts(stale.tabs[MAP_TAB].info)

@@ -1,0 +1,43 @@
+"""The insight pages' cached reads: the stored map and look-alikes, and the label-issue ranking.
+
+Like ``ui.resources``, keys include the files' modification times, so a
+recomputed artefact or retrained model is picked up while the server runs.
+"""
+
+import numpy as np
+import streamlit as st
+
+from digitlab.errors import DigitlabError
+from digitlab.insight import INSIGHT_NAME, Insight, load_insight
+from digitlab.label_issues import LabelIssues, consensus, find_label_issues, independent_models
+from digitlab.persistence import MANIFEST_NAME
+from ui import resources
+
+
+def _modified(name: str) -> float:
+    path = resources.models_folder() / name
+    return path.stat().st_mtime if path.exists() else 0.0
+
+
+@st.cache_data(show_spinner=False, max_entries=2)
+def _insight(folder: str, insight_modified: float, manifest_modified: float) -> Insight:
+    return load_insight(folder)
+
+
+def insight_or_reason() -> tuple[Insight | None, str | None]:
+    """The stored insight artefact, or None and the sentence that says why it cannot be used."""
+    try:
+        return _insight(str(resources.models_folder()), _modified(INSIGHT_NAME), _modified(MANIFEST_NAME)), None
+    except DigitlabError as error:
+        return None, str(error)
+
+
+@st.cache_data(show_spinner=False, max_entries=4)
+def _label_issues(probabilities: dict[str, np.ndarray], labels: np.ndarray, names: tuple[str, ...]) -> LabelIssues:
+    return find_label_issues(consensus(probabilities, list(names)), labels)
+
+
+def label_issues(probabilities: dict[str, np.ndarray], labels: np.ndarray) -> tuple[LabelIssues, list[str]]:
+    """The confident-learning ranking of the test labels, and the models whose probabilities it averages."""
+    names = independent_models(probabilities)
+    return _label_issues(probabilities, labels, tuple(names)), names

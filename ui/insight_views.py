@@ -1,0 +1,80 @@
+"""The "why" views: heat maps of what drove each answer, training look-alikes, the test-set map and label issues."""
+
+import time
+from typing import Any
+
+import numpy as np
+import streamlit as st
+
+from digitlab.attribution import METHODS, explain, heat_overlay
+from digitlab.errors import DigitlabError
+from digitlab.insight import Insight
+from digitlab.label_issues import LabelIssues
+from ui import resources
+from ui.images import enlarge, montage
+
+HEAT_SCALE = 5
+
+
+def show_why(image: np.ndarray, models: dict[str, Any], titles: dict[str, str]) -> None:
+    """For every loaded model, heat maps of the pixels that drove its answer, laid over the 28x28 input."""
+    st.caption(
+        "Red to yellow marks the pixels that most support each model's answer. "
+        + " ".join(f"**{name}**:{detail}." for name, detail in (text.split(":", 1) for text in METHODS.values()))
+    )
+    grid = st.grid(columns="auto", min_column_width=150, gap="small", border=True)
+    for name, model in models.items():
+        started = time.perf_counter()
+        digit = int(model.predict_proba(image).argmax())
+        maps = explain(model, image, digit)
+        seconds = time.perf_counter() - started
+        for method, heat in maps.items():
+            with grid.cell():
+                st.image(heat_overlay(image, heat, scale=HEAT_SCALE), width=140)
+                st.markdown(f"**{titles.get(name, name)}** reads **{digit}**  \n:gray[{method} · {seconds:.2f} s]")
+
+
+def show_look_alikes(index: int, label: int, digits: list[int], insight: Insight | None, reason: str | None) -> None:
+    """The nearest training images of the true digit and of each digit a model read instead."""
+    if insight is None:
+        st.info(f"Look-alikes are not available. {reason}", icon=":material/info:")
+        return
+    try:
+        train_images, _ = resources.mnist("train")
+    except DigitlabError as error:
+        st.info(f"Look-alikes need the MNIST training images. {error}", icon=":material/folder_off:")
+        return
+    if index >= len(insight.neighbours):
+        st.info("The stored look-alikes do not cover this image; recompute them.", icon=":material/info:")
+        return
+    st.caption(f"Nearest training images in the {insight.about.get('source_model', 'CNN')}'s feature space.")
+    for digit in dict.fromkeys([label, *digits]):
+        neighbours = insight.neighbours[index, digit]
+        role = "labelled digit" if digit == label else "read instead"
+        st.markdown(f"Training **{digit}s** nearest to it ({role}):")
+        st.image(enlarge(montage(train_images[neighbours], columns=len(neighbours)), 2), width="stretch")
+
+
+def show_label_issue_grid(
+    images: np.ndarray,
+    labels: np.ndarray,
+    issues: LabelIssues,
+    probabilities: dict[str, np.ndarray],
+    titles: dict[str, str],
+    count: int,
+) -> None:
+    """The ``count`` most suspect test labels, each with every model's answer as the evidence."""
+    grid = st.grid(columns="auto", min_column_width=170, gap="xsmall", border=True)
+    for rank, index in enumerate(issues.ranking[:count].tolist(), start=1):
+        label, suggested = int(labels[index]), int(issues.suggested[index])
+        lines = [
+            f"**{rank}.** test image #{index}",
+            f"labelled **{label}**, models read **:red[{suggested}]**"
+            + (" (confidently)" if issues.confidently_flagged[index] else ""),
+            f":gray[margin {issues.margin[index]:+.2f}]",
+        ]
+        for name, values in probabilities.items():
+            lines.append(f":gray[{titles.get(name, name)}: {int(values[index].argmax())} ({values[index].max():.0%})]")
+        with grid.cell():
+            st.image(enlarge(images[index], 3), width=84)
+            st.markdown("  \n".join(lines))
