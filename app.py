@@ -23,6 +23,7 @@ page = st.navigation(
         st.Page("pages/explore.py", title="Misclassification explorer", icon=":material/manage_search:"),
         st.Page("pages/dataset.py", title="Dataset", icon=":material/dataset:"),
         st.Page("pages/my_digits.py", title="My digits", icon=":material/bookmarks:"),
+        st.Page("pages/train.py", title="Train", icon=":material/model_training:"),
     ]
 )
 show_model_status()

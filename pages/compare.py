@@ -1,4 +1,4 @@
-"""Compare the trained models: scores, costs, per-digit quality, confusion matrices and training curves."""
+"""Compare the trained models: scores, costs, per-digit quality, confusion matrices, training curves and runs."""
 
 from typing import NamedTuple
 
@@ -8,7 +8,7 @@ import streamlit as st
 from digitlab import comparison
 from digitlab.errors import DigitlabError
 from digitlab.explorer import cell_indices, order_indices, predicted_digits, usable_probabilities
-from ui import charts, problems, resources
+from ui import charts, problems, resources, training_view
 from ui.images import enlarge
 
 
@@ -214,3 +214,7 @@ with st.expander("How each model was trained"):
         images = f"{size:,} training images" if isinstance(size, int) else "the full training set"
         st.markdown(f"**{titles[name]}** · trained on {images}, seed {entry.get('seed')}")
         st.json({"hyperparameters": entry.get("hyperparameters"), "notes": entry.get("training_notes")}, expanded=1)
+
+st.header("Training runs", divider="gray")
+st.caption("Runs trained on the Train page, compared with each other; the models above are the ones in use.")
+training_view.show_run_comparison()

@@ -1,0 +1,64 @@
+"""Train a model family in the background, follow it live, and promote a run to be the model in use."""
+
+import streamlit as st
+
+from digitlab import runs, worker
+from digitlab.errors import DigitlabError
+from ui import training_view
+
+TRAIN_SIZES = [500, 1_000, 2_000, 5_000, 10_000, 20_000, 30_000, 60_000]
+
+st.title("Train a model")
+st.caption(
+    "Training runs in a separate process: this page stays responsive, other tabs can keep drawing, and closing "
+    "the tab does not stop it. Scores are on the 10,000 MNIST test images, which training never sees."
+)
+
+families = worker.trainable_families()
+family = st.segmented_control("Model family", list(families), default="mlp", format_func=families.get, key="family")
+family = family or "mlp"
+size_column, epochs_column = st.columns(2)
+sizes = TRAIN_SIZES if family != "svm" else [size for size in TRAIN_SIZES if size <= runs.LARGEST_SVM_TRAIN_SIZE]
+train_size = size_column.select_slider("Training images (from MNIST's 60,000)", sizes, value=5_000, key="train_size")
+epochs, C, gamma = 5, 10.0, 0.02
+if family in runs.KERAS_FAMILIES:
+    epochs = epochs_column.slider("Epochs", 1, 30, 5, key="epochs", help="Early stopping may end training sooner.")
+else:
+    C = epochs_column.number_input("C (penalty on mistakes)", 0.01, 1000.0, 10.0, key="svm_c")
+    gamma = epochs_column.number_input("gamma (RBF width)", 0.0001, 1.0, 0.02, format="%.4f", key="svm_gamma")
+augment = st.toggle(
+    "Augmentation",
+    value=True,
+    key="augment",
+    help="MLP and CNN: random rotation, zoom and shift each epoch. SVM: copies shifted by one pixel.",
+)
+include_drawings = st.toggle(
+    "Also train on the saved drawings",
+    key="include_drawings",
+    help="A quarter of them is kept out of training to score the run on drawings it has not seen.",
+)
+if st.button("Start training", icon=":material/model_training:", type="primary", key="start"):
+    try:
+        request = runs.TrainingRequest(
+            family,
+            train_size=train_size,
+            epochs=epochs,
+            augment=augment,
+            C=C,
+            gamma=gamma,
+            include_drawings=include_drawings,
+        )
+        run_id = worker.launch(request)
+    except (ValueError, DigitlabError) as error:
+        st.error(str(error), icon=":material/error:")
+    else:
+        st.toast(f"Run #{run_id} started.", icon=":material/model_training:")
+
+st.header("Running", divider="gray")
+training_view.show_active_runs()
+
+st.header("Run registry", divider="gray")
+recorded = training_view.show_registry()
+
+st.header("Model in use", divider="gray")
+training_view.show_promotion(recorded)

@@ -1,0 +1,200 @@
+"""The Train page and the compare page's runs section, run headless with AppTest against a database in a temp folder.
+
+One test starts a real worker process from the page, waits for it through the
+registry as the page does, promotes the run and rolls it back.
+"""
+
+import json
+import os
+import time
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from digitlab import promotion, runs, settings
+from digitlab.errors import DigitlabError
+from digitlab.persistence import read_manifest
+
+ROOT = Path(__file__).resolve().parent.parent
+RUN_TIMEOUT = 240
+WAIT_SECONDS = 300
+
+
+def page(name: str) -> AppTest:
+    return AppTest.from_file(str(ROOT / "pages" / f"{name}.py"), default_timeout=RUN_TIMEOUT)
+
+
+def texts(elements) -> str:
+    return "\n".join(str(element.value) for element in elements)
+
+
+def assert_no_exception(app: AppTest) -> None:
+    assert not app.exception, texts(app.exception)
+
+
+def button_labelled(app: AppTest, label: str):
+    matches = [button for button in app.button if button.label == label]
+    assert matches, f"no button labelled {label!r}; buttons: {[button.label for button in app.button]}"
+    return matches[0]
+
+
+@pytest.fixture
+def database(tmp_path, monkeypatch) -> Path:
+    path = tmp_path / "lab" / "digitlab.sqlite3"
+    monkeypatch.setenv(settings.DATABASE_VARIABLE, str(path))
+    monkeypatch.delenv(settings.MODELS_DIR_VARIABLE, raising=False)
+    return path
+
+
+def succeeded_run(connection, family: str, size: int, accuracy: float, seconds: float, **options) -> int:
+    """A run recorded as finished, with the figures a tiny real run would have."""
+    run_id = runs.create_run(connection, runs.TrainingRequest(family, train_size=size, **options))
+    runs.mark_running(connection, run_id, os.getpid(), Path("unused"))
+    runs.mark_succeeded(
+        connection,
+        run_id,
+        {
+            "data": {"mnist_images": size, "train_images": size},
+            "metrics": {
+                "test": {"accuracy": accuracy, "errors": round((1 - accuracy) * 10_000)},
+                "history": {"loss": [1.0, 0.5], "accuracy": [0.6, 0.8], "val_loss": [0.9], "val_accuracy": [0.7]},
+            },
+            "training_seconds": seconds,
+            "total_seconds": seconds + 5,
+            "artifact": "unused",
+            "sha256": "0" * 64,
+            "size_bytes": 1,
+        },
+    )
+    return run_id
+
+
+def test_the_train_page_offers_each_familys_own_settings(database):
+    app = page("train").run()
+
+    assert_no_exception(app)
+    assert [slider.label for slider in app.slider] == ["Epochs"]
+    assert not app.number_input
+    assert "No runs yet" in texts(app.info)
+    assert "The shipped models are in use." in texts(app.info)
+
+    app.segmented_control(key="family").set_value("svm").run()
+
+    assert_no_exception(app)
+    assert not app.slider
+    assert [field.label for field in app.number_input] == ["C (penalty on mistakes)", "gamma (RBF width)"]
+    assert max(app.select_slider(key="train_size").options, key=lambda text: int(text.replace(",", ""))) == "20000"
+
+
+def test_a_run_started_on_the_page_trains_in_the_background_and_can_be_promoted_and_rolled_back(database):
+    app = page("train").run()
+    app.select_slider(key="train_size").set_value(500)
+    app.slider(key="epochs").set_value(1)
+    app.toggle(key="augment").set_value(False)
+    button_labelled(app, "Start training").click().run()
+
+    assert_no_exception(app)
+    connection = runs.open_registry(database)
+    (run,) = runs.list_runs(connection)
+    assert run.parameters == {
+        "family": "mlp",
+        "train_size": 500,
+        "epochs": 1,
+        "augment": False,
+        "include_drawings": False,
+        "seed": 0,
+    }
+    assert any(f"#{run.id} MLP" in element.value for element in app.markdown)
+    deadline = time.monotonic() + WAIT_SECONDS
+    while not runs.get_run(connection, run.id).finished and time.monotonic() < deadline:
+        time.sleep(0.5)
+    run = runs.get_run(connection, run.id)
+    connection.close()
+    assert run.status == "succeeded", run.error
+
+    app.run()
+    assert_no_exception(app)
+    table = app.dataframe[0].value
+    assert table.loc[0, "status"] == "succeeded"
+    assert table.loc[0, "accuracy"] == pytest.approx(run.metrics["test"]["accuracy"])
+
+    button_labelled(app, "Promote").click().run()
+
+    assert_no_exception(app)
+    assert f"from run #{run.id} is in use" in texts(app.success)
+    pointer = promotion.read_pointer()
+    assert pointer["run_id"] == run.id
+    serving = promotion.serving_models_dir()
+    assert serving.parent.parent == database.parent / "active"
+    assert read_manifest(serving)["models"]["mlp"]["sha256"] == run.sha256
+
+    button_labelled(app, "Roll back the last promotion").click().run()
+
+    assert_no_exception(app)
+    assert "The shipped models are in use." in texts(app.success)
+    assert promotion.serving_models_dir() == settings.models_dir()
+    assert json.loads((database.parent / "active" / promotion.POINTER_NAME).read_text())["generation"] is None
+
+
+def test_the_cancel_button_asks_the_worker_to_stop(database):
+    connection = runs.open_registry(database)
+    run_id = runs.create_run(connection, runs.TrainingRequest("cnn", train_size=1000, epochs=3))
+    # This process stands in for the worker, so the page does not mark the run as lost.
+    runs.mark_running(connection, run_id, os.getpid(), database.parent)
+    runs.record_progress(connection, run_id, 1, 3, {"loss": 1.2, "accuracy": 0.6, "val_loss": 1.0, "val_accuracy": 0.7})
+
+    app = page("train").run()
+
+    assert_no_exception(app)
+    assert app.get("progress")[0].proto.value == 33
+    assert app.get("plotly_chart"), "the live loss and accuracy curves are missing"
+    button_labelled(app, "Cancel").click().run()
+
+    assert_no_exception(app)
+    assert runs.cancel_requested(connection, run_id)
+    assert "Cancelling..." in texts(app.caption)
+    connection.close()
+
+
+def test_a_database_that_cannot_be_used_is_one_sentence(database):
+    database.parent.mkdir(parents=True)
+    database.write_bytes(b"not a database" * 200)
+
+    app = page("train").run()
+
+    assert_no_exception(app)
+    assert "The run registry cannot be used." in texts(app.error)
+
+
+def test_the_compare_page_draws_learning_curves_of_the_runs(database):
+    try:
+        if not read_manifest()["models"]:
+            pytest.skip("No trained models to show on the compare page.")
+    except DigitlabError as error:
+        pytest.skip(f"The models folder cannot be read: {error}")
+    connection = runs.open_registry(database)
+    for size, accuracy, seconds in ((500, 0.80, 3.0), (1000, 0.86, 5.5), (2000, 0.90, 10.0)):
+        succeeded_run(connection, "mlp", size, accuracy, seconds, epochs=2)
+    succeeded_run(connection, "svm", 1000, 0.91, 1.5)
+    connection.close()
+
+    app = page("compare").run()
+
+    assert_no_exception(app)
+    specs = {chart.proto.id: json.loads(chart.proto.spec) for chart in app.get("plotly_chart")}
+    accuracy = next(
+        spec
+        for spec in specs.values()
+        if spec["layout"].get("title", {}).get("text") == "Test accuracy by training images"
+    )
+    curves = {trace["name"]: (trace["x"], trace["y"]) for trace in accuracy["data"]}
+    assert curves["MLP (epochs 2, augment True)"] == ([500, 1000, 2000], [0.80, 0.86, 0.90])
+    assert curves["SVM (augment True, C 10.0, gamma 0.02)"] == ([1000], [0.91])
+    time_chart = next(
+        spec
+        for spec in specs.values()
+        if spec["layout"].get("title", {}).get("text") == "Training time (s) by training images"
+    )
+    assert time_chart["data"][0]["y"] == [3.0, 5.5, 10.0]
+    assert len(app.dataframe[-1].value) == 4
