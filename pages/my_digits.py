@@ -5,7 +5,7 @@ import streamlit as st
 from digitlab.errors import DigitlabError
 from ui import resources
 from ui.feedback import report_database_error, store_or_stop
-from ui.saved_drawings import filter_controls, show_accuracy, show_drawings, show_export, show_notice
+from ui.saved_drawings import counted, filter_controls, show_accuracy, show_drawings, show_export, show_notice
 
 st.title("My digits")
 st.caption(
@@ -29,7 +29,7 @@ try:
             icon=":material/draw:",
         )
         st.stop()
-    st.markdown(f"**{total:,} saved drawings** in `{store.path}`.")
+    st.markdown(f"**{counted(total, 'saved drawing')}** in `{store.path}`.")
     filters = filter_controls(store.models(), titles)
     drawings_tab, accuracy_tab, export_tab = st.tabs(
         [":material/grid_view: Drawings", ":material/leaderboard: Accuracy", ":material/download: Export"]

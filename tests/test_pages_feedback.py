@@ -73,11 +73,11 @@ def test_my_digits_lists_filters_and_scores_the_saved_drawings(filled):
         ["feedback-images-idx3-ubyte.gz", "feedback-labels-idx1-ubyte.gz", "feedback.csv"]
     )
 
-    app.pills(key="filter-digits").set_value([7]).run()
+    app.multiselect(key="filter-digits").set_value([7]).run()
     assert "2 matching drawings" in texts(app.caption)
 
     app.selectbox(key="filter-misread").set_value("svm").run()
-    assert "1 matching drawings" in texts(app.caption)
+    assert "1 matching drawing," in texts(app.caption)
     assert dict(zip(app.dataframe[0].value["model"], app.dataframe[0].value["correct"], strict=True)) == {
         titles["svm"]: 0,
         titles["cnn"]: 1,

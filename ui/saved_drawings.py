@@ -16,10 +16,16 @@ COLUMNS = 4
 NOTICE_KEY = "my-digits-notice"
 
 
+def counted(count: int, noun: str) -> str:
+    """``1 saved drawing``, ``3 saved drawings``."""
+    return f"{count:,} {noun}" + ("" if count == 1 else "s")
+
+
 def filter_controls(models: list[str], titles: dict[str, str]) -> DrawingFilter:
     """Widgets for the digits, sources and misreading model to show; empty choices keep everything."""
     digit_column, source_column, model_column = st.columns([3, 1, 1])
-    labels = digit_column.pills("Digits", DIGITS, selection_mode="multi", key="filter-digits")
+    # A multiselect rather than pills: ten pills do not fit across a phone.
+    labels = digit_column.multiselect("Digits", DIGITS, placeholder="every digit", key="filter-digits")
     sources = source_column.pills("Source", SOURCES, selection_mode="multi", key="filter-sources")
     choices = [None, ANY_MODEL, *models]
     names = {None: "every drawing", ANY_MODEL: "any model", **{model: titles.get(model, model) for model in models}}
@@ -104,7 +110,7 @@ def show_drawings(store: FeedbackStore, filters: DrawingFilter, titles: dict[str
     page = 1
     if pages > 1:
         page = st.number_input(f"Page (of {pages})", min_value=1, max_value=pages, value=1, key="drawings-page")
-    st.caption(f"{total:,} matching drawings, newest first.")
+    st.caption(f"{counted(total, 'matching drawing')}, newest first.")
     drawings = store.drawings(filters, limit=PAGE_SIZE, offset=(int(page) - 1) * PAGE_SIZE)
     for start in range(0, len(drawings), COLUMNS):
         for column, drawing in zip(st.columns(COLUMNS), drawings[start : start + COLUMNS], strict=False):
