@@ -213,6 +213,28 @@ def test_a_damaged_database_is_refused_and_left_as_it_was(tmp_path):
     assert path.read_bytes() == damaged
 
 
+def test_reopening_keeps_the_drawings_and_runs_no_migration_twice(tmp_path):
+    path = tmp_path / "lab.sqlite3"
+    with FeedbackStore(path) as store:
+        first = save(store, label=5, svm=5, cnn=5)
+    with FeedbackStore(path) as store:
+        assert [drawing.id for drawing in store.drawings()] == [first]
+        # AUTOINCREMENT: a deleted drawing's id is never handed out again, so exported ids stay unique.
+        store.delete(first)
+        assert save(store, label=5, svm=5, cnn=5) == first + 1
+    assert schema_version(sqlite3.connect(path), "feedback") == 1
+
+
+def test_sqlite_failures_become_one_database_error_sentence(tmp_path):
+    store = FeedbackStore(tmp_path / "lab.sqlite3")
+    store.close()
+
+    with pytest.raises(DatabaseError, match="could not be used"):
+        store.count()
+    with pytest.raises(DatabaseError, match="could not be used"):
+        save(store, label=1, svm=1, cnn=1)
+
+
 # IDX and CSV export.
 
 
