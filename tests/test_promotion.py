@@ -157,3 +157,24 @@ def test_a_promoted_run_is_found_through_the_registry(trained, tmp_path, monkeyp
     assert json.loads((tmp_path / "active" / promotion.POINTER_NAME).read_text())["run_id"] == run_id
     assert promotion.serving_models_dir() == tmp_path / "active" / "generations" / pointer["generation"]
     assert (promotion.serving_models_dir() / MANIFEST_NAME).exists()
+
+
+def test_predict_on_the_command_line_reads_the_promoted_model(trained, tmp_path, monkeypatch, capsys):
+    from PIL import Image, ImageDraw
+
+    from digitlab.cli import main
+
+    monkeypatch.delenv(settings.MODELS_DIR_VARIABLE, raising=False)
+    monkeypatch.setenv(settings.DATABASE_VARIABLE, str(tmp_path / "lab.sqlite3"))
+    base, run = trained
+    image = Image.new("L", (100, 100), 255)
+    ImageDraw.Draw(image).line([(50, 15), (50, 85)], fill=0, width=9)
+    image.save(tmp_path / "one.png")
+    promotion.promote(run, "mlp", base=base)
+
+    assert main(["predict", str(tmp_path / "one.png"), "--json"]) == 0
+    promoted = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [reading["model"] for reading in promoted] == ["svm", "mlp"]
+    assert main(["predict", str(tmp_path / "one.png"), "--json", "--model", "mlp", "--models-dir", str(base)]) == 0
+    from_base = json.loads(capsys.readouterr().out)
+    assert from_base["probabilities"] != promoted[1]["probabilities"]

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from digitlab import runs
+from digitlab import runs, settings
 from digitlab.errors import DigitlabError
 
 
@@ -153,3 +153,22 @@ def test_learning_curves_group_succeeded_runs_by_family_and_settings(registry, t
     ]
     assert rows[0]["curve"] == "MLP (epochs 2, augment True)"
     assert [run.id for run in runs.list_runs(registry, ("failed",))] == [failed]
+
+
+def test_the_command_line_lists_runs_and_refuses_an_unknown_one_with_a_sentence(tmp_path, monkeypatch, capsys):
+    from digitlab.cli import main
+
+    monkeypatch.setenv(settings.DATABASE_VARIABLE, str(tmp_path / "lab.sqlite3"))
+    connection = runs.open_registry()
+    run_id = runs.create_run(connection, runs.TrainingRequest("svm", train_size=1000))
+    runs.mark_finished_without_model(connection, run_id, "failed", "broken")
+    connection.close()
+
+    assert main(["runs", "list"]) == 0
+    listed = capsys.readouterr()
+    assert f"#{run_id}" in listed.out and "failed" in listed.out and "1,000 images" in listed.out
+    assert "The shipped models are in use." in listed.err
+    assert main(["runs", "promote", "99"]) == 2
+    assert "no training run #99" in capsys.readouterr().err
+    assert main(["runs", "rollback"]) == 2
+    assert "Nothing to roll back" in capsys.readouterr().err
