@@ -1,8 +1,9 @@
 """Which pixels drove a model's answer: heat maps over the 28x28 input.
 
 Two methods. Occlusion sensitivity works for every model, the SVM included:
-grey out one small square at a time and measure how much the probability of
-the digit falls. Saliency is for the Keras models: the gradient of the digit's
+blank one small square at a time and measure how much the log-probability of
+the digit falls (the log, because a confident model's probability barely moves
+from 1.0 and the map would show almost nothing). Saliency is for the Keras models: the gradient of the digit's
 score (before the softmax, which would flatten it for confident answers) with
 respect to every pixel. Both return a ``(28, 28)`` float32 map; larger means
 the pixel mattered more for that digit.
@@ -15,7 +16,7 @@ import numpy as np
 from digitlab.models import CLASSES, IMAGE_SHAPE
 
 METHODS = {
-    "occlusion": "Occlusion: how much the digit's probability falls when a 4x4 square is blanked",
+    "occlusion": "Occlusion: how much the digit's log-probability falls when a 4x4 square is blanked",
     "saliency": "Saliency: how strongly each pixel's brightness moves the digit's score (gradient)",
 }
 OCCLUSION_PATCH = 4
@@ -43,7 +44,7 @@ def occlusion_map(
     stride: int = OCCLUSION_STRIDE,
     fill: float = 0.0,
 ) -> np.ndarray:
-    """The mean fall in ``digit``'s probability over the occluding squares that cover each pixel.
+    """The mean fall in ``digit``'s log-probability over the occluding squares that cover each pixel.
 
     Every square position is predicted in one batch, so a whole map costs one
     call of ``predict_proba`` on ``((28 - patch) // stride + 1) ** 2`` images (169 by default).
@@ -56,8 +57,8 @@ def occlusion_map(
     batch = np.repeat(image[None], len(positions) + 1, axis=0)
     for number, (top, left) in enumerate(positions, start=1):
         batch[number, top : top + patch, left : left + patch] = fill
-    probabilities = np.asarray(predict_proba(batch))[:, digit]
-    falls = probabilities[0] - probabilities[1:]
+    scores = np.log(np.clip(np.asarray(predict_proba(batch), dtype=np.float64)[:, digit], 1e-12, None))
+    falls = scores[0] - scores[1:]
     total = np.zeros(IMAGE_SHAPE, dtype=np.float64)
     covered = np.zeros(IMAGE_SHAPE, dtype=np.float64)
     for fall, (top, left) in zip(falls, positions, strict=True):

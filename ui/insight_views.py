@@ -13,7 +13,7 @@ from digitlab.label_issues import LabelIssues
 from ui import resources
 from ui.images import enlarge, montage
 
-HEAT_SCALE = 5
+HEAT_SCALE = 4
 
 
 def show_why(image: np.ndarray, models: dict[str, Any], titles: dict[str, str]) -> None:
@@ -22,7 +22,7 @@ def show_why(image: np.ndarray, models: dict[str, Any], titles: dict[str, str]) 
         "Red to yellow marks the pixels that most support each model's answer. "
         + " ".join(f"**{name}**:{detail}." for name, detail in (text.split(":", 1) for text in METHODS.values()))
     )
-    grid = st.grid(columns="auto", min_column_width=150, gap="small", border=True)
+    grid = st.grid(columns="auto", min_column_width=120, gap="xsmall", border=True)
     for name, model in models.items():
         started = time.perf_counter()
         digit = int(model.predict_proba(image).argmax())
@@ -30,7 +30,7 @@ def show_why(image: np.ndarray, models: dict[str, Any], titles: dict[str, str]) 
         seconds = time.perf_counter() - started
         for method, heat in maps.items():
             with grid.cell():
-                st.image(heat_overlay(image, heat, scale=HEAT_SCALE), width=140)
+                st.image(heat_overlay(image, heat, scale=HEAT_SCALE), width=112)
                 st.markdown(f"**{titles.get(name, name)}** reads **{digit}**  \n:gray[{method} · {seconds:.2f} s]")
 
 

@@ -1,0 +1,142 @@
+"""The insight views in a real browser: heat maps for a drawn digit and a test image, the map, label issues.
+
+Reuses the server and browser of ``tests/test_browser.py``; screenshots go to
+``test-artifacts/insight-*.png``.
+"""
+
+import re
+
+import pytest
+from test_browser import (
+    ARTIFACTS,
+    DESKTOP,
+    MODEL_LOAD_TIMEOUT_MS,
+    PAGE_TIMEOUT_MS,
+    PAGES,
+    PREDICTION_TIMEOUT_MS,
+    browser,
+    draw,
+    open_page,
+    screenshot_whole_page,
+    server_url,
+    wait_until_idle,
+)
+
+from digitlab import settings
+from digitlab.errors import DigitlabError
+from digitlab.insight import load_insight
+from digitlab.persistence import read_manifest
+
+pytestmark = pytest.mark.browser
+
+# The single-digit browser test's fixtures: this module gets a dashboard server and a Chromium of its own.
+__all__ = ["browser", "server_url"]
+
+EXCEPTION = '[data-testid="stException"]'
+MARKDOWN = '[data-testid="stMarkdownContainer"]'
+
+
+@pytest.fixture(scope="module")
+def titles():
+    manifest = read_manifest()
+    if not manifest["models"]:
+        pytest.skip(f"No trained models in {settings.models_dir()}; run 'python -m digitlab train'.")
+    return {name: entry.get("title", name) for name, entry in manifest["models"].items()}
+
+
+@pytest.fixture(scope="module")
+def insight(titles):
+    try:
+        return load_insight()
+    except DigitlabError as error:
+        pytest.skip(f"No usable insight artefact: {error}")
+
+
+def heat_map_captions(page, count: int) -> list[str]:
+    """Wait for ``count`` heat maps and return their captions."""
+    page.wait_for_function(
+        f"n => Array.from(document.querySelectorAll('{MARKDOWN}'))"
+        ".filter(element => element.innerText.includes('occlusion ·')).length >= n",
+        arg=count,
+        timeout=MODEL_LOAD_TIMEOUT_MS,
+    )
+    wait_until_idle(page)
+    captions = page.locator(MARKDOWN, has_text="occlusion ·")
+    return [captions.nth(position).inner_text() for position in range(captions.count())]
+
+
+def test_a_drawn_digit_gets_a_heat_map_from_every_model(browser, server_url, titles):
+    page = open_page(browser, server_url, PAGES["draw"][1], DESKTOP)
+    canvas = page.locator("canvas.upper-canvas").first
+    canvas.wait_for(timeout=MODEL_LOAD_TIMEOUT_MS)
+    draw(page, canvas, [[(0.25, 0.2), (0.75, 0.2), (0.42, 0.85)]])
+    page.get_by_text("Why this answer").first.wait_for(timeout=PREDICTION_TIMEOUT_MS)
+    wait_until_idle(page)
+
+    page.get_by_text("Why this answer").first.click()
+    captions = heat_map_captions(page, len(titles))
+
+    assert page.locator(EXCEPTION).count() == 0
+    assert all(any(title in caption for caption in captions) for title in titles.values()), captions
+    screenshot_whole_page(page, ARTIFACTS / "insight-draw-heat-maps.png", DESKTOP)
+    page.close()
+
+
+def test_a_test_images_mistake_shows_look_alikes_and_heat_maps(browser, server_url, titles, insight):
+    page = open_page(browser, f"{server_url}/explore", PAGES["explore"][1], DESKTOP)
+
+    page.get_by_text("look-alikes", exact=True).click()
+    page.get_by_text("nearest to it (labelled digit)").wait_for(timeout=PAGE_TIMEOUT_MS)
+    wait_until_idle(page)
+    assert page.get_by_text("nearest to it (read instead)").count() >= 1
+    screenshot_whole_page(page, ARTIFACTS / "insight-explore-look-alikes.png", DESKTOP)
+
+    page.get_by_text("heat maps", exact=True).click()
+    captions = heat_map_captions(page, len(titles))
+
+    assert page.locator(EXCEPTION).count() == 0
+    assert all(any(title in caption for caption in captions) for title in titles.values()), captions
+    screenshot_whole_page(page, ARTIFACTS / "insight-explore-heat-maps.png", DESKTOP)
+    page.close()
+
+
+def test_a_lasso_on_the_map_selects_images_and_filters_the_mistakes(browser, server_url, insight):
+    page = open_page(browser, f"{server_url}/explore", PAGES["explore"][1], DESKTOP)
+    page.get_by_role("tab", name="Map of the test set").click()
+    plot = page.locator(".js-plotly-plot .nsewdrag").first
+    plot.wait_for(timeout=PAGE_TIMEOUT_MS)
+    wait_until_idle(page)
+    plot.scroll_into_view_if_needed()
+    box = plot.bounding_box()
+
+    # A lasso around the middle third of the map, drawn with real mouse moves.
+    corners = [(0.33, 0.33), (0.67, 0.33), (0.67, 0.67), (0.33, 0.67), (0.34, 0.34)]
+    points = [(box["x"] + x * box["width"], box["y"] + y * box["height"]) for x, y in corners]
+    page.mouse.move(*points[0])
+    page.mouse.down()
+    for point in points[1:]:
+        page.mouse.move(*point, steps=12)
+    page.mouse.up()
+    page.get_by_text("images selected; the first").wait_for(timeout=PAGE_TIMEOUT_MS)
+    wait_until_idle(page)
+
+    assert page.locator(EXCEPTION).count() == 0
+    screenshot_whole_page(page, ARTIFACTS / "insight-map-selection.png", DESKTOP)
+    page.get_by_role("tab", name="Mistakes").click()
+    assert page.get_by_text("images selected on the map of the test set").count() == 1
+    page.close()
+
+
+def test_the_suspected_label_errors_view_lists_thirty_images_with_evidence(browser, server_url, titles):
+    page = open_page(browser, f"{server_url}/explore", PAGES["explore"][1], DESKTOP)
+
+    page.get_by_role("tab", name="Suspected label errors").click()
+    page.get_by_text("1. test image #").first.wait_for(timeout=PAGE_TIMEOUT_MS)
+    wait_until_idle(page)
+
+    cards = page.locator(MARKDOWN, has_text=re.compile(r"^\d+\. test image #"))
+    assert cards.count() == 30
+    assert all(title in cards.first.inner_text() for title in titles.values())
+    assert page.locator(EXCEPTION).count() == 0
+    screenshot_whole_page(page, ARTIFACTS / "insight-label-errors.png", DESKTOP)
+    page.close()
