@@ -354,13 +354,15 @@ class FeedbackStore:
         return bytes(row[0])
 
     @_sqlite_errors_reported
-    def label_counts(self) -> np.ndarray:
-        """How many drawings carry each label, indexed by digit."""
+    def label_counts(self, filters: DrawingFilter = DrawingFilter()) -> np.ndarray:
+        """How many drawings that pass ``filters`` carry each label, indexed by digit."""
+        condition, parameters = filters.where()
         counts = np.zeros(10, dtype=np.int64)
         with self._lock:
-            for label, count in self._connection.execute(
-                "SELECT label, COUNT(*) FROM feedback_drawings GROUP BY label"
-            ):
+            rows = self._connection.execute(
+                f"SELECT label, COUNT(*) FROM feedback_drawings d WHERE {condition} GROUP BY label", parameters
+            )
+            for label, count in rows:
                 counts[label] = count
         return counts
 
@@ -480,7 +482,8 @@ def statistics(store: FeedbackStore, filters: DrawingFilter = DrawingFilter()) -
     return {
         "database": str(store.path),
         "drawings": store.count(filters),
-        "per_digit": store.label_counts().tolist() if filters == DrawingFilter() else None,
+        "filtered": filters != DrawingFilter(),
+        "per_digit": store.label_counts(filters).tolist(),
         "models": [
             {
                 "model": row.model,
@@ -497,11 +500,13 @@ def statistics(store: FeedbackStore, filters: DrawingFilter = DrawingFilter()) -
 
 def statistics_text(report: dict[str, Any], confusion: bool = False) -> str:
     """The statistics as plain text: a sentence, the count per digit, then a table of the models."""
+    if not report["drawings"] and report["filtered"]:
+        return f"No saved drawing in {report['database']} matches these filters."
     if not report["drawings"]:
         return f"No saved drawings in {report['database']} yet: save some from the dashboard's Draw page."
-    lines = [f"{report['drawings']:,} saved drawings in {report['database']}."]
-    if report["per_digit"] is not None:
-        lines.append("Per digit: " + ", ".join(f"{digit}: {count}" for digit, count in enumerate(report["per_digit"])))
+    matching = " matching the filters" if report["filtered"] else ""
+    lines = [f"{report['drawings']:,} saved drawings{matching} in {report['database']}."]
+    lines.append("Per digit: " + ", ".join(f"{digit}: {count}" for digit, count in enumerate(report["per_digit"])))
     rows = [
         (row["model"], f"{row['accuracy']:.2%}", f"{row['correct']}/{row['drawings']}", row["versions"])
         for row in report["models"]

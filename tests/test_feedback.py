@@ -442,6 +442,10 @@ def test_cli_stats_and_export(store, tmp_path, capsys):
     assert main(["feedback", "stats", *database, "--json", "--misread-by", "any"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["drawings"] == 1 and report["models"][1]["confusion_matrix"][3][5] == 1
+    assert report["filtered"] and report["per_digit"] == [0, 0, 0, 1, 0, 0, 0, 0, 0, 0]
+
+    assert main(["feedback", "stats", *database, "--label", "0"]) == 0
+    assert "No saved drawing in" in capsys.readouterr().out
 
     assert main(["feedback", "export", *database, "--out", str(tmp_path / "out"), "--label", "5"]) == 0
     assert capsys.readouterr().out.split() == [
