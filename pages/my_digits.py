@@ -2,10 +2,18 @@
 
 import streamlit as st
 
+from digitlab import settings
 from digitlab.errors import DigitlabError
-from ui import resources
-from ui.feedback import report_database_error, store_or_stop
-from ui.saved_drawings import counted, filter_controls, show_accuracy, show_drawings, show_export, show_notice
+from ui.feedback import report_database_error, saved_store_or_stop
+from ui.saved_drawings import (
+    counted,
+    filter_controls,
+    model_titles,
+    show_accuracy,
+    show_drawings,
+    show_export,
+    show_notice,
+)
 
 st.title("My digits")
 st.caption(
@@ -13,19 +21,15 @@ st.caption(
     "They measure the models on your handwriting and can be exported as a dataset."
 )
 
-store = store_or_stop()
-try:
-    titles = {name: entry.get("title", name) for name, entry in resources.manifest()["models"].items()}
-except DigitlabError:
-    # Without a readable manifest the models are named by their registry names.
-    titles = {}
+store = saved_store_or_stop()
+titles = model_titles()
 show_notice()
 try:
-    total = store.count()
+    total = store.count() if store is not None else 0
     if not total:
         st.info(
             "No saved drawings yet. Draw a digit on the **Draw a digit** page, pick the right digit under the "
-            f"models' answers and save it; it appears here. (Database: `{store.path}`)",
+            f"models' answers and save it; it appears here. (Database: `{settings.database_path()}`)",
             icon=":material/draw:",
         )
         st.stop()

@@ -38,6 +38,16 @@ def test_my_digits_without_a_database_shows_how_to_save_one(database):
     assert_no_exception(app)
     assert "No saved drawings yet" in texts(app.info)
     assert not app.tabs
+    assert not database.exists(), "viewing the page must not create the database"
+
+
+def test_my_digits_with_an_empty_database_shows_how_to_save_one(database):
+    FeedbackStore(database).close()
+
+    app = page("my_digits").run()
+
+    assert_no_exception(app)
+    assert "No saved drawings yet" in texts(app.info)
 
 
 def test_my_digits_reports_a_damaged_database_in_one_sentence_and_leaves_it_alone(database):

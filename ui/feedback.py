@@ -58,6 +58,13 @@ def store_or_stop() -> FeedbackStore:
         st.stop()
 
 
+def saved_store_or_stop() -> FeedbackStore | None:
+    """The store for a page that only reads it: None while its file does not exist, so viewing creates nothing."""
+    if not settings.database_path().exists():
+        return None
+    return store_or_stop()
+
+
 def model_versions() -> dict[str, str]:
     """Each model's SHA-256 from the manifest, recorded with its readings."""
     return {name: str(entry.get("sha256") or "unknown") for name, entry in resources.manifest()["models"].items()}

@@ -7,13 +7,21 @@ import streamlit as st
 
 from digitlab.errors import DigitlabError
 from digitlab.feedback import ANY_MODEL, CSV_NAME, DIGITS, SOURCES, DrawingFilter, FeedbackStore
-from ui import charts
+from ui import charts, resources
 from ui.feedback import report_database_error
 from ui.images import enlarge
 
 PAGE_SIZE = 12
 COLUMNS = 4
 NOTICE_KEY = "my-digits-notice"
+
+
+def model_titles() -> dict[str, str]:
+    """Each model's title from the manifest; without a readable manifest, models go by their registry names."""
+    try:
+        return {name: entry.get("title", name) for name, entry in resources.manifest()["models"].items()}
+    except DigitlabError:
+        return {}
 
 
 def counted(count: int, noun: str) -> str:
