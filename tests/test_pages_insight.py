@@ -11,6 +11,7 @@ import pytest
 import test_pages
 from test_pages import assert_no_exception, card_indices, digit_image_png, explorer_count, page, texts
 
+from digitlab import settings
 from digitlab.explorer import hardness
 from digitlab.insight import INSIGHT_NAME, load_insight, save_insight
 from digitlab.persistence import load_test_probabilities
@@ -176,3 +177,16 @@ def test_the_explorer_says_so_when_the_insight_artefact_is_missing_or_stale(mode
 
     assert_no_exception(stale)
     assert "computed from another cnn model" in texts(stale.tabs[MAP_TAB].info)
+
+
+def test_a_freshly_trained_models_folder_without_the_artefact_still_explores(tiny_models_dir, monkeypatch, test_labels):
+    monkeypatch.setenv(settings.MODELS_DIR_VARIABLE, str(tiny_models_dir))
+
+    app = page("explore").run()
+
+    assert_no_exception(app)
+    assert f"{tiny_models_dir / INSIGHT_NAME} is missing" in texts(app.tabs[MAP_TAB].info)
+    assert len(app.tabs[LABELS_TAB].image) == 30, "label issues need only the stored probabilities"
+    app.segmented_control(key="explore_explain").set_value("heat maps").run()
+    assert_no_exception(app)
+    assert any(":gray[saliency" in element.value for element in app.markdown)
