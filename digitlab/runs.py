@@ -28,7 +28,10 @@ ACTIVE = ("queued", "running")
 MNIST_TRAINING_IMAGES = 60_000
 # The SVM's cost grows faster than linearly with its training images; above this it takes many minutes.
 LARGEST_SVM_TRAIN_SIZE = 20_000
-LOST_WORKER_MESSAGE = "The training process stopped without reporting (it was killed or the machine restarted)."
+LOST_WORKER_MESSAGE = (
+    "The training process stopped without reporting (it was killed or crashed); worker.log in the run's folder "
+    "says more."
+)
 
 SCHEMA = Schema(
     "runs",
@@ -219,6 +222,12 @@ def list_runs(connection: sqlite3.Connection, statuses: tuple[str, ...] | None =
     return [_run_from_row(row) for row in connection.execute(query + " ORDER BY id DESC", arguments)]
 
 
+def record_worker(connection: sqlite3.Connection, run_id: int, pid: int) -> None:
+    """Note the process started for a queued run, so a worker that dies before it starts is noticed too."""
+    with transaction(connection):
+        connection.execute("UPDATE training_runs SET worker_pid = ? WHERE id = ? AND status = 'queued'", (pid, run_id))
+
+
 def mark_running(connection: sqlite3.Connection, run_id: int, pid: int, folder: Path) -> None:
     """Claim a queued run for the worker with process id ``pid``; a run cannot be started twice."""
     with transaction(connection):
@@ -323,13 +332,20 @@ def process_is_alive(pid: int | None) -> bool:
 
 
 def mark_lost_runs(connection: sqlite3.Connection) -> list[int]:
-    """Mark running runs whose worker process no longer exists as failed, so none stays running forever."""
-    lost = [run.id for run in list_runs(connection, ("running",)) if not process_is_alive(run.worker_pid)]
+    """Mark unfinished runs whose worker process no longer exists as failed, so none stays unfinished forever.
+
+    A queued run without a recorded process is being started in the foreground and is left alone.
+    """
+    lost = [
+        run.id
+        for run in list_runs(connection, ACTIVE)
+        if (run.status == "running" or run.worker_pid) and not process_is_alive(run.worker_pid)
+    ]
     for run_id in lost:
         with transaction(connection):
             connection.execute(
                 "UPDATE training_runs SET status = 'failed', finished_at = ?, error = ?, stage = 'failed' "
-                "WHERE id = ? AND status = 'running'",
+                "WHERE id = ? AND status IN ('queued', 'running')",
                 (now(), LOST_WORKER_MESSAGE, run_id),
             )
     return lost

@@ -44,12 +44,13 @@ def launch(request: runs.TrainingRequest, database: str | os.PathLike | None = N
     try:
         run_id = runs.create_run(connection, request)
         try:
-            start_worker(run_id, database)
+            process = start_worker(run_id, database)
         except OSError as error:
             runs.mark_finished_without_model(
                 connection, run_id, "failed", f"The training process did not start: {error}."
             )
             raise DigitlabError(f"The training process did not start: {error}.") from error
+        runs.record_worker(connection, run_id, process.pid)
     finally:
         connection.close()
     return run_id

@@ -102,12 +102,18 @@ def test_cancelling_sets_the_flag_only_while_the_run_is_unfinished(registry):
 def test_a_run_whose_worker_died_is_marked_failed(registry, tmp_path):
     lost = runs.create_run(registry, runs.TrainingRequest("mlp", train_size=200, epochs=1))
     alive = runs.create_run(registry, runs.TrainingRequest("mlp", train_size=200, epochs=1))
+    never_started = runs.create_run(registry, runs.TrainingRequest("mlp", train_size=200, epochs=1))
+    in_the_foreground = runs.create_run(registry, runs.TrainingRequest("mlp", train_size=200, epochs=1))
     runs.mark_running(registry, lost, finished_process_id(), tmp_path)
     runs.mark_running(registry, alive, os.getpid(), tmp_path)
-    assert runs.mark_lost_runs(registry) == [lost]
+    runs.record_worker(registry, never_started, finished_process_id())
+
+    assert sorted(runs.mark_lost_runs(registry)) == [lost, never_started]
     assert runs.get_run(registry, lost).status == "failed"
     assert runs.get_run(registry, lost).error == runs.LOST_WORKER_MESSAGE
+    assert runs.get_run(registry, never_started).status == "failed"
     assert runs.get_run(registry, alive).status == "running"
+    assert runs.get_run(registry, in_the_foreground).status == "queued"
 
 
 def test_a_missing_run_is_reported_with_a_sentence(registry):
