@@ -18,6 +18,7 @@ from ui import charts, run_charts
 PROGRESS_REFRESH_SECONDS = 1.0
 FAMILY_COLOURS = run_charts.FAMILY_COLOURS
 OUTCOME_KEY = "promotion-outcome"
+WATCHED_KEY = "watched-runs"
 OUTCOME_ICONS = {"success": ":material/check:", "error": ":material/error:"}
 REGISTRY_COLUMNS = {
     "run": st.column_config.NumberColumn("Run", format="#%d"),
@@ -64,11 +65,11 @@ def show_active_runs() -> None:
 def _active_runs() -> None:
     with registry() as connection:
         active = runs.list_runs(connection, runs.ACTIVE)
-        shown = st.session_state.setdefault("watched_runs", set())
-        if shown - {run.id for run in active}:
-            st.session_state["watched_runs"] = set()
+        # A run that started or finished since the page was drawn changes the registry too: redraw all of it.
+        statuses = {run.id: run.status for run in active}
+        if statuses != st.session_state.setdefault(WATCHED_KEY, statuses):
+            st.session_state[WATCHED_KEY] = statuses
             st.rerun()
-        st.session_state["watched_runs"] = {run.id for run in active}
         if not active:
             st.caption("No training is running.")
             return
