@@ -5,7 +5,6 @@ import signal
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from digitlab import feedback, promotion, runs, worker
@@ -60,11 +59,19 @@ def queued_run(database: Path, request: runs.TrainingRequest) -> int:
         connection.close()
 
 
-def test_a_run_trains_on_mnist_and_drawings_and_records_everything(tmp_path, mnist_dir, mnist_train, monkeypatch):
+def test_a_run_trains_on_mnist_and_saved_drawings_and_records_everything(tmp_path, mnist_dir, mnist_train):
     images, labels = mnist_train
-    drawings = (images[-8:], labels[-8:].astype(np.int64))
-    monkeypatch.setattr(feedback, "load_labelled_drawings", lambda path=None: drawings)
     database = tmp_path / "lab.sqlite3"
+    # Eight drawings saved through the feedback store into the same database, as the draw page saves them.
+    with feedback.FeedbackStore(database) as store:
+        for image, label in zip(images[-8:], labels[-8:], strict=True):
+            store.save(
+                original=feedback.original_png(image),
+                model_input=image,
+                label=int(label),
+                predictions=[],
+                model_versions={},
+            )
     run_id = queued_run(database, runs.TrainingRequest("mlp", train_size=300, epochs=1, include_drawings=True))
 
     run = worker.run_worker(run_id, database, mnist_dir)
