@@ -30,6 +30,9 @@ from digitlab.models import REGISTRY
 POINTER_NAME = "current.json"
 GENERATIONS_NAME = "generations"
 TEST_IMAGES = 10_000
+# Files computed from the models that check themselves against the manifest when read (a stale one is
+# refused with a sentence), so a new generation can carry them over.
+SELF_CHECKING_FILES = ("insight.npz",)
 
 
 class PromotionError(DigitlabError):
@@ -162,6 +165,10 @@ def _build_generation(
     _link_or_copy(run_folder / run_entry["artifact"], folder / run_entry["artifact"])
     manifest["models"][family] = {**run_entry, "run_id": run_id}
     persistence.write_manifest(manifest, folder)
+
+    for name in SELF_CHECKING_FILES:
+        if (base / name).exists():
+            _link_or_copy(base / name, folder / name)
 
     probabilities = {}
     if (base / persistence.PROBABILITIES_NAME).exists():
