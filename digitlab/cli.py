@@ -427,9 +427,13 @@ def build_parser() -> argparse.ArgumentParser:
     runs_commands = runs.add_subparsers(dest="runs_command", required=True)
     runs_list = runs_commands.add_parser("list", help="every recorded run, newest first, and the models in use")
     runs_train = runs_commands.add_parser("train", help="train one run in the foreground and record it")
-    runs_train.add_argument("--model", choices=["svm", "mlp", "cnn"], required=True)
+    runs_train.add_argument(
+        "--model", choices=[name for name, family in REGISTRY.items() if not family.members], required=True
+    )
     runs_train.add_argument("--train-size", type=positive_int, default=10_000)
-    runs_train.add_argument("--epochs", type=positive_int, default=5, help="epochs for mlp and cnn (default: 5)")
+    runs_train.add_argument(
+        "--epochs", type=positive_int, default=5, help="epochs for the neural networks (default: 5)"
+    )
     runs_train.add_argument("--no-augment", action="store_true", help="no augmentation (or SVM shifted copies)")
     runs_train.add_argument("--C", type=float, default=10.0, help="the SVM's C (default: 10)")
     runs_train.add_argument("--gamma", type=float, default=0.02, help="the SVM's RBF gamma (default: 0.02)")

@@ -20,9 +20,11 @@ from typing import Any
 from digitlab import settings
 from digitlab.database import Schema, connect, transaction
 from digitlab.errors import DigitlabError
+from digitlab.models import REGISTRY, KerasClassifier
 
-TRAINABLE_FAMILIES = ("svm", "mlp", "cnn")
-KERAS_FAMILIES = ("mlp", "cnn")
+# Families that learn from images; a family built from other trained ones (the ensemble) is not trained here.
+TRAINABLE_FAMILIES = tuple(name for name, family in REGISTRY.items() if not family.members)
+KERAS_FAMILIES = tuple(name for name in TRAINABLE_FAMILIES if issubclass(REGISTRY[name], KerasClassifier))
 FINISHED = ("succeeded", "failed", "cancelled")
 ACTIVE = ("queued", "running")
 MNIST_TRAINING_IMAGES = 60_000
