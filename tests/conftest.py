@@ -15,6 +15,23 @@ if LOCAL_MNIST.exists():
     os.environ.setdefault("DIGITLAB_DATA_DIR", str(LOCAL_MNIST))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def isolated_database(tmp_path_factory) -> Path:
+    """Point the lab's database (and the promoted models beside it) at a temporary folder for the whole run.
+
+    Pages and commands that open the database would otherwise read, and could change, the user's own
+    saved drawings, training runs and promoted models. Tests that need their own file still set it.
+    """
+    path = tmp_path_factory.mktemp("user-data") / "digitlab.sqlite3"
+    previous = os.environ.get("DIGITLAB_DB")
+    os.environ["DIGITLAB_DB"] = str(path)
+    yield path
+    if previous is None:
+        os.environ.pop("DIGITLAB_DB", None)
+    else:
+        os.environ["DIGITLAB_DB"] = previous
+
+
 @pytest.fixture(scope="session")
 def mnist_dir() -> Path:
     """The folder holding the four canonical MNIST files."""
