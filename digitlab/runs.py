@@ -82,6 +82,14 @@ class RunNotFoundError(DigitlabError):
     """No run with the requested id is in the registry."""
 
 
+class InvalidRequestError(DigitlabError, ValueError):
+    """A training request's parameters are out of range.
+
+    A ValueError for callers that check arguments, and a DigitlabError so that the command line and the
+    dashboard print its sentence instead of a traceback.
+    """
+
+
 @dataclass(frozen=True)
 class TrainingRequest:
     """What a user asks to train: a family and its main hyperparameters."""
@@ -97,18 +105,22 @@ class TrainingRequest:
 
     def __post_init__(self):
         if self.family not in TRAINABLE_FAMILIES:
-            raise ValueError(f"Unknown model family {self.family!r}; choose one of {', '.join(TRAINABLE_FAMILIES)}.")
+            raise InvalidRequestError(
+                f"Unknown model family {self.family!r}; choose one of {', '.join(TRAINABLE_FAMILIES)}."
+            )
         if not 100 <= self.train_size <= MNIST_TRAINING_IMAGES:
-            raise ValueError(f"train_size must be between 100 and {MNIST_TRAINING_IMAGES:,}, not {self.train_size}.")
+            raise InvalidRequestError(
+                f"train_size must be between 100 and {MNIST_TRAINING_IMAGES:,}, not {self.train_size}."
+            )
         if self.family == "svm" and self.train_size > LARGEST_SVM_TRAIN_SIZE:
-            raise ValueError(
+            raise InvalidRequestError(
                 f"The SVM trains on at most {LARGEST_SVM_TRAIN_SIZE:,} images from the dashboard "
                 f"(its cost grows faster than the data); use 'python -m digitlab train --model svm' for more."
             )
         if self.epochs < 1:
-            raise ValueError(f"epochs must be at least 1, not {self.epochs}.")
+            raise InvalidRequestError(f"epochs must be at least 1, not {self.epochs}.")
         if self.C <= 0 or self.gamma <= 0:
-            raise ValueError(f"C and gamma must be positive, not C={self.C} and gamma={self.gamma}.")
+            raise InvalidRequestError(f"C and gamma must be positive, not C={self.C} and gamma={self.gamma}.")
 
     def model_options(self) -> dict[str, Any]:
         """Keyword arguments for ``training.train_and_record``: only what this family understands."""

@@ -49,7 +49,7 @@ if st.button("Start training", icon=":material/model_training:", type="primary",
             include_drawings=include_drawings,
         )
         run_id = worker.launch(request)
-    except (ValueError, DigitlabError) as error:
+    except DigitlabError as error:
         st.error(str(error), icon=":material/error:")
     else:
         st.toast(f"Run #{run_id} started.", icon=":material/model_training:")

@@ -178,3 +178,5 @@ def test_the_command_line_lists_runs_and_refuses_an_unknown_one_with_a_sentence(
     assert "no training run #99" in capsys.readouterr().err
     assert main(["runs", "rollback"]) == 2
     assert "Nothing to roll back" in capsys.readouterr().err
+    assert main(["runs", "train", "--model", "svm", "--train-size", "30000"]) == 2
+    assert capsys.readouterr().err.startswith("error: The SVM trains on at most 20,000 images")
