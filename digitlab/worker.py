@@ -24,6 +24,7 @@ import numpy as np
 
 from digitlab import runs, settings
 from digitlab.errors import DigitlabError
+from digitlab.feedback import load_labelled_drawings
 from digitlab.models import REGISTRY
 
 LOG_NAME = "worker.log"
@@ -99,8 +100,14 @@ def run_worker(
             if runs.cancel_requested(connection, run_id):
                 raise TrainingCancelled
             watcher = _CancelWatcher(database, run_id) if interrupt_on_cancel else nullcontext()
-            with watcher:
-                outcome = _train(connection, run, folder, database, data_dir)
+            try:
+                with watcher:
+                    outcome = _train(connection, run, folder, database, data_dir)
+            finally:
+                # An interrupt that lands between a write's BEGIN and its error handling leaves that transaction
+                # open, and recording how the run ended would then fail; it only held progress, safe to drop.
+                if connection.in_transaction:
+                    connection.execute("ROLLBACK")
         except (TrainingCancelled, KeyboardInterrupt):
             runs.mark_finished_without_model(connection, run_id, "cancelled", "Cancelled on request.")
         except DigitlabError as error:
@@ -170,17 +177,7 @@ def _saved_drawings(request: runs.TrainingRequest, database: Path):
     held out, so their score still says how well the model reads drawings it has not seen.
     """
     try:
-        from digitlab.feedback import load_labelled_drawings
-
         images, labels = load_labelled_drawings(database)
-    except ModuleNotFoundError as error:
-        if error.name != "digitlab.feedback":
-            raise
-        if request.include_drawings:
-            raise DigitlabError(
-                "Saved drawings cannot be read: this version of digitlab has no drawing store."
-            ) from error
-        return None, None
     except DigitlabError:
         if request.include_drawings:
             raise
@@ -191,8 +188,8 @@ def _saved_drawings(request: runs.TrainingRequest, database: Path):
     if not request.include_drawings:
         return None, (images, labels)
     order = np.random.default_rng(request.seed).permutation(len(labels))
-    held_out = int(round(len(labels) * DRAWINGS_HELD_OUT)) if len(labels) > 1 else 0
-    held_out = max(held_out, 1) if len(labels) > 1 else 0
+    # At least one drawing is held out to score on, unless there is only one, which training gets.
+    held_out = max(1, round(len(labels) * DRAWINGS_HELD_OUT)) if len(labels) > 1 else 0
     scored, trained = np.sort(order[:held_out]), np.sort(order[held_out:])
     return (images[trained], labels[trained]), ((images[scored], labels[scored]) if held_out else None)
 

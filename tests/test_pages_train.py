@@ -7,10 +7,12 @@ registry as the page does, promotes the run and rolls it back.
 import json
 import os
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
+from test_worker import stop_unfinished_workers
 
 from digitlab import promotion, runs, settings
 from digitlab.errors import DigitlabError
@@ -40,11 +42,12 @@ def button_labelled(app: AppTest, label: str):
 
 
 @pytest.fixture
-def database(tmp_path, monkeypatch) -> Path:
+def database(tmp_path, monkeypatch) -> Iterator[Path]:
     path = tmp_path / "lab" / "digitlab.sqlite3"
     monkeypatch.setenv(settings.DATABASE_VARIABLE, str(path))
     monkeypatch.delenv(settings.MODELS_DIR_VARIABLE, raising=False)
-    return path
+    yield path
+    stop_unfinished_workers(path)
 
 
 def succeeded_run(connection, family: str, size: int, accuracy: float, seconds: float, **options) -> int:

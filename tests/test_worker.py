@@ -1,6 +1,7 @@
 """The training worker: runs recorded from start to end, and cancelled or crashed runs that change nothing in use."""
 
 import hashlib
+import os
 import signal
 import time
 from pathlib import Path
@@ -9,6 +10,7 @@ import pytest
 
 from digitlab import feedback, promotion, runs, worker
 from digitlab.data import MIRRORS_VARIABLE
+from digitlab.database import DatabaseError
 
 # A worker process imports TensorFlow and loads MNIST before its first epoch; on a busy 2-core machine that
 # can take a minute.
@@ -49,6 +51,29 @@ def active_models(tmp_path_factory, mnist_dir):
     train_and_record("mlp", epochs=1, train_size=300, models_dir=trained, data_dir=mnist_dir)
     promotion.promote(trained, "mlp", root=lab / "active", base=trained)
     return lab
+
+
+def stop_unfinished_workers(database: Path) -> None:
+    """Kill the worker of every unfinished run, so a test that failed while waiting leaves nothing training."""
+    try:
+        connection = runs.open_registry(database)
+    except DatabaseError:
+        # A test's deliberately damaged database holds no runs.
+        return
+    try:
+        unfinished = runs.list_runs(connection, runs.ACTIVE)
+    finally:
+        connection.close()
+    for run in unfinished:
+        # A test may record its own process as a run's worker; that one is not to be killed.
+        if run.worker_pid != os.getpid() and runs.process_is_alive(run.worker_pid):
+            os.kill(run.worker_pid, signal.SIGKILL)
+
+
+@pytest.fixture
+def no_leftover_workers(active_models):
+    yield
+    stop_unfinished_workers(active_models / "digitlab.sqlite3")
 
 
 def queued_run(database: Path, request: runs.TrainingRequest) -> int:
@@ -116,6 +141,23 @@ def test_a_run_cancelled_before_it_starts_never_trains(tmp_path, mnist_dir):
     assert (run.status, run.error, run.progress_done) == ("cancelled", "Cancelled on request.", 0)
 
 
+def test_an_interrupt_inside_a_write_still_records_the_run_as_cancelled(tmp_path, monkeypatch):
+    database = tmp_path / "lab.sqlite3"
+    run_id = queued_run(database, runs.TrainingRequest("mlp", train_size=300, epochs=1))
+
+    def interrupted_mid_write(connection, *arguments):
+        # The cancel watcher's interrupt can arrive just after a progress write has begun its transaction.
+        connection.execute("BEGIN IMMEDIATE")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(worker, "_train", interrupted_mid_write)
+
+    run = worker.run_worker(run_id, database)
+
+    assert (run.status, run.error) == ("cancelled", "Cancelled on request.")
+
+
+@pytest.mark.usefixtures("no_leftover_workers")
 def test_cancelling_a_worker_process_mid_training_leaves_the_models_in_use_untouched(active_models):
     database = active_models / "digitlab.sqlite3"
     before = snapshot(active_models / "active")
@@ -133,6 +175,7 @@ def test_cancelling_a_worker_process_mid_training_leaves_the_models_in_use_untou
     assert snapshot(active_models / "active") == before
 
 
+@pytest.mark.usefixtures("no_leftover_workers")
 def test_a_crashed_worker_process_is_marked_failed_and_the_models_in_use_stay_byte_identical(active_models):
     database = active_models / "digitlab.sqlite3"
     pointer = (active_models / "active" / promotion.POINTER_NAME).read_bytes()
