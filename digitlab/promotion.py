@@ -13,10 +13,13 @@ the previous one, and past the first promotion to the shipped models.
 """
 
 import datetime
+import fcntl
 import json
 import os
 import shutil
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +31,7 @@ from digitlab.errors import DigitlabError, ModelUnavailableError
 from digitlab.models import REGISTRY
 
 POINTER_NAME = "current.json"
+LOCK_NAME = ".lock"
 GENERATIONS_NAME = "generations"
 TEST_IMAGES = 10_000
 # Files computed from the models that check themselves against the manifest when read (a stale one is
@@ -95,6 +99,14 @@ def promote(
     run_folder = Path(run_folder)
     if family not in REGISTRY:
         raise PromotionError(f"Unknown model {family!r}; choose one of {', '.join(REGISTRY)}.")
+    try:
+        with _pointer_lock(root):
+            return _promote(run_folder, family, run_id, root, base)
+    except OSError as error:
+        raise PromotionError(f"The new models folder could not be built ({error}); nothing was changed.") from error
+
+
+def _promote(run_folder: Path, family: str, run_id: int | None, root: Path, base) -> dict[str, Any]:
     previous = read_pointer(root)
     if base is None:
         base = active_folder(root) or settings.models_dir()
@@ -131,15 +143,36 @@ def promote(
 def rollback(root: Path | None = None) -> dict[str, Any]:
     """Return to the models in use before the last promotion; return the restored pointer."""
     root = root if root is not None else active_root()
-    pointer = read_pointer(root)
-    history = pointer.get("history", [])
-    if pointer["generation"] is None or not history:
-        raise PromotionError("Nothing to roll back: the shipped models are in use.")
-    restored = {**history[0], "history": history[1:]}
-    if restored["generation"] is not None and not (root / GENERATIONS_NAME / restored["generation"]).is_dir():
-        raise PromotionError(f"The previous models ({restored['generation']}) are missing from {root}.")
-    write_atomically(root / POINTER_NAME, (json.dumps(restored, indent=1) + "\n").encode())
+    try:
+        with _pointer_lock(root):
+            pointer = read_pointer(root)
+            history = pointer.get("history", [])
+            if pointer["generation"] is None or not history:
+                raise PromotionError("Nothing to roll back: the shipped models are in use.")
+            restored = {**history[0], "history": history[1:]}
+            if restored["generation"] is not None and not (root / GENERATIONS_NAME / restored["generation"]).is_dir():
+                raise PromotionError(f"The previous models ({restored['generation']}) are missing from {root}.")
+            write_atomically(root / POINTER_NAME, (json.dumps(restored, indent=1) + "\n").encode())
+    except OSError as error:
+        raise PromotionError(f"The pointer {root / POINTER_NAME} could not be rewritten ({error}).") from error
     return restored
+
+
+@contextmanager
+def _pointer_lock(root: Path) -> Iterator[None]:
+    """Hold the lock that serialises promotions and rollbacks.
+
+    Each one reads the pointer and writes a new one that keeps the old in its history; two at once
+    (two browser tabs, or a tab and the command line) would otherwise both build on the same pointer,
+    and the second would silently drop the first from the history that rollback walks.
+    """
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / LOCK_NAME, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def _without_history(pointer: dict[str, Any]) -> dict[str, Any]:

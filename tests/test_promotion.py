@@ -3,6 +3,7 @@
 import hashlib
 import json
 import shutil
+import threading
 from pathlib import Path
 
 import pytest
@@ -101,6 +102,43 @@ def test_a_damaged_run_artefact_is_refused_and_the_models_in_use_stay_byte_ident
         promotion.promote(damaged, "mlp", root=root)
 
     assert snapshot(root) == before
+
+
+def test_a_base_with_a_missing_artefact_is_refused_in_one_sentence(trained, root, tmp_path):
+    base, run = trained
+    incomplete = tmp_path / "incomplete-base"
+    shutil.copytree(base, incomplete)
+    (incomplete / "svm.skops").unlink()
+
+    with pytest.raises(promotion.PromotionError, match="could not be built .*svm.skops.*nothing was changed"):
+        promotion.promote(run, "mlp", root=root, base=incomplete)
+
+    assert promotion.active_folder(root) is None
+    assert not list((root / "generations").iterdir())
+
+
+def test_promotions_at_the_same_time_each_keep_the_other_in_the_history(trained, root):
+    base, run = trained
+    promotion.promote(run, "mlp", root=root, base=base)
+    pointers, failures = [], []
+
+    def promote(family: str) -> None:
+        try:
+            pointers.append(promotion.promote(base, family, root=root))
+        except BaseException as error:  # noqa: BLE001 - the main thread reports any failure of a promoting thread.
+            failures.append(error)
+
+    threads = [threading.Thread(target=promote, args=(family,)) for family in ("svm", "mlp")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert not failures, failures
+    first, last = sorted(pointers, key=lambda pointer: len(pointer["history"]))
+    assert promotion.read_pointer(root)["generation"] == last["generation"]
+    assert last["history"][0]["generation"] == first["generation"]
+    assert [promotion.rollback(root)["generation"] for _ in range(3)][-1] is None
 
 
 def test_a_folder_without_the_family_cannot_be_promoted(trained, root, tmp_path):
