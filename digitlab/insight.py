@@ -153,10 +153,13 @@ def load_insight(models_dir: str | os.PathLike | None = None, manifest: dict | N
     count = len(insight.coordinates)
     if insight.coordinates.shape != (count, 2) or insight.neighbours.shape[:2] != (count, CLASSES):
         raise InsightUnavailableError(f"{path} does not have the expected shapes; run '{INSIGHT_COMMAND}' again.")
+    if not isinstance(insight.about, dict):
+        raise InsightUnavailableError(f"{path} does not describe its source; run '{INSIGHT_COMMAND}' again.")
     manifest = read_manifest(folder) if manifest is None else manifest
     source = insight.about.get("source_model")
     current = manifest["models"].get(source, {}).get("sha256")
-    if current != insight.about.get("source_sha256"):
+    # A file that names no source model, or one the manifest lacks, cannot be shown to match it.
+    if current is None or current != insight.about.get("source_sha256"):
         raise InsightUnavailableError(
             f"{path} was computed from another {source} model than the one in the manifest, so its map and "
             f"look-alikes would be out of date; run '{INSIGHT_COMMAND}' to recompute it."

@@ -58,6 +58,14 @@ def test_a_retrained_source_model_makes_the_artefact_stale(insight_folder):
         load_insight(folder)
 
 
+def test_an_artefact_that_names_no_source_model_is_refused(tmp_path):
+    write_manifest({"schema": 1, "models": {"cnn": {"sha256": "abc"}}}, tmp_path)
+    save_insight(tmp_path, np.zeros((4, 2)), np.zeros((4, 10, 1), dtype=np.int64), {})
+
+    with pytest.raises(InsightUnavailableError, match="out of date"):
+        load_insight(tmp_path)
+
+
 def test_a_missing_or_damaged_artefact_says_how_to_make_it(tmp_path):
     with pytest.raises(InsightUnavailableError, match="python -m digitlab insight"):
         load_insight(tmp_path)
