@@ -6,6 +6,7 @@ registry as the page does, promotes the run and rolls it back.
 
 import json
 import os
+import sqlite3
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -168,6 +169,18 @@ def test_a_database_that_cannot_be_used_is_one_sentence(database):
 
     assert_no_exception(app)
     assert "The run registry cannot be used." in texts(app.error)
+
+
+def test_a_database_error_after_opening_is_one_sentence(database, monkeypatch):
+    def locked(connection):
+        raise sqlite3.OperationalError("database is locked")
+
+    monkeypatch.setattr(runs, "mark_lost_runs", locked)
+
+    app = page("train").run()
+
+    assert_no_exception(app)
+    assert "could not be read or written: database is locked" in texts(app.error)
 
 
 def test_the_compare_page_draws_learning_curves_of_the_runs(database):

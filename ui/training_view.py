@@ -4,13 +4,14 @@ Every view opens its own short-lived connection: the worker process writes to th
 same database at the same time, and WAL lets these reads go on while it does.
 """
 
+import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import pandas as pd
 import streamlit as st
 
-from digitlab import comparison, promotion, runs
+from digitlab import comparison, promotion, runs, settings
 from digitlab.errors import DigitlabError
 from ui import charts, run_charts
 
@@ -49,6 +50,13 @@ def registry() -> Iterator:
         st.stop()
     try:
         yield connection
+    except sqlite3.Error as error:
+        # The file opened but a read or write failed: a lock held too long, a full disk, a damaged page.
+        st.error(
+            f"**The run registry cannot be used.** {settings.database_path()} could not be read or written: {error}.",
+            icon=":material/database:",
+        )
+        st.stop()
     finally:
         connection.close()
 
