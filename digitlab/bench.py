@@ -194,9 +194,9 @@ def run_benchmark(
         results["models"][name] = measured
     base_models = [name for name in manifest["models"] if not REGISTRY[name].members]
     results["canvas_pipeline"] = _in_child(measure_canvas_pipeline, str(folder), base_models, latency_calls)
-    for name in ("cnn", "mlp"):
+    for name in results["models"]:
         exported = folder / f"{name}.tflite"
-        if exported.exists() and name in results["models"]:
+        if exported.exists():
             results["models"][name]["tflite"] = _in_child(measure_tflite, exported, data, latency_calls)
     if reference:
         results["reference"] = _in_child(train_reference, data, reference_epochs, train_size)

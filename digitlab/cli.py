@@ -9,9 +9,10 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from digitlab.errors import DigitlabError  # noqa: E402
-from digitlab.models import REGISTRY  # noqa: E402
+from digitlab.models import REGISTRY, KerasClassifier  # noqa: E402
 
 MODEL_CHOICES = [*REGISTRY, "all"]
+KERAS_MODELS = [name for name, family in REGISTRY.items() if issubclass(family, KerasClassifier)]
 
 
 def chosen_models(choice: str) -> list[str]:
@@ -401,7 +402,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.set_defaults(handler=command_bench)
 
     export = commands.add_parser("export", help="export a Keras model to TensorFlow Lite with a parity check")
-    export.add_argument("--model", choices=["cnn", "mlp"], required=True)
+    export.add_argument("--model", choices=KERAS_MODELS, required=True)
     export.add_argument("--format", choices=["tflite"], default="tflite")
     add_folder_options(export, models=True, data=True)
     export.add_argument("--output", help="file to write (default: <models folder>/<model>.tflite)")

@@ -400,6 +400,11 @@ class CNNClassifier(KerasClassifier):
     title = "Convolutional network"
     artifact_name = "cnn.keras"
 
+    def __init__(self, epochs: int = 22, **hyperparameters):
+        # Validation accuracy levels off after about 20 epochs of the cosine schedule, and 22 epochs keep a
+        # full training run within 15 minutes on a 2-core CPU (each epoch takes about 35 s there).
+        super().__init__(epochs=epochs, **hyperparameters)
+
     def build_network(self):
         from digitlab.networks import build_cnn
 
@@ -409,9 +414,12 @@ class CNNClassifier(KerasClassifier):
 class EnsembleClassifier(DigitClassifier):
     """A weighted soft vote of the other trained families.
 
-    The weights minimise the log-loss on the held-out validation part of the
-    training set (the same images for every member, as they share the seed),
-    searched on a grid over the simplex.
+    The weights make the fewest mistakes on the held-out validation part of
+    the training set (the same images for every member, as they share the
+    seed), ties going to the lowest log-loss, searched on a grid over the
+    simplex. Log-loss alone rewards calibration over diversity: it gives no
+    weight to a member whose probabilities are overconfident even when its
+    mistakes are the ones the others do not make.
     """
 
     name = "ensemble"
@@ -442,16 +450,19 @@ class EnsembleClassifier(DigitClassifier):
             [model.predict_proba(images[held_out]) for model in self.trained_members.values()]
         )
         truth = np.asarray(labels)[held_out]
-        best_weights, best_loss = None, np.inf
+        best_weights, best_score = None, (np.inf, np.inf)
         for weights in simplex_grid(len(self.trained_members), self.grid_steps):
             mixed = np.tensordot(weights, member_probabilities, axes=1)
+            errors = int((mixed.argmax(axis=1) != truth).sum())
             loss = -np.log(np.clip(mixed[np.arange(len(truth)), truth], 1e-12, None)).mean()
-            if loss < best_loss:
-                best_weights, best_loss = weights, loss
+            if (errors, loss) < best_score:
+                best_weights, best_score = weights, (errors, loss)
         self.weights_ = dict(zip(self.trained_members, best_weights.round(4).tolist(), strict=True))
-        self.validation_log_loss_ = float(best_loss)
+        self.validation_errors_, self.validation_log_loss_ = best_score[0], float(best_score[1])
         if progress:
-            progress(1, 1, {"validation_log_loss": self.validation_log_loss_})
+            progress(
+                1, 1, {"validation_errors": self.validation_errors_, "validation_log_loss": self.validation_log_loss_}
+            )
         return self
 
     def predict_proba(self, images):
@@ -467,10 +478,15 @@ class EnsembleClassifier(DigitClassifier):
         return {"member_models": sum(weight > 0 for weight in self.weights_.values())}
 
     def training_notes(self):
-        return {
+        notes = {
             "weights": self.weights_,
-            "weight_selection": f"lowest log-loss on {self.validation_size} held-out training images",
+            "weight_selection": f"fewest errors on {self.validation_size} held-out training images, "
+            "ties broken by the lowest log-loss",
         }
+        if hasattr(self, "validation_errors_"):
+            notes["validation_errors"] = self.validation_errors_
+            notes["validation_log_loss"] = round(self.validation_log_loss_, 5)
+        return notes
 
     def save(self, path):
         from digitlab.persistence import sha256_file

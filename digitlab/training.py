@@ -41,6 +41,11 @@ def training_subset(images: np.ndarray, labels: np.ndarray, size: int | None, se
     return images[chosen], labels[chosen]
 
 
+def registry_position(name: str) -> int:
+    """Where ``name`` stands in the registry; names it does not know come last."""
+    return list(REGISTRY).index(name) if name in REGISTRY else len(REGISTRY)
+
+
 def build_model(name: str, *, seed: int = 0, epochs: int | None = None, **overrides):
     """A fresh, unfitted model of the named family."""
     if name not in REGISTRY:
@@ -104,6 +109,8 @@ def train_and_record(
         entry["history"] = model.history_
     manifest = persistence.read_manifest(models_dir)
     manifest["models"][name] = entry
+    # Pages and tables list models in manifest order, so it follows the registry's whatever order they were trained in.
+    manifest["models"] = dict(sorted(manifest["models"].items(), key=lambda item: registry_position(item[0])))
     persistence.write_manifest(manifest, models_dir)
     persistence.save_test_probabilities({name: probabilities}, models_dir)
     return entry
