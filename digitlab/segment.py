@@ -61,10 +61,12 @@ SURELY_SEVERAL = 2.0
 # confidence, and the intercept.
 SPLIT_WEIGHTS = (3.482, -0.396, 0.359, -3.596)
 # Cuts are tried at the columns with the least ink, at most CUT_CANDIDATES per group; each piece must
-# be at least MIN_PIECE_WIDTH wide and span MIN_PIECE_HEIGHT of the line's height.
+# be at least MIN_PIECE_WIDTH wide and span MIN_PIECE_HEIGHT of the line's height. A cut that leaves a piece
+# lower than that takes the tail or the bar off one wide digit (a 2, a 5). On numbers composed with seeds 1
+# and 2, 0.75 rather than 0.6 over-split a third fewer numbers and missed about as many touching pairs.
 CUT_CANDIDATES = 4
 MIN_PIECE_WIDTH = 0.25
-MIN_PIECE_HEIGHT = 0.6
+MIN_PIECE_HEIGHT = 0.75
 # A cut may drift up to PATH_BAND line heights from its starting column; each column of drift costs
 # DRIFT_COST, against 1 for each ink pixel cut through.
 PATH_BAND = 0.2

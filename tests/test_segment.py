@@ -107,6 +107,20 @@ def test_touching_digits_are_cut_at_the_bridge_when_the_pieces_read_better():
     assert len(segment.segment_digits(canvas, confident_whole)) == 1
 
 
+def test_a_cut_that_would_leave_a_low_piece_is_not_made():
+    # A ring with a foot and a tail reaching two thirds of the way up, like a 2's long foot: one wide digit.
+    canvas, _ = line_of([ring(100, 70, 12)], [], margin=20)
+    canvas = np.pad(canvas, ((0, 0), (0, 50)))
+    canvas[108:120, 50:125] = 1.0  # the foot, joined to the ring's bottom
+    canvas[53:120, 113:125] = 1.0  # the tail, 67 % of the line's height
+    assert ndimage.label(canvas > 0.5)[1] == 1
+    found = segment.segment_digits(canvas, FixedReader(whole=0.4, piece=0.999))
+    # Reading pieces better than the whole, the judge wants cuts, but none may leave the tail on its own.
+    assert all(segment_.box[3] >= 75 for segment_ in found)
+    two_rings, _ = line_of([ring(100, 70, 12), ring(100, 70, 12)], [-2])
+    assert len(segment.segment_digits(two_rings, FixedReader(whole=0.4, piece=0.999))) == 2
+
+
 def test_split_evidence_grows_with_width_and_with_the_pieces_confidence():
     assert segment.split_evidence(1.6, 0.5, 0.999) > 0
     assert segment.split_evidence(0.7, 0.999, 0.9) < 0
