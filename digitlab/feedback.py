@@ -77,6 +77,10 @@ class DrawingNotFoundError(DigitlabError):
     """No saved drawing has this id (it may have been deleted in another session)."""
 
 
+class ExportError(DigitlabError):
+    """The export folder cannot be created or written."""
+
+
 @dataclass(frozen=True)
 class SavedPrediction:
     digit: int
@@ -467,13 +471,16 @@ class FeedbackStore:
             raise ValueError(f"Unknown export formats {sorted(unknown)}; choose from {EXPORT_FORMATS}.")
         folder = Path(folder)
         written = []
-        if "idx" in formats:
-            images, labels = self.dataset(filters)
-            written.append(write_idx(folder / IDX_IMAGES_NAME, images))
-            written.append(write_idx(folder / IDX_LABELS_NAME, labels.astype(np.uint8)))
-        if "csv" in formats:
-            write_atomically(folder / CSV_NAME, self.csv_text(filters).encode())
-            written.append(folder / CSV_NAME)
+        try:
+            if "idx" in formats:
+                images, labels = self.dataset(filters)
+                written.append(write_idx(folder / IDX_IMAGES_NAME, images))
+                written.append(write_idx(folder / IDX_LABELS_NAME, labels.astype(np.uint8)))
+            if "csv" in formats:
+                write_atomically(folder / CSV_NAME, self.csv_text(filters).encode())
+                written.append(folder / CSV_NAME)
+        except OSError as error:
+            raise ExportError(f"Cannot write the export into {folder}: {error}.") from error
         return written
 
 

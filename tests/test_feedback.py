@@ -457,6 +457,18 @@ def test_cli_stats_and_export(store, tmp_path, capsys):
     assert "no saved drawings" in capsys.readouterr().err and not (tmp_path / "none").exists()
 
 
+def test_cli_export_into_a_path_that_is_a_file_says_so_in_one_line(store, tmp_path, capsys):
+    from digitlab.cli import main
+
+    save(store, label=3, svm=3, cnn=5)
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+
+    assert main(["feedback", "export", "--db", str(store.path), "--out", str(blocker)]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith(f"error: Cannot write the export into {blocker}") and error.count("\n") == 1
+
+
 def test_cli_on_an_empty_or_damaged_database_says_so_in_one_line(tmp_path, capsys):
     from digitlab.cli import main
 
