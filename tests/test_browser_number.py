@@ -1,0 +1,82 @@
+"""The Draw page's whole-number mode in a real browser: a short number written with real mouse moves.
+
+Reuses the server and browser of ``tests/test_browser.py``; its screenshot
+goes to ``test-artifacts/draw-number.png``.
+"""
+
+import math
+
+import pytest
+from test_browser import (
+    ARTIFACTS,
+    DESKTOP,
+    MAIN,
+    MODEL_LOAD_TIMEOUT_MS,
+    PAGES,
+    PREDICTION_TIMEOUT_MS,
+    browser,
+    draw,
+    open_page,
+    screenshot_whole_page,
+    server_url,
+    wait_until_idle,
+)
+
+from digitlab import settings
+from digitlab.persistence import read_manifest
+
+pytestmark = pytest.mark.browser
+
+# The single-digit browser test's fixtures: this module gets a dashboard server and a Chromium of its own.
+__all__ = ["browser", "server_url"]
+
+DIGIT_CARDS = f'{MAIN} [data-testid="stMetric"]'
+# "107" across the wide canvas, as fractions of its width and height: a stroke, an oval and a 7.
+NUMBER = "107"
+# The 0 is drawn as one closed oval, a little past its starting point as a hand would.
+OVAL = [(0.45 + 0.07 * math.sin(step / 8 * math.pi), 0.5 - 0.36 * math.cos(step / 8 * math.pi)) for step in range(18)]
+STROKES = [
+    [(0.22, 0.14), (0.22, 0.86)],
+    OVAL,
+    [(0.62, 0.18), (0.78, 0.18), (0.67, 0.86)],
+]
+
+
+def shown_digits(page) -> list[str]:
+    """The digit of every "Digit n" card, in order, once the cards have appeared."""
+    page.wait_for_function(
+        f"""n => Array.from(document.querySelectorAll('{DIGIT_CARDS}'))
+            .filter(card => card.innerText.startsWith('Digit ')).length === n""",
+        arg=len(NUMBER),
+        timeout=PREDICTION_TIMEOUT_MS,
+    )
+    wait_until_idle(page)
+    cards = page.locator(DIGIT_CARDS)
+    digits = []
+    for position in range(cards.count()):
+        card = cards.nth(position)
+        if card.locator('[data-testid="stMetricLabel"]').inner_text().strip().startswith("Digit "):
+            digits.append(card.locator('[data-testid="stMetricValue"]').inner_text().strip())
+    return digits
+
+
+def test_a_number_written_on_the_wide_canvas_is_read_digit_by_digit(browser, server_url):
+    if not read_manifest()["models"]:
+        pytest.skip(f"No trained models in {settings.models_dir()}; run 'python -m digitlab train'.")
+    page = open_page(browser, server_url, PAGES["draw"][1], DESKTOP)
+    page.locator("canvas.upper-canvas").first.wait_for(timeout=MODEL_LOAD_TIMEOUT_MS)
+
+    page.get_by_text("A whole number").click()
+    wait_until_idle(page)
+    canvas = page.locator("canvas.upper-canvas").first
+    canvas.wait_for()
+    box = canvas.bounding_box()
+    assert box["width"] > 2 * box["height"], f"the number canvas is not a wide strip: {box}"
+
+    draw(page, canvas, STROKES)
+    digits = shown_digits(page)
+
+    assert page.locator('[data-testid="stException"]').count() == 0
+    screenshot_whole_page(page, ARTIFACTS / "draw-number.png", DESKTOP)
+    page.close()
+    assert "".join(digits) == NUMBER, f"the drawn {NUMBER} was read as {''.join(digits)}"
