@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from digitlab import settings
 from digitlab.atomic import write_atomically
 from digitlab.errors import ModelUnavailableError
 from digitlab.models import CLASSES
@@ -135,12 +136,24 @@ def save_insight(folder: str | os.PathLike, coordinates: np.ndarray, neighbours:
     return path
 
 
+def recompute_command(folder: Path) -> str:
+    """The command that writes the artefact into ``folder``.
+
+    Without ``--models-dir`` the command writes into the default models folder, so promoted models,
+    which live elsewhere, need the folder named.
+    """
+    if Path(folder).resolve() == settings.models_dir().resolve():
+        return INSIGHT_COMMAND
+    return f"{INSIGHT_COMMAND} --models-dir {folder}"
+
+
 def load_insight(models_dir: str | os.PathLike | None = None, manifest: dict | None = None) -> Insight:
     """The stored artefact, checked against the folder's manifest so an out-of-date one is refused."""
     folder = resolve_models_dir(models_dir)
     path = folder / INSIGHT_NAME
+    command = recompute_command(folder)
     if not path.exists():
-        raise InsightUnavailableError(f"{path} is missing; run '{INSIGHT_COMMAND}' to compute it (a few minutes).")
+        raise InsightUnavailableError(f"{path} is missing; run '{command}' to compute it (a few minutes).")
     try:
         with np.load(path, allow_pickle=False) as archive:
             insight = Insight(
@@ -149,12 +162,12 @@ def load_insight(models_dir: str | os.PathLike | None = None, manifest: dict | N
                 about=json.loads(str(archive["about"])),
             )
     except (OSError, ValueError, KeyError, zipfile.BadZipFile) as error:
-        raise InsightUnavailableError(f"{path} is damaged ({error}); run '{INSIGHT_COMMAND}' again.") from error
+        raise InsightUnavailableError(f"{path} is damaged ({error}); run '{command}' again.") from error
     count = len(insight.coordinates)
     if insight.coordinates.shape != (count, 2) or insight.neighbours.shape[:2] != (count, CLASSES):
-        raise InsightUnavailableError(f"{path} does not have the expected shapes; run '{INSIGHT_COMMAND}' again.")
+        raise InsightUnavailableError(f"{path} does not have the expected shapes; run '{command}' again.")
     if not isinstance(insight.about, dict):
-        raise InsightUnavailableError(f"{path} does not describe its source; run '{INSIGHT_COMMAND}' again.")
+        raise InsightUnavailableError(f"{path} does not describe its source; run '{command}' again.")
     manifest = read_manifest(folder) if manifest is None else manifest
     source = insight.about.get("source_model")
     current = manifest["models"].get(source, {}).get("sha256")
@@ -162,6 +175,6 @@ def load_insight(models_dir: str | os.PathLike | None = None, manifest: dict | N
     if current is None or current != insight.about.get("source_sha256"):
         raise InsightUnavailableError(
             f"{path} was computed from another {source} model than the one in the manifest, so its map and "
-            f"look-alikes would be out of date; run '{INSIGHT_COMMAND}' to recompute it."
+            f"look-alikes would be out of date; run '{command}' to recompute it."
         )
     return insight

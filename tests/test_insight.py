@@ -1,8 +1,15 @@
 import numpy as np
 import pytest
 
-from digitlab import cli
-from digitlab.insight import INSIGHT_NAME, InsightUnavailableError, compute_insight, load_insight, save_insight
+from digitlab import cli, settings
+from digitlab.insight import (
+    INSIGHT_NAME,
+    InsightUnavailableError,
+    compute_insight,
+    load_insight,
+    recompute_command,
+    save_insight,
+)
 from digitlab.persistence import write_manifest
 
 
@@ -63,6 +70,14 @@ def test_an_artefact_that_names_no_source_model_is_refused(tmp_path):
     save_insight(tmp_path, np.zeros((4, 2)), np.zeros((4, 10, 1), dtype=np.int64), {})
 
     with pytest.raises(InsightUnavailableError, match="out of date"):
+        load_insight(tmp_path)
+
+
+def test_the_advice_names_a_models_folder_other_than_the_default(tmp_path, monkeypatch):
+    monkeypatch.delenv(settings.MODELS_DIR_VARIABLE, raising=False)
+    assert recompute_command(settings.models_dir()) == "python -m digitlab insight"
+    # Promoted models live outside the default folder, where the command would not write without being told.
+    with pytest.raises(InsightUnavailableError, match=f"'python -m digitlab insight --models-dir {tmp_path}'"):
         load_insight(tmp_path)
 
 
