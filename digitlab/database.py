@@ -54,6 +54,10 @@ def connect(path: Path | None = None, schemas: Sequence[Schema] = ()) -> sqlite3
         connection.execute("PRAGMA foreign_keys=ON")
         for schema in schemas:
             apply_schema(connection, schema)
+    except sqlite3.OperationalError as error:
+        # Locked, read-only or unreachable files land here; "damaged" would send the user the wrong way.
+        connection.close()
+        raise DatabaseError(f"Cannot use the database {path}: {error}.") from error
     except sqlite3.DatabaseError as error:
         connection.close()
         raise DatabaseError(f"The database {path} is damaged or is not a digitlab database: {error}.") from error
@@ -70,10 +74,13 @@ def transaction(connection: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
     connection.execute("BEGIN IMMEDIATE")
     try:
         yield connection
+        connection.execute("COMMIT")
     except BaseException:
-        connection.execute("ROLLBACK")
+        # SQLite may already have rolled back by itself (a full disk, an I/O error); a connection shared by
+        # every dashboard session must never be left inside a transaction after a failed COMMIT either.
+        if connection.in_transaction:
+            connection.execute("ROLLBACK")
         raise
-    connection.execute("COMMIT")
 
 
 def schema_version(connection: sqlite3.Connection, component: str) -> int:
@@ -85,6 +92,9 @@ def schema_version(connection: sqlite3.Connection, component: str) -> int:
 
 def apply_schema(connection: sqlite3.Connection, schema: Schema) -> None:
     """Run the migrations of ``schema`` that this database has not seen, in one transaction."""
+    # Pages reconnect every second while they follow a run: an up-to-date database is only read, never written.
+    if _recorded_version(connection, schema.component) == schema.version:
+        return
     with transaction(connection):
         current = schema_version(connection, schema.component)
         if current > schema.version:
@@ -101,6 +111,15 @@ def apply_schema(connection: sqlite3.Connection, schema: Schema) -> None:
             "ON CONFLICT (component) DO UPDATE SET version = excluded.version",
             (schema.component, schema.version),
         )
+
+
+def _recorded_version(connection: sqlite3.Connection, component: str) -> int | None:
+    """``component``'s version without creating anything: None when the database has no version table yet."""
+    exists = connection.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_versions'")
+    if exists.fetchone() is None:
+        return None
+    row = connection.execute("SELECT version FROM schema_versions WHERE component = ?", (component,)).fetchone()
+    return None if row is None else int(row[0])
 
 
 def _statements(script: str) -> list[str]:

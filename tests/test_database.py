@@ -80,3 +80,43 @@ def test_a_connection_can_be_used_from_another_thread(tmp_path):
     thread.join()
     assert not errors
     assert connection.execute("SELECT COUNT(*) FROM notes").fetchone()[0] == 1
+
+
+def test_reconnecting_to_an_up_to_date_database_writes_nothing(tmp_path):
+    path = tmp_path / "lab.sqlite3"
+    connect(path, [NOTES_V1, TAGS]).close()
+    again = connect(path, [NOTES_V1, TAGS])
+    assert again.total_changes == 0
+    again.close()
+
+
+def test_a_failed_commit_leaves_the_connection_usable(tmp_path):
+    connection = connect(tmp_path / "lab.sqlite3", [NOTES_V1])
+    connection.execute("PRAGMA foreign_keys=ON")
+    connection.execute("CREATE TABLE parents (id INTEGER PRIMARY KEY)")
+    connection.execute("CREATE TABLE children (parent INTEGER REFERENCES parents (id) DEFERRABLE INITIALLY DEFERRED)")
+    # A deferred foreign key is only checked at COMMIT, so the COMMIT itself fails.
+    with pytest.raises(sqlite3.IntegrityError), transaction(connection):
+        connection.execute("INSERT INTO children (parent) VALUES (42)")
+    assert not connection.in_transaction
+    with transaction(connection):
+        connection.execute("INSERT INTO notes (body) VALUES ('still works')")
+    assert connection.execute("SELECT COUNT(*) FROM notes").fetchone()[0] == 1
+    connection.close()
+
+
+def test_a_locked_database_is_not_called_damaged(tmp_path, monkeypatch):
+    import digitlab.database
+
+    path = tmp_path / "lab.sqlite3"
+    connect(path, [NOTES_V1]).close()
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    monkeypatch.setattr(digitlab.database, "BUSY_TIMEOUT_SECONDS", 0.1)
+    try:
+        # Upgrading to the newer schema needs the write lock that another process holds.
+        with pytest.raises(DatabaseError, match="Cannot use the database .*locked"):
+            connect(path, [NOTES_V2])
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
