@@ -3,11 +3,13 @@
 import argparse
 import json
 import os
+import sqlite3
 import sys
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from digitlab import settings  # noqa: E402
 from digitlab.errors import DigitlabError  # noqa: E402
 from digitlab.models import REGISTRY, KerasClassifier  # noqa: E402
 
@@ -461,6 +463,11 @@ def main(argv: list[str] | None = None) -> int:
         return arguments.handler(arguments)
     except DigitlabError as error:
         print(f"error: {error}", file=sys.stderr)
+        return 2
+    except sqlite3.Error as error:
+        # The run registry and promotion read the database directly; a lock held too long or a full disk
+        # deserves a sentence that names the file, not a traceback.
+        print(f"error: the database {settings.database_path()} could not be used: {error}.", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -180,3 +180,27 @@ def test_the_command_line_lists_runs_and_refuses_an_unknown_one_with_a_sentence(
     assert "Nothing to roll back" in capsys.readouterr().err
     assert main(["runs", "train", "--model", "svm", "--train-size", "30000"]) == 2
     assert capsys.readouterr().err.startswith("error: The SVM trains on at most 20,000 images")
+
+
+def test_the_command_line_reports_a_locked_registry_with_a_sentence(tmp_path, monkeypatch, capsys):
+    import sqlite3
+
+    from digitlab.cli import main
+
+    path = tmp_path / "lab.sqlite3"
+    monkeypatch.setenv(settings.DATABASE_VARIABLE, str(path))
+    connection = runs.open_registry()
+    run_id = runs.create_run(connection, runs.TrainingRequest("svm", train_size=1000))
+    # A worker process id that no process has: listing will want to mark the run as failed, which is a write.
+    runs.record_worker(connection, run_id, 2**22 + 12345)
+    connection.close()
+    monkeypatch.setattr("digitlab.database.BUSY_TIMEOUT_SECONDS", 0.1)
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        assert main(["runs", "list"]) == 2
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    error = capsys.readouterr().err
+    assert error.startswith(f"error: the database {path} could not be used") and "locked" in error
