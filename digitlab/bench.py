@@ -84,6 +84,29 @@ def measure_canvas_pipeline(models_dir: str, names: list[str], latency_calls: in
     return latency_summary(latencies)
 
 
+def measure_explanations(models_dir: str, names: list[str], data_dir: str | None, images: int) -> dict[str, Any]:
+    """Seconds per test image to compute every "why this answer" heat map of each model, as the pages do."""
+    from digitlab.attribution import explain
+    from digitlab.data import load_mnist
+
+    test_images, _ = load_mnist("test", data_dir)
+    measured = {}
+    for name in names:
+        model = persistence.load_model(name, models_dir)
+        explain(model, test_images[0], 0)
+        seconds = np.empty(images)
+        for index in range(images):
+            digit = int(model.predict(test_images[index : index + 1])[0])
+            started = time.perf_counter()
+            explain(model, test_images[index], digit)
+            seconds[index] = time.perf_counter() - started
+        measured[name] = {
+            "p50_ms": round(float(np.median(seconds)) * 1000, 1),
+            "max_ms": round(seconds.max() * 1000, 1),
+        }
+    return measured
+
+
 def measure_tflite(path: Path, data_dir: str | None, latency_calls: int) -> dict[str, Any]:
     from digitlab.data import load_mnist
     from digitlab.evaluation import single_image_latencies
@@ -194,6 +217,7 @@ def run_benchmark(
         results["models"][name] = measured
     base_models = [name for name in manifest["models"] if not REGISTRY[name].members]
     results["canvas_pipeline"] = _in_child(measure_canvas_pipeline, str(folder), base_models, latency_calls)
+    results["explanations"] = _in_child(measure_explanations, str(folder), list(results["models"]), data, 20)
     for name in results["models"]:
         exported = folder / f"{name}.tflite"
         if exported.exists():
@@ -268,6 +292,12 @@ def benchmark_table(results: dict[str, Any]) -> str:
         f"\n\nCanvas drawing through preprocessing and every base model: "
         f"p50 {pipeline['p50_ms']:.2f} ms, p95 {pipeline['p95_ms']:.2f} ms."
     )
+    if "explanations" in results:
+        footer += (
+            "\nWhy-this-answer heat maps per image (median): "
+            + ", ".join(f"{name} {timing['p50_ms']:.0f} ms" for name, timing in results["explanations"].items())
+            + "."
+        )
     if "cnn_vs_reference" in results:
         ratios = results["cnn_vs_reference"]
         footer += (

@@ -68,6 +68,8 @@ def test_benchmark_writes_well_formed_json(benchmark):
     assert written["reference"]["epochs"] == 1 and written["reference"]["train_size"] == 600
     assert set(written["cnn_vs_reference"]) == {"accuracy_ratio", "error_ratio", "training_time_ratio", "latency_ratio"}
     assert written["canvas_pipeline"]["p50_ms"] > 0
+    assert set(written["explanations"]) == set(REGISTRY)
+    assert all(0 < timing["p50_ms"] <= timing["max_ms"] for timing in written["explanations"].values())
     assert "tflite" in written["models"]["mlp"]
 
 
