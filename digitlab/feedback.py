@@ -15,7 +15,8 @@ import io
 import json
 import sqlite3
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,7 +29,7 @@ from digitlab.atomic import write_atomically
 from digitlab.database import DatabaseError, Schema, connect, transaction
 from digitlab.errors import DigitlabError
 from digitlab.formatting import markdown_table
-from digitlab.idx import idx_bytes, write_idx
+from digitlab.idx import idx_bytes
 from digitlab.preprocess import MNIST_SIZE, PREPROCESS_VERSION, load_image
 from digitlab.settings import database_path
 
@@ -222,6 +223,21 @@ def _sqlite_errors_reported(method: Callable) -> Callable:
             raise DatabaseError(f"The database {self.path} could not be used: {error}.") from error
 
     return reported
+
+
+@contextmanager
+def _read_snapshot(connection: sqlite3.Connection) -> Iterator[None]:
+    """One read transaction: every query inside it sees the database as it was at the first one."""
+    if connection.in_transaction:
+        # Already inside one (export_files reads the CSV within its snapshot): that snapshot holds.
+        yield
+        return
+    connection.execute("BEGIN DEFERRED")
+    try:
+        yield
+    finally:
+        if connection.in_transaction:
+            connection.execute("COMMIT")
 
 
 class FeedbackStore:
@@ -435,10 +451,13 @@ class FeedbackStore:
             IDX_LABELS_NAME: gzip.compress(idx_bytes(labels.astype(np.uint8)), mtime=0),
         }
 
+    @_sqlite_errors_reported
     def csv_text(self, filters: DrawingFilter = DrawingFilter()) -> str:
         """One row per drawing: its details, each model's reading, then the 784 pixels (as Kaggle's MNIST CSV)."""
-        drawings = self.drawings(filters, newest_first=False)
-        models = self.models()
+        # The drawings and the model columns must come from the same state of the database.
+        with self._lock, _read_snapshot(self._connection):
+            drawings = self.drawings(filters, newest_first=False)
+            models = self.models()
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
         writer.writerow(
@@ -462,23 +481,34 @@ class FeedbackStore:
             )
         return buffer.getvalue()
 
+    @_sqlite_errors_reported
+    def export_files(
+        self, filters: DrawingFilter = DrawingFilter(), formats: Sequence[str] = EXPORT_FORMATS
+    ) -> dict[str, bytes]:
+        """The gzipped IDX files and/or the CSV of the drawings that pass ``filters``, by file name."""
+        unknown = set(formats) - set(EXPORT_FORMATS)
+        if unknown:
+            raise ValueError(f"Unknown export formats {sorted(unknown)}; choose from {EXPORT_FORMATS}.")
+        files = {}
+        # One read transaction, so a drawing saved meanwhile lands in both files or in neither.
+        with self._lock, _read_snapshot(self._connection):
+            if "idx" in formats:
+                files |= self.idx_files(filters)
+            if "csv" in formats:
+                files[CSV_NAME] = self.csv_text(filters).encode()
+        return files
+
     def export(
         self, folder: str | Path, formats: Sequence[str] = EXPORT_FORMATS, filters: DrawingFilter = DrawingFilter()
     ) -> list[Path]:
         """Write the drawings into ``folder`` as MNIST IDX files and/or a CSV; returns the paths written."""
-        unknown = set(formats) - set(EXPORT_FORMATS)
-        if unknown:
-            raise ValueError(f"Unknown export formats {sorted(unknown)}; choose from {EXPORT_FORMATS}.")
+        files = self.export_files(filters, formats)
         folder = Path(folder)
         written = []
         try:
-            if "idx" in formats:
-                images, labels = self.dataset(filters)
-                written.append(write_idx(folder / IDX_IMAGES_NAME, images))
-                written.append(write_idx(folder / IDX_LABELS_NAME, labels.astype(np.uint8)))
-            if "csv" in formats:
-                write_atomically(folder / CSV_NAME, self.csv_text(filters).encode())
-                written.append(folder / CSV_NAME)
+            for name, payload in files.items():
+                write_atomically(folder / name, payload)
+                written.append(folder / name)
         except OSError as error:
             raise ExportError(f"Cannot write the export into {folder}: {error}.") from error
         return written

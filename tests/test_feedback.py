@@ -285,6 +285,26 @@ def test_export_writes_idx_and_csv_that_hold_the_drawings(store, tmp_path):
         store.export(tmp_path / "out", formats=("parquet",))
 
 
+def test_export_files_agree_when_a_drawing_is_saved_while_they_are_read(store, tmp_path, monkeypatch):
+    save(store, label=3, svm=3, cnn=3, seed=20)
+    read_dataset = FeedbackStore.dataset
+
+    def dataset_then_another_save(self, *arguments, **keywords):
+        # Another process saves right after the IDX data is read and before the CSV is.
+        result = read_dataset(self, *arguments, **keywords)
+        with FeedbackStore(store.path) as other:
+            save(other, label=4, svm=4, cnn=4, seed=21)
+        return result
+
+    monkeypatch.setattr(FeedbackStore, "dataset", dataset_then_another_save)
+    store.export(tmp_path / "out")
+
+    labels = _read_idx(gzip.decompress((tmp_path / "out" / IDX_LABELS_NAME).read_bytes()), "labels")
+    rows = (tmp_path / "out" / CSV_NAME).read_text().splitlines()[1:]
+    assert [row.split(",")[3] for row in rows] == [str(label) for label in labels.tolist()] == ["3"]
+    assert store.count() == 2
+
+
 # Durability: concurrent writers and a writer killed mid-loop.
 
 # A child process that saves drawings in a loop and prints each id once its commit has returned.
