@@ -9,8 +9,9 @@ from test_feedback import save
 from test_pages import assert_no_exception, button_labelled, confusion_specs, digit_image_png, page, texts
 
 from digitlab import settings
-from digitlab.feedback import FeedbackStore
+from digitlab.feedback import CSV_NAME, DrawingFilter, FeedbackStore
 from digitlab.persistence import read_manifest
+from ui import saved_drawings
 
 
 @pytest.fixture
@@ -92,6 +93,30 @@ def test_my_digits_lists_filters_and_scores_the_saved_drawings(filled):
         titles["svm"]: 0,
         titles["cnn"]: 1,
     }
+
+
+def test_my_digits_builds_the_export_only_when_a_download_is_clicked(filled, database, monkeypatch):
+    built = []
+    for method in ("export_files", "idx_files", "csv_text", "dataset"):
+        original = getattr(FeedbackStore, method)
+        monkeypatch.setattr(
+            FeedbackStore,
+            method,
+            lambda self, *arguments, _method=method, _original=original, **keywords: (
+                built.append(_method) or _original(self, *arguments, **keywords)
+            ),
+        )
+
+    app = page("my_digits").run()
+    app.multiselect(key="filter-digits").set_value([7]).run()
+
+    assert_no_exception(app)
+    assert len(app.download_button) == 3
+    assert built == [], "rendering or filtering the page must not build the export files"
+    with FeedbackStore(database) as store:
+        assert saved_drawings._export_file(store, DrawingFilter(labels=(7,)), CSV_NAME, "csv") == (
+            store.csv_text(DrawingFilter(labels=(7,))).encode()
+        )
 
 
 def test_my_digits_relabels_and_deletes(filled, database):

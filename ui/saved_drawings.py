@@ -1,19 +1,29 @@
 """The My digits page's pieces: filters, the saved drawings with relabel and delete, accuracy, and export."""
 
-from typing import Any
+import functools
 
 import pandas as pd
 import streamlit as st
 
 from digitlab.errors import DigitlabError
-from digitlab.feedback import ANY_MODEL, CSV_NAME, DIGITS, SOURCES, DrawingFilter, FeedbackStore
+from digitlab.feedback import (
+    ANY_MODEL,
+    CSV_NAME,
+    DIGITS,
+    IDX_IMAGES_NAME,
+    IDX_LABELS_NAME,
+    SOURCES,
+    DrawingFilter,
+    FeedbackStore,
+)
 from ui import charts, resources
-from ui.feedback import report_database_error
 from ui.images import enlarge
 
 PAGE_SIZE = 12
 COLUMNS = 4
 NOTICE_KEY = "my-digits-notice"
+# The export's files and the format each belongs to.
+EXPORT_FILES = {IDX_IMAGES_NAME: "idx", IDX_LABELS_NAME: "idx", CSV_NAME: "csv"}
 
 
 def model_titles() -> dict[str, str]:
@@ -169,18 +179,17 @@ def show_export(store: FeedbackStore, filters: DrawingFilter) -> None:
         "and a CSV with each drawing's details, every model's reading and its 784 pixels. "
         "`python -m digitlab feedback export --out DIR` writes the same files."
     )
-    files: dict[str, Any] = {}
-    try:
-        files = store.idx_files(filters) | {CSV_NAME: store.csv_text(filters)}
-    except DigitlabError as error:
-        report_database_error(error)
-        return
-    for column, (name, payload) in zip(st.columns(len(files)), files.items(), strict=True):
+    # Each file is built only when its button is clicked, not on every rerun of the page.
+    for column, (name, export_format) in zip(st.columns(len(EXPORT_FILES)), EXPORT_FILES.items(), strict=True):
         column.download_button(
             name,
-            payload,
+            functools.partial(_export_file, store, filters, name, export_format),
             file_name=name,
             mime="text/csv" if name.endswith(".csv") else "application/gzip",
             icon=":material/download:",
             key=f"download-{name}",
         )
+
+
+def _export_file(store: FeedbackStore, filters: DrawingFilter, name: str, export_format: str) -> bytes:
+    return store.export_files(filters, (export_format,))[name]
