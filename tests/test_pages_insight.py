@@ -11,7 +11,7 @@ import pytest
 import test_pages
 from test_pages import assert_no_exception, card_indices, digit_image_png, explorer_count, page, texts
 
-from digitlab import settings
+from digitlab import attribution, settings
 from digitlab.explorer import hardness
 from digitlab.insight import INSIGHT_NAME, load_insight, save_insight
 from digitlab.models import REGISTRY, KerasClassifier
@@ -126,6 +126,25 @@ def test_heat_maps_explain_every_models_answer_on_a_test_image(manifest, titles,
     saliency = [element.value for element in app.markdown if ":gray[saliency" in element.value]
     keras_titles = {title for name, title in titles.items() if issubclass(REGISTRY[name], KerasClassifier)}
     assert {caption.split("**")[1] for caption in saliency} == keras_titles
+
+
+def test_heat_maps_are_not_recomputed_when_the_page_reruns(manifest, titles, test_labels, monkeypatch):
+    occlusions = []
+    compute_occlusion = attribution.occlusion_map
+    monkeypatch.setattr(
+        attribution,
+        "occlusion_map",
+        lambda *arguments, **keywords: occlusions.append(1) or compute_occlusion(*arguments, **keywords),
+    )
+    app = page("explore").run()
+    app.segmented_control(key="explore_explain").set_value("heat maps").run()
+    computed = len(occlusions)
+
+    app.run()
+
+    assert_no_exception(app)
+    assert len([element for element in app.markdown if ":gray[occlusion" in element.value]) == len(titles)
+    assert len(occlusions) == computed, "a rerun must reuse the heat maps already computed for this image"
 
 
 def test_the_draw_page_explains_an_uploaded_digit_on_request(manifest, titles):

@@ -1,12 +1,16 @@
-"""The insight pages' cached reads: the stored map and look-alikes, and the label-issue ranking.
+"""The insight pages' cached reads: the stored map and look-alikes, the label-issue ranking and the heat maps.
 
 Like ``ui.resources``, keys include the files' modification times, so a
 recomputed artefact or retrained model is picked up while the server runs.
 """
 
+import time
+from typing import Any
+
 import numpy as np
 import streamlit as st
 
+from digitlab.attribution import explain
 from digitlab.errors import DigitlabError
 from digitlab.insight import INSIGHT_NAME, Insight, load_insight
 from digitlab.label_issues import LabelIssues, consensus, find_label_issues, independent_models
@@ -41,3 +45,24 @@ def label_issues(probabilities: dict[str, np.ndarray], labels: np.ndarray) -> tu
     """The confident-learning ranking of the test labels, and the models whose probabilities it averages."""
     names = independent_models(probabilities)
     return _label_issues(probabilities, labels, tuple(names)), names
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _heat_maps(
+    name: str, folder: str, sha256: str, image: np.ndarray, _model: Any
+) -> tuple[int, dict[str, np.ndarray], float]:
+    # The model object is not hashed: its name, folder and artefact hash say which model it is.
+    started = time.perf_counter()
+    digit = int(_model.predict_proba(image).argmax())
+    maps = explain(_model, image, digit)
+    return digit, maps, time.perf_counter() - started
+
+
+def heat_maps(name: str, model: Any, image: np.ndarray) -> tuple[int, dict[str, np.ndarray], float]:
+    """The digit ``model`` reads in ``image``, its heat maps by method, and the seconds they first took.
+
+    An occlusion map runs the model hundreds of times, so each is kept for this model file and image
+    instead of being recomputed on every rerun of the page.
+    """
+    sha256 = str(resources.manifest()["models"].get(name, {}).get("sha256", ""))
+    return _heat_maps(name, str(resources.models_folder()), sha256, np.asarray(image), model)

@@ -1,16 +1,15 @@
 """The "why" views: heat maps of what drove each answer, training look-alikes, the test-set map and label issues."""
 
-import time
 from typing import Any
 
 import numpy as np
 import streamlit as st
 
-from digitlab.attribution import METHODS, explain, heat_overlay
+from digitlab.attribution import METHODS, heat_overlay
 from digitlab.errors import DigitlabError
 from digitlab.insight import Insight
 from digitlab.label_issues import LabelIssues
-from ui import resources
+from ui import insight_resources, resources
 from ui.images import enlarge, montage
 
 HEAT_SCALE = 4
@@ -24,10 +23,7 @@ def show_why(image: np.ndarray, models: dict[str, Any], titles: dict[str, str]) 
     )
     grid = st.grid(columns="auto", min_column_width=120, gap="xsmall", border=True)
     for name, model in models.items():
-        started = time.perf_counter()
-        digit = int(model.predict_proba(image).argmax())
-        maps = explain(model, image, digit)
-        seconds = time.perf_counter() - started
+        digit, maps, seconds = insight_resources.heat_maps(name, model, image)
         for method, heat in maps.items():
             with grid.cell():
                 st.image(heat_overlay(image, heat, scale=HEAT_SCALE), width=112)
