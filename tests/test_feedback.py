@@ -9,6 +9,7 @@ import gzip
 import io
 import json
 import os
+import queue
 import signal
 import sqlite3
 import subprocess
@@ -407,18 +408,44 @@ def test_processes_and_threads_writing_at_once_lose_nothing(tmp_path):
     assert_consistent(path, set(acknowledged))
 
 
+def readline_within(stream, seconds: float) -> str | None:
+    """The next line of ``stream``, or None when none arrives within ``seconds``."""
+    # readline() blocks, so it runs on a thread of its own and the wait for its answer is the bounded one.
+    line: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=lambda: line.put(stream.readline()), daemon=True).start()
+    try:
+        return line.get(timeout=max(seconds, 0.0))
+    except queue.Empty:
+        return None
+
+
 def read_acknowledged(writer: subprocess.Popen, until: int, timeout: float) -> list[int]:
-    """Ids printed by ``writer``, read until ``until`` of them have arrived."""
+    """Ids printed by ``writer``, read until ``until`` of them have arrived; fails if that takes over ``timeout`` s."""
     acknowledged = []
     deadline = time.monotonic() + timeout
     while len(acknowledged) < until:
-        line = writer.stdout.readline()
+        line = readline_within(writer.stdout, deadline - time.monotonic())
+        if line is None:
+            # Killing the hung writer closes the pipe, which also ends the thread still waiting on it.
+            writer.kill()
+            writer.wait()
+            pytest.fail(f"the writer acknowledged only {len(acknowledged)} drawings in {timeout} s")
         if not line:
             pytest.fail(f"the writer stopped early: {writer.stderr.read()}")
         acknowledged.append(int(line))
-        if time.monotonic() > deadline:
-            pytest.fail(f"the writer acknowledged only {len(acknowledged)} drawings in {timeout} s")
     return acknowledged
+
+
+def test_reading_acknowledgements_fails_instead_of_hanging_when_the_writer_hangs():
+    hung = subprocess.Popen(
+        [sys.executable, "-c", "import time; print(1, flush=True); time.sleep(20)"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    with pytest.raises(pytest.fail.Exception, match="acknowledged only 1 drawings"):
+        read_acknowledged(hung, until=2, timeout=2)
+    assert hung.poll() is not None, "the hung writer is stopped"
 
 
 @pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SIGKILL")
