@@ -34,6 +34,12 @@ LOST_WORKER_MESSAGE = (
     "The training process stopped without reporting (it was killed or crashed); worker.log in the run's folder "
     "says more."
 )
+# A run is created just before its worker starts (or, on the command line, just before it trains in the
+# foreground); one still queued with no process after this long was never started and never will be.
+UNSTARTED_GRACE_SECONDS = 60
+UNSTARTED_MESSAGE = (
+    "The training process was never started (the launch was interrupted before it began); start the run again."
+)
 
 SCHEMA = Schema(
     "runs",
@@ -345,24 +351,34 @@ def process_is_alive(pid: int | None) -> bool:
     return True
 
 
-def mark_lost_runs(connection: sqlite3.Connection) -> list[int]:
-    """Mark unfinished runs whose worker process no longer exists as failed, so none stays unfinished forever.
+def _never_started(run: Run, moment: datetime.datetime) -> bool:
+    if run.status != "queued" or run.worker_pid:
+        return False
+    age = moment - datetime.datetime.fromisoformat(run.created_at)
+    return age.total_seconds() > UNSTARTED_GRACE_SECONDS
 
-    A queued run without a recorded process is being started in the foreground and is left alone.
+
+def mark_lost_runs(connection: sqlite3.Connection) -> list[int]:
+    """Mark unfinished runs that no process will finish as failed, so none stays unfinished forever.
+
+    That is a run whose worker process no longer exists, and a run still queued without a recorded process
+    ``UNSTARTED_GRACE_SECONDS`` after it was created; a younger one may be starting in the foreground.
     """
-    lost = [
-        run.id
-        for run in list_runs(connection, ACTIVE)
-        if (run.status == "running" or run.worker_pid) and not process_is_alive(run.worker_pid)
-    ]
-    for run_id in lost:
+    moment = datetime.datetime.now(datetime.UTC)
+    lost = {}
+    for run in list_runs(connection, ACTIVE):
+        if _never_started(run, moment):
+            lost[run.id] = UNSTARTED_MESSAGE
+        elif (run.status == "running" or run.worker_pid) and not process_is_alive(run.worker_pid):
+            lost[run.id] = LOST_WORKER_MESSAGE
+    for run_id, message in lost.items():
         with transaction(connection):
             connection.execute(
                 "UPDATE training_runs SET status = 'failed', finished_at = ?, error = ?, stage = 'failed' "
                 "WHERE id = ? AND status IN ('queued', 'running')",
-                (now(), LOST_WORKER_MESSAGE, run_id),
+                (now(), message, run_id),
             )
-    return lost
+    return list(lost)
 
 
 def summary_row(run: Run) -> dict[str, Any]:

@@ -1,5 +1,6 @@
 """The run registry on real SQLite files: requests, life cycle, progress, cancellation and learning curves."""
 
+import datetime
 import os
 import subprocess
 import sys
@@ -114,6 +115,19 @@ def test_a_run_whose_worker_died_is_marked_failed(registry, tmp_path):
     assert runs.get_run(registry, never_started).status == "failed"
     assert runs.get_run(registry, alive).status == "running"
     assert runs.get_run(registry, in_the_foreground).status == "queued"
+
+
+def test_a_queued_run_never_given_a_worker_is_marked_failed_after_the_grace_period(registry):
+    stale = runs.create_run(registry, runs.TrainingRequest("mlp", train_size=200, epochs=1))
+    starting = runs.create_run(registry, runs.TrainingRequest("mlp", train_size=200, epochs=1))
+    # The launch that created ``stale`` was interrupted two minutes ago, before its worker was started.
+    created = datetime.datetime.now(datetime.UTC) - datetime.timedelta(seconds=runs.UNSTARTED_GRACE_SECONDS + 60)
+    registry.execute("UPDATE training_runs SET created_at = ? WHERE id = ?", (created.isoformat(), stale))
+
+    assert runs.mark_lost_runs(registry) == [stale]
+    assert runs.get_run(registry, stale).status == "failed"
+    assert runs.get_run(registry, stale).error == runs.UNSTARTED_MESSAGE
+    assert runs.get_run(registry, starting).status == "queued"
 
 
 def test_a_missing_run_is_reported_with_a_sentence(registry):
