@@ -37,6 +37,8 @@ LOST_WORKER_MESSAGE = (
 # A run is created just before its worker starts (or, on the command line, just before it trains in the
 # foreground); one still queued with no process after this long was never started and never will be.
 UNSTARTED_GRACE_SECONDS = 60
+# Run times are stored to the second and the boot time to the second, so a worker's start may seem this late.
+PROCESS_START_SLACK_SECONDS = 5
 UNSTARTED_MESSAGE = (
     "The training process was never started (the launch was interrupted before it began); start the run again."
 )
@@ -339,7 +341,11 @@ def mark_finished_without_model(connection: sqlite3.Connection, run_id: int, sta
         )
 
 
-def process_is_alive(pid: int | None) -> bool:
+def process_is_alive(pid: int | None, started_by: str | None = None) -> bool:
+    """Whether process ``pid`` exists and, given ``started_by`` (an ISO time), had started by then.
+
+    Process ids are reused: a process that started after the run recorded its worker is another program.
+    """
     if not pid:
         return False
     try:
@@ -347,8 +353,28 @@ def process_is_alive(pid: int | None) -> bool:
     except ProcessLookupError:
         return False
     except PermissionError:
+        pass
+    if started_by is None:
         return True
-    return True
+    started = process_start(pid)
+    if started is None:
+        return True
+    recorded = datetime.datetime.fromisoformat(started_by)
+    return started <= recorded + datetime.timedelta(seconds=PROCESS_START_SLACK_SECONDS)
+
+
+def process_start(pid: int) -> datetime.datetime | None:
+    """When process ``pid`` started, read from Linux's /proc; None where that cannot be read."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        lines = Path("/proc/stat").read_text().splitlines()
+        boot = next(int(line.split()[1]) for line in lines if line.startswith("btime "))
+        # The command name (the second field) may hold spaces, so fields are counted after its parenthesis;
+        # the start time, in clock ticks since boot, is the 22nd field.
+        ticks = int(stat.rsplit(")", 1)[1].split()[19])
+    except (OSError, StopIteration, ValueError, IndexError):
+        return None
+    return datetime.datetime.fromtimestamp(boot + ticks / os.sysconf("SC_CLK_TCK"), datetime.UTC)
 
 
 def _never_started(run: Run, moment: datetime.datetime) -> bool:
@@ -369,7 +395,7 @@ def mark_lost_runs(connection: sqlite3.Connection) -> list[int]:
     for run in list_runs(connection, ACTIVE):
         if _never_started(run, moment):
             lost[run.id] = UNSTARTED_MESSAGE
-        elif (run.status == "running" or run.worker_pid) and not process_is_alive(run.worker_pid):
+        elif (run.status == "running" or run.worker_pid) and not process_is_alive(run.worker_pid, run.started_at):
             lost[run.id] = LOST_WORKER_MESSAGE
     for run_id, message in lost.items():
         with transaction(connection):

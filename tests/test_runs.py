@@ -130,6 +130,20 @@ def test_a_queued_run_never_given_a_worker_is_marked_failed_after_the_grace_peri
     assert runs.get_run(registry, starting).status == "queued"
 
 
+@pytest.mark.skipif(runs.process_start(os.getpid()) is None, reason="needs Linux's /proc start times")
+def test_a_running_run_whose_worker_id_now_belongs_to_a_newer_process_is_marked_failed(registry, tmp_path):
+    reused = runs.create_run(registry, runs.TrainingRequest("mlp", train_size=200, epochs=1))
+    current = runs.create_run(registry, runs.TrainingRequest("mlp", train_size=200, epochs=1))
+    runs.mark_running(registry, reused, os.getpid(), tmp_path)
+    runs.mark_running(registry, current, os.getpid(), tmp_path)
+    # This test's process id was recorded for a run that started long before the process did.
+    registry.execute("UPDATE training_runs SET started_at = '2000-01-01T00:00:00+00:00' WHERE id = ?", (reused,))
+
+    assert runs.mark_lost_runs(registry) == [reused]
+    assert runs.get_run(registry, reused).error == runs.LOST_WORKER_MESSAGE
+    assert runs.get_run(registry, current).status == "running"
+
+
 def test_a_missing_run_is_reported_with_a_sentence(registry):
     with pytest.raises(runs.RunNotFoundError, match="no training run #99"):
         runs.get_run(registry, 99)
