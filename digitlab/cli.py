@@ -130,14 +130,31 @@ def describe_confidence(reading: dict) -> str:
 
 
 def command_feedback(arguments) -> int:
-    from digitlab.feedback import ANY_MODEL, EXPORT_FORMATS, DrawingFilter, open_store, statistics, statistics_text
+    from digitlab.feedback import (
+        ANY_MODEL,
+        EXPORT_FORMATS,
+        DrawingFilter,
+        empty_statistics,
+        open_store,
+        statistics,
+        statistics_text,
+    )
 
     filters = DrawingFilter(
         labels=tuple(arguments.label or ()),
         sources=tuple(arguments.source or ()),
         misread_by=ANY_MODEL if arguments.misread_by == "any" else arguments.misread_by,
     )
-    with open_store(arguments.db) as store:
+    path = Path(arguments.db) if arguments.db else settings.database_path()
+    # Both commands only read: a database that does not exist yet holds no drawings and is not created.
+    if not path.exists():
+        if arguments.feedback_command == "stats":
+            report = empty_statistics(path, filters)
+            print(json.dumps(report, indent=1) if arguments.json else statistics_text(report, arguments.confusion))
+            return 0
+        print(f"error: there are no saved drawings; {path} does not exist. Nothing was written.", file=sys.stderr)
+        return 1
+    with open_store(path) as store:
         if arguments.feedback_command == "stats":
             report = statistics(store, filters)
             print(json.dumps(report, indent=1) if arguments.json else statistics_text(report, arguments.confusion))
@@ -256,8 +273,12 @@ def command_runs_list(arguments) -> int:
     from digitlab.promotion import describe_pointer, read_pointer
 
     connection = runs.open_registry()
-    runs.mark_lost_runs(connection)
-    for run in runs.list_runs(connection):
+    try:
+        runs.mark_lost_runs(connection)
+        listed = runs.list_runs(connection)
+    finally:
+        connection.close()
+    for run in listed:
         row = runs.summary_row(run)
         accuracy = f"{row['accuracy']:.2%}" if row["accuracy"] is not None else "-"
         seconds = f"{row['training_seconds']:.0f} s" if row["training_seconds"] is not None else "-"
@@ -282,8 +303,10 @@ def command_runs_train(arguments) -> int:
         seed=arguments.seed,
     )
     connection = runs.open_registry()
-    run_id = runs.create_run(connection, request)
-    connection.close()
+    try:
+        run_id = runs.create_run(connection, request)
+    finally:
+        connection.close()
     print(f"Training run #{run_id}: {request.describe()}", file=sys.stderr)
     run = run_worker(run_id, data_dir=arguments.data_dir, interrupt_on_cancel=True)
     if run.status != "succeeded":

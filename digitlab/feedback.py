@@ -535,6 +535,17 @@ def statistics(store: FeedbackStore, filters: DrawingFilter = DrawingFilter()) -
     }
 
 
+def empty_statistics(path: str | Path, filters: DrawingFilter = DrawingFilter()) -> dict[str, Any]:
+    """The statistics of a database that does not exist yet, laid out as :func:`statistics` lays them out."""
+    return {
+        "database": str(path),
+        "drawings": 0,
+        "filtered": filters != DrawingFilter(),
+        "per_digit": [0] * len(DIGITS),
+        "models": [],
+    }
+
+
 def statistics_text(report: dict[str, Any], confusion: bool = False) -> str:
     """The statistics as plain text: a sentence, the count per digit, then a table of the models."""
     if not report["drawings"] and report["filtered"]:

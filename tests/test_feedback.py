@@ -22,6 +22,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from digitlab import settings
 from digitlab.data import _read_idx
 from digitlab.database import DatabaseError, schema_version
 from digitlab.feedback import (
@@ -304,6 +305,22 @@ def test_export_files_agree_when_a_drawing_is_saved_while_they_are_read(store, t
     rows = (tmp_path / "out" / CSV_NAME).read_text().splitlines()[1:]
     assert [row.split(",")[3] for row in rows] == [str(label) for label in labels.tolist()] == ["3"]
     assert store.count() == 2
+
+
+def test_cli_reading_commands_leave_a_missing_database_uncreated(tmp_path, monkeypatch, capsys):
+    from digitlab.cli import main
+
+    missing = tmp_path / "data" / "digitlab.sqlite3"
+    monkeypatch.setenv(settings.DATABASE_VARIABLE, str(missing))
+
+    assert main(["feedback", "stats"]) == 0
+    assert "No saved drawings" in capsys.readouterr().out
+    assert main(["feedback", "stats", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["drawings"] == 0
+    assert main(["feedback", "export", "--out", str(tmp_path / "out")]) == 1
+    assert "no saved drawings" in capsys.readouterr().err
+    assert not missing.parent.exists(), "looking must not create the database or its folder"
+    assert not (tmp_path / "out").exists()
 
 
 # Durability: concurrent writers and a writer killed mid-loop.

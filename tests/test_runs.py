@@ -2,6 +2,7 @@
 
 import datetime
 import os
+import sqlite3
 import subprocess
 import sys
 
@@ -232,3 +233,26 @@ def test_the_command_line_reports_a_locked_registry_with_a_sentence(tmp_path, mo
         holder.close()
     error = capsys.readouterr().err
     assert error.startswith(f"error: the database {path} could not be used") and "locked" in error
+
+
+def test_the_run_commands_close_the_connections_they_open(tmp_path, monkeypatch, capsys):
+    from digitlab import worker
+    from digitlab.cli import main
+
+    monkeypatch.setenv(settings.DATABASE_VARIABLE, str(tmp_path / "lab.sqlite3"))
+    opened = []
+    open_registry = runs.open_registry
+
+    def recorded_registry(*arguments):
+        opened.append(open_registry(*arguments))
+        return opened[-1]
+
+    monkeypatch.setattr(runs, "open_registry", recorded_registry)
+    monkeypatch.setattr(worker, "run_worker", lambda run_id, **options: runs.Run(run_id, "svm", "failed", {}, ""))
+
+    assert main(["runs", "list"]) == 0
+    assert main(["runs", "train", "--model", "svm", "--train-size", "1000"]) == 1
+    assert len(opened) == 2
+    for connection in opened:
+        with pytest.raises(sqlite3.ProgrammingError, match="closed"):
+            connection.execute("SELECT 1")
