@@ -380,3 +380,26 @@ def test_arrays_of_other_integer_types_and_bools_are_accepted():
         np.testing.assert_array_equal(pp.preprocess(array), reference)
     with pytest.raises(ImageError):
         pp.preprocess(np.array([["a", "b"]]))
+
+
+def smooth_noise_field(seed: int, sigma: float) -> np.ndarray:
+    field = ndimage.gaussian_filter(np.random.default_rng(seed).random((300, 300)), sigma)
+    return ((field - field.min()) / (field.max() - field.min())).astype(np.float32)
+
+
+@pytest.mark.parametrize("seed", [3, 4])
+def test_smooth_noise_is_refused_as_faint_shading(seed):
+    with pytest.raises(NoDigitFoundError, match="faint shading"):
+        pp.preprocess(smooth_noise_field(seed, 30))
+
+
+def test_reject_soft_marks_keeps_solid_thin_strokes_and_soft_thick_ones():
+    faint_ridge = np.zeros((200, 200), dtype=np.float32)
+    faint_ridge[np.arange(20, 180), np.arange(20, 180)] = 0.5  # a thin diagonal, nowhere at full ink
+    with pytest.raises(NoDigitFoundError, match="faint shading"):
+        pp.reject_soft_marks(faint_ridge)
+    thin_solid = square_ring(200, 20, 20, 160, 2)
+    pp.reject_soft_marks(thin_solid)
+    soft_thick = 0.7 * ndimage.gaussian_filter(square_ring(200, 20, 20, 160, 40), 6)
+    assert (soft_thick > pp.SOLID_LEVEL).sum() < pp.SOFT_SOLID * pp.ink_mask(soft_thick).sum()
+    pp.reject_soft_marks(soft_thick)
