@@ -95,6 +95,18 @@ def predicted_digits(probabilities: dict[str, np.ndarray]) -> dict[str, np.ndarr
     return {name: np.asarray(values).argmax(axis=1) for name, values in probabilities.items()}
 
 
+def mistake_indices(predicted: dict[str, np.ndarray], labels: np.ndarray) -> dict[str, np.ndarray]:
+    """For each model, the indices of the images whose predicted digit differs from the label."""
+    labels = np.asarray(labels)
+    return {name: np.flatnonzero(np.asarray(digits) != labels) for name, digits in predicted.items()}
+
+
+def right_counts(predicted: dict[str, np.ndarray], labels: np.ndarray, indices: np.ndarray) -> dict[str, int]:
+    """For each model, how many of the images at ``indices`` it reads as their label."""
+    labels = np.asarray(labels)
+    return {name: int((np.asarray(digits)[indices] == labels[indices]).sum()) for name, digits in predicted.items()}
+
+
 def order_indices(indices: np.ndarray, score: np.ndarray, order: str) -> np.ndarray:
     """Image indices by descending ``score`` (confidence or hardness; ties by index), or by index."""
     indices = np.asarray(indices)

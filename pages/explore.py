@@ -5,27 +5,10 @@ precomputed map and look-alikes, so it opens quickly; a model runs only when
 the user asks why it gave an answer.
 """
 
-import numpy as np
 import streamlit as st
 
-from digitlab.explorer import (
-    ORDERS,
-    OTHER_MODEL_FILTERS,
-    MistakeQuery,
-    find_mistakes,
-    paginate,
-    predicted_digits,
-    readings,
-    sample_indices,
-    usable_probabilities,
-    view_csv,
-)
-from ui import insight_resources, insight_views, problems, resources
-from ui.images import enlarge
-from ui.insight_charts import selected_test_indices, test_map_figure
-
-PER_PAGE = 24
-DIGIT_CHOICES = [None, *range(10)]
+from digitlab.explorer import mistake_indices, predicted_digits, usable_probabilities
+from ui import explorer_view, insight_resources, problems
 
 st.title("Misclassification explorer")
 
@@ -40,68 +23,21 @@ if not probabilities:
 predicted = predicted_digits(probabilities)
 issues, issue_models = insight_resources.label_issues(probabilities, labels)
 insight, insight_reason = insight_resources.insight_or_reason()
-# A new chart key clears the map's selection, as a new key clears the canvas on the Draw page.
-map_key = f"test_map-{st.session_state.get('map_clears', 0)}"
-region = selected_test_indices(st.session_state.get(map_key))
-
+data = explorer_view.ExplorerData(
+    images=images,
+    labels=labels,
+    probabilities=probabilities,
+    predicted=predicted,
+    mistakes=mistake_indices(predicted, labels),
+    titles=titles,
+    issues=issues,
+    issue_models=issue_models,
+    insight=insight,
+    insight_reason=insight_reason,
+)
+selection = explorer_view.map_selection()
 # The Compare page hands over a confusion-matrix cell to open pre-filtered.
-handoff = st.session_state.pop("explorer_handoff", None)
-if handoff and handoff.get("model") in probabilities:
-    st.session_state.update(
-        explore_model=handoff["model"],
-        explore_true=handoff.get("true_digit"),
-        explore_predicted=handoff.get("predicted_digit"),
-        explore_others="any",
-    )
-
-
-def select_image(index: int) -> None:
-    st.session_state["explore_selected"] = index
-
-
-def next_sample() -> None:
-    st.session_state["sample_seed"] = st.session_state.get("sample_seed", 0) + 1
-
-
-def clear_region() -> None:
-    st.session_state["map_clears"] = st.session_state.get("map_clears", 0) + 1
-
-
-def describe_digit(digit: int | None) -> str:
-    return "any" if digit is None else str(digit)
-
-
-def show_selected(index: int, model: str) -> None:
-    """The chosen test image, large, with every model's three most probable digits and, on request, why."""
-    label = int(labels[index])
-    st.markdown(f"#### Test image #{index} · true digit **{label}**")
-    st.image(enlarge(images[index], 8), width=224)
-    st.caption("Each model's three most probable digits:")
-    for reading in readings(probabilities, index, label):
-        colour, mark = ("green", ":material/check:") if reading.correct else ("red", ":material/close:")
-        (best, best_probability), *rest = reading.top
-        others = " · ".join(f"{digit} ({probability:.1%})" for digit, probability in rest)
-        st.markdown(
-            f":{colour}[{mark} **{titles[reading.model]}**]  \n"
-            f":{colour}[**{best}** ({best_probability:.1%})] · {others}"
-        )
-    explanation = st.segmented_control(
-        "Why this answer",
-        ["look-alikes", "heat maps"],
-        key="explore_explain",
-        help="look-alikes: the nearest training images of the labelled digit and of the digit read instead. "
-        "heat maps: the pixels that drove each model's answer (runs the models on this one image).",
-    )
-    if explanation == "look-alikes":
-        read_instead = [int(predicted[name][index]) for name in (model, *predicted)]
-        insight_views.show_look_alikes(index, label, read_instead, insight, insight_reason)
-    elif explanation == "heat maps":
-        with st.spinner("Loading the models and computing heat maps..."):
-            models, failures, _ = resources.load_models()
-        for name, message in failures.items():
-            st.warning(f"**{titles.get(name, name)} is not available.** {message}", icon=":material/warning:")
-        insight_views.show_why(images[index], models, titles)
-
+explorer_view.open_handoff(probabilities)
 
 mistakes_tab, sample_tab, map_tab, labels_tab = st.tabs(
     [
@@ -111,159 +47,11 @@ mistakes_tab, sample_tab, map_tab, labels_tab = st.tabs(
         ":material/label_off: Suspected label errors",
     ]
 )
-
 with mistakes_tab:
-    # Fixed widths in a wrapping row: one line on a wide screen, two or three on a phone.
-    with st.container(horizontal=True):
-        model = st.selectbox("Model", list(probabilities), format_func=titles.get, key="explore_model", width=230)
-        true_digit = st.selectbox(
-            "True digit", DIGIT_CHOICES, format_func=describe_digit, key="explore_true", width=110
-        )
-        predicted_digit = st.selectbox(
-            "Predicted digit",
-            DIGIT_CHOICES,
-            format_func=describe_digit,
-            key="explore_predicted",
-            width=110,
-        )
-        others = st.selectbox(
-            "Which models are wrong",
-            list(OTHER_MODEL_FILTERS),
-            format_func=OTHER_MODEL_FILTERS.get,
-            key="explore_others",
-            help="any: every mistake of this model. only this model: the other models get the image right. "
-            "all models wrong: no model gets it right. models disagree: the models give different answers.",
-            width=200,
-        )
-        order = st.selectbox("Sort by", list(ORDERS), format_func=ORDERS.get, key="explore_order", width=240)
-
-    query = MistakeQuery(model, true_digit=true_digit, predicted_digit=predicted_digit, others=others, order=order)
-    if region is not None:
-        with st.container(horizontal=True, vertical_alignment="center"):
-            st.info(
-                f"Limited to the **{len(region):,}** images selected on the map of the test set.",
-                icon=":material/filter_alt:",
-            )
-            st.button("Show the whole test set", icon=":material/filter_alt_off:", on_click=clear_region)
-    found = find_mistakes(labels, probabilities, query, within=region)
-    all_mistakes = int((predicted[model] != labels).sum())
-    # Each combination of filters has its own page widget, so changing a filter starts again at page 1.
-    page_key = f"explore_page-{model}-{true_digit}-{predicted_digit}-{others}-{order}-{map_key}"
-    page = paginate(len(found), st.session_state.get(page_key, 1), PER_PAGE)
-
-    shown_range = f"{page.start + 1:,}–{page.stop:,}" if len(found) else "0"
-    st.markdown(
-        f"Showing **{shown_range}** of **{len(found):,}** matching images · "
-        f"{titles[model]} gets **{all_mistakes:,}** of {len(labels):,} test images wrong "
-        f"({all_mistakes / len(labels):.2%})."
-    )
-    st.download_button(
-        "Download this view as CSV",
-        view_csv(found, labels, probabilities, {"suspected_label_error": issues.flagged}),
-        file_name=f"mistakes-{model}.csv",
-        mime="text/csv",
-        icon=":material/download:",
-        key="download_mistakes",
-    )
-    if not len(found):
-        st.info("No test image matches these filters. Widen them to see more.", icon=":material/filter_alt_off:")
-    else:
-        on_page = found[page.start : page.stop]
-        if st.session_state.get("explore_selected") not in set(on_page.tolist()):
-            st.session_state["explore_selected"] = int(on_page[0])
-        grid_column, detail_column = st.columns([5, 2], gap="medium")
-        with grid_column:
-            grid = st.grid(columns="auto", min_column_width=112, gap="xsmall", border=True)
-        for index in on_page.tolist():
-            digit, confidence = int(predicted[model][index]), float(probabilities[model][index].max())
-            chosen = st.session_state["explore_selected"] == index
-            with grid.cell():
-                st.image(enlarge(images[index], 3), width=84)
-                st.markdown(f"**{labels[index]}** → **:red[{digit}]** · {confidence:.0%}  \n:gray[test #{index}]")
-                st.button(
-                    "Shown" if chosen else "Inspect",
-                    key=f"inspect-{index}",
-                    type="primary" if chosen else "secondary",
-                    width="stretch",
-                    on_click=select_image,
-                    args=(index,),
-                )
-        with detail_column, st.container(border=True):
-            show_selected(st.session_state["explore_selected"], model)
-        st.pagination(page.count, key=page_key, width="stretch")
-
+    explorer_view.show_mistakes_tab(data, selection)
 with sample_tab:
-    seed = st.session_state.setdefault("sample_seed", 0)
-    with st.container(horizontal=True, vertical_alignment="bottom"):
-        sample_size = st.slider("Images in the sample", 6, 60, 24, step=6, key="sample_size", width=320)
-        st.button("Draw another sample", icon=":material/casino:", on_click=next_sample)
-    st.caption(f"Sample number {seed}: the same number always shows the same images.")
-    sample = sample_indices(len(labels), sample_size, seed)
-    right = {name: int((predicted[name][sample] == labels[sample]).sum()) for name in probabilities}
-    st.markdown(
-        "In this sample: "
-        + " · ".join(f"{titles[name]} **{count}/{len(sample)}** right" for name, count in right.items())
-    )
-    sample_grid = st.grid(columns="auto", min_column_width=150, gap="xsmall", border=True)
-    for index in sample.tolist():
-        lines = [f"**true {labels[index]}** · #{index}"]
-        for reading in readings(probabilities, index, int(labels[index]), k=1):
-            colour, mark = ("green", "✓") if reading.correct else ("red", "✗")
-            lines.append(f":{colour}[{mark} {titles[reading.model]}: **{reading.digit}** ({reading.confidence:.0%})]")
-        with sample_grid.cell():
-            st.image(enlarge(images[index], 3), width=84)
-            st.markdown("  \n".join(lines))
-
+    explorer_view.show_sample_tab(data)
 with map_tab:
-    if insight is None:
-        st.info(f"The map is not available. {insight_reason}", icon=":material/info:")
-    else:
-        st.caption(
-            f"Each dot is a test image placed by {insight.about.get('map_method', 'a projection')} of the "
-            f"{insight.about.get('source_model', '')} model's features, so look-alike images lie together. "
-            "Select dots (click, box or lasso) to see them below and to limit the Mistakes tab to them."
-        )
-        marked = st.pills(
-            "Mark the mistakes of",
-            list(probabilities),
-            selection_mode="multi",
-            default=list(probabilities),
-            format_func=titles.get,
-            key="map_models",
-        )
-        mistakes = {name: np.flatnonzero(predicted[name] != labels) for name in marked}
-        st.plotly_chart(
-            test_map_figure(insight.coordinates, labels, mistakes, titles),
-            key=map_key,
-            on_select="rerun",
-            selection_mode=("points", "box", "lasso"),
-        )
-        if region is not None:
-            with st.container(horizontal=True, vertical_alignment="center"):
-                st.markdown(f"**{len(region):,}** images selected; the first {min(len(region), PER_PAGE)}:")
-                st.button("Clear the selection", icon=":material/deselect:", on_click=clear_region, key="map_clear")
-            region_grid = st.grid(columns="auto", min_column_width=112, gap="xsmall", border=True)
-            for index in region[:PER_PAGE].tolist():
-                answers = " ".join(str(predicted[name][index]) for name in probabilities)
-                with region_grid.cell():
-                    st.image(enlarge(images[index], 3), width=84)
-                    st.markdown(f"**{labels[index]}** · read {answers}  \n:gray[test image #{index}]")
-
+    explorer_view.show_map_tab(data, selection)
 with labels_tab:
-    st.markdown(
-        f"Test images ranked by how likely their **label** is wrong: confident learning on the out-of-sample "
-        f"probabilities of {', '.join(titles[name] for name in issue_models)} (averaged). The score is the margin: "
-        "the probability of the given label minus that of the likeliest other digit; the most negative come first. "
-        f"The models read another digit than the label on **{int(issues.flagged.sum())}** test images, confidently "
-        f"on **{int(issues.confidently_flagged.sum())}**."
-    )
-    shown = st.slider("Images to show", 10, 100, 30, step=10, key="label_issue_count", width=320)
-    st.download_button(
-        "Download this ranking as CSV",
-        view_csv(issues.ranking[:shown], labels, probabilities, {"suspected_label_error": issues.flagged}),
-        file_name="suspected-label-errors.csv",
-        mime="text/csv",
-        icon=":material/download:",
-        key="download_label_issues",
-    )
-    insight_views.show_label_issue_grid(images, labels, issues, probabilities, titles, shown)
+    explorer_view.show_label_issues_tab(data)
