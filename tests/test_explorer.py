@@ -6,10 +6,12 @@ from digitlab.explorer import (
     cell_indices,
     find_mistakes,
     hardness,
+    mistake_indices,
     order_indices,
     paginate,
     predicted_digits,
     readings,
+    right_counts,
     sample_indices,
     top_predictions,
     usable_probabilities,
@@ -200,3 +202,17 @@ def test_view_csv_has_a_row_per_image_with_every_models_answer_and_the_flags():
     assert rows[1][9:] == ["1", "1", "1"]
     assert rows[2][:3] == ["4", "4", "4"] and rows[2][9:] == ["0", "1", "0"]
     assert float(rows[1][8]) == pytest.approx(hardness(PROBABILITIES)[3], abs=1e-4)
+
+
+def test_mistake_indices_lists_each_models_wrong_images():
+    labels = np.array([3, 1, 4, 1, 5])
+    predicted = {"a": np.array([3, 7, 4, 1, 6]), "b": np.array([3, 1, 4, 1, 5])}
+    mistakes = mistake_indices(predicted, labels)
+    assert mistakes["a"].tolist() == [1, 4]
+    assert mistakes["b"].tolist() == []
+
+
+def test_right_counts_only_counts_the_given_images():
+    labels = np.array([3, 1, 4, 1, 5])
+    predicted = {"a": np.array([3, 7, 4, 1, 6]), "b": np.array([0, 1, 4, 1, 5])}
+    assert right_counts(predicted, labels, np.array([0, 1, 4])) == {"a": 1, "b": 2}
