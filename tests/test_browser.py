@@ -156,7 +156,15 @@ def horizontal_overflow(page) -> int:
     )
 
 
-def draw(page, canvas, strokes) -> None:
+def trained_manifest_or_skip() -> dict:
+    """The manifest of the models the dashboard serves; the test is skipped when none has been trained."""
+    manifest = read_manifest()
+    if not manifest["models"]:
+        pytest.skip(f"No trained models in {settings.models_dir()}; run 'python -m digitlab train'.")
+    return manifest
+
+
+def draw(page, canvas, strokes, steps: int = 25) -> None:
     """Draw each stroke (a list of points as fractions of the canvas) with real mouse moves."""
     box = canvas.bounding_box()
     for stroke in strokes:
@@ -164,7 +172,7 @@ def draw(page, canvas, strokes) -> None:
         page.mouse.move(*points[0])
         page.mouse.down()
         for point in points[1:]:
-            page.mouse.move(*point, steps=25)
+            page.mouse.move(*point, steps=steps)
         page.mouse.up()
 
 
@@ -186,9 +194,7 @@ def model_readings(page, count: int) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def drawn_readings(browser, server_url):
     """What every model reads for a drawn "1" and a drawn "7", keyed by digit and model title."""
-    manifest = read_manifest()
-    if not manifest["models"]:
-        pytest.skip(f"No trained models in {settings.models_dir()}; run 'python -m digitlab train'.")
+    manifest = trained_manifest_or_skip()
     page = open_page(browser, server_url, PAGES["draw"][1], DESKTOP)
     canvas = page.locator("canvas.upper-canvas").first
     canvas.wait_for(timeout=MODEL_LOAD_TIMEOUT_MS)
@@ -258,9 +264,7 @@ def cell_centre(page, title: str, true_digit: int, predicted_digit: int) -> tupl
 
 
 def test_a_clicked_confusion_cell_lists_its_images_and_opens_the_explorer(browser, server_url):
-    manifest = read_manifest()
-    if not manifest["models"]:
-        pytest.skip(f"No trained models in {settings.models_dir()}; run 'python -m digitlab train'.")
+    manifest = trained_manifest_or_skip()
     try:
         load_mnist("test", download=False)
     except DigitlabError as error:

@@ -22,12 +22,12 @@ from test_browser import (  # noqa: F401 - server_url and browser are fixtures u
     open_page,
     screenshot_whole_page,
     server_url,
+    trained_manifest_or_skip,
     wait_until_idle,
 )
 
 from digitlab import settings
 from digitlab.feedback import FeedbackStore
-from digitlab.persistence import read_manifest
 
 pytestmark = pytest.mark.browser
 
@@ -48,9 +48,7 @@ def feedback_database(tmp_path_factory):
 
 
 def test_a_corrected_drawing_is_saved_and_listed_on_my_digits(browser, server_url, feedback_database):  # noqa: F811
-    manifest = read_manifest()
-    if not manifest["models"]:
-        pytest.skip(f"No trained models in {settings.models_dir()}; run 'python -m digitlab train'.")
+    manifest = trained_manifest_or_skip()
     page = open_page(browser, server_url, PAGES["draw"][1], DESKTOP)
     canvas = page.locator("canvas.upper-canvas").first
     canvas.wait_for(timeout=MODEL_LOAD_TIMEOUT_MS)

@@ -19,13 +19,12 @@ from test_browser import (
     open_page,
     screenshot_whole_page,
     server_url,
+    trained_manifest_or_skip,
     wait_until_idle,
 )
 
-from digitlab import settings
 from digitlab.errors import DigitlabError
 from digitlab.insight import load_insight
-from digitlab.persistence import read_manifest
 
 pytestmark = pytest.mark.browser
 
@@ -38,9 +37,7 @@ MARKDOWN = '[data-testid="stMarkdownContainer"]'
 
 @pytest.fixture(scope="module")
 def titles():
-    manifest = read_manifest()
-    if not manifest["models"]:
-        pytest.skip(f"No trained models in {settings.models_dir()}; run 'python -m digitlab train'.")
+    manifest = trained_manifest_or_skip()
     return {name: entry.get("title", name) for name, entry in manifest["models"].items()}
 
 
@@ -107,16 +104,10 @@ def test_a_lasso_on_the_map_selects_images_and_filters_the_mistakes(browser, ser
     plot.wait_for(timeout=PAGE_TIMEOUT_MS)
     wait_until_idle(page)
     plot.scroll_into_view_if_needed()
-    box = plot.bounding_box()
 
     # A lasso around the middle third of the map, drawn with real mouse moves.
     corners = [(0.33, 0.33), (0.67, 0.33), (0.67, 0.67), (0.33, 0.67), (0.34, 0.34)]
-    points = [(box["x"] + x * box["width"], box["y"] + y * box["height"]) for x, y in corners]
-    page.mouse.move(*points[0])
-    page.mouse.down()
-    for point in points[1:]:
-        page.mouse.move(*point, steps=12)
-    page.mouse.up()
+    draw(page, plot, [corners], steps=12)
     page.get_by_text("images selected; the first").wait_for(timeout=PAGE_TIMEOUT_MS)
     wait_until_idle(page)
 

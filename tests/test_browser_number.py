@@ -19,11 +19,9 @@ from test_browser import (
     open_page,
     screenshot_whole_page,
     server_url,
+    trained_manifest_or_skip,
     wait_until_idle,
 )
-
-from digitlab import settings
-from digitlab.persistence import read_manifest
 
 pytestmark = pytest.mark.browser
 
@@ -61,8 +59,7 @@ def shown_digits(page) -> list[str]:
 
 
 def test_a_number_written_on_the_wide_canvas_is_read_digit_by_digit(browser, server_url):
-    if not read_manifest()["models"]:
-        pytest.skip(f"No trained models in {settings.models_dir()}; run 'python -m digitlab train'.")
+    trained_manifest_or_skip()
     page = open_page(browser, server_url, PAGES["draw"][1], DESKTOP)
     page.locator("canvas.upper-canvas").first.wait_for(timeout=MODEL_LOAD_TIMEOUT_MS)
 

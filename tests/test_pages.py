@@ -54,7 +54,7 @@ def curve_specs(app: AppTest) -> list[dict]:
 
 def button_labelled(app: AppTest, label: str):
     matches = [button for button in app.button if button.label == label]
-    assert matches, f"no button labelled {label!r}"
+    assert matches, f"no button labelled {label!r}; buttons: {[button.label for button in app.button]}"
     return matches[0]
 
 

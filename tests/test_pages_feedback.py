@@ -6,7 +6,15 @@ Each test points ``DIGITLAB_DB`` at a database file in its own temporary folder.
 import numpy as np
 import pytest
 from test_feedback import save
-from test_pages import assert_no_exception, button_labelled, confusion_specs, digit_image_png, page, texts
+from test_pages import (  # noqa: F401 - manifest is a fixture used by name.
+    assert_no_exception,
+    button_labelled,
+    confusion_specs,
+    digit_image_png,
+    manifest,
+    page,
+    texts,
+)
 
 from digitlab import settings
 from digitlab.feedback import CSV_NAME, DrawingFilter, FeedbackStore
@@ -139,20 +147,7 @@ def test_my_digits_relabels_and_deletes(filled, database):
         assert [drawing.id for drawing in store.drawings()] == [third, first]
 
 
-@pytest.fixture
-def manifest():
-    from digitlab.errors import DigitlabError
-
-    try:
-        recorded = read_manifest()
-    except DigitlabError as error:
-        pytest.skip(f"The models folder cannot be read: {error}")
-    if not recorded["models"]:
-        pytest.skip(f"No trained models in {settings.models_dir()}; run 'python -m digitlab train'.")
-    return recorded
-
-
-def test_draw_page_saves_an_uploaded_digit_with_the_corrected_label(database, manifest):
+def test_draw_page_saves_an_uploaded_digit_with_the_corrected_label(database, manifest):  # noqa: F811
     app = page("draw").run()
     app.file_uploader[0].set_value(("7.png", digit_image_png("7"), "image/png"))
     app.run()

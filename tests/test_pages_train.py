@@ -12,34 +12,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from streamlit.testing.v1 import AppTest
+from test_pages import assert_no_exception, button_labelled, page, texts
 from test_worker import stop_unfinished_workers
 
 from digitlab import promotion, runs, settings
 from digitlab.errors import DigitlabError
 from digitlab.persistence import read_manifest
 
-ROOT = Path(__file__).resolve().parent.parent
-RUN_TIMEOUT = 240
 WAIT_SECONDS = 300
-
-
-def page(name: str) -> AppTest:
-    return AppTest.from_file(str(ROOT / "pages" / f"{name}.py"), default_timeout=RUN_TIMEOUT)
-
-
-def texts(elements) -> str:
-    return "\n".join(str(element.value) for element in elements)
-
-
-def assert_no_exception(app: AppTest) -> None:
-    assert not app.exception, texts(app.exception)
-
-
-def button_labelled(app: AppTest, label: str):
-    matches = [button for button in app.button if button.label == label]
-    assert matches, f"no button labelled {label!r}; buttons: {[button.label for button in app.button]}"
-    return matches[0]
 
 
 @pytest.fixture
