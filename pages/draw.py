@@ -3,7 +3,6 @@
 import streamlit as st
 from streamlit_drawable_canvas import st_canvas
 
-from digitlab.errors import ImageError, NoDigitFoundError
 from digitlab.preprocess import preprocess
 from ui import problems, resources
 from ui.feedback import show_save_form
@@ -36,13 +35,8 @@ if not models:
 
 def show_result(source, key: str, empty_hint: str) -> None:
     """Preprocess ``source``, show every model's answer and offer to save it, or a hint when it holds no digit."""
-    try:
-        model_input = preprocess(source)
-    except NoDigitFoundError:
-        st.info(empty_hint, icon=":material/gesture:")
-        return
-    except ImageError as error:
-        st.error(f"**This image cannot be used.** {error}", icon=":material/broken_image:")
+    model_input = problems.read_image_or_explain(lambda: preprocess(source), empty_hint)
+    if model_input is None:
         return
     predictions = show_predictions(model_input, models, titles, key=key)
     if st.toggle("Why this answer: heat maps of the pixels that drove each model", key=f"why-{key}"):

@@ -11,9 +11,8 @@ import numpy as np
 import streamlit as st
 from PIL import Image, ImageDraw, ImageFont
 
-from digitlab.errors import ImageError, NoDigitFoundError
 from digitlab.segment import NumberReading, Segment, displayed_gray, read_number
-from ui import resources
+from ui import problems, resources
 from ui.images import enlarge
 
 # The annotated image is shown at most this wide; larger uploads are scaled down before the boxes are drawn.
@@ -95,14 +94,10 @@ def show_other_readings(readings: list[NumberReading], titles: dict[str, str]) -
 
 def show_number(source, models: dict[str, Any], titles: dict[str, str], empty_hint: str) -> None:
     """Segment ``source`` into digits and show the number, or a hint when it holds none."""
-    try:
-        segments, readings = read_number(source, models_by_accuracy(models))
-    except NoDigitFoundError:
-        st.info(empty_hint, icon=":material/gesture:")
+    number = problems.read_image_or_explain(lambda: read_number(source, models_by_accuracy(models)), empty_hint)
+    if number is None:
         return
-    except ImageError as error:
-        st.error(f"**This image cannot be used.** {error}", icon=":material/broken_image:")
-        return
+    segments, readings = number
     lead = readings[0]
     show_verdict(lead, titles.get(lead.model, lead.model))
     st.image(

@@ -4,17 +4,30 @@ The ``*_or_stop`` helpers return what a page cannot do without, or show the
 message and end the page's run, so the sidebar and other pages keep working.
 """
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import streamlit as st
 
 from digitlab import settings
-from digitlab.errors import DataUnavailableError, DigitlabError
+from digitlab.errors import DataUnavailableError, DigitlabError, ImageError, NoDigitFoundError
 from ui import resources
 
 TRAIN_COMMAND = "python -m digitlab train"
+Read = TypeVar("Read")
+
+
+def read_image_or_explain(read: Callable[[], Read], empty_hint: str) -> Read | None:
+    """What ``read()`` returns, or None after a hint (the image holds no digit) or the reason it cannot be used."""
+    try:
+        return read()
+    except NoDigitFoundError:
+        st.info(empty_hint, icon=":material/gesture:")
+    except ImageError as error:
+        st.error(f"**This image cannot be used.** {error}", icon=":material/broken_image:")
+    return None
 
 
 def report_models_error(error: DigitlabError) -> None:
