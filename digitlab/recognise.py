@@ -2,10 +2,10 @@
 
 import os
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -18,6 +18,7 @@ from digitlab.preprocess import preprocess
 # validation set (python -m digitlab realworld) the shipped CNN puts under 1 % of its correct
 # readings below it, and about one in seven of its mistakes.
 LOW_CONFIDENCE = 0.7
+Prepared = TypeVar("Prepared")
 
 
 @dataclass
@@ -83,22 +84,33 @@ def with_path(path: str | os.PathLike, error: DigitlabError) -> str:
     return str(error) if str(path) in str(error) else f"{path}: {error}"
 
 
-def recognise_files(paths: Iterable[str | os.PathLike], model_names: list[str], models_dir=None) -> Iterator[Outcome]:
-    """One :class:`Outcome` per path; an unreadable file yields an error and the rest go on.
+def prepared_files(
+    paths: Iterable[str | os.PathLike],
+    prepare: Callable[[str | os.PathLike], Prepared],
+    model_names: list[str],
+    models_dir=None,
+) -> Iterator[tuple[str | os.PathLike, Prepared | None, dict[str, DigitClassifier] | None, str | None]]:
+    """``(path, prepared, models, error)`` per path: what ``prepare(path)`` made, or its error's sentence.
 
-    The models are loaded when the first file with a digit needs them, so a
+    The models are loaded when the first file that prepares needs them, so a
     run over unreadable files alone never starts TensorFlow.
     """
     models = None
     for path in paths:
-        outcome = Outcome(path=str(path))
         try:
-            outcome.model_input = preprocess(path)
+            prepared = prepare(path)
         except DigitlabError as error:
-            outcome.error = with_path(path, error)
-            yield outcome
+            yield path, None, None, with_path(path, error)
             continue
         if models is None:
             models = load_models(model_names, models_dir)
-        outcome.predictions = predict_digit(models, outcome.model_input)
+        yield path, prepared, models, None
+
+
+def recognise_files(paths: Iterable[str | os.PathLike], model_names: list[str], models_dir=None) -> Iterator[Outcome]:
+    """One :class:`Outcome` per path; an unreadable file yields an error and the rest go on."""
+    for path, model_input, models, error in prepared_files(paths, preprocess, model_names, models_dir):
+        outcome = Outcome(path=str(path), model_input=model_input, error=error)
+        if error is None:
+            outcome.predictions = predict_digit(models, model_input)
         yield outcome

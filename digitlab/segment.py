@@ -44,7 +44,7 @@ from digitlab.preprocess import (
     load_image,
     to_grayscale,
 )
-from digitlab.recognise import is_low_confidence, load_models, with_path
+from digitlab.recognise import is_low_confidence, prepared_files, with_path
 
 # Components sharing at least this share of the narrower one's columns belong to one digit.
 COLUMN_OVERLAP = 0.5
@@ -391,21 +391,19 @@ def read_number_files(
     Each image is read and cleaned before the models are loaded, so a run
     over unreadable files alone never starts TensorFlow.
     """
-    models = None
-    for path in paths:
-        outcome = NumberOutcome(path=str(path))
-        try:
-            gray, size = displayed_gray(path)
-            ink = clean_ink(gray)
-        except DigitlabError as error:
-            outcome.error = with_path(path, error)
-            yield outcome
-            continue
-        if models is None:
-            models = load_models(model_names, models_dir)
-        try:
-            outcome.segments = segment_ink(ink, size, next(iter(models.values())))
-            outcome.readings = read_segments(outcome.segments, models)
-        except DigitlabError as error:
-            outcome.error = with_path(path, error)
+    for path, cleaned, models, error in prepared_files(paths, _cleaned_ink, model_names, models_dir):
+        outcome = NumberOutcome(path=str(path), error=error)
+        if error is None:
+            ink, size = cleaned
+            try:
+                outcome.segments = segment_ink(ink, size, next(iter(models.values())))
+                outcome.readings = read_segments(outcome.segments, models)
+            except DigitlabError as reading_error:
+                outcome.error = with_path(path, reading_error)
         yield outcome
+
+
+def _cleaned_ink(path: str | os.PathLike) -> tuple[np.ndarray, tuple[int, int]]:
+    """The ink mask of the image at ``path`` and the image's displayed size."""
+    gray, size = displayed_gray(path)
+    return clean_ink(gray), size
