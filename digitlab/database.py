@@ -86,8 +86,7 @@ def transaction(connection: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
 def schema_version(connection: sqlite3.Connection, component: str) -> int:
     """The version of ``component``'s tables in this database; 0 when it has none yet."""
     connection.execute("CREATE TABLE IF NOT EXISTS schema_versions (component TEXT PRIMARY KEY, version INTEGER)")
-    row = connection.execute("SELECT version FROM schema_versions WHERE component = ?", (component,)).fetchone()
-    return 0 if row is None else int(row[0])
+    return _recorded_version(connection, component) or 0
 
 
 def apply_schema(connection: sqlite3.Connection, schema: Schema) -> None:
