@@ -402,7 +402,7 @@ class CNNClassifier(KerasClassifier):
 
     def __init__(self, epochs: int = 22, **hyperparameters):
         # Validation accuracy levels off after about 20 epochs of the cosine schedule, and 22 epochs keep a
-        # full training run within 15 minutes on a 2-core CPU (each epoch takes about 35 s there).
+        # full training run within 15 minutes on a 2-core CPU (each epoch takes about 24 s there when it is idle).
         super().__init__(epochs=epochs, **hyperparameters)
 
     def build_network(self):
