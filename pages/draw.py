@@ -11,8 +11,9 @@ from ui.number_view import show_number
 from ui.prediction_view import show_predictions
 
 CANVAS_SIZE = 280
-# In "whole number" mode the canvas is a strip wide enough for several digits side by side.
-NUMBER_CANVAS_SIZE = (720, 240)
+# In "whole number" mode the canvas is a strip wide enough for several digits side by side; the narrow
+# one fits a phone held upright (390 px wide or more).
+NUMBER_CANVAS_SIZES = {"Wide": (720, 240), "Narrow, for phones": (360, 120)}
 ONE_DIGIT, WHOLE_NUMBER = "One digit", "A whole number"
 UPLOAD_TYPES = ["png", "jpg", "jpeg", "bmp", "gif", "tif", "tiff", "webp"]
 
@@ -63,6 +64,10 @@ with draw_tab:
         canvas_column, result_column = st.columns([2, 3], gap="medium")
     with canvas_column:
         stroke_width = st.slider("Pen width", min_value=8, max_value=36, value=20, step=2)
+        canvas_width, canvas_height = CANVAS_SIZE, CANVAS_SIZE
+        if whole_number:
+            strip = st.radio("Strip size", list(NUMBER_CANVAS_SIZES), horizontal=True, key="number_strip")
+            canvas_width, canvas_height = NUMBER_CANVAS_SIZES[strip]
         # A new key gives a fresh, empty canvas; the toolbar on the canvas (on hover) also has undo and reset.
         clears = st.session_state.setdefault("canvas_clears", 0)
         drawing = st_canvas(
@@ -70,11 +75,11 @@ with draw_tab:
             stroke_color="#FFFFFF",
             background_color="#000000",
             update_streamlit=True,
-            height=NUMBER_CANVAS_SIZE[1] if whole_number else CANVAS_SIZE,
-            width=NUMBER_CANVAS_SIZE[0] if whole_number else CANVAS_SIZE,
+            height=canvas_height,
+            width=canvas_width,
             drawing_mode="freedraw",
             return_image_data=True,
-            key=f"canvas-{'number' if whole_number else 'digit'}-{clears}",
+            key=f"canvas-{canvas_width}x{canvas_height}-{clears}",
         )
         if st.button("Clear the canvas", icon=":material/ink_eraser:"):
             st.session_state["canvas_clears"] = clears + 1

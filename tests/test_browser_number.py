@@ -1,7 +1,7 @@
 """The Draw page's whole-number mode in a real browser: a short number written with real mouse moves.
 
-Reuses the server and browser of ``tests/test_browser.py``; its screenshot
-goes to ``test-artifacts/draw-number.png``.
+Reuses the server and browser of ``tests/test_browser.py``; its screenshots
+go to ``test-artifacts/draw-number-desktop.png`` and ``draw-number-phone.png``.
 """
 
 import math
@@ -13,9 +13,11 @@ from test_browser import (
     MAIN,
     MODEL_LOAD_TIMEOUT_MS,
     PAGES,
+    PHONE,
     PREDICTION_TIMEOUT_MS,
     browser,
     draw,
+    horizontal_overflow,
     open_page,
     screenshot_whole_page,
     server_url,
@@ -58,22 +60,31 @@ def shown_digits(page) -> list[str]:
     return digits
 
 
-def test_a_number_written_on_the_wide_canvas_is_read_digit_by_digit(browser, server_url):
+@pytest.mark.parametrize(
+    ("viewport_name", "strip"), [("desktop", "Wide"), ("phone", "Narrow, for phones")], ids=["desktop", "phone"]
+)
+def test_a_number_written_on_the_strip_is_read_digit_by_digit(browser, server_url, viewport_name, strip):
     trained_manifest_or_skip()
-    page = open_page(browser, server_url, PAGES["draw"][1], DESKTOP)
+    viewport = DESKTOP if viewport_name == "desktop" else PHONE
+    page = open_page(browser, server_url, PAGES["draw"][1], viewport)
     page.locator("canvas.upper-canvas").first.wait_for(timeout=MODEL_LOAD_TIMEOUT_MS)
 
     page.get_by_text("A whole number").click()
+    wait_until_idle(page)
+    page.get_by_text(strip, exact=True).click()
     wait_until_idle(page)
     canvas = page.locator("canvas.upper-canvas").first
     canvas.wait_for()
     box = canvas.bounding_box()
     assert box["width"] > 2 * box["height"], f"the number canvas is not a wide strip: {box}"
+    assert box["x"] >= 0 and box["x"] + box["width"] <= viewport["width"], f"the strip sticks out: {box}"
 
     draw(page, canvas, STROKES)
     digits = shown_digits(page)
 
     assert page.locator('[data-testid="stException"]').count() == 0
-    screenshot_whole_page(page, ARTIFACTS / "draw-number.png", DESKTOP)
+    overflow = horizontal_overflow(page)
+    screenshot_whole_page(page, ARTIFACTS / f"draw-number-{viewport_name}.png", viewport)
     page.close()
+    assert overflow <= 1, f"the number mode is {overflow} px wider than a {viewport['width']} px screen"
     assert "".join(digits) == NUMBER, f"the drawn {NUMBER} was read as {''.join(digits)}"

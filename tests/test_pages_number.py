@@ -48,12 +48,14 @@ def written_number(mnist_train, positions: list[int], size: tuple[int, int] = (7
     images, labels = mnist_train
     chosen = held_out_indices(len(images))[positions]
     canvas = np.zeros((size[1], size[0]), dtype=np.float32)
-    left = 60
+    # Digits fill five eighths of the strip's height, with gaps in proportion, whatever the strip's size.
+    scale = size[1] / 240
+    height, top, left, gap = round(150 * scale), round(45 * scale), round(60 * scale), round(40 * scale)
     for index in chosen:
         crop = crop_to_ink(images[index] / 255.0)
-        digit = np.clip(resize(crop, (round(crop.shape[1] * 150 / crop.shape[0]), 150)), 0.0, 1.0)
-        canvas[45 : 45 + digit.shape[0], left : left + digit.shape[1]] = digit
-        left += digit.shape[1] + 40
+        digit = np.clip(resize(crop, (round(crop.shape[1] * height / crop.shape[0]), height)), 0.0, 1.0)
+        canvas[top : top + digit.shape[0], left : left + digit.shape[1]] = digit
+        left += digit.shape[1] + gap
     rgba = np.zeros((size[1], size[0], 4), dtype=np.uint8)
     rgba[..., :3] = (canvas * 255).astype(np.uint8)[..., None]
     rgba[..., 3] = 255
@@ -92,6 +94,18 @@ def test_number_mode_reads_a_drawn_number_digit_by_digit(monkeypatch, manifest, 
     annotated = [image for image in app.image if "digits found" in " ".join(image.captions)]
     assert len(annotated) == 1
     assert "confidence" in " ".join(element.value for element in app.markdown)
+
+
+def test_the_narrow_strip_fits_a_phone_and_still_reads_the_number(monkeypatch, manifest, mnist_train):
+    drawing, number = written_number(mnist_train, [7, 8, 9], size=(360, 120))
+    canvas = use_canvas(monkeypatch, drawing)
+    app = number_page()
+
+    app.radio(key="number_strip").set_value("Narrow, for phones").run()
+
+    assert_no_exception(app)
+    assert canvas.sizes[-1] == (360, 120)
+    assert "".join(digit_metrics(app).values()) == number
 
 
 def test_number_mode_hints_on_an_empty_canvas(monkeypatch, manifest):
