@@ -592,9 +592,12 @@ def thin_to_skeleton(mask: np.ndarray) -> np.ndarray:
     return image[core]
 
 
-def stroke_width(mask: np.ndarray) -> float:
-    """The mean stroke width of a binary mask in pixels: its area over its centre-line length."""
-    length = int(thin_to_skeleton(mask).sum())
+def stroke_width(mask: np.ndarray, skeleton: np.ndarray | None = None) -> float:
+    """The mean stroke width of a binary mask in pixels: its area over its centre-line length.
+
+    ``skeleton`` is the mask's centre line when the caller has already traced it.
+    """
+    length = int((thin_to_skeleton(mask) if skeleton is None else skeleton).sum())
     return float(mask.sum()) / length if length else 0.0
 
 
@@ -638,12 +641,17 @@ def normalise_stroke_width(digit: np.ndarray) -> np.ndarray:
     # Shrinking a hair-thin line leaves it faint, so the peak is brought back to full strength.
     work = np.clip(work / peak, 0.0, 1.0)
     mask = work > 0.5
-    width = stroke_width(mask)
+    skeleton = thin_to_skeleton(mask)
+    width = stroke_width(mask, skeleton)
     low, high = TYPICAL_STROKE_RANGE
     if width < low:
-        return draw_strokes(thin_to_skeleton(mask), TYPICAL_STROKE_WIDTH)
+        return draw_strokes(skeleton, TYPICAL_STROKE_WIDTH)
     if width > high:
-        return erode_strokes(mask, width, THICK_STROKE_TARGET)
+        # A loop filled in by a bold pen adds area but little centre line, so the mean width overstates the
+        # strokes; their depth along the centre line does not, and paring by the mean would leave a dot.
+        width = min(width, 2 * float(np.median(ndimage.distance_transform_edt(mask)[skeleton])))
+        if width > high:
+            return erode_strokes(mask, width, THICK_STROKE_TARGET)
     return work
 
 

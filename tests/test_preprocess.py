@@ -321,6 +321,18 @@ def test_normalise_stroke_width_redraws_hair_thin_and_pares_fat_strokes():
     np.testing.assert_allclose(kept, pp.scale_to_box(typical, pp.WORK_BOX) / pp.scale_to_box(typical, 80).max())
 
 
+def test_a_thick_digit_with_a_filled_loop_keeps_its_shape():
+    # A bold 9 whose loop has filled in: a solid disc on a stem. Its area over its short centre line
+    # overstates the stroke width, which once pared the whole digit down to a dot.
+    rows, columns = np.mgrid[:80, :80]
+    nine = ((rows - 22) ** 2 + (columns - 40) ** 2 <= 18**2) | ((columns >= 47) & (columns < 58) & (rows >= 22))
+    normalised = pp.normalise_stroke_width(nine.astype(np.float32)) > 0.5
+    inked_rows, inked_columns = np.flatnonzero(normalised.any(axis=1)), np.flatnonzero(normalised.any(axis=0))
+    assert inked_rows[-1] - inked_rows[0] >= 0.85 * 80
+    assert inked_columns[-1] - inked_columns[0] >= 0.8 * 36
+    assert normalised.sum() >= 0.5 * nine.sum()
+
+
 def test_erode_strokes_always_keeps_a_blobs_core():
     blob = np.zeros((40, 40), dtype=bool)
     blob[10:30, 10:30] = True
