@@ -211,7 +211,8 @@ def run_benchmark(
         measured["size_bytes"] = entry["size_bytes"]
         measured["training_seconds_manifest"] = entry["training_seconds"]
         measured["complexity"] = entry["complexity"]
-        # A combining family's training is its weight search, timed in the manifest; it is not rerun.
+        # A combining family is not retrained here; its training (its own networks, then the weight search)
+        # is timed in the manifest.
         if retrain and not REGISTRY[name].members:
             measured["retrained"] = _in_child(retrain_seconds, name, data, train_size, epochs)
         results["models"][name] = measured

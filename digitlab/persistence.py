@@ -72,14 +72,24 @@ def write_manifest(manifest: dict[str, Any], models_dir: str | os.PathLike | Non
 
 
 def save_artifact(model: DigitClassifier, models_dir: str | os.PathLike | None = None) -> dict[str, Any]:
-    """Write the model's artefact atomically and describe it for the manifest."""
+    """Write the model's artefact atomically and describe it for the manifest.
+
+    The size counts the files the model keeps beside its artefact (an ensemble's own networks), which the
+    entry lists as ``extra_artifacts``.
+    """
     folder = resolve_models_dir(models_dir)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / model.artifact_name
     temporary = folder / f".{model.artifact_name}.part{Path(model.artifact_name).suffix}"
     model.save(temporary)
     os.replace(temporary, path)
-    return {"artifact": model.artifact_name, "sha256": sha256_file(path), "size_bytes": path.stat().st_size}
+    extras = model.extra_artifacts()
+    described = {
+        "artifact": model.artifact_name,
+        "sha256": sha256_file(path),
+        "size_bytes": path.stat().st_size + sum((folder / extra).stat().st_size for extra in extras),
+    }
+    return {**described, "extra_artifacts": extras} if extras else described
 
 
 def load_model(name: str, models_dir: str | os.PathLike | None = None) -> DigitClassifier:

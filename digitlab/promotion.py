@@ -193,7 +193,8 @@ def _build_generation(
         if family in REGISTRY[name].members:
             left_out[name] = f"its weights were fitted to the {family} model that was replaced; retrain it"
             continue
-        _link_or_copy(base / entry["artifact"], folder / entry["artifact"])
+        for artifact in [entry["artifact"], *entry.get("extra_artifacts", [])]:
+            _link_or_copy(base / artifact, folder / artifact)
         manifest["models"][name] = entry
     _link_or_copy(run_folder / run_entry["artifact"], folder / run_entry["artifact"])
     manifest["models"][family] = {**run_entry, "run_id": run_id}

@@ -5,6 +5,7 @@ calibration; the test set is used once, after training, to score the model.
 """
 
 import datetime
+import inspect
 import os
 import platform
 import time
@@ -51,8 +52,8 @@ def build_model(name: str, *, seed: int = 0, epochs: int | None = None, **overri
     if name not in REGISTRY:
         raise ValueError(f"Unknown model {name!r}; choose one of {', '.join(REGISTRY)}.")
     family = REGISTRY[name]
-    # Epochs only mean something to the neural families; the SVM trains to convergence.
-    if epochs is not None and issubclass(family, KerasClassifier):
+    # Epochs only mean something to families that train networks; the SVM trains to convergence.
+    if epochs is not None and "epochs" in inspect.signature(family).parameters:
         overrides["epochs"] = epochs
     return family(seed=seed, **overrides)
 

@@ -21,6 +21,9 @@ def test_ensemble_weights_are_a_distribution_and_it_is_no_worse_than_its_weakest
     entry = read_manifest(tiny_models_dir)["models"]["ensemble"]
     weights = entry["training_notes"]["weights"]
     assert set(weights) == set(REGISTRY["ensemble"].members)
+    assert entry["extra_artifacts"] == [f"ensemble-cnn-seed{seed}.keras" for seed in (1, 2, 3, 4)]
+    files = [entry["artifact"], *entry["extra_artifacts"]]
+    assert entry["size_bytes"] == sum((tiny_models_dir / name).stat().st_size for name in files)
     assert sum(weights.values()) == pytest.approx(1.0)
     member_accuracy = [read_manifest(tiny_models_dir)["models"][name]["metrics"]["accuracy"] for name in weights]
     assert entry["metrics"]["accuracy"] >= min(member_accuracy)
@@ -37,6 +40,19 @@ def test_ensemble_refuses_members_it_was_not_fitted_to(tiny_models_dir, tmp_path
     manifest["models"]["mlp"]["sha256"] = "0" * 64
     persistence.write_manifest(manifest, folder)
     with pytest.raises(ModelUnavailableError, match="another mlp model|does not match"):
+        load_model("ensemble", folder)
+
+
+def test_ensemble_refuses_a_damaged_extra_network(tiny_models_dir, tmp_path):
+    import shutil
+
+    from digitlab import load_model
+    from digitlab.errors import ModelUnavailableError
+
+    folder = shutil.copytree(tiny_models_dir, tmp_path / "models")
+    with open(folder / "ensemble-cnn-seed2.keras", "ab") as network:
+        network.write(b"tampered")
+    with pytest.raises(ModelUnavailableError, match="ensemble-cnn-seed2.keras was modified or damaged"):
         load_model("ensemble", folder)
 
 

@@ -110,3 +110,50 @@ def test_training_is_reproducible_with_a_seed(small_train, small_test):
     first = tiny_model("mlp", seed=5).fit(images, labels).predict_proba(small_test[0])
     second = tiny_model("mlp", seed=5).fit(images, labels).predict_proba(small_test[0])
     np.testing.assert_allclose(first, second, atol=1e-5)
+
+
+def test_networks_that_differ_only_in_initialisation_seed_share_the_held_out_split(small_train, monkeypatch):
+    import digitlab.models
+
+    images, labels = small_train
+    held_out = []
+
+    def recording_split(count, validation_size, seed):
+        parts = validation_split(count, validation_size, seed)
+        held_out.append(parts[1])
+        return parts
+
+    monkeypatch.setattr(digitlab.models, "validation_split", recording_split)
+    first = tiny_model("cnn").fit(images, labels)
+    second = build_model("cnn", epochs=TINY_EPOCHS, batch_size=32, initialisation_seed=1).fit(images, labels)
+    again = build_model("cnn", epochs=TINY_EPOCHS, batch_size=32, initialisation_seed=1).fit(images, labels)
+
+    assert len(held_out) == 3
+    np.testing.assert_array_equal(held_out[0], held_out[1])
+    assert second.get_params()["seed"] == first.get_params()["seed"] == 0
+    assert second.get_params()["initialisation_seed"] == 1
+    assert not np.array_equal(first.network_.get_weights()[0], second.network_.get_weights()[0])
+    np.testing.assert_array_equal(second.network_.get_weights()[0], again.network_.get_weights()[0])
+
+
+def test_the_ensemble_averages_the_cnn_with_its_own_extra_networks(fitted_models, small_test):
+    ensemble = fitted_models["ensemble"]
+    images = small_test[0][:20]
+    assert set(ensemble.extra_networks_) == {f"cnn-seed{seed}" for seed in (1, 2, 3, 4)}
+    assert set(ensemble.weights_) == set(REGISTRY["ensemble"].members)
+    for network in ensemble.extra_networks_.values():
+        assert network.get_params()["seed"] == ensemble.seed
+        assert network.get_params()["epochs"] == TINY_EPOCHS
+    committee = [fitted_models["cnn"], *ensemble.extra_networks_.values()]
+    expected = sum(
+        weight
+        * (
+            np.mean([model.predict_proba(images) for model in committee], axis=0)
+            if name == "cnn"
+            else fitted_models[name].predict_proba(images)
+        )
+        for name, weight in ensemble.weights_.items()
+    )
+    np.testing.assert_allclose(
+        ensemble.predict_proba(images), expected / expected.sum(axis=1, keepdims=True), atol=1e-6
+    )
