@@ -121,11 +121,44 @@ def test_a_cut_that_would_leave_a_low_piece_is_not_made():
     assert len(segment.segment_digits(two_rings, FixedReader(whole=0.4, piece=0.999))) == 2
 
 
+def evidence(aspect, whole, weaker, stronger=None, crossed=0.1, strokes=1, valley=0.3):
+    logits = [segment.logit(p) for p in (whole, weaker, weaker if stronger is None else stronger)]
+    return segment.split_evidence(np.array([aspect, *logits, crossed, strokes, valley]))
+
+
 def test_split_evidence_grows_with_width_and_with_the_pieces_confidence():
-    assert segment.split_evidence(1.6, 0.5, 0.999) > 0
-    assert segment.split_evidence(0.7, 0.999, 0.9) < 0
-    assert segment.split_evidence(1.2, 0.9, 0.999) > segment.split_evidence(1.2, 0.9, 0.6)
-    assert segment.split_evidence(1.3, 0.9, 0.99) > segment.split_evidence(1.0, 0.9, 0.99)
+    assert evidence(1.6, 0.5, 0.999) > 0
+    assert evidence(0.7, 0.999, 0.9) < 0
+    assert evidence(1.2, 0.9, 0.999) > evidence(1.2, 0.9, 0.6)
+    assert evidence(1.3, 0.9, 0.99) > evidence(1.0, 0.9, 0.99)
+
+
+def test_split_evidence_falls_when_the_cut_goes_through_more_ink():
+    # Touching digits meet in one short junction; halving a wide 0 crosses two strokes and more ink.
+    assert evidence(1.2, 0.9, 0.99, crossed=0.1, strokes=1) > evidence(1.2, 0.9, 0.99, crossed=0.4, strokes=2)
+    assert evidence(1.2, 0.9, 0.99, valley=0.2) > evidence(1.2, 0.9, 0.99, valley=1.0)
+
+
+def test_cut_crossing_counts_the_strokes_a_cut_goes_through():
+    ring_mask = np.pad(ring(60, 40, 6) > 0.5, ((0, 0), (0, 10)))
+    rows, columns = np.nonzero(ring_mask)
+    through_the_middle = np.full(ring_mask.shape[0], (columns.min() + columns.max()) // 2)
+    crossed_rows, strokes = segment.cut_crossing(ring_mask, through_the_middle)
+    assert strokes == 2
+    assert 10 <= crossed_rows <= 20
+    beside = np.full(ring_mask.shape[0], columns.max() + 3)
+    assert segment.cut_crossing(ring_mask, beside) == (0, 0)
+
+
+def test_a_cut_leaving_a_piece_too_faint_to_read_is_not_offered():
+    # On a large image a hair-thin stroke joined to a digit is too little ink to read on its own.
+    canvas = np.zeros((1000, 1000), dtype=np.float32)
+    canvas[100:200, 100:170] = 1.0
+    canvas[150, 170:190] = 1.0  # a one-pixel bridge to the stroke
+    canvas[115:200, 190] = 1.0  # the stroke, 85 % of the line's height
+    assert ndimage.label(canvas > 0.5, structure=np.ones((3, 3)))[1] == 1
+    found = segment.segment_digits(canvas, FixedReader(whole=0.99999, piece=0.6))
+    assert len(found) == 1
 
 
 def test_cut_path_follows_a_slanted_gap():
