@@ -222,20 +222,12 @@ class SVMClassifier(DigitClassifier):
         return model
 
 
-def one_pixel_shifts(images: np.ndarray) -> np.ndarray:
-    """The images followed by their copies shifted one pixel down, up, right and left: five blocks of ``len(images)``.
-
-    MNIST digits sit inside a blank margin of four pixels, so rolling them by
-    one pixel only moves blank rows and columns from one edge to the other.
-    """
-    shifts = ((1, 1), (1, -1), (2, 1), (2, -1))
-    return np.concatenate([images, *(np.roll(images, step, axis=axis) for axis, step in shifts)])
-
-
 def shifted_copies(images: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The images plus copies shifted one pixel up, down, left and right, with their labels."""
-    views = one_pixel_shifts(images)
-    return views, np.tile(labels, len(views) // len(images))
+    """The images plus copies shifted one pixel up, down, left and right."""
+    shifted = [images]
+    for axis, step in ((1, 1), (1, -1), (2, 1), (2, -1)):
+        shifted.append(np.roll(images, step, axis=axis))
+    return np.concatenate(shifted), np.tile(labels, len(shifted))
 
 
 class KerasClassifier(DigitClassifier):
@@ -439,11 +431,6 @@ class EnsembleClassifier(DigitClassifier):
     of them hold out the same validation part of the training set as every
     other member.
 
-    With ``shifted_votes`` every member reads the image and its four
-    one-pixel shifts (:func:`one_pixel_shifts`) and votes their average: a
-    digit near the border between two readings falls on the right side more
-    often from five nearby viewpoints than from one.
-
     The weights make the fewest mistakes on that validation part, ties going
     to the lowest log-loss, searched on a grid over the simplex. Log-loss
     alone rewards calibration over diversity: it gives no weight to a member
@@ -462,7 +449,6 @@ class EnsembleClassifier(DigitClassifier):
         self,
         trained_members=None,
         extra_cnn_seeds: tuple[int, ...] = (1, 2, 3, 4),
-        shifted_votes: bool = True,
         epochs: int | None = None,
         grid_steps: int = 20,
         validation_size: int = 5000,
@@ -470,7 +456,6 @@ class EnsembleClassifier(DigitClassifier):
     ):
         self.trained_members = trained_members
         self.extra_cnn_seeds = tuple(extra_cnn_seeds)
-        self.shifted_votes = shifted_votes
         self.epochs = epochs
         self.grid_steps = grid_steps
         self.validation_size = validation_size
@@ -480,7 +465,6 @@ class EnsembleClassifier(DigitClassifier):
         return {
             "members": list(self.members),
             "extra_cnn_seeds": list(self.extra_cnn_seeds),
-            "shifted_votes": self.shifted_votes,
             "epochs": self.epochs,
             "grid_steps": self.grid_steps,
             "validation_size": self.validation_size,
@@ -534,16 +518,11 @@ class EnsembleClassifier(DigitClassifier):
         return networks
 
     def _vote(self, name: str, images: np.ndarray) -> np.ndarray:
-        """A member's probabilities; the CNN's are averaged with the ensemble's own extra networks'.
-
-        With ``shifted_votes`` each voter reads the five views of every image in one batch and averages them.
-        """
+        """A member's probabilities; the CNN's are averaged with the ensemble's own extra networks'."""
         voters = [self.trained_members[name]]
         if name == self.committee_member:
             voters += list(self.extra_networks_.values())
-        views = one_pixel_shifts(images) if self.shifted_votes else images
-        probabilities = np.mean([voter.predict_proba(views) for voter in voters], axis=0)
-        return probabilities.reshape(-1, len(images), probabilities.shape[-1]).mean(axis=0)
+        return np.mean([voter.predict_proba(images) for voter in voters], axis=0)
 
     def predict_proba(self, images):
         images = as_image_batch(images)
@@ -561,10 +540,6 @@ class EnsembleClassifier(DigitClassifier):
             "cnn_committee": f"the CNN's vote is the average of the shipped CNN and its network trained again "
             f"with initialisation seeds {list(self.extra_cnn_seeds)}",
         }
-        if self.shifted_votes:
-            notes["shifted_votes"] = (
-                "each member votes the average of its readings of the image and its four one-pixel shifts"
-            )
         if hasattr(self, "validation_errors_"):
             notes["validation_errors"] = self.validation_errors_
             notes["validation_log_loss"] = round(self.validation_log_loss_, 5)
@@ -596,10 +571,7 @@ class EnsembleClassifier(DigitClassifier):
                 "sha256": sha256_file(destination),
                 "initialisation_seed": network.initialisation_seed,
             }
-        Path(path).write_text(
-            json.dumps({"members": members, "extra_networks": networks, "shifted_votes": self.shifted_votes}, indent=1)
-            + "\n"
-        )
+        Path(path).write_text(json.dumps({"members": members, "extra_networks": networks}, indent=1) + "\n")
 
     @classmethod
     def load(cls, path):
@@ -618,7 +590,6 @@ class EnsembleClassifier(DigitClassifier):
         model = cls(
             trained_members={name: load_model(name, folder) for name in described["members"]},
             extra_cnn_seeds=tuple(network["initialisation_seed"] for network in networks.values()),
-            shifted_votes=described.get("shifted_votes", False),
         )
         model.extra_networks_ = {
             name: CNNClassifier.load(folder / network["artifact"]) for name, network in networks.items()
