@@ -2,6 +2,7 @@
 
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 
@@ -20,4 +21,20 @@ def write_atomically(path: Path, payload: bytes) -> None:
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def save_atomically(path: Path, save: Callable[[Path], object]) -> None:
+    """Let ``save`` write a file beside ``path`` and rename it over ``path``, as :func:`write_atomically` does.
+
+    For writers that take a path rather than bytes (a Keras model, ``numpy.savez``); the temporary
+    file keeps ``path``'s suffix, which such writers insist on.
+    """
+    path = Path(path)
+    temporary = path.with_name(f".{path.name}.part{path.suffix}")
+    try:
+        save(temporary)
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
         raise

@@ -19,6 +19,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from digitlab.atomic import save_atomically
+
 IMAGE_SHAPE = (28, 28)
 CLASSES = 10
 # Above this many images, Keras predictions are made in batches of this size.
@@ -563,9 +565,7 @@ class EnsembleClassifier(DigitClassifier):
         networks = {}
         for name, network in self.extra_networks_.items():
             destination = folder / self.network_file(name)
-            temporary = folder / f".{destination.name}.part.keras"
-            network.save(temporary)
-            os.replace(temporary, destination)
+            save_atomically(destination, network.save)
             networks[name] = {
                 "artifact": destination.name,
                 "sha256": sha256_file(destination),

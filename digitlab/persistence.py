@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from digitlab import settings
-from digitlab.atomic import write_atomically
+from digitlab.atomic import save_atomically, write_atomically
 from digitlab.errors import ModelUnavailableError
 from digitlab.models import REGISTRY, DigitClassifier
 
@@ -80,9 +80,7 @@ def save_artifact(model: DigitClassifier, models_dir: str | os.PathLike | None =
     folder = resolve_models_dir(models_dir)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / model.artifact_name
-    temporary = folder / f".{model.artifact_name}.part{Path(model.artifact_name).suffix}"
-    model.save(temporary)
-    os.replace(temporary, path)
+    save_atomically(path, model.save)
     extras = model.extra_artifacts()
     described = {
         "artifact": model.artifact_name,
@@ -122,9 +120,7 @@ def save_test_probabilities(probabilities: dict[str, np.ndarray], models_dir: st
     folder = resolve_models_dir(models_dir)
     merged = load_test_probabilities(folder) if (folder / PROBABILITIES_NAME).exists() else {}
     merged.update({name: np.asarray(values, dtype=np.float16) for name, values in probabilities.items()})
-    temporary = folder / f".{PROBABILITIES_NAME}.part.npz"
-    np.savez_compressed(temporary, **merged)
-    os.replace(temporary, folder / PROBABILITIES_NAME)
+    save_atomically(folder / PROBABILITIES_NAME, lambda temporary: np.savez_compressed(temporary, **merged))
 
 
 def load_test_probabilities(models_dir: str | os.PathLike | None = None) -> dict[str, np.ndarray]:

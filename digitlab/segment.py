@@ -287,17 +287,17 @@ def split_features(
     is the one whose weaker piece the model reads most confidently. A cut
     leaving a piece with too little ink to read is not a cut.
     """
-    cuts, inputs = [], [digit_input(ink, region)]
+    cuts, piece_inputs = [], []
     for cut in candidate_pieces(region, height):
         try:
             pair = [digit_input(ink, cut.left), digit_input(ink, cut.right)]
         except NoDigitFoundError:
             continue
         cuts.append(cut)
-        inputs.extend(pair)
+        piece_inputs.extend(pair)
     if not cuts:
         return None
-    confidence = judge.predict_proba(np.stack(inputs)).max(axis=1)
+    confidence = judge.predict_proba(np.stack([digit_input(ink, region), *piece_inputs])).max(axis=1)
     pairs = confidence[1:].reshape(-1, 2)
     best = int(np.argmax(pairs.min(axis=1)))
     cut = cuts[best]

@@ -121,3 +121,20 @@ def test_damaged_probability_file_is_a_clear_error(models_copy, keep):
     path.write_bytes(path.read_bytes()[:keep] if keep else b"garbage")
     with pytest.raises(ModelUnavailableError, match="damaged"):
         persistence.load_test_probabilities(models_copy)
+
+
+def test_save_atomically_replaces_the_file_whole_or_not_at_all(tmp_path):
+    from digitlab.atomic import save_atomically
+
+    path = tmp_path / "probabilities.npz"
+    save_atomically(path, lambda temporary: np.savez(temporary, values=np.arange(3)))
+    np.testing.assert_array_equal(np.load(path)["values"], np.arange(3))
+
+    def fail_halfway(temporary):
+        temporary.write_bytes(b"half a file")
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        save_atomically(path, fail_halfway)
+    np.testing.assert_array_equal(np.load(path)["values"], np.arange(3))
+    assert sorted(item.name for item in tmp_path.iterdir()) == ["probabilities.npz"]
