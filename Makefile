@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8501
 
-.PHONY: run test test-fast test-slow test-browser lint format bench train evaluate clean
+.PHONY: run test test-fast test-slow test-browser check-fresh-clone lint format bench train evaluate clean
 
 $(BIN)/python:
 	@echo "==> creating $(VENV) with $(PYTHON)"
@@ -47,6 +47,10 @@ test-slow: $(VENV)/.dev-installed
 
 test-browser: $(VENV)/.dev-installed
 	$(BIN)/python -m pytest -m browser
+
+# A new user's machine: a fresh clone with no ../shared, empty caches, MNIST only over HTTP (from 127.0.0.1).
+check-fresh-clone:
+	bash scripts/check-fresh-clone.sh
 
 bench: $(VENV)/.runtime-installed
 	$(BIN)/python -m digitlab bench

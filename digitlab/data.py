@@ -14,6 +14,8 @@ import struct
 import sys
 import urllib.error
 import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,6 +67,21 @@ _NPZ_KEYS = {
 _IDX_MAGIC = {"labels": 0x00000801, "images": 0x00000803}
 
 
+@dataclass(frozen=True)
+class DownloadProgress:
+    """Where a download stands: which file of how many, and its bytes so far (total None when not announced)."""
+
+    file_name: str
+    file_number: int
+    file_count: int
+    bytes_done: int
+    bytes_total: int | None
+
+
+ProgressCallback = Callable[[DownloadProgress], None]
+ByteReport = Callable[[int, int | None], None]
+
+
 def load_mnist(
     split: str,
     data_dir: str | os.PathLike | None = None,
@@ -81,14 +98,37 @@ def load_mnist(
     """
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, not {split!r}")
-    folder = Path(data_dir) if data_dir is not None else settings.data_dir()
-    if folder.is_dir() and not _has_idx_files(folder, split) and (folder / KERAS_NPZ_NAME).exists():
+    folder = _folder(data_dir)
+    if _holds_npz_only(folder, split):
         return _load_from_npz(folder / KERAS_NPZ_NAME, split)
     images = _read_idx(_fetch(FILES[split, "images"], folder, download, mirrors), "images")
     labels = _read_idx(_fetch(FILES[split, "labels"], folder, download, mirrors), "labels")
     if len(images) != len(labels):
         raise DataIntegrityError(f"The {split} split has {len(images)} images but {len(labels)} labels.")
     return images, labels
+
+
+def download_mnist(
+    data_dir: str | os.PathLike | None = None,
+    *,
+    mirrors: tuple[str, ...] | None = None,
+    progress: ProgressCallback | None = None,
+) -> Path:
+    """Download whichever of the four MNIST files ``data_dir`` lacks, verified and written atomically.
+
+    Returns the folder. Files already there are left for :func:`load_mnist` to verify when it reads
+    them; a folder holding Keras' ``mnist.npz`` instead needs nothing. ``progress`` is called as bytes
+    arrive (default: a progress bar on stderr). Raises :class:`DataUnavailableError` with what to do
+    when a file cannot be had from any mirror.
+    """
+    folder = _folder(data_dir)
+    if all(_holds_npz_only(folder, split) for split in SPLITS):
+        return folder
+    missing = [spec for spec in FILES.values() if not (folder / spec.gz_name).exists()]
+    chosen = mirrors if mirrors is not None else configured_mirrors()
+    for number, spec in enumerate(missing, start=1):
+        _download(spec, folder, chosen, progress, (number, len(missing)))
+    return folder
 
 
 def data_checksum(images: np.ndarray, labels: np.ndarray) -> str:
@@ -99,8 +139,14 @@ def data_checksum(images: np.ndarray, labels: np.ndarray) -> str:
     return digest.hexdigest()
 
 
-def _has_idx_files(folder: Path, split: str) -> bool:
-    return any((folder / FILES[split, kind].gz_name).exists() for kind in ("images", "labels"))
+def _folder(data_dir: str | os.PathLike | None) -> Path:
+    return Path(data_dir) if data_dir is not None else settings.data_dir()
+
+
+def _holds_npz_only(folder: Path, split: str) -> bool:
+    """Whether ``split`` is read from Keras' ``mnist.npz``: the folder has it and none of the split's IDX files."""
+    has_idx = any((folder / FILES[split, kind].gz_name).exists() for kind in ("images", "labels"))
+    return folder.is_dir() and not has_idx and (folder / KERAS_NPZ_NAME).exists()
 
 
 def _fetch(spec: IdxFile, folder: Path, download: bool, mirrors: tuple[str, ...] | None) -> bytes:
@@ -136,32 +182,61 @@ def _verified_content(gz_bytes: bytes, spec: IdxFile, source: str) -> bytes:
     return content
 
 
-def _download(spec: IdxFile, folder: Path, mirrors: tuple[str, ...]) -> bytes:
-    """Try each mirror in turn; the first verified copy is written atomically."""
+@contextmanager
+def _byte_reporter(progress: ProgressCallback | None, name: str, number: int, count: int) -> Iterator[ByteReport]:
+    """A ``(bytes_done, bytes_total)`` callback for one download: ``progress``'s, or a progress bar on stderr."""
+    if progress is not None:
+        yield lambda done, total: progress(DownloadProgress(name, number, count, done, total))
+        return
+    with tqdm(unit="B", unit_scale=True, desc=f"Downloading {name}", file=sys.stderr) as bar:
+
+        def show(done: int, total: int | None) -> None:
+            bar.total = total
+            bar.update(done - bar.n)
+
+        yield show
+
+
+def _download(
+    spec: IdxFile,
+    folder: Path,
+    mirrors: tuple[str, ...],
+    progress: ProgressCallback | None = None,
+    position: tuple[int, int] = (1, 1),
+) -> bytes:
+    """Try each mirror in turn; the first verified copy is written atomically.
+
+    ``position`` is this file's number and the count of files being downloaded, for ``progress``.
+    """
     failures = []
     for mirror in mirrors:
         url = mirror.rstrip("/") + "/" + spec.gz_name
         try:
-            gz_bytes = _http_get(url, spec.gz_name)
+            with _byte_reporter(progress, spec.gz_name, *position) as report:
+                gz_bytes = _http_get(url, report)
             content = _verified_content(gz_bytes, spec, source=url)
         except (OSError, urllib.error.URLError, DataIntegrityError) as error:
             failures.append(f"{url}: {error}")
             continue
         write_atomically(folder / spec.gz_name, gz_bytes)
         return content
-    tried = "\n  ".join(failures) if failures else "(no mirrors configured)"
-    raise DataUnavailableError(f"{_missing_message(folder)}\nDownload attempts:\n  {tried}")
+    advice = (
+        f"{_missing_message(folder)} To download from elsewhere, set {MIRRORS_VARIABLE} to the base URLs "
+        "of mirrors you can reach."
+    )
+    raise DataUnavailableError(advice, attempts=tuple(failures) or ("(no mirrors configured)",))
 
 
-def _http_get(url: str, label: str) -> bytes:
+def _http_get(url: str, report: ByteReport) -> bytes:
     with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_SECONDS) as response:
         expected = response.headers.get("Content-Length")
         total = int(expected) if expected and expected.isdigit() else None
-        chunks = []
-        with tqdm(total=total, unit="B", unit_scale=True, desc=f"Downloading {label}", file=sys.stderr) as progress:
-            while chunk := response.read(_CHUNK_BYTES):
-                chunks.append(chunk)
-                progress.update(len(chunk))
+        chunks, done = [], 0
+        report(done, total)
+        while chunk := response.read(_CHUNK_BYTES):
+            chunks.append(chunk)
+            done += len(chunk)
+            report(done, total)
     body = b"".join(chunks)
     if total is not None and len(body) != total:
         raise OSError(f"download stopped after {len(body)} of {total} bytes")

@@ -10,7 +10,17 @@ class DigitlabError(Exception):
 
 
 class DataUnavailableError(DigitlabError):
-    """The MNIST files are missing and could not be downloaded."""
+    """The MNIST files are missing and could not be downloaded.
+
+    ``advice`` is the sentence that says what to do; ``attempts`` name each download tried and why it failed,
+    for those who want the detail. The message holds both.
+    """
+
+    def __init__(self, advice: str, attempts: tuple[str, ...] = ()):
+        details = "".join(f"\n  {attempt}" for attempt in attempts)
+        super().__init__(f"{advice}\nDownload attempts:{details}" if attempts else advice)
+        self.advice = advice
+        self.attempts = attempts
 
 
 class DataIntegrityError(DigitlabError):

@@ -1,6 +1,11 @@
-"""Shared fixtures: the local MNIST copy, small slices of it, and a tiny trained models folder."""
+"""Shared fixtures: MNIST (fetched once like a user's first run when it is not here), small slices of it,
+and a tiny trained models folder."""
 
+import http.server
 import os
+import threading
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -9,8 +14,8 @@ import pytest
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+# The copy CI keeps beside the clone (it has no network); a new user's machine has none.
 LOCAL_MNIST = PROJECT_ROOT.parent / "shared" / "data" / "mnist"
-# Code under test that uses the default data folder (pages, child processes) finds the local copy.
 if LOCAL_MNIST.exists():
     os.environ.setdefault("DIGITLAB_DATA_DIR", str(LOCAL_MNIST))
 
@@ -32,14 +37,65 @@ def isolated_database(tmp_path_factory) -> Path:
         os.environ["DIGITLAB_DB"] = previous
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="session", autouse=True)
 def mnist_dir() -> Path:
-    """The folder holding the four canonical MNIST files."""
-    configured = os.environ.get("DIGITLAB_DATA_DIR")
-    folder = Path(configured) if configured else LOCAL_MNIST
-    if not (folder / "t10k-images-idx3-ubyte.gz").exists():
-        pytest.fail(f"MNIST is not in {folder}; set DIGITLAB_DATA_DIR to the folder with the four .gz files.")
+    """The folder holding the four canonical MNIST files, downloaded once through the project's loader if absent.
+
+    It is the configured data folder (``$DIGITLAB_DATA_DIR``, the local copy beside the clone, else the user's
+    cache folder), so tests use the data the way a user's first run gets it. Without data and without a
+    network the session stops at once with the loader's sentence, instead of failing every test that reads it.
+    """
+    from digitlab import settings
+    from digitlab.data import download_mnist
+    from digitlab.errors import DataUnavailableError
+
+    try:
+        folder = download_mnist(settings.data_dir())
+    except DataUnavailableError as error:
+        pytest.exit(f"The tests need MNIST. {error}", returncode=pytest.ExitCode.USAGE_ERROR)
+    # Pages and child processes the tests start read the same folder.
+    os.environ[settings.DATA_DIR_VARIABLE] = str(folder)
     return folder
+
+
+class QuietHandler(http.server.SimpleHTTPRequestHandler):
+    """Serves a folder's files without logging every request into the test output."""
+
+    def log_message(self, *arguments):
+        pass
+
+
+@pytest.fixture
+def serve_folder() -> Callable[..., str]:
+    """Serve folders over HTTP on 127.0.0.1, as a public mirror would: ``serve_folder(folder)`` gives the base URL."""
+    servers = []
+
+    def serve(folder: Path, handler: type[http.server.SimpleHTTPRequestHandler] = QuietHandler) -> str:
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), partial(handler, directory=str(folder)))
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return f"http://127.0.0.1:{server.server_address[1]}/"
+
+    yield serve
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+def http_mirror(serve_folder, mnist_dir) -> str:
+    """The MNIST folder served over HTTP on 127.0.0.1."""
+    return serve_folder(mnist_dir)
+
+
+@pytest.fixture
+def offline(monkeypatch) -> str:
+    """Downloads fail at once, as they do without a network: the only mirror is a port nothing listens on."""
+    from digitlab.data import MIRRORS_VARIABLE
+
+    mirror = "http://127.0.0.1:9/"
+    monkeypatch.setenv(MIRRORS_VARIABLE, mirror)
+    return mirror
 
 
 @pytest.fixture(scope="session")

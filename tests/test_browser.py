@@ -17,7 +17,7 @@ import pytest
 
 from digitlab import settings
 from digitlab.comparison import largest_confusion
-from digitlab.data import load_mnist
+from digitlab.data import FILES, MIRRORS_VARIABLE, load_mnist
 from digitlab.errors import DigitlabError
 from digitlab.persistence import read_manifest
 
@@ -73,17 +73,12 @@ def wait_until_healthy(url: str, server: subprocess.Popen, log: Path) -> None:
     pytest.fail(f"streamlit did not answer within {SERVER_START_TIMEOUT} s:\n{log.read_text()}")
 
 
-@pytest.fixture(scope="module")
-def server_url(request):
+def start_dashboard(request, environment: dict[str, str], log_path: Path) -> str:
+    """Run ``streamlit run app.py`` on a free port until the requesting test or module ends; return its URL."""
     if not CHROMIUM.exists():
         pytest.skip(f"{CHROMIUM} is missing; install it with 'apt-get install -y chromium chromium-driver'.")
     ARTIFACTS.mkdir(exist_ok=True)
-    environment = dict(os.environ)
-    shared_data = ROOT.parent / "shared" / "data" / "mnist"
-    if settings.DATA_DIR_VARIABLE not in environment and shared_data.is_dir():
-        environment[settings.DATA_DIR_VARIABLE] = str(shared_data)
     port = free_port()
-    log_path = ARTIFACTS / "streamlit-server.log"
     log = open(log_path, "w")  # noqa: SIM115 - it stays open for the server's lifetime and is closed in the finalizer.
     server = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true"]
@@ -107,6 +102,12 @@ def server_url(request):
     url = f"http://127.0.0.1:{port}"
     wait_until_healthy(url, server, log_path)
     return url
+
+
+@pytest.fixture(scope="module")
+def server_url(request):
+    # The session's MNIST folder is in the environment (tests/conftest.py), so the server reads the same data.
+    return start_dashboard(request, dict(os.environ), ARTIFACTS / "streamlit-server.log")
 
 
 @pytest.fixture(scope="module")
@@ -302,6 +303,27 @@ def test_explorer_sample_tab_marks_each_models_answers(browser, server_url):
 
     assert page.get_by_text("✓").count() + page.get_by_text("✗").count() > 0
     screenshot_whole_page(page, ARTIFACTS / "explore-sample-desktop.png", DESKTOP)
+    page.close()
+
+
+def test_a_first_visit_to_the_explorer_downloads_mnist_into_a_fresh_data_folder(
+    request, browser, tmp_path, http_mirror
+):
+    trained_manifest_or_skip()
+    fresh = tmp_path / "fresh-cache" / "mnist"
+    environment = dict(os.environ)
+    environment.update({settings.DATA_DIR_VARIABLE: str(fresh), MIRRORS_VARIABLE: http_mirror})
+    url = start_dashboard(request, environment, ARTIFACTS / "streamlit-server-fresh-data.log")
+    page = open_page(browser, url, PAGES["draw"][1], DESKTOP)
+
+    page.get_by_role("link", name=PAGES["explore"][1]).first.click()
+    page.get_by_text("matching images").first.wait_for(timeout=PAGE_TIMEOUT_MS)
+    wait_until_idle(page)
+
+    assert sorted(path.name for path in fresh.iterdir()) == sorted(spec.gz_name for spec in FILES.values())
+    assert page.locator('[data-testid="stException"]').count() == 0
+    assert page.locator('[data-testid="stAlertContentError"]').count() == 0
+    screenshot_whole_page(page, ARTIFACTS / "explore-fresh-data.png", DESKTOP)
     page.close()
 
 

@@ -1,8 +1,6 @@
 import gzip
 import hashlib
 import http.server
-import threading
-from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -12,24 +10,7 @@ from digitlab import data
 from digitlab.errors import DataIntegrityError, DataUnavailableError
 
 
-@pytest.fixture
-def http_mirror(mnist_dir):
-    """Serve the local MNIST folder over HTTP on 127.0.0.1, as a public mirror would."""
-    handler = partial(QuietHandler, directory=str(mnist_dir))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/"
-    server.shutdown()
-    server.server_close()
-
-
-class QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *arguments):
-        pass
-
-
-class TruncatingHandler(QuietHandler):
+class TruncatingHandler(http.server.SimpleHTTPRequestHandler):
     """Announces the whole file but closes the connection halfway through it."""
 
     def do_GET(self):
@@ -41,15 +22,13 @@ class TruncatingHandler(QuietHandler):
         self.wfile.flush()
         self.close_connection = True
 
+    def log_message(self, *arguments):
+        pass
+
 
 @pytest.fixture
-def truncating_mirror(mnist_dir):
-    handler = partial(TruncatingHandler, directory=str(mnist_dir))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/"
-    server.shutdown()
-    server.server_close()
+def truncating_mirror(serve_folder, mnist_dir):
+    return serve_folder(mnist_dir, TruncatingHandler)
 
 
 def test_load_mnist_returns_uint8_arrays_of_mnist_shape(mnist_train, mnist_test):
@@ -98,23 +77,16 @@ def test_truncated_download_is_detected_and_never_written(tmp_path, truncating_m
     assert not any(tmp_path.iterdir())
 
 
-def test_download_with_wrong_content_is_rejected(tmp_path, mnist_dir):
+def test_download_with_wrong_content_is_rejected(tmp_path, mnist_dir, serve_folder):
     served = tmp_path / "served"
     served.mkdir()
     for spec in (data.FILES["test", "images"], data.FILES["test", "labels"]):
         content = bytearray(gzip.decompress((mnist_dir / spec.gz_name).read_bytes()))
         content[-1] ^= 0xFF
         (served / spec.gz_name).write_bytes(gzip.compress(bytes(content)))
-    handler = partial(QuietHandler, directory=str(served))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
     target = tmp_path / "target"
-    try:
-        with pytest.raises(DataUnavailableError, match="MD5"):
-            data.load_mnist("test", target, mirrors=(f"http://127.0.0.1:{server.server_address[1]}/",))
-    finally:
-        server.shutdown()
-        server.server_close()
+    with pytest.raises(DataUnavailableError, match="MD5"):
+        data.load_mnist("test", target, mirrors=(serve_folder(served),))
     assert not target.exists() or not any(target.iterdir())
 
 
@@ -143,6 +115,40 @@ def test_offline_without_data_names_the_folder_and_the_variable(tmp_path):
     message = str(raised.value)
     assert str(tmp_path / "empty") in message
     assert "DIGITLAB_DATA_DIR" in message
+
+
+def test_download_mnist_fetches_the_missing_files_and_reports_bytes_and_files(tmp_path, http_mirror, mnist_dir):
+    present = data.FILES["test", "labels"].gz_name
+    (tmp_path / present).write_bytes((mnist_dir / present).read_bytes())
+    reports = []
+
+    assert data.download_mnist(tmp_path, mirrors=(http_mirror,), progress=reports.append) == tmp_path
+
+    assert sorted(path.name for path in tmp_path.iterdir()) == sorted(spec.gz_name for spec in data.FILES.values())
+    fetched = [spec.gz_name for spec in data.FILES.values() if spec.gz_name != present]
+    assert list(dict.fromkeys(report.file_name for report in reports)) == fetched
+    for number, name in enumerate(fetched, start=1):
+        mine = [report for report in reports if report.file_name == name]
+        assert {(report.file_number, report.file_count) for report in mine} == {(number, 3)}
+        done = [report.bytes_done for report in mine]
+        assert done == sorted(done) and done[0] == 0
+        assert done[-1] == mine[-1].bytes_total == (mnist_dir / name).stat().st_size
+    for split in data.SPLITS:
+        data.load_mnist(split, tmp_path, download=False)
+
+
+def test_download_mnist_leaves_a_complete_folder_alone(mnist_dir, offline):
+    assert data.download_mnist(mnist_dir) == mnist_dir
+
+
+def test_failed_download_says_what_to_do_and_keeps_each_attempt(tmp_path, offline):
+    with pytest.raises(DataUnavailableError) as raised:
+        data.download_mnist(tmp_path / "empty")
+    error = raised.value
+    for advice in (str(tmp_path / "empty"), "DIGITLAB_DATA_DIR", data.MIRRORS_VARIABLE, "train-images-idx3-ubyte.gz"):
+        assert advice in error.advice
+    assert len(error.attempts) == 1 and error.attempts[0].startswith(offline)
+    assert str(error).startswith(error.advice) and error.attempts[0] in str(error)
 
 
 def test_keras_npz_is_read_and_verified(tmp_path, mnist_train, mnist_test):

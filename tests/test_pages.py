@@ -18,10 +18,11 @@ from PIL import Image, ImageDraw
 from streamlit.testing.v1 import AppTest
 
 from digitlab import settings
-from digitlab.data import load_mnist
+from digitlab.data import FILES, MIRRORS_VARIABLE, DownloadProgress, load_mnist
 from digitlab.errors import DigitlabError
 from digitlab.models import REGISTRY
 from digitlab.persistence import MANIFEST_NAME, PROBABILITIES_NAME, read_manifest
+from ui import downloads
 
 ROOT = Path(__file__).resolve().parent.parent
 # Seconds per script run; the first run that loads the models imports TensorFlow.
@@ -468,22 +469,52 @@ def test_explorer_leaves_out_a_model_without_stored_probabilities(models_copy, m
 def assert_explains_missing_mnist(app: AppTest) -> None:
     assert_no_exception(app)
     message = texts(app.error)
-    assert settings.DATA_DIR_VARIABLE in message and "python -m digitlab train" in message
+    assert settings.DATA_DIR_VARIABLE in message and MIRRORS_VARIABLE in message
+    assert "digitlab train" not in message, "retraining is never the way to get the data"
 
 
-def test_explorer_says_how_to_get_missing_mnist(tmp_path, monkeypatch, manifest):
-    monkeypatch.setenv(settings.DATA_DIR_VARIABLE, str(tmp_path))
+@pytest.mark.parametrize("name", ["explore", "dataset"])
+def test_pages_say_what_to_do_when_mnist_cannot_be_downloaded(tmp_path, monkeypatch, offline, manifest, name):
+    monkeypatch.setenv(settings.DATA_DIR_VARIABLE, str(tmp_path / "fresh"))
 
-    assert_explains_missing_mnist(page("explore").run())
+    app = page(name).run()
 
-
-def test_dataset_page_says_how_to_get_missing_mnist(tmp_path, monkeypatch):
-    monkeypatch.setenv(settings.DATA_DIR_VARIABLE, str(tmp_path))
-
-    assert_explains_missing_mnist(page("dataset").run())
+    assert_explains_missing_mnist(app)
+    assert offline in texts(app.get("code")), "the expander names the mirror that was tried"
 
 
-def test_compare_page_keeps_its_tables_when_mnist_is_missing(tmp_path, monkeypatch, manifest):
+@pytest.mark.parametrize("name", ["explore", "dataset"])
+def test_pages_download_mnist_on_first_use_and_show_its_progress(
+    tmp_path, monkeypatch, http_mirror, manifest, test_labels, name
+):
+    fresh = tmp_path / "fresh"
+    monkeypatch.setenv(settings.DATA_DIR_VARIABLE, str(fresh))
+    monkeypatch.setenv(MIRRORS_VARIABLE, http_mirror)
+    shown = []
+    monkeypatch.setattr(downloads, "progress_text", lambda progress: shown.append(progress) or "")
+
+    app = page(name).run()
+
+    assert_no_exception(app)
+    assert not app.error, texts(app.error)
+    assert sorted(path.name for path in fresh.iterdir()) == sorted(spec.gz_name for spec in FILES.values())
+    assert [progress.file_number for progress in shown] == sorted(progress.file_number for progress in shown)
+    assert shown[-1].file_number == shown[-1].file_count == 4 and shown[-1].bytes_done == shown[-1].bytes_total
+    if name == "explore":
+        assert explorer_count(app) > 0
+    else:
+        assert {metric.label: metric.value for metric in app.metric}["test images"] == "10,000"
+
+
+def test_download_progress_says_which_file_and_how_much():
+    progress = DownloadProgress("train-images-idx3-ubyte.gz", 2, 4, 4_900_000, 9_900_000)
+
+    assert "file 2 of 4" in downloads.progress_text(progress)
+    assert "`train-images-idx3-ubyte.gz`, 4.9 of 9.9 MB" in downloads.progress_text(progress)
+    assert downloads.progress_fraction(progress) == pytest.approx((1 + 4.9 / 9.9) / 4)
+
+
+def test_compare_page_keeps_its_tables_when_mnist_is_missing(tmp_path, monkeypatch, offline, manifest):
     monkeypatch.setenv(settings.DATA_DIR_VARIABLE, str(tmp_path))
 
     app = page("compare").run()

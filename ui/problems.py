@@ -43,13 +43,15 @@ def report_no_models(folder: Path) -> None:
 
 
 def report_data_error(error: DigitlabError, purpose: str) -> None:
+    """Say why the MNIST images cannot be had and what to do; the download attempts go in an expander."""
     if isinstance(error, DataUnavailableError):
         st.error(
-            f"**{purpose} needs the MNIST images, and they are not in `{settings.data_dir()}`.** "
-            f"Set `{settings.DATA_DIR_VARIABLE}` to the folder that holds them, or run `{TRAIN_COMMAND}`, "
-            "which downloads them there.",
+            f"**{purpose} needs the MNIST images, and they could not be downloaded.** {error.advice}",
             icon=":material/folder_off:",
         )
+        if error.attempts:
+            with st.expander("What was tried"):
+                st.code("\n".join(error.attempts), language=None, wrap_lines=True)
     else:
         st.error(f"**The MNIST files could not be used.** {error}", icon=":material/error:")
 

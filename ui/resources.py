@@ -14,9 +14,10 @@ import streamlit as st
 
 from digitlab import settings
 from digitlab.data import load_mnist
-from digitlab.errors import DigitlabError
+from digitlab.errors import DataUnavailableError, DigitlabError
 from digitlab.persistence import MANIFEST_NAME, PROBABILITIES_NAME, load_model, load_test_probabilities, read_manifest
 from digitlab.promotion import serving_models_dir
+from ui.downloads import fetch_mnist
 
 LOADED = "loaded"
 
@@ -54,13 +55,18 @@ def test_probabilities() -> dict[str, np.ndarray]:
 
 @st.cache_data(show_spinner="Reading MNIST...", max_entries=2)
 def _mnist(split: str, folder: str) -> tuple[np.ndarray, np.ndarray]:
-    # The dashboard never downloads: a page would hang for minutes offline, so it says how to get the data.
+    # Downloading happens outside the cache, where the page can show its progress.
     return load_mnist(split, folder, download=False)
 
 
 def mnist(split: str) -> tuple[np.ndarray, np.ndarray]:
-    """MNIST images and labels of ``split`` from the configured data folder."""
-    return _mnist(split, str(settings.data_dir()))
+    """MNIST images and labels of ``split`` from the configured data folder, downloaded there on first use."""
+    folder = settings.data_dir()
+    try:
+        return _mnist(split, str(folder))
+    except DataUnavailableError:
+        fetch_mnist(folder)
+        return _mnist(split, str(folder))
 
 
 @st.cache_resource(show_spinner=False)
