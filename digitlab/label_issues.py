@@ -1,20 +1,27 @@
 """Test images whose label is probably wrong, found from the models' out-of-sample probabilities.
 
-This is confident learning (Northcutt, Jiang and Chuang, 2021), the method
-behind the ``cleanlab`` library, in the few lines it needs here. Images are
-ranked by the normalised margin, the probability of the given label minus the
-largest probability of any other digit, lowest (most suspect) first. An image
-is *flagged* when the most probable digit is not its label (the paper's
-C_confusion method), and *confidently flagged* when, in addition, that digit's
-probability reaches the class threshold, the average probability of that class
-on the images labelled with it (the off-diagonal of the confident joint; very
-confident models make those thresholds close to 1, so this flag is rare). The
-probabilities must come from models that never trained on these images; the
-stored test-set probabilities are.
+This is confident learning (Northcutt, Jiang and Chuang, 2021) as the
+``cleanlab`` library implements it; this module only checks the input and
+gathers cleanlab's answers into one record for the dashboard. Images are ranked
+by cleanlab's normalised-margin label quality, which orders them like the
+margin shown here: the probability of the given label minus the largest
+probability of any other digit, lowest (most suspect) first. An image is
+*flagged* when the most probable digit is not its label (cleanlab's
+``predicted_neq_given`` filter), and *confidently flagged* when, in addition,
+it lies off the diagonal of the confident joint (the ``confident_learning``
+filter): another digit's probability reaches that digit's threshold, the
+average probability of the digit on the images labelled with it. Very confident models put those
+thresholds close to 1, so that flag is rare. The probabilities must come from
+models that never trained on these images; the stored test-set probabilities
+are. ``scripts/compare_label_issue_rankers.py`` measures these rankings and
+filters on label flips planted in held-out training images.
 """
 
 from dataclasses import dataclass
 
+import cleanlab.count
+import cleanlab.filter
+import cleanlab.rank
 import numpy as np
 
 from digitlab.models import CLASSES
@@ -39,6 +46,9 @@ def _checked(probabilities: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray,
         raise ValueError(f"Expected ({len(labels)}, {CLASSES}) probabilities, got shape {probabilities.shape}.")
     if len(labels) and (labels.min() < 0 or labels.max() >= CLASSES):
         raise ValueError("Labels must be digits 0-9.")
+    # cleanlab's estimates compare classes, so it refuses a set with a single label; say so in our own words.
+    if len(np.unique(labels)) < 2:
+        raise ValueError("Need images labelled with at least two different digits.")
     return probabilities, labels
 
 
@@ -50,43 +60,19 @@ def consensus(probabilities: dict[str, np.ndarray], names: list[str] | None = No
     return np.mean([np.asarray(probabilities[name], dtype=np.float64) for name in names], axis=0)
 
 
-def class_thresholds(probabilities: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """Each class's mean probability over the images labelled with it (1 for a class with no image)."""
-    probabilities, labels = _checked(probabilities, labels)
-    thresholds = np.ones(CLASSES)
-    for digit in range(CLASSES):
-        members = labels == digit
-        if members.any():
-            thresholds[digit] = probabilities[members, digit].mean()
-    return thresholds
-
-
-def normalised_margin(probabilities: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """The given label's probability minus the largest other one, in [-1, 1]; low means suspect."""
-    probabilities, labels = _checked(probabilities, labels)
-    rows = np.arange(len(labels))
-    given = probabilities[rows, labels]
-    others = probabilities.copy()
-    others[rows, labels] = -np.inf
-    return given - others.max(axis=1)
-
-
 def find_label_issues(probabilities: np.ndarray, labels: np.ndarray) -> LabelIssues:
     """Rank every image by how likely its label is wrong, flag those read as another digit, and the confident ones."""
     probabilities, labels = _checked(probabilities, labels)
-    thresholds = class_thresholds(probabilities, labels)
-    suggested = probabilities.argmax(axis=1)
-    flagged = suggested != labels
-    reaches_threshold = probabilities[np.arange(len(labels)), suggested] >= thresholds[suggested]
-    margin = normalised_margin(probabilities, labels)
-    ranking = np.lexsort((np.arange(len(labels)), margin))
+    quality = cleanlab.rank.get_label_quality_scores(labels, probabilities, method="normalized_margin")
     return LabelIssues(
-        ranking=ranking,
-        margin=margin,
-        suggested=suggested,
-        flagged=flagged,
-        confidently_flagged=flagged & reaches_threshold,
-        thresholds=thresholds,
+        # A stable sort breaks ties by index, so the order is reproducible.
+        ranking=np.argsort(quality, kind="stable"),
+        # cleanlab maps the margin from [-1, 1] onto [0, 1]; the dashboard shows the margin itself.
+        margin=2 * quality - 1,
+        suggested=probabilities.argmax(axis=1),
+        flagged=cleanlab.filter.find_label_issues(labels, probabilities, filter_by="predicted_neq_given"),
+        confidently_flagged=cleanlab.filter.find_label_issues(labels, probabilities, filter_by="confident_learning"),
+        thresholds=cleanlab.count.get_confident_thresholds(labels, probabilities),
     )
 
 
