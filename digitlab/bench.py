@@ -19,6 +19,7 @@ import numpy as np
 
 from digitlab import persistence
 from digitlab.atomic import write_atomically
+from digitlab.export import EXPORT_FORMATS, FORMAT_LABELS
 from digitlab.formatting import markdown_table
 from digitlab.models import REGISTRY
 
@@ -107,13 +108,14 @@ def measure_explanations(models_dir: str, names: list[str], data_dir: str | None
     return measured
 
 
-def measure_tflite(path: Path, data_dir: str | None, latency_calls: int) -> dict[str, Any]:
+def measure_export(path: Path, export_format: str, data_dir: str | None, latency_calls: int) -> dict[str, Any]:
+    """Accuracy, size and single-image latency of an exported file, run by its format's runtime."""
     from digitlab.data import load_mnist
     from digitlab.evaluation import single_image_latencies
-    from digitlab.export import TFLiteClassifier
+    from digitlab.export import RUNTIMES
 
     images, labels = load_mnist("test", data_dir)
-    model = TFLiteClassifier(path)
+    model = RUNTIMES[export_format](path)
     accuracy = float((model.predict(images) == labels).mean())
     latencies = single_image_latencies(model, images, latency_calls)
     return {"accuracy": accuracy, "size_bytes": path.stat().st_size, "single_image": latency_summary(latencies)}
@@ -220,9 +222,12 @@ def run_benchmark(
     results["canvas_pipeline"] = _in_child(measure_canvas_pipeline, str(folder), base_models, latency_calls)
     results["explanations"] = _in_child(measure_explanations, str(folder), list(results["models"]), data, 20)
     for name in results["models"]:
-        exported = folder / f"{name}.tflite"
-        if exported.exists():
-            results["models"][name]["tflite"] = _in_child(measure_tflite, exported, data, latency_calls)
+        for export_format in EXPORT_FORMATS:
+            exported = folder / f"{name}.{export_format}"
+            if exported.exists():
+                results["models"][name][export_format] = _in_child(
+                    measure_export, exported, export_format, data, latency_calls
+                )
     if reference:
         results["reference"] = _in_child(train_reference, data, reference_epochs, train_size)
         if "cnn" in results["models"]:
@@ -282,8 +287,9 @@ def benchmark_table(results: dict[str, Any]) -> str:
     for name, measured in results["models"].items():
         trained = measured.get("retrained", {}).get("training_seconds", measured["training_seconds_manifest"])
         rows.append(_table_row(name, measured, trained))
-        if "tflite" in measured:
-            rows.append(_table_row(f"{name} (TFLite)", measured["tflite"]))
+        for export_format in EXPORT_FORMATS:
+            if export_format in measured:
+                rows.append(_table_row(f"{name} ({FORMAT_LABELS[export_format]})", measured[export_format]))
     if "reference" in results:
         reference = results["reference"]
         label = f"reference convnet ({reference['epochs']} epochs)"

@@ -221,17 +221,20 @@ def command_bench(arguments) -> int:
 
 
 def command_export(arguments) -> int:
-    from digitlab.export import export_model
+    from digitlab.export import FORMAT_TITLES, export_model
 
     try:
-        report = export_model(arguments.model, arguments.models_dir, arguments.data_dir, output=arguments.output)
+        report = export_model(
+            arguments.model, arguments.models_dir, arguments.data_dir, output=arguments.output, format=arguments.format
+        )
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
+    export_format = report["format"]
     print(
-        f"Wrote {report['path']} ({report['size_bytes'] / 1e6:.2f} MB): agrees with the Keras model on "
-        f"{report['agreement']:.2%} of the test set, accuracy {report['tflite_accuracy']:.2%} "
-        f"(Keras {report['keras_accuracy']:.2%})."
+        f"Wrote {report['path']} ({FORMAT_TITLES[export_format]}, {report['size_bytes'] / 1e6:.2f} MB, "
+        f"{report['export_seconds']:.1f} s): agrees with the Keras model on {report['agreement']:.2%} of the test "
+        f"set, accuracy {report[f'{export_format}_accuracy']:.2%} (Keras {report['keras_accuracy']:.2%})."
     )
     return 0
 
@@ -426,11 +429,11 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--output", help="where to write the JSON (default: benchmark.json in the models folder)")
     bench.set_defaults(handler=command_bench)
 
-    export = commands.add_parser("export", help="export a Keras model to TensorFlow Lite with a parity check")
+    export = commands.add_parser("export", help="export a Keras model to TensorFlow Lite or ONNX with a parity check")
     export.add_argument("--model", choices=KERAS_MODELS, required=True)
-    export.add_argument("--format", choices=["tflite"], default="tflite")
+    export.add_argument("--format", choices=["tflite", "onnx"], default="tflite")
     add_folder_options(export, models=True, data=True)
-    export.add_argument("--output", help="file to write (default: <models folder>/<model>.tflite)")
+    export.add_argument("--output", help="file to write (default: <models folder>/<model>.<format>)")
     export.set_defaults(handler=command_export)
 
     insight = commands.add_parser(

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from digitlab.bench import benchmark_table, run_benchmark
-from digitlab.export import TFLiteClassifier, export_model
+from digitlab.export import ONNXClassifier, TFLiteClassifier, export_model
 from digitlab.models import REGISTRY, simplex_grid
 
 
@@ -59,6 +59,7 @@ def test_ensemble_refuses_a_damaged_extra_network(tiny_models_dir, tmp_path):
 @pytest.fixture(scope="module")
 def benchmark(tiny_models_dir, mnist_dir, tmp_path_factory):
     export_model("mlp", tiny_models_dir, mnist_dir)
+    export_model("mlp", tiny_models_dir, mnist_dir, format="onnx")
     output = tmp_path_factory.mktemp("bench") / "benchmark.json"
     results = run_benchmark(
         tiny_models_dir,
@@ -86,7 +87,12 @@ def test_benchmark_writes_well_formed_json(benchmark):
     assert written["canvas_pipeline"]["p50_ms"] > 0
     assert set(written["explanations"]) == set(REGISTRY)
     assert all(0 < timing["p50_ms"] <= timing["max_ms"] for timing in written["explanations"].values())
-    assert "tflite" in written["models"]["mlp"]
+    assert "tflite" in written["models"]["mlp"] and "onnx" in written["models"]["mlp"]
+    exported = written["models"]["mlp"]["onnx"]
+    assert 0 <= exported["accuracy"] <= 1 and exported["size_bytes"] > 0
+    assert exported["single_image"]["p50_ms"] <= exported["single_image"]["p95_ms"]
+    # Only the models with an export file get an entry for it.
+    assert "onnx" not in written["models"]["cnn"]
 
 
 def test_benchmark_accuracy_matches_the_manifest(benchmark, tiny_models_dir):
@@ -102,7 +108,7 @@ def test_benchmark_table_has_a_row_per_model_and_the_reference(benchmark):
     table = benchmark_table(benchmark[0])
     for name in REGISTRY:
         assert f"| {name} |" in table
-    assert "reference convnet (1 epochs)" in table and "mlp (TFLite)" in table
+    assert "reference convnet (1 epochs)" in table and "mlp (TFLite)" in table and "mlp (ONNX)" in table
     assert "Canvas drawing" in table
 
 
@@ -118,6 +124,43 @@ def test_tflite_export_agrees_with_keras(tiny_models_dir, mnist_dir, mnist_test)
     )
 
 
-def test_only_keras_models_can_be_exported(tiny_models_dir):
+def test_onnx_export_agrees_with_keras_and_prints_nothing(tiny_models_dir, mnist_dir, mnist_test, capsys):
+    from digitlab import load_model
+
+    output = tiny_models_dir / "cnn-test.onnx"
+    report = export_model("cnn", tiny_models_dir, mnist_dir, output=output, format="onnx")
+    assert report["parity_ok"] and report["agreement"] >= 0.999 and report["format"] == "onnx"
+    assert report["keras_accuracy"] - report["onnx_accuracy"] <= 0.0005
+    assert capsys.readouterr().out == ""
+    # The file is written beside its destination under another name and renamed; nothing else is left.
+    assert not [path for path in tiny_models_dir.iterdir() if path.name.startswith(".cnn-test.onnx")]
+    exported = ONNXClassifier(report["path"])
+    images = mnist_test[0][:64]
+    probabilities = exported.predict_proba(images)
+    np.testing.assert_allclose(probabilities, load_model("cnn", tiny_models_dir).predict_proba(images), atol=1e-4)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0)
+    assert exported.predict_proba(images[0]).shape == (1, 10)
+
+
+def test_the_onnx_export_leaves_out_the_augmentation_layers(tiny_models_dir):
+    from digitlab import load_model
+    from digitlab.export import inference_network
+
+    model = load_model("cnn", tiny_models_dir)
+    network = inference_network(model)
+    assert not [layer for layer in network.layers if layer.name.startswith("random_")]
+    assert [layer.name for layer in model.network_.layers if not layer.name.startswith("random_")] == [
+        layer.name for layer in network.layers
+    ]
+    assert network.count_params() == model.network_.count_params()
+
+
+@pytest.mark.parametrize("export_format", ["tflite", "onnx"])
+def test_only_keras_models_can_be_exported(tiny_models_dir, export_format):
     with pytest.raises(ValueError, match="Only the Keras models"):
-        export_model("svm", tiny_models_dir)
+        export_model("svm", tiny_models_dir, format=export_format)
+
+
+def test_an_unknown_export_format_is_refused(tiny_models_dir):
+    with pytest.raises(ValueError, match="Unknown export format 'coreml'"):
+        export_model("cnn", tiny_models_dir, format="coreml")

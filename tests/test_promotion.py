@@ -34,6 +34,7 @@ def trained(tmp_path_factory, mnist_dir):
     # An ensemble entry as training writes it; promotion must leave it out once one of its members changes.
     (base / "insight.npz").write_bytes(b"checked against the manifest when read")
     (base / "mlp.tflite").write_bytes(b"an export of the base's MLP")
+    (base / "mlp.onnx").write_bytes(b"another export of the base's MLP")
     (base / "ensemble.json").write_text('{"members": {}}\n')
     manifest = read_manifest(base)
     manifest["models"]["ensemble"] = {"artifact": "ensemble.json", "sha256": sha256_file(base / "ensemble.json")}
@@ -60,7 +61,8 @@ def test_promoting_switches_the_models_in_use_and_leaves_the_base_untouched(trai
     assert (folder / "mlp.keras").read_bytes() == (run / "mlp.keras").read_bytes()
     assert (folder / "svm.skops").read_bytes() == (base / "svm.skops").read_bytes()
     # Files that check themselves against the manifest come along; an export of the replaced model does not.
-    assert (folder / "insight.npz").exists() and not (folder / "mlp.tflite").exists()
+    assert (folder / "insight.npz").exists()
+    assert not (folder / "mlp.tflite").exists() and not (folder / "mlp.onnx").exists()
     manifest = read_manifest(folder)
     assert sorted(manifest["models"]) == ["mlp", "svm"]
     assert manifest["models"]["mlp"]["run_id"] == 7
