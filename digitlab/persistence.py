@@ -97,6 +97,11 @@ def load_model(name: str, models_dir: str | os.PathLike | None = None) -> DigitC
     folder = resolve_models_dir(models_dir)
     entry = read_manifest(folder)["models"].get(name)
     if entry is None:
+        if not (folder / MANIFEST_NAME).exists():
+            raise ModelUnavailableError(
+                f"No trained {name} model in {folder}, which holds no models: set {settings.MODELS_DIR_VARIABLE} "
+                f"to a folder of trained models or run 'python -m digitlab train --model {name}'."
+            )
         raise ModelUnavailableError(
             f"No trained {name} model in {folder}; run 'python -m digitlab train --model {name}'."
         )

@@ -10,10 +10,25 @@ from pathlib import Path
 import platformdirs
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_MODELS_DIR = PROJECT_ROOT / "models"
+# An installed wheel carries the project's models/ as this subpackage (see pyproject.toml's package-dir).
+PACKAGED_MODELS_DIR = Path(__file__).resolve().parent / "shipped_models"
 DATA_DIR_VARIABLE = "DIGITLAB_DATA_DIR"
 MODELS_DIR_VARIABLE = "DIGITLAB_MODELS_DIR"
 DATABASE_VARIABLE = "DIGITLAB_DB"
+
+
+def shipped_models_dir() -> Path:
+    """The shipped models: the copy installed with the package, else ``models/`` in a source checkout.
+
+    Outside a checkout (no ``pyproject.toml`` beside the package) the packaged folder is named even when it
+    is missing, so that the error says where the models were looked for.
+    """
+    if PACKAGED_MODELS_DIR.is_dir() or not (PROJECT_ROOT / "pyproject.toml").is_file():
+        return PACKAGED_MODELS_DIR
+    return PROJECT_ROOT / "models"
+
+
+DEFAULT_MODELS_DIR = shipped_models_dir()
 
 
 def data_dir() -> Path:
