@@ -1,4 +1,4 @@
-"""Vectorised affine warps of image stacks, for deskewing and data augmentation.
+"""Vectorised affine warps of image stacks, for deskewing.
 
 All images of a stack are warped together with numpy gathers (in chunks, to
 bound memory) rather than in a Python loop over images.
@@ -44,24 +44,3 @@ def warp_affine(images: np.ndarray, matrices: np.ndarray, sources: np.ndarray) -
             + at(top + 1, left + 1) * row_weight * column_weight
         )
     return output.reshape(count, height, width)
-
-
-def random_affine(
-    images: np.ndarray,
-    rng: np.random.Generator,
-    *,
-    max_rotation_degrees: float = 10.0,
-    max_scale_change: float = 0.1,
-    max_shear: float = 0.15,
-    max_shift_pixels: float = 2.0,
-) -> np.ndarray:
-    """A randomly rotated, scaled, sheared and shifted copy of every image."""
-    count = len(images)
-    angle = np.deg2rad(rng.uniform(-max_rotation_degrees, max_rotation_degrees, count))
-    scale = rng.uniform(1 - max_scale_change, 1 + max_scale_change, count)
-    shear = rng.uniform(-max_shear, max_shear, count)
-    cos, sin = np.cos(angle) / scale, np.sin(angle) / scale
-    matrices = np.stack([np.stack([cos, -sin], -1), np.stack([sin + shear * cos, cos - shear * sin], -1)], 1)
-    centre = (np.array(images.shape[1:], dtype=np.float64) - 1) / 2
-    sources = centre + rng.uniform(-max_shift_pixels, max_shift_pixels, (count, 2))
-    return warp_affine(images, matrices.astype(np.float32), sources.astype(np.float32))

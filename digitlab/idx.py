@@ -5,13 +5,9 @@ each dimension's size as a big-endian 32-bit integer, then the values in C order
 unsigned-byte type for both files: images are ``(count, rows, columns)`` and labels ``(count,)``.
 """
 
-import gzip
 import struct
-from pathlib import Path
 
 import numpy as np
-
-from digitlab.atomic import write_atomically
 
 UNSIGNED_BYTE = 0x08
 # The dimension sizes are 32-bit and the dimension count is one byte.
@@ -30,14 +26,3 @@ def idx_bytes(array: np.ndarray) -> bytes:
         raise ValueError(f"An IDX dimension holds at most {MAX_DIMENSION} entries, got shape {array.shape}.")
     header = struct.pack(">BBBB", 0, 0, UNSIGNED_BYTE, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
     return header + np.ascontiguousarray(array).tobytes()
-
-
-def write_idx(path: str | Path, array: np.ndarray) -> Path:
-    """Write ``array`` as an IDX file, gzipped like MNIST's downloads when ``path`` ends in ``.gz``."""
-    path = Path(path)
-    payload = idx_bytes(array)
-    if path.suffix == ".gz":
-        # A fixed timestamp makes the same data give the same file.
-        payload = gzip.compress(payload, mtime=0)
-    write_atomically(path, payload)
-    return path

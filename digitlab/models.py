@@ -29,7 +29,6 @@ PREDICTION_BATCH = 2048
 PARALLEL_SVM_MINIMUM = 256
 
 SHIFT_NOTE = "four copies of every deskewed training image, shifted one pixel up, down, left and right"
-AUGMENTATION_NOTE = "random rotation (up to 11 degrees), zoom (10 %) and shift (8 %) in every epoch"
 
 ProgressCallback = Callable[[int, int, dict], None]
 
@@ -239,8 +238,6 @@ class KerasClassifier(DigitClassifier):
     cosine learning-rate schedule with a one-epoch warm-up, and stops early
     (keeping the best weights) when validation accuracy stops improving.
     """
-
-    artifact_suffix = ".keras"
 
     def __init__(
         self,
