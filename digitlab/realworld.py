@@ -2,9 +2,9 @@
 
 MNIST's test accuracy says little about a photo of a digit on paper or a
 finger drawing on a phone. This module re-renders MNIST *training* digits
-(only the ones the shipped models held out for validation, so no model has
-trained on them) as four kinds of real-world input, each an ordinary image
-file at its own size and polarity:
+(only ones the evaluated model never fitted on, found from its manifest entry
+by :func:`held_out_pool`) as four kinds of real-world input, each an ordinary
+image file at its own size and polarity:
 
 ``envelope-scan``
     low-resolution grayscale postal scans (12-24 pixels), the digit as tall
@@ -33,6 +33,7 @@ numbers from the same digits for :func:`digitlab.segment.read_number`.
 """
 
 import io
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,14 +42,16 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage
 
+from digitlab.data import data_checksum
 from digitlab.errors import DigitlabError
 from digitlab.features import deskew
-from digitlab.models import DigitClassifier, validation_split
+from digitlab.models import REGISTRY, DigitClassifier, validation_split
 from digitlab.preprocess import crop_to_ink, preprocess, resize, thin_to_skeleton
 from digitlab.segment import read_number
 
 SOURCES = ("envelope-scan", "binarised-form", "canvas-drawing", "phone-photo")
-# The shipped models hold out this many training images (seed 0) for validation; samples come from those.
+# The split the families' default hyperparameters hold out (the shipped models use it). Evaluation never
+# assumes it: a promoted run may have trained on another split, so run_realworld asks held_out_pool instead.
 HELD_OUT_SIZE = 5000
 HELD_OUT_SEED = 0
 DEFAULT_COUNT = 250
@@ -79,20 +82,135 @@ class Rendering:
 
 
 def held_out_indices(count: int = 60000) -> np.ndarray:
-    """The training-set indices that the shipped models kept out of training for validation."""
+    """The validation part of the families' default split (5,000 images, seed 0), which the shipped models hold out.
+
+    Only for callers that know they use the shipped models; :func:`held_out_pool` finds any model's own.
+    """
     return validation_split(count, HELD_OUT_SIZE, HELD_OUT_SEED)[1]
 
 
-def generate(images: np.ndarray, labels: np.ndarray, count: int = DEFAULT_COUNT, seed: int = 0) -> list[Sample]:
+def recorded_split(name: str, entry: Any) -> tuple[int, int, str, int, int]:
+    """``(seed, train_size, train_data_sha256, validation_size, split_seed)`` from a manifest entry, or a refusal."""
+    entry = entry if isinstance(entry, Mapping) else {}
+    hyperparameters = entry.get("hyperparameters")
+    hyperparameters = hyperparameters if isinstance(hyperparameters, Mapping) else {}
+    fields = {
+        "seed": entry.get("seed"),
+        "train_size": entry.get("train_size"),
+        "train_data_sha256": entry.get("train_data_sha256"),
+        "hyperparameters.validation_size": hyperparameters.get("validation_size"),
+        "hyperparameters.seed": hyperparameters.get("seed"),
+    }
+    missing = [field for field, value in fields.items() if value is None]
+    if missing:
+        raise DigitlabError(
+            f"The manifest entry for {name} does not record {', '.join(missing)}, so which MNIST training images "
+            f"it never trained on cannot be told; retrain it with 'python -m digitlab train --model {name}' "
+            "before evaluating it on held-out digits."
+        )
+    return (
+        int(fields["seed"]),
+        int(fields["train_size"]),
+        str(fields["train_data_sha256"]),
+        int(fields["hyperparameters.validation_size"]),
+        int(fields["hyperparameters.seed"]),
+    )
+
+
+def training_indices(name: str, entry: Any, images: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """The indices into the MNIST training ``images`` that training gave the model, checked against its checksum.
+
+    Training draws ``train_size`` images with the entry's seed (all of them at the full size) and records the
+    checksum of exactly what it trained on, saved drawings included. A checksum that the drawn images do not
+    reproduce means the model saw other data, whose MNIST part cannot be told apart, so it is refused.
+    """
+    from digitlab.training import training_subset
+
+    seed, train_size, checksum, _, _ = recorded_split(name, entry)
+    everything = np.arange(len(images))
+    unknown = DigitlabError(
+        f"{name} was not trained on the MNIST training set alone ({train_size:,} images with seed {seed} do not "
+        "match its recorded training-data checksum: it also trained on saved drawings, or on another copy of "
+        "MNIST), so the MNIST digits it never saw cannot be told; evaluate a model trained on MNIST alone."
+    )
+    if train_size > len(images):
+        raise unknown
+    try:
+        # The training code's own draw, applied to the indices instead of the images.
+        subset = training_subset(everything, everything, train_size, seed)[0]
+    except ValueError as error:
+        raise unknown from error
+    if data_checksum(images[subset], labels[subset]) != checksum:
+        raise unknown
+    return subset
+
+
+def unseen_indices(name: str, entry: Any, images: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """The MNIST training indices one model never fitted on, from its manifest entry alone (not its members).
+
+    The family splits the images training gave it with ``validation_split`` over their positions and fits on
+    the training part; so both its validation part and every image outside a smaller training subset are unseen.
+    """
+    _, _, _, validation_size, split_seed = recorded_split(name, entry)
+    subset = training_indices(name, entry, images, labels)
+    fit_positions = validation_split(len(subset), validation_size, split_seed)[0]
+    return np.setdiff1d(np.arange(len(images)), subset[fit_positions])
+
+
+def member_names(name: str, entry: Any) -> tuple[str, ...]:
+    """The models whose votes ``name`` combines: those its entry records and those its family always uses."""
+    recorded = entry.get("hyperparameters", {}).get("members") or []
+    family = REGISTRY[name].members if name in REGISTRY else ()
+    return tuple(dict.fromkeys([*recorded, *family]))
+
+
+def held_out_pool(entries: Mapping[str, Any], name: str, images: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """The sorted MNIST training indices that model ``name``, and every model it votes with, never fitted on.
+
+    ``entries`` is a manifest's ``models`` table and ``images``/``labels`` the MNIST training set. An ensemble
+    fits its own networks on its own split and votes with members fitted on theirs, so its pool is the
+    intersection of them all. A model whose entry cannot tell which images it fitted on is refused.
+    """
+    entry = entries.get(name)
+    if entry is None:
+        raise DigitlabError(
+            f"The manifest has no entry for {name}, so which MNIST training images it never trained on cannot "
+            f"be told; train it with 'python -m digitlab train --model {name}'."
+        )
+    pool = unseen_indices(name, entry, images, labels)
+    for member in member_names(name, entry):
+        pool = np.intersect1d(pool, held_out_pool(entries, member, images, labels))
+    if len(pool) == 0:
+        raise DigitlabError(
+            f"{name} and the models it votes with have together fitted on every MNIST training image, so there "
+            "are no unseen digits to evaluate it on; retrain them on the same held-out split."
+        )
+    return pool
+
+
+def checked_pool(pool: np.ndarray, images: np.ndarray) -> np.ndarray:
+    """``pool`` as indices into ``images``, refused when empty or out of range."""
+    pool = np.asarray(pool)
+    if pool.ndim != 1 or len(pool) == 0 or not np.issubdtype(pool.dtype, np.integer):
+        raise ValueError("pool must be a non-empty list of indices into the training images.")
+    if pool.min() < 0 or pool.max() >= len(images):
+        raise ValueError(f"pool holds indices outside the {len(images):,} training images.")
+    return pool
+
+
+def generate(
+    images: np.ndarray, labels: np.ndarray, count: int = DEFAULT_COUNT, seed: int = 0, *, pool: np.ndarray
+) -> list[Sample]:
     """``count`` samples of every source from MNIST training ``images``, reproducible for a ``seed``.
 
-    Digits are drawn from the held-out validation part of the training set,
-    without repetition while there are enough of them.
+    Digits are drawn from ``pool``, the indices the evaluated model never
+    fitted on (:func:`held_out_pool`), without repetition while there are
+    enough of them.
     """
     if count < 1:
         raise ValueError(f"count must be at least 1, got {count}.")
+    pool = checked_pool(pool, images)
     rng = np.random.default_rng(seed)
-    pool = held_out_indices(len(images)) if len(images) > HELD_OUT_SIZE * 2 else np.arange(len(images))
     total = count * len(SOURCES)
     chosen = rng.choice(pool, total, replace=total > len(pool))
     samples = []
@@ -410,13 +528,21 @@ class NumberSample:
 
 
 def generate_numbers(
-    images: np.ndarray, labels: np.ndarray, count: int = DEFAULT_COUNT, length: int = 4, seed: int = 0
+    images: np.ndarray,
+    labels: np.ndarray,
+    count: int = DEFAULT_COUNT,
+    length: int = 4,
+    seed: int = 0,
+    *,
+    pool: np.ndarray,
 ) -> list[NumberSample]:
-    """``count`` numbers of ``length`` digits composed from held-out MNIST training digits."""
+    """``count`` numbers of ``length`` digits composed from the MNIST training digits in ``pool``."""
     if count < 1 or length < 1:
         raise ValueError(f"count and length must be at least 1, got {count} and {length}.")
+    pool = checked_pool(pool, images)
+    if len(pool) < length:
+        raise ValueError(f"A {length}-digit number needs at least {length} digits in the pool, not {len(pool)}.")
     rng = np.random.default_rng(seed)
-    pool = held_out_indices(len(images)) if len(images) > HELD_OUT_SIZE * 2 else np.arange(len(images))
     samples = []
     for _ in range(count):
         chosen = rng.choice(pool, length, replace=False)
@@ -561,22 +687,32 @@ def run_realworld(
     data_dir: str | Path | None = None,
     save_to: str | Path | None = None,
 ) -> dict[str, Any]:
-    """Render the validation set from the MNIST training split, evaluate one model on it, and report.
+    """Render the validation set from MNIST training digits the model never fitted on, evaluate it, and report.
 
-    With ``numbers`` > 0, as many 4-digit numbers are also composed and read
-    with :func:`digitlab.segment.read_number`. ``save_to`` writes every
+    The digits come from :func:`held_out_pool` for the model's entry in the
+    manifest of ``models_dir``, the folder the model is loaded from. With
+    ``numbers`` > 0, as many 4-digit numbers are also composed and read with
+    :func:`digitlab.segment.read_number`. ``save_to`` writes every
     single-digit sample as an image file.
     """
     from digitlab.data import load_mnist
+    from digitlab.persistence import read_manifest
     from digitlab.recognise import load_models
 
     images, labels = load_mnist("train", data_dir)
+    # The pool is settled before the model loads, so a model that cannot be scored fairly is refused at once.
+    pool = held_out_pool(read_manifest(models_dir)["models"], model_name, images, labels)
     model = load_models([model_name], models_dir)[model_name]
-    samples = generate(images, labels, count, seed)
+    samples = generate(images, labels, count, seed, pool=pool)
     if save_to is not None:
         save_samples(samples, save_to)
-    report: dict[str, Any] = {"model": model_name, "seed": seed, "digits": evaluate(samples, model)}
+    report: dict[str, Any] = {
+        "model": model_name,
+        "seed": seed,
+        "held_out_images": len(pool),
+        "digits": evaluate(samples, model),
+    }
     if numbers > 0:
-        composed = generate_numbers(images, labels, numbers, seed=seed)
+        composed = generate_numbers(images, labels, numbers, seed=seed, pool=pool)
         report["numbers"] = evaluate_numbers(composed, {model_name: model})
     return report

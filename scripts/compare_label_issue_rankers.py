@@ -1,8 +1,10 @@
 """Compare label-error rankers on planted label flips in the held-out part of the MNIST training set.
 
 The shipped SVM, MLP and CNN were trained on 55,000 training images and all held
-out the same 5,000 (``digitlab.realworld.held_out_indices``: ``validation_split``
-with seed 0), so their probabilities on those 5,000 are out-of-sample. The
+out the same 5,000 (``validation_split`` with seed 0; the script takes the images
+none of the three fitted on from their manifest entries with
+``digitlab.realworld.held_out_pool``, which are those 5,000), so their
+probabilities there are out-of-sample. The
 held-out labels did choose one number per model (the SVM's calibration
 temperature, the networks' early-stopping epoch), which is far from fitting
 them. The script averages the three models' probabilities there, as the app
@@ -21,6 +23,7 @@ import hashlib
 import sys
 import time
 from collections.abc import Callable
+from functools import reduce
 from pathlib import Path
 
 import numpy as np
@@ -33,7 +36,7 @@ import cleanlab.rank  # noqa: E402
 from digitlab import label_issues, load_model  # noqa: E402
 from digitlab.data import load_mnist  # noqa: E402
 from digitlab.persistence import read_manifest  # noqa: E402
-from digitlab.realworld import held_out_indices  # noqa: E402
+from digitlab.realworld import held_out_pool  # noqa: E402
 
 MODELS = ("svm", "mlp", "cnn")
 FRACTIONS = (0.01, 0.02, 0.05)
@@ -46,8 +49,9 @@ FILTERS = ("prune_by_noise_rate", "prune_by_class", "both", "confident_learning"
 def held_out_probabilities(cache: Path | None) -> tuple[np.ndarray, np.ndarray]:
     """The consensus probabilities of the shipped models on the 5,000 held-out training images, and their labels."""
     images, labels = load_mnist("train", download=False)
-    held_out = held_out_indices(len(images))
     manifest = read_manifest()["models"]
+    # Only images that none of the models fitted on keep every model's probabilities out-of-sample.
+    held_out = reduce(np.intersect1d, (held_out_pool(manifest, name, images, labels) for name in MODELS))
     # The cache is keyed by the models' checksums so a retrained model is never compared on stale probabilities.
     key = hashlib.sha256("".join(manifest[name]["sha256"] for name in MODELS).encode()).hexdigest()[:16]
     if cache is not None and cache.exists():

@@ -1,13 +1,21 @@
 import io
+import json
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
 from digitlab import realworld
-from digitlab.models import SVMClassifier
+from digitlab.data import data_checksum
+from digitlab.errors import DigitlabError
+from digitlab.models import SVMClassifier, validation_split
+from digitlab.persistence import read_manifest
 from digitlab.preprocess import preprocess
+from digitlab.training import training_subset
+
+SHIPPED_MODELS = Path(__file__).resolve().parent.parent / "models"
 
 
 class ReadsEverythingAs:
@@ -20,9 +28,43 @@ class ReadsEverythingAs:
         return np.full(len(images), self.digit)
 
 
+def recorded_entry(mnist_train, *, seed=0, train_size=60000, validation_size=5000, members=None, drawings=0):
+    """A manifest entry as ``train_and_record`` writes it, for a run on ``train_size`` MNIST images drawn with ``seed``.
+
+    ``drawings`` appends that many extra images, as a run trained with the user's saved drawings does.
+    """
+    images, labels = training_subset(*mnist_train, train_size, seed)
+    if drawings:
+        images = np.concatenate([images, np.zeros((drawings, 28, 28), dtype=images.dtype)])
+        labels = np.concatenate([labels, np.zeros(drawings, dtype=labels.dtype)])
+    hyperparameters = {"validation_size": validation_size, "seed": seed}
+    if members is not None:
+        hyperparameters["members"] = members
+    return {
+        "hyperparameters": hyperparameters,
+        "seed": seed,
+        "train_size": len(images),
+        "train_data_sha256": data_checksum(images, labels),
+    }
+
+
+def fitted_indices(entry, count=60000):
+    """The MNIST training indices a model with this entry fitted on, by the training code's own draw and split."""
+    everything = np.arange(count)
+    subset = training_subset(everything, everything, entry["train_size"], entry["seed"])[0]
+    split = entry["hyperparameters"]
+    fit_positions = validation_split(len(subset), split["validation_size"], split["seed"])[0]
+    return subset[fit_positions]
+
+
 @pytest.fixture(scope="module")
-def samples(mnist_train):
-    return realworld.generate(*mnist_train, count=6, seed=5)
+def shipped_pool(mnist_train):
+    return realworld.held_out_pool(read_manifest(SHIPPED_MODELS)["models"], "cnn", *mnist_train)
+
+
+@pytest.fixture(scope="module")
+def samples(mnist_train, shipped_pool):
+    return realworld.generate(*mnist_train, count=6, seed=5, pool=shipped_pool)
 
 
 @pytest.fixture(scope="module")
@@ -34,10 +76,10 @@ def small_model(small_train):
         return SVMClassifier(validation_size=100).fit(*small_train)
 
 
-def test_generation_is_seeded_and_covers_every_source(mnist_train, samples):
-    again = realworld.generate(*mnist_train, count=6, seed=5)
+def test_generation_is_seeded_and_covers_every_source(mnist_train, samples, shipped_pool):
+    again = realworld.generate(*mnist_train, count=6, seed=5, pool=shipped_pool)
     assert [sample.payload for sample in again] == [sample.payload for sample in samples]
-    other = realworld.generate(*mnist_train, count=6, seed=6)
+    other = realworld.generate(*mnist_train, count=6, seed=6, pool=shipped_pool)
     assert [sample.payload for sample in other] != [sample.payload for sample in samples]
     assert sorted({sample.source for sample in samples}) == sorted(realworld.SOURCES)
     assert len(samples) == 6 * len(realworld.SOURCES)
@@ -49,6 +91,66 @@ def test_samples_come_from_digits_the_shipped_models_held_out(mnist_train, sampl
     for sample in samples:
         assert sample.mnist_index in held_out
         assert sample.label == mnist_train[1][sample.mnist_index]
+
+
+def test_every_shipped_model_keeps_todays_held_out_digits(mnist_train):
+    # The shipped models hold out 5,000 of all 60,000 images with seed 0, so their results must not move.
+    entries = read_manifest(SHIPPED_MODELS)["models"]
+    assert set(entries) >= {"svm", "mlp", "cnn", "ensemble"}
+    for name in entries:
+        pool = realworld.held_out_pool(entries, name, *mnist_train)
+        np.testing.assert_array_equal(pool, realworld.held_out_indices(len(mnist_train[0])))
+
+
+@pytest.mark.parametrize(("seed", "train_size"), [(3, 60000), (0, 20000), (3, 20000)])
+def test_a_model_trained_on_another_split_is_scored_only_on_digits_it_never_fitted_on(
+    mnist_train, monkeypatch, tmp_path, seed, train_size
+):
+    entry = recorded_entry(mnist_train, seed=seed, train_size=train_size)
+    fitted = fitted_indices(entry)
+    # The shipped split is not held out by this model: the bug scored it on digits it had fitted on.
+    assert np.isin(realworld.held_out_indices(), fitted).any()
+    pool = realworld.held_out_pool({"cnn": entry}, "cnn", *mnist_train)
+    assert not np.isin(pool, fitted).any()
+    assert len(pool) + len(fitted) == len(mnist_train[0])
+    (tmp_path / "manifest.json").write_text(json.dumps({"schema": 1, "models": {"cnn": entry}}))
+    monkeypatch.setattr("digitlab.recognise.load_models", lambda names, models_dir: {"cnn": ReadsEverythingAs(1)})
+    scored = []
+    monkeypatch.setattr(realworld, "evaluate", lambda samples, model: scored.extend(samples) or {})
+    report = realworld.run_realworld("cnn", count=5, seed=0, models_dir=tmp_path)
+    assert report["held_out_images"] == len(pool)
+    assert len(scored) == 5 * len(realworld.SOURCES)
+    assert not np.isin([sample.mnist_index for sample in scored], fitted).any()
+
+
+def test_an_entry_that_cannot_say_what_it_trained_on_is_refused(mnist_train):
+    entry = recorded_entry(mnist_train)
+    older = {**entry, "hyperparameters": {"seed": 0}}
+    with pytest.raises(DigitlabError, match="does not record hyperparameters.validation_size.*retrain it"):
+        realworld.held_out_pool({"cnn": older}, "cnn", *mnist_train)
+    with pytest.raises(DigitlabError, match="does not record train_data_sha256"):
+        realworld.held_out_pool(
+            {"cnn": {key: value for key, value in entry.items() if key != "train_data_sha256"}}, "cnn", *mnist_train
+        )
+    with_drawings = recorded_entry(mnist_train, train_size=10000, drawings=40)
+    with pytest.raises(DigitlabError, match="not trained on the MNIST training set alone.*saved drawings"):
+        realworld.held_out_pool({"cnn": with_drawings}, "cnn", *mnist_train)
+    with pytest.raises(DigitlabError, match="no entry for cnn"):
+        realworld.held_out_pool({}, "cnn", *mnist_train)
+
+
+def test_an_ensembles_pool_is_unseen_by_it_and_by_every_member(mnist_train):
+    entries = {
+        "svm": recorded_entry(mnist_train, seed=1, train_size=20000),
+        "mlp": recorded_entry(mnist_train, seed=2),
+        "cnn": recorded_entry(mnist_train, seed=0),
+        "ensemble": recorded_entry(mnist_train, seed=0, members=["svm", "mlp", "cnn"]),
+    }
+    pool = realworld.held_out_pool(entries, "ensemble", *mnist_train)
+    assert len(pool) > 0
+    for name in entries:
+        assert np.isin(pool, realworld.held_out_pool(entries, name, *mnist_train)).all()
+        assert not np.isin(pool, fitted_indices(entries[name])).any()
 
 
 @pytest.mark.parametrize(
@@ -92,14 +194,14 @@ def test_naive_input_is_a_plain_grayscale_resize(samples):
     np.testing.assert_array_equal(naive, np.asarray(expected))
 
 
-def test_preprocessing_reads_far_more_than_a_naive_resize(mnist_train, small_model):
-    report = realworld.evaluate(realworld.generate(*mnist_train, count=10, seed=1), small_model)
+def test_preprocessing_reads_far_more_than_a_naive_resize(mnist_train, small_model, shipped_pool):
+    report = realworld.evaluate(realworld.generate(*mnist_train, count=10, seed=1, pool=shipped_pool), small_model)
     assert report["overall"]["accuracy"] > report["overall"]["naive_accuracy"] + 0.25
 
 
-def test_composed_numbers_carry_one_box_per_digit(mnist_train):
-    numbers = realworld.generate_numbers(*mnist_train, count=5, length=4, seed=2)
-    assert numbers == realworld.generate_numbers(*mnist_train, count=5, length=4, seed=2)
+def test_composed_numbers_carry_one_box_per_digit(mnist_train, shipped_pool):
+    numbers = realworld.generate_numbers(*mnist_train, count=5, length=4, seed=2, pool=shipped_pool)
+    assert numbers == realworld.generate_numbers(*mnist_train, count=5, length=4, seed=2, pool=shipped_pool)
     for sample in numbers:
         width, height = Image.open(io.BytesIO(sample.payload)).size
         assert len(sample.number) == 4 and len(sample.boxes) == 4
@@ -110,8 +212,8 @@ def test_composed_numbers_carry_one_box_per_digit(mnist_train):
             assert left + box_width <= width + 2 and top + box_height <= height + 2
 
 
-def test_number_evaluation_reports_exact_reads(mnist_train, small_model):
-    numbers = realworld.generate_numbers(*mnist_train, count=4, seed=3)
+def test_number_evaluation_reports_exact_reads(mnist_train, small_model, shipped_pool):
+    numbers = realworld.generate_numbers(*mnist_train, count=4, seed=3, pool=shipped_pool)
     report = realworld.evaluate_numbers(numbers, {"cnn": small_model})
     assert report["numbers"] == 4
     assert 0 <= report["exact"] <= report["right_digit_count"] <= 1
@@ -127,8 +229,10 @@ def test_saved_samples_are_image_files_named_by_source_and_digit(samples, tmp_pa
         assert path.read_bytes() == sample.payload
 
 
-def test_invalid_counts_are_refused(mnist_train):
+def test_invalid_counts_are_refused(mnist_train, shipped_pool):
     with pytest.raises(ValueError):
-        realworld.generate(*mnist_train, count=0)
+        realworld.generate(*mnist_train, count=0, pool=shipped_pool)
     with pytest.raises(ValueError):
-        realworld.generate_numbers(*mnist_train, count=1, length=0)
+        realworld.generate_numbers(*mnist_train, count=1, length=0, pool=shipped_pool)
+    with pytest.raises(ValueError, match="non-empty"):
+        realworld.generate(*mnist_train, count=1, pool=np.array([], dtype=int))
