@@ -11,7 +11,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from digitlab import settings  # noqa: E402
 from digitlab.errors import DigitlabError  # noqa: E402
-from digitlab.models import REGISTRY, KerasClassifier  # noqa: E402
+from digitlab.models.base import REGISTRY, KerasClassifier  # noqa: E402
 
 MODEL_CHOICES = [*REGISTRY, "all"]
 KERAS_MODELS = [name for name, family in REGISTRY.items() if issubclass(family, KerasClassifier)]
@@ -82,7 +82,7 @@ def command_predict(arguments) -> int:
 
 
 def predict_numbers(arguments) -> int:
-    from digitlab.segment import read_number_files
+    from digitlab.imaging.segment import read_number_files
 
     def show(outcome) -> None:
         for reading in outcome.readings:
@@ -98,7 +98,7 @@ def predict_numbers(arguments) -> int:
 
 def serving_models(arguments):
     """--models-dir, else the models the dashboard uses: $DIGITLAB_MODELS_DIR, the promoted ones or the shipped."""
-    from digitlab.promotion import serving_models_dir
+    from digitlab.lab.promotion import serving_models_dir
 
     return arguments.models_dir or serving_models_dir()
 
@@ -130,7 +130,7 @@ def describe_confidence(reading: dict) -> str:
 
 
 def command_feedback(arguments) -> int:
-    from digitlab.feedback import (
+    from digitlab.lab.feedback import (
         ANY_MODEL,
         EXPORT_FORMATS,
         DrawingFilter,
@@ -171,7 +171,7 @@ def command_feedback(arguments) -> int:
 
 
 def command_realworld(arguments) -> int:
-    from digitlab.realworld import number_table, report_table, run_realworld
+    from digitlab.checks.realworld import number_table, report_table, run_realworld
 
     print(
         f"Rendering {arguments.count} samples per source from held-out MNIST training digits "
@@ -200,7 +200,7 @@ def command_realworld(arguments) -> int:
 
 
 def command_bench(arguments) -> int:
-    from digitlab.bench import benchmark_table, run_benchmark
+    from digitlab.checks.bench import benchmark_table, run_benchmark
 
     print("Benchmarking every model in a fresh process (this takes a few minutes)...", file=sys.stderr)
     results = run_benchmark(
@@ -240,7 +240,7 @@ def command_export(arguments) -> int:
 
 
 def command_readme(arguments) -> int:
-    from digitlab.readme import update_readme
+    from digitlab.checks.readme import update_readme
 
     changed = update_readme(models_dir=arguments.models_dir)
     print("README.md tables updated from the manifest." if changed else "README.md tables are already current.")
@@ -248,7 +248,7 @@ def command_readme(arguments) -> int:
 
 
 def command_insight(arguments) -> int:
-    from digitlab.insight import build_insight
+    from digitlab.insight.artefact import build_insight
 
     about = build_insight(
         arguments.models_dir,
@@ -264,7 +264,7 @@ def command_insight(arguments) -> int:
 
 
 def command_worker(arguments) -> int:
-    from digitlab.worker import run_worker
+    from digitlab.lab.worker import run_worker
 
     run = run_worker(arguments.run_id, data_dir=arguments.data_dir, interrupt_on_cancel=True)
     print(f"Run #{run.id} {run.status}" + (f": {run.error}" if run.error else "."), file=sys.stderr)
@@ -272,8 +272,8 @@ def command_worker(arguments) -> int:
 
 
 def command_runs_list(arguments) -> int:
-    from digitlab import runs
-    from digitlab.promotion import describe_pointer, read_pointer
+    from digitlab.lab import runs
+    from digitlab.lab.promotion import describe_pointer, read_pointer
 
     connection = runs.open_registry()
     try:
@@ -292,8 +292,8 @@ def command_runs_list(arguments) -> int:
 
 
 def command_runs_train(arguments) -> int:
-    from digitlab import runs
-    from digitlab.worker import run_worker
+    from digitlab.lab import runs
+    from digitlab.lab.worker import run_worker
 
     request = runs.TrainingRequest(
         family=arguments.model,
@@ -324,14 +324,14 @@ def command_runs_train(arguments) -> int:
 
 
 def command_runs_promote(arguments) -> int:
-    from digitlab.promotion import describe_pointer, promote_run
+    from digitlab.lab.promotion import describe_pointer, promote_run
 
     print(describe_pointer(promote_run(arguments.run_id)))
     return 0
 
 
 def command_runs_rollback(arguments) -> int:
-    from digitlab.promotion import describe_pointer, rollback
+    from digitlab.lab.promotion import describe_pointer, rollback
 
     print(describe_pointer(rollback()))
     return 0

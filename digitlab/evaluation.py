@@ -7,7 +7,7 @@ import numpy as np
 from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
 from digitlab.errors import ModelUnavailableError
-from digitlab.models import CLASSES, DigitClassifier
+from digitlab.models.base import CLASSES, DigitClassifier
 
 # Metrics that `evaluate` compares with the manifest; differences below this are float noise.
 COMPARED_METRICS = ("accuracy", "precision_macro", "recall_macro", "f1_macro")
@@ -89,7 +89,7 @@ def evaluate_folder(models_dir=None, data_dir=None, *, write: bool = False) -> t
     probabilities are updated to the recomputed values.
     """
     from digitlab import persistence
-    from digitlab.data import load_mnist
+    from digitlab.data.mnist import load_mnist
     from digitlab.formatting import markdown_table
 
     images, labels = load_mnist("test", data_dir)

@@ -12,7 +12,7 @@ import numpy as np
 
 from digitlab import persistence
 from digitlab.atomic import save_atomically, write_atomically
-from digitlab.models import IMAGE_SHAPE, PREDICTION_BATCH, DigitClassifier, KerasClassifier, as_image_batch
+from digitlab.models.base import IMAGE_SHAPE, PREDICTION_BATCH, DigitClassifier, KerasClassifier, as_image_batch
 
 EXPORT_FORMATS = ("tflite", "onnx")
 # Each format's name in sentences and its shorter label in tables.
@@ -134,7 +134,7 @@ def inference_network(model: KerasClassifier):
     """
     import keras
 
-    from digitlab.networks import INPUT_SHAPE, augmentation_layers
+    from digitlab.models.networks import INPUT_SHAPE, augmentation_layers
 
     augmentation_types = tuple({type(layer) for layer in augmentation_layers(seed=0)})
     network = model.network_
@@ -195,7 +195,7 @@ def export_model(
     Raises ``ValueError`` for a format other than ``EXPORT_FORMATS``, for a model that is not a Keras model,
     and when the export disagrees with the Keras model more than allowed (the file is then removed).
     """
-    from digitlab.data import load_mnist
+    from digitlab.data.mnist import load_mnist
 
     if format not in EXPORT_FORMATS:
         raise ValueError(f"Unknown export format {format!r}; choose one of {', '.join(EXPORT_FORMATS)}.")

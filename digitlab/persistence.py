@@ -19,7 +19,7 @@ import numpy as np
 from digitlab import settings
 from digitlab.atomic import save_atomically, write_atomically
 from digitlab.errors import ModelUnavailableError
-from digitlab.models import REGISTRY, DigitClassifier
+from digitlab.models.base import REGISTRY, DigitClassifier
 
 MANIFEST_NAME = "manifest.json"
 PROBABILITIES_NAME = "test_probabilities.npz"
@@ -27,8 +27,8 @@ MANIFEST_SCHEMA = 1
 
 # Everything a shipped SVM artefact may contain; skops refuses any other type.
 SKOPS_TRUSTED_TYPES = [
-    "digitlab.features.Deskew",
-    "digitlab.features.GlobalScaler",
+    "digitlab.models.features.Deskew",
+    "digitlab.models.features.GlobalScaler",
     "sklearn.calibration.CalibratedClassifierCV",
     "sklearn.calibration._CalibratedClassifier",
     "sklearn.calibration._TemperatureScaling",

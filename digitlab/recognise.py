@@ -10,9 +10,9 @@ from typing import Any, TypeVar
 import numpy as np
 
 from digitlab.errors import DigitlabError
-from digitlab.models import DigitClassifier
+from digitlab.imaging.preprocess import preprocess
+from digitlab.models.base import DigitClassifier
 from digitlab.persistence import load_model
-from digitlab.preprocess import preprocess
 
 # A reading whose top probability is below this is reported as low confidence. On the real-world
 # validation set (python -m digitlab realworld) the shipped CNN puts under 1 % of its correct

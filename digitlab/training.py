@@ -15,9 +15,9 @@ from typing import Any
 import numpy as np
 
 from digitlab import persistence
-from digitlab.data import data_checksum, load_mnist
+from digitlab.data.mnist import data_checksum, load_mnist
 from digitlab.evaluation import evaluate_model
-from digitlab.models import REGISTRY, KerasClassifier, ProgressCallback
+from digitlab.models.base import REGISTRY, KerasClassifier, ProgressCallback
 
 LIBRARIES = ("numpy", "scipy", "scikit-learn", "skops", "tensorflow", "keras")
 

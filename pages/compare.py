@@ -5,9 +5,9 @@ from typing import NamedTuple
 import pandas as pd
 import streamlit as st
 
-from digitlab import comparison
 from digitlab.errors import DigitlabError
-from digitlab.explorer import cell_indices, order_indices, predicted_digits, usable_probabilities
+from digitlab.insight import comparison
+from digitlab.insight.explorer import cell_indices, order_indices, predicted_digits, usable_probabilities
 from ui import charts, problems, resources, training_view
 from ui.images import enlarge
 

@@ -3,8 +3,9 @@
 import pandas as pd
 import streamlit as st
 
-from digitlab import dataset_stats, settings
-from digitlab.models import CLASSES
+from digitlab import settings
+from digitlab.data import stats as dataset_stats
+from digitlab.models.base import CLASSES
 from ui import charts, problems, resources
 from ui.images import enlarge, montage
 

@@ -3,7 +3,7 @@
 import streamlit as st
 from streamlit_drawable_canvas import st_canvas
 
-from digitlab.preprocess import preprocess
+from digitlab.imaging.preprocess import preprocess
 from ui import problems, resources
 from ui.feedback import show_save_form
 from ui.insight_views import show_why

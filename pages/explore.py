@@ -7,7 +7,7 @@ the user asks why it gave an answer.
 
 import streamlit as st
 
-from digitlab.explorer import mistake_indices, predicted_digits, usable_probabilities
+from digitlab.insight.explorer import mistake_indices, predicted_digits, usable_probabilities
 from ui import explorer_view, insight_resources, problems
 
 st.title("Misclassification explorer")

@@ -2,8 +2,8 @@
 
 import streamlit as st
 
-from digitlab import runs, worker
 from digitlab.errors import DigitlabError
+from digitlab.lab import runs, worker
 from ui import training_view
 
 TRAIN_SIZES = [500, 1_000, 2_000, 5_000, 10_000, 20_000, 30_000, 60_000]

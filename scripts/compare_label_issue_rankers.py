@@ -3,7 +3,7 @@
 The shipped SVM, MLP and CNN were trained on 55,000 training images and all held
 out the same 5,000 (``validation_split`` with seed 0; the script takes the images
 none of the three fitted on from their manifest entries with
-``digitlab.realworld.held_out_pool``, which are those 5,000), so their
+``digitlab.checks.realworld.held_out_pool``, which are those 5,000), so their
 probabilities there are out-of-sample. The
 held-out labels did choose one number per model (the SVM's calibration
 temperature, the networks' early-stopping epoch), which is far from fitting
@@ -33,10 +33,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import cleanlab.filter  # noqa: E402
 import cleanlab.rank  # noqa: E402
 
-from digitlab import label_issues, load_model  # noqa: E402
-from digitlab.data import load_mnist  # noqa: E402
+from digitlab import load_model  # noqa: E402
+from digitlab.checks.realworld import held_out_pool  # noqa: E402
+from digitlab.data.mnist import load_mnist  # noqa: E402
+from digitlab.insight import label_issues
 from digitlab.persistence import read_manifest  # noqa: E402
-from digitlab.realworld import held_out_pool  # noqa: E402
 
 MODELS = ("svm", "mlp", "cnn")
 FRACTIONS = (0.01, 0.02, 0.05)

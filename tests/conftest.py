@@ -46,7 +46,7 @@ def mnist_dir() -> Path:
     network the session stops at once with the loader's sentence, instead of failing every test that reads it.
     """
     from digitlab import settings
-    from digitlab.data import download_mnist
+    from digitlab.data.mnist import download_mnist
     from digitlab.errors import DataUnavailableError
 
     try:
@@ -91,7 +91,7 @@ def http_mirror(serve_folder, mnist_dir) -> str:
 @pytest.fixture
 def offline(monkeypatch) -> str:
     """Downloads fail at once, as they do without a network: the only mirror is a port nothing listens on."""
-    from digitlab.data import MIRRORS_VARIABLE
+    from digitlab.data.mnist import MIRRORS_VARIABLE
 
     mirror = "http://127.0.0.1:9/"
     monkeypatch.setenv(MIRRORS_VARIABLE, mirror)
@@ -100,14 +100,14 @@ def offline(monkeypatch) -> str:
 
 @pytest.fixture(scope="session")
 def mnist_train(mnist_dir):
-    from digitlab.data import load_mnist
+    from digitlab.data.mnist import load_mnist
 
     return load_mnist("train", mnist_dir, download=False)
 
 
 @pytest.fixture(scope="session")
 def mnist_test(mnist_dir):
-    from digitlab.data import load_mnist
+    from digitlab.data.mnist import load_mnist
 
     return load_mnist("test", mnist_dir, download=False)
 
@@ -128,7 +128,7 @@ def small_test(mnist_test):
 @pytest.fixture(scope="session")
 def tiny_models_dir(tmp_path_factory, mnist_dir) -> Path:
     """A models folder with every registry family trained on 800 images for one epoch."""
-    from digitlab.models import REGISTRY
+    from digitlab.models.base import REGISTRY
     from digitlab.training import train_and_record
 
     folder = tmp_path_factory.mktemp("tiny-models")

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from digitlab.agreement import disagreement_mask, tally
+from digitlab.insight.agreement import disagreement_mask, tally
 
 
 def prediction(model, digit):

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from digitlab.attribution import explain, heat_overlay, occlusion_map, saliency_map
+from digitlab.insight.attribution import explain, heat_overlay, occlusion_map, saliency_map
 
 # The region the hand-made models below look at: rows 4-11, columns 16-23 (the upper right).
 REGION = (slice(4, 12), slice(16, 24))

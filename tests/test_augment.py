@@ -1,8 +1,8 @@
 import numpy as np
 from scipy import ndimage
 
-from digitlab.augment import warp_affine
-from digitlab.features import Deskew, GlobalScaler, deskew
+from digitlab.imaging.warp import warp_affine
+from digitlab.models.features import Deskew, GlobalScaler, deskew
 
 
 def test_identity_warp_returns_the_images(small_test):

@@ -3,9 +3,9 @@ import json
 import numpy as np
 import pytest
 
-from digitlab.bench import benchmark_table, run_benchmark
+from digitlab.checks.bench import benchmark_table, run_benchmark
 from digitlab.export import ONNXClassifier, TFLiteClassifier, export_model
-from digitlab.models import REGISTRY, simplex_grid
+from digitlab.models.base import REGISTRY, simplex_grid
 
 
 def test_simplex_grid_covers_every_weighting():

@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 
 from digitlab import settings
-from digitlab.comparison import largest_confusion
-from digitlab.data import FILES, MIRRORS_VARIABLE, load_mnist
+from digitlab.data.mnist import FILES, MIRRORS_VARIABLE, load_mnist
 from digitlab.errors import DigitlabError
+from digitlab.insight.comparison import largest_confusion
 from digitlab.persistence import read_manifest
 
 pytestmark = pytest.mark.browser

@@ -27,7 +27,7 @@ from test_browser import (  # noqa: F401 - server_url and browser are fixtures u
 )
 
 from digitlab import settings
-from digitlab.feedback import FeedbackStore
+from digitlab.lab.feedback import FeedbackStore
 
 pytestmark = pytest.mark.browser
 

@@ -24,7 +24,7 @@ from test_browser import (
 )
 
 from digitlab.errors import DigitlabError
-from digitlab.insight import load_insight
+from digitlab.insight.artefact import load_insight
 
 pytestmark = pytest.mark.browser
 

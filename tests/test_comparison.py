@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from digitlab.comparison import (
+from digitlab.insight.comparison import (
     confusion_matrix,
     describe_complexity,
     history_rows,

@@ -4,7 +4,7 @@ import sqlite3
 
 import pytest
 
-from digitlab.database import DatabaseError, Schema, connect, schema_version, transaction
+from digitlab.lab.database import DatabaseError, Schema, connect, schema_version, transaction
 
 NOTES_V1 = Schema("notes", ("CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT NOT NULL);",))
 NOTES_V2 = Schema(
@@ -106,13 +106,13 @@ def test_a_failed_commit_leaves_the_connection_usable(tmp_path):
 
 
 def test_a_locked_database_is_not_called_damaged(tmp_path, monkeypatch):
-    import digitlab.database
+    import digitlab.lab.database
 
     path = tmp_path / "lab.sqlite3"
     connect(path, [NOTES_V1]).close()
     holder = sqlite3.connect(path, isolation_level=None)
     holder.execute("BEGIN EXCLUSIVE")
-    monkeypatch.setattr(digitlab.database, "BUSY_TIMEOUT_SECONDS", 0.1)
+    monkeypatch.setattr(digitlab.lab.database, "BUSY_TIMEOUT_SECONDS", 0.1)
     try:
         # Upgrading to the newer schema needs the write lock that another process holds.
         with pytest.raises(DatabaseError, match="Cannot use the database .*locked"):

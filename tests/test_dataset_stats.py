@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from digitlab.dataset_stats import (
+from digitlab.data.stats import (
     class_counts,
     class_distribution_rows,
     ink_statistics,

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from digitlab.explorer import (
+from digitlab.insight.explorer import (
     MistakeQuery,
     cell_indices,
     find_mistakes,

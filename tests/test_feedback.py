@@ -23,9 +23,11 @@ import pytest
 from PIL import Image
 
 from digitlab import settings
-from digitlab.data import _read_idx
-from digitlab.database import DatabaseError, schema_version
-from digitlab.feedback import (
+from digitlab.data.idx import idx_bytes
+from digitlab.data.mnist import _read_idx
+from digitlab.imaging.preprocess import PREPROCESS_VERSION
+from digitlab.lab.database import DatabaseError, schema_version
+from digitlab.lab.feedback import (
     ANY_MODEL,
     CSV_NAME,
     FEEDBACK_SCHEMA,
@@ -37,8 +39,6 @@ from digitlab.feedback import (
     load_labelled_drawings,
     original_png,
 )
-from digitlab.idx import idx_bytes
-from digitlab.preprocess import PREPROCESS_VERSION
 
 ROOT = Path(__file__).resolve().parent.parent
 VERSIONS = {"svm": "a" * 64, "cnn": "c" * 64}
@@ -326,7 +326,7 @@ def test_cli_reading_commands_leave_a_missing_database_uncreated(tmp_path, monke
 WRITER = """
 import sys
 import numpy as np
-from digitlab.feedback import FeedbackStore, original_png
+from digitlab.lab.feedback import FeedbackStore, original_png
 
 path, count, seed = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 store = FeedbackStore(path)

@@ -11,10 +11,10 @@ from hypothesis.extra import numpy as hnp
 from PIL import Image
 
 from digitlab.errors import DigitlabError
-from digitlab.models import SVMClassifier
-from digitlab.preprocess import preprocess
+from digitlab.imaging.preprocess import preprocess
+from digitlab.imaging.segment import read_number
+from digitlab.models.base import SVMClassifier
 from digitlab.recognise import predict_digit
-from digitlab.segment import read_number
 
 # Overflow or invalid arithmetic anywhere on the path fails the test instead of passing silently.
 pytestmark = pytest.mark.filterwarnings("error::RuntimeWarning")

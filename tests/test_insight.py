@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from digitlab import cli, settings
-from digitlab.insight import (
+from digitlab.insight.artefact import (
     INSIGHT_NAME,
     InsightUnavailableError,
     compute_insight,
@@ -101,7 +101,7 @@ def test_the_insight_command_passes_its_options_and_reports_the_timings(monkeypa
         received.update(options, models_dir=models_dir, data_dir=data_dir)
         return {"source_model": "cnn", "seconds": {"embedding": 61.0, "map": 90.4}}
 
-    monkeypatch.setattr("digitlab.insight.build_insight", fake_build)
+    monkeypatch.setattr("digitlab.insight.artefact.build_insight", fake_build)
 
     status = cli.main(["insight", "--method", "pca", "--neighbours", "4", "--models-dir", "/m", "--data-dir", "/d"])
 

@@ -94,7 +94,10 @@ def test_wheel_holds_the_package_the_models_and_the_command(wheel):
         (entry_points,) = [name for name in names if name.endswith(".dist-info/entry_points.txt")]
         scripts = archive.read(entry_points).decode()
     assert "digitlab = digitlab.cli:main" in scripts
-    assert {"digitlab/__init__.py", "digitlab/cli.py", "digitlab/shipped_models/manifest.json"} <= names
+    # Every module of the package, in each of its subpackages, is in the wheel.
+    modules = {path.relative_to(PROJECT_ROOT).as_posix() for path in (PROJECT_ROOT / "digitlab").rglob("*.py")}
+    assert modules <= names, sorted(modules - names)
+    assert "digitlab/shipped_models/manifest.json" in names
     for entry in SHIPPED.values():
         for artifact in [entry["artifact"], *entry.get("extra_artifacts", [])]:
             assert f"digitlab/shipped_models/{artifact}" in names

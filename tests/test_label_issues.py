@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from digitlab.label_issues import consensus, find_label_issues
+from digitlab.insight.label_issues import consensus, find_label_issues
 
 
 def noisy_probabilities(count: int = 200, seed: int = 0):

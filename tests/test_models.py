@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from digitlab.models import (
+from digitlab.models.base import (
     REGISTRY,
     DigitClassifier,
     KerasClassifier,
@@ -113,7 +113,7 @@ def test_training_is_reproducible_with_a_seed(small_train, small_test):
 
 
 def test_networks_that_differ_only_in_initialisation_seed_share_the_held_out_split(small_train, monkeypatch):
-    import digitlab.models
+    import digitlab.models.base
 
     images, labels = small_train
     held_out = []
@@ -123,7 +123,7 @@ def test_networks_that_differ_only_in_initialisation_seed_share_the_held_out_spl
         held_out.append(parts[1])
         return parts
 
-    monkeypatch.setattr(digitlab.models, "validation_split", recording_split)
+    monkeypatch.setattr(digitlab.models.base, "validation_split", recording_split)
     first = tiny_model("cnn").fit(images, labels)
     second = build_model("cnn", epochs=TINY_EPOCHS, batch_size=32, initialisation_seed=1).fit(images, labels)
     again = build_model("cnn", epochs=TINY_EPOCHS, batch_size=32, initialisation_seed=1).fit(images, labels)

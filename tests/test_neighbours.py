@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from digitlab.neighbours import nearest_by_class, penultimate_embedding
+from digitlab.insight.neighbours import nearest_by_class, penultimate_embedding
 
 
 def test_nearest_by_class_finds_each_classes_closest_points_nearest_first():
@@ -21,7 +21,7 @@ def test_nearest_by_class_finds_each_classes_closest_points_nearest_first():
 
 
 def test_nearest_by_class_agrees_with_brute_force_across_chunks(monkeypatch):
-    monkeypatch.setattr("digitlab.neighbours.QUERY_CHUNK", 7)
+    monkeypatch.setattr("digitlab.insight.neighbours.QUERY_CHUNK", 7)
     rng = np.random.default_rng(0)
     reference, labels = rng.normal(size=(200, 5)), np.repeat(np.arange(10), 20)
     queries = rng.normal(size=(30, 5))

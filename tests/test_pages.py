@@ -18,9 +18,9 @@ from PIL import Image, ImageDraw
 from streamlit.testing.v1 import AppTest
 
 from digitlab import settings
-from digitlab.data import FILES, MIRRORS_VARIABLE, DownloadProgress, load_mnist
+from digitlab.data.mnist import FILES, MIRRORS_VARIABLE, DownloadProgress, load_mnist
 from digitlab.errors import DigitlabError
-from digitlab.models import REGISTRY
+from digitlab.models.base import REGISTRY
 from digitlab.persistence import MANIFEST_NAME, PROBABILITIES_NAME, read_manifest
 from ui import downloads
 
@@ -279,7 +279,7 @@ def test_explorer_reads_stored_probabilities_and_never_runs_a_model(manifest, te
         raise AssertionError("the explorer must not load or run a model")
 
     monkeypatch.setattr("digitlab.persistence.load_model", refuse)
-    monkeypatch.setattr("digitlab.models.DigitClassifier.predict", refuse)
+    monkeypatch.setattr("digitlab.models.base.DigitClassifier.predict", refuse)
     for family in REGISTRY.values():
         monkeypatch.setattr(family, "predict_proba", refuse)
         monkeypatch.setattr(family, "load", refuse)

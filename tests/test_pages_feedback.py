@@ -17,7 +17,7 @@ from test_pages import (  # noqa: F401 - manifest is a fixture used by name.
 )
 
 from digitlab import settings
-from digitlab.feedback import CSV_NAME, DrawingFilter, FeedbackStore
+from digitlab.lab.feedback import CSV_NAME, DrawingFilter, FeedbackStore
 from digitlab.persistence import read_manifest
 from ui import saved_drawings
 

@@ -11,10 +11,11 @@ import pytest
 import test_pages
 from test_pages import assert_no_exception, card_indices, digit_image_png, explorer_count, page, texts
 
-from digitlab import attribution, settings
-from digitlab.explorer import hardness
-from digitlab.insight import INSIGHT_NAME, load_insight, save_insight
-from digitlab.models import REGISTRY, KerasClassifier
+from digitlab import settings
+from digitlab.insight import attribution
+from digitlab.insight.artefact import INSIGHT_NAME, load_insight, save_insight
+from digitlab.insight.explorer import hardness
+from digitlab.models.base import REGISTRY, KerasClassifier
 from digitlab.persistence import load_test_probabilities
 
 manifest, titles, test_labels, models_copy = (

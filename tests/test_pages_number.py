@@ -15,8 +15,8 @@ import test_pages
 from PIL import Image
 from test_pages import assert_no_exception, page, texts
 
-from digitlab.preprocess import crop_to_ink, resize
-from digitlab.realworld import held_out_indices
+from digitlab.checks.realworld import held_out_indices
+from digitlab.imaging.preprocess import crop_to_ink, resize
 
 # The page tests' fixture: the configured models' manifest, or a skip when there are no trained models.
 manifest = test_pages.manifest

@@ -15,8 +15,9 @@ import pytest
 from test_pages import assert_no_exception, button_labelled, page, texts
 from test_worker import stop_unfinished_workers
 
-from digitlab import promotion, runs, settings
+from digitlab import settings
 from digitlab.errors import DigitlabError
+from digitlab.lab import promotion, runs
 from digitlab.persistence import read_manifest
 
 WAIT_SECONDS = 300

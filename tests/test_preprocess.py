@@ -5,8 +5,8 @@ import pytest
 from PIL import Image
 from scipy import ndimage
 
-from digitlab import preprocess as pp
 from digitlab.errors import ImageError, NoDigitFoundError
+from digitlab.imaging import preprocess as pp
 from tests.conftest import digit_like_stroke
 
 

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from digitlab.projection import two_d_map
+from digitlab.insight.projection import two_d_map
 
 
 def two_clusters(count: int = 60) -> tuple[np.ndarray, np.ndarray]:

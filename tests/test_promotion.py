@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from digitlab import promotion, runs, settings
+from digitlab import settings
+from digitlab.lab import promotion, runs
 from digitlab.persistence import MANIFEST_NAME, read_manifest, sha256_file, write_manifest
 
 

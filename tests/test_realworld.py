@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
-from digitlab import realworld
-from digitlab.data import data_checksum
+from digitlab.checks import realworld
+from digitlab.data.mnist import data_checksum
 from digitlab.errors import DigitlabError
-from digitlab.models import SVMClassifier, validation_split
+from digitlab.imaging.preprocess import preprocess
+from digitlab.models.base import SVMClassifier, validation_split
 from digitlab.persistence import read_manifest
-from digitlab.preprocess import preprocess
 from digitlab.training import training_subset
 
 SHIPPED_MODELS = Path(__file__).resolve().parent.parent / "models"

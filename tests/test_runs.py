@@ -8,8 +8,9 @@ import sys
 
 import pytest
 
-from digitlab import runs, settings
+from digitlab import settings
 from digitlab.errors import DigitlabError
+from digitlab.lab import runs
 
 
 @pytest.fixture
@@ -223,7 +224,7 @@ def test_the_command_line_reports_a_locked_registry_with_a_sentence(tmp_path, mo
     # A worker process id that no process has: listing will want to mark the run as failed, which is a write.
     runs.record_worker(connection, run_id, 2**22 + 12345)
     connection.close()
-    monkeypatch.setattr("digitlab.database.BUSY_TIMEOUT_SECONDS", 0.1)
+    monkeypatch.setattr("digitlab.lab.database.BUSY_TIMEOUT_SECONDS", 0.1)
     holder = sqlite3.connect(path, isolation_level=None)
     holder.execute("BEGIN EXCLUSIVE")
     try:
@@ -236,8 +237,8 @@ def test_the_command_line_reports_a_locked_registry_with_a_sentence(tmp_path, mo
 
 
 def test_the_run_commands_close_the_connections_they_open(tmp_path, monkeypatch, capsys):
-    from digitlab import worker
     from digitlab.cli import main
+    from digitlab.lab import worker
 
     monkeypatch.setenv(settings.DATABASE_VARIABLE, str(tmp_path / "lab.sqlite3"))
     opened = []

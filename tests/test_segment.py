@@ -5,9 +5,9 @@ import pytest
 from PIL import Image
 from scipy import ndimage
 
-from digitlab import segment
 from digitlab.errors import NoDigitFoundError
-from digitlab.preprocess import crop_to_ink
+from digitlab.imaging import segment
+from digitlab.imaging.preprocess import crop_to_ink
 
 
 class FixedReader:

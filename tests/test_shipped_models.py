@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 
 from digitlab import load_model, persistence, settings
+from digitlab.checks.readme import README, generated_sections, readme_sections
 from digitlab.evaluation import evaluate_model
-from digitlab.models import REGISTRY
-from digitlab.readme import README, generated_sections, readme_sections
+from digitlab.models.base import REGISTRY
 
 SHIPPED = settings.DEFAULT_MODELS_DIR
 # The core issue's floor for each family; the benchmark reports how far above it they are.
@@ -34,7 +34,7 @@ def test_shipped_model_recomputes_to_its_manifest(manifest, mnist_test, name):
 
 
 def test_shipped_models_were_trained_on_the_full_training_set(manifest, mnist_train):
-    from digitlab.data import data_checksum
+    from digitlab.data.mnist import data_checksum
 
     for name, entry in manifest["models"].items():
         assert entry["train_size"] == 60_000, name

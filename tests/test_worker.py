@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from digitlab import feedback, promotion, runs, worker
-from digitlab.data import MIRRORS_VARIABLE
-from digitlab.database import DatabaseError
+from digitlab.data.mnist import MIRRORS_VARIABLE
+from digitlab.lab import feedback, promotion, runs, worker
+from digitlab.lab.database import DatabaseError
 
 # A worker process imports TensorFlow and loads MNIST before its first epoch; on a busy 2-core machine that
 # can take a minute.

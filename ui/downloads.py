@@ -5,7 +5,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from digitlab.data import DownloadProgress, download_mnist
+from digitlab.data.mnist import DownloadProgress, download_mnist
 
 MEGABYTE = 1_000_000
 

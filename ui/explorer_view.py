@@ -5,7 +5,8 @@ from dataclasses import dataclass
 import numpy as np
 import streamlit as st
 
-from digitlab.explorer import (
+from digitlab.insight.artefact import Insight
+from digitlab.insight.explorer import (
     ORDERS,
     OTHER_MODEL_FILTERS,
     MistakeQuery,
@@ -16,8 +17,7 @@ from digitlab.explorer import (
     sample_indices,
     view_csv,
 )
-from digitlab.insight import Insight
-from digitlab.label_issues import LabelIssues
+from digitlab.insight.label_issues import LabelIssues
 from ui import insight_views, resources
 from ui.images import enlarge
 from ui.insight_charts import selected_test_indices, test_map_figure

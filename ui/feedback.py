@@ -13,10 +13,10 @@ import numpy as np
 import streamlit as st
 
 from digitlab import settings
-from digitlab.agreement import tally
-from digitlab.database import DatabaseError
 from digitlab.errors import DigitlabError
-from digitlab.feedback import DIGITS, FeedbackStore, original_png
+from digitlab.insight.agreement import tally
+from digitlab.lab.database import DatabaseError
+from digitlab.lab.feedback import DIGITS, FeedbackStore, original_png
 from ui import resources
 
 SAVED_KEY = "saved-drawings"

@@ -10,10 +10,10 @@ from typing import Any
 import numpy as np
 import streamlit as st
 
-from digitlab.attribution import explain
 from digitlab.errors import DigitlabError
-from digitlab.insight import INSIGHT_NAME, Insight, load_insight
-from digitlab.label_issues import LabelIssues, consensus, find_label_issues, independent_models
+from digitlab.insight.artefact import INSIGHT_NAME, Insight, load_insight
+from digitlab.insight.attribution import explain
+from digitlab.insight.label_issues import LabelIssues, consensus, find_label_issues, independent_models
 from digitlab.persistence import MANIFEST_NAME
 from ui import resources
 

@@ -5,10 +5,10 @@ from typing import Any
 import numpy as np
 import streamlit as st
 
-from digitlab.attribution import METHODS, heat_overlay
 from digitlab.errors import DigitlabError
-from digitlab.insight import Insight
-from digitlab.label_issues import LabelIssues
+from digitlab.insight.artefact import Insight
+from digitlab.insight.attribution import METHODS, heat_overlay
+from digitlab.insight.label_issues import LabelIssues
 from ui import insight_resources, resources
 from ui.images import enlarge, montage
 

@@ -11,7 +11,7 @@ import numpy as np
 import streamlit as st
 from PIL import Image, ImageDraw, ImageFont
 
-from digitlab.segment import NumberReading, Segment, displayed_gray, read_number
+from digitlab.imaging.segment import NumberReading, Segment, displayed_gray, read_number
 from ui import problems, resources
 from ui.images import enlarge
 

@@ -5,7 +5,7 @@ from typing import Any
 import numpy as np
 import streamlit as st
 
-from digitlab.agreement import tally
+from digitlab.insight.agreement import tally
 from digitlab.recognise import predict_digit
 from ui import charts
 from ui.images import enlarge

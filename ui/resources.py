@@ -13,10 +13,10 @@ import numpy as np
 import streamlit as st
 
 from digitlab import settings
-from digitlab.data import load_mnist
+from digitlab.data.mnist import load_mnist
 from digitlab.errors import DataUnavailableError, DigitlabError
+from digitlab.lab.promotion import serving_models_dir
 from digitlab.persistence import MANIFEST_NAME, PROBABILITIES_NAME, load_model, load_test_probabilities, read_manifest
-from digitlab.promotion import serving_models_dir
 from ui.downloads import fetch_mnist
 
 LOADED = "loaded"

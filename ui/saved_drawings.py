@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from digitlab.errors import DigitlabError
-from digitlab.feedback import (
+from digitlab.lab.feedback import (
     ANY_MODEL,
     CSV_NAME,
     DIGITS,
@@ -175,7 +175,7 @@ def show_accuracy(store: FeedbackStore, filters: DrawingFilter, titles: dict[str
 def show_export(store: FeedbackStore, filters: DrawingFilter) -> None:
     """Download buttons for the filtered drawings as MNIST IDX files and as a CSV."""
     st.markdown(
-        "The 28x28 inputs in MNIST's own IDX format (gzipped, white ink on black, as `digitlab.data` reads them) "
+        "The 28x28 inputs in MNIST's own IDX format (gzipped, white ink on black, as `digitlab.data.mnist` reads them) "
         "and a CSV with each drawing's details, every model's reading and its 784 pixels. "
         "`python -m digitlab feedback export --out DIR` writes the same files."
     )

@@ -11,8 +11,10 @@ from contextlib import contextmanager
 import pandas as pd
 import streamlit as st
 
-from digitlab import comparison, promotion, runs, settings
+from digitlab import settings
 from digitlab.errors import DigitlabError
+from digitlab.insight import comparison
+from digitlab.lab import promotion, runs
 from ui import charts, run_charts
 
 # How often the progress of running trainings is redrawn, in seconds.

@@ -21,7 +21,7 @@ from digitlab import persistence
 from digitlab.atomic import write_atomically
 from digitlab.export import EXPORT_FORMATS, FORMAT_LABELS
 from digitlab.formatting import markdown_table
-from digitlab.models import REGISTRY
+from digitlab.models.base import REGISTRY
 
 BENCHMARK_NAME = "benchmark.json"
 LATENCY_CALLS = 300
@@ -47,7 +47,7 @@ def synthetic_canvas(seed: int = 0) -> np.ndarray:
 
 def measure_model(name: str, models_dir: str, data_dir: str | None, latency_calls: int) -> dict[str, Any]:
     """Everything measured for one model, in the calling process."""
-    from digitlab.data import load_mnist
+    from digitlab.data.mnist import load_mnist
     from digitlab.evaluation import classification_metrics, single_image_latencies, timed_probabilities
 
     images, labels = load_mnist("test", data_dir)
@@ -71,7 +71,7 @@ def measure_model(name: str, models_dir: str, data_dir: str | None, latency_call
 
 def measure_canvas_pipeline(models_dir: str, names: list[str], latency_calls: int) -> dict[str, float]:
     """A canvas drawing through preprocessing and every base model, as the draw page does it."""
-    from digitlab.preprocess import preprocess
+    from digitlab.imaging.preprocess import preprocess
     from digitlab.recognise import predict_digit
 
     models = {name: persistence.load_model(name, models_dir) for name in names}
@@ -87,8 +87,8 @@ def measure_canvas_pipeline(models_dir: str, names: list[str], latency_calls: in
 
 def measure_explanations(models_dir: str, names: list[str], data_dir: str | None, images: int) -> dict[str, Any]:
     """Seconds per test image to compute every "why this answer" heat map of each model, as the pages do."""
-    from digitlab.attribution import explain
-    from digitlab.data import load_mnist
+    from digitlab.data.mnist import load_mnist
+    from digitlab.insight.attribution import explain
 
     test_images, _ = load_mnist("test", data_dir)
     measured = {}
@@ -110,7 +110,7 @@ def measure_explanations(models_dir: str, names: list[str], data_dir: str | None
 
 def measure_export(path: Path, export_format: str, data_dir: str | None, latency_calls: int) -> dict[str, Any]:
     """Accuracy, size and single-image latency of an exported file, run by its format's runtime."""
-    from digitlab.data import load_mnist
+    from digitlab.data.mnist import load_mnist
     from digitlab.evaluation import single_image_latencies
     from digitlab.export import RUNTIMES
 
@@ -141,10 +141,10 @@ def train_reference(data_dir: str | None, epochs: int, train_size: int | None) -
     """Keras' "simple MNIST convnet" example, trained as the example does, measured like ours."""
     import keras
 
-    from digitlab.data import load_mnist
+    from digitlab.data.mnist import load_mnist
     from digitlab.evaluation import single_image_latencies
-    from digitlab.models import CNNClassifier
-    from digitlab.networks import build_reference_cnn
+    from digitlab.models.base import CNNClassifier
+    from digitlab.models.networks import build_reference_cnn
     from digitlab.training import training_subset
 
     train_images, train_labels = load_mnist("train", data_dir)

@@ -29,7 +29,7 @@ machine, so no font-rendered digits are included. :func:`evaluate` runs
 every sample through the same path as ``python -m digitlab predict``
 (``load_image``, ``preprocess``, the model) and, for comparison, through a
 naive plain resize to 28x28. :func:`generate_numbers` composes multi-digit
-numbers from the same digits for :func:`digitlab.segment.read_number`.
+numbers from the same digits for :func:`digitlab.imaging.segment.read_number`.
 """
 
 import io
@@ -42,12 +42,12 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage
 
-from digitlab.data import data_checksum
+from digitlab.data.mnist import data_checksum
 from digitlab.errors import DigitlabError
-from digitlab.features import deskew
-from digitlab.models import REGISTRY, DigitClassifier, validation_split
-from digitlab.preprocess import crop_to_ink, preprocess, resize, thin_to_skeleton
-from digitlab.segment import read_number
+from digitlab.imaging.preprocess import crop_to_ink, preprocess, resize, thin_to_skeleton
+from digitlab.imaging.segment import read_number
+from digitlab.models.base import REGISTRY, DigitClassifier, validation_split
+from digitlab.models.features import deskew
 
 SOURCES = ("envelope-scan", "binarised-form", "canvas-drawing", "phone-photo")
 # The split the families' default hyperparameters hold out (the shipped models use it). Evaluation never
@@ -692,10 +692,10 @@ def run_realworld(
     The digits come from :func:`held_out_pool` for the model's entry in the
     manifest of ``models_dir``, the folder the model is loaded from. With
     ``numbers`` > 0, as many 4-digit numbers are also composed and read with
-    :func:`digitlab.segment.read_number`. ``save_to`` writes every
+    :func:`digitlab.imaging.segment.read_number`. ``save_to`` writes every
     single-digit sample as an image file.
     """
-    from digitlab.data import load_mnist
+    from digitlab.data.mnist import load_mnist
     from digitlab.persistence import read_manifest
     from digitlab.recognise import load_models
 

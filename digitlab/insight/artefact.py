@@ -22,10 +22,10 @@ import numpy as np
 from digitlab import settings
 from digitlab.atomic import write_atomically
 from digitlab.errors import ModelUnavailableError
-from digitlab.models import CLASSES
-from digitlab.neighbours import nearest_by_class, penultimate_embedding
+from digitlab.insight.neighbours import nearest_by_class, penultimate_embedding
+from digitlab.insight.projection import METHODS, two_d_map
+from digitlab.models.base import CLASSES
 from digitlab.persistence import load_model, read_manifest, resolve_models_dir
-from digitlab.projection import METHODS, two_d_map
 
 INSIGHT_NAME = "insight.npz"
 INSIGHT_COMMAND = "python -m digitlab insight"
@@ -92,7 +92,7 @@ def build_insight(
     progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Compute the artefact from the folder's ``source`` model and MNIST, write it, and return its description."""
-    from digitlab.data import load_mnist
+    from digitlab.data.mnist import load_mnist
 
     folder = resolve_models_dir(models_dir)
     entry = read_manifest(folder)["models"].get(source)

@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from digitlab import settings
-from digitlab.database import Schema, connect, transaction
 from digitlab.errors import DigitlabError
-from digitlab.models import REGISTRY, KerasClassifier
+from digitlab.lab.database import Schema, connect, transaction
+from digitlab.models.base import REGISTRY, KerasClassifier
 
 # Families that learn from images; a family built from other trained ones (the ensemble) is not trained here.
 TRAINABLE_FAMILIES = tuple(name for name, family in REGISTRY.items() if not family.members)

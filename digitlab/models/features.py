@@ -3,7 +3,7 @@
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 
-from digitlab.augment import warp_affine
+from digitlab.imaging.warp import warp_affine
 
 IMAGE_SHAPE = (28, 28)
 

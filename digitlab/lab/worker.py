@@ -22,10 +22,11 @@ from typing import Any
 
 import numpy as np
 
-from digitlab import runs, settings
+from digitlab import settings
 from digitlab.errors import DigitlabError
-from digitlab.feedback import load_labelled_drawings
-from digitlab.models import REGISTRY
+from digitlab.lab import runs
+from digitlab.lab.feedback import load_labelled_drawings
+from digitlab.models.base import REGISTRY
 
 LOG_NAME = "worker.log"
 # How often the watcher thread looks at the cancel flag, in seconds.

@@ -28,7 +28,7 @@ import numpy as np
 from digitlab import persistence, settings
 from digitlab.atomic import write_atomically
 from digitlab.errors import DigitlabError, ModelUnavailableError
-from digitlab.models import REGISTRY
+from digitlab.models.base import REGISTRY
 
 POINTER_NAME = "current.json"
 LOCK_NAME = ".lock"
@@ -261,7 +261,7 @@ def _sync_folder(folder: Path) -> None:
 
 def promote_run(run_id: int, database: str | os.PathLike | None = None, root: Path | None = None) -> dict[str, Any]:
     """Promote the model of the succeeded training run ``run_id`` from the registry."""
-    from digitlab import runs
+    from digitlab.lab import runs
 
     connection = runs.open_registry(database)
     try:

@@ -146,7 +146,7 @@ class SVMClassifier(DigitClassifier):
         from sklearn.pipeline import Pipeline
         from sklearn.svm import SVC
 
-        from digitlab.features import GlobalScaler
+        from digitlab.models.features import GlobalScaler
 
         return Pipeline(
             [
@@ -161,7 +161,7 @@ class SVMClassifier(DigitClassifier):
         from sklearn.frozen import FrozenEstimator
         from sklearn.pipeline import Pipeline
 
-        from digitlab.features import Deskew, deskew
+        from digitlab.models.features import Deskew, deskew
 
         images = as_image_batch(images)
         labels = np.asarray(labels)
@@ -396,7 +396,7 @@ class MLPClassifier(KerasClassifier):
     artifact_name = "mlp.keras"
 
     def build_network(self):
-        from digitlab.networks import build_mlp
+        from digitlab.models.networks import build_mlp
 
         return build_mlp(augment=self.augment, seed=self.initialisation_seed)
 
@@ -414,7 +414,7 @@ class CNNClassifier(KerasClassifier):
         super().__init__(epochs=epochs, **hyperparameters)
 
     def build_network(self):
-        from digitlab.networks import build_cnn
+        from digitlab.models.networks import build_cnn
 
         return build_cnn(augment=self.augment, seed=self.initialisation_seed)
 

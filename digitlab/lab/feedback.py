@@ -3,7 +3,7 @@
 Each drawing keeps its original image (PNG), the 28x28 input the models received, the user's label,
 the time, the preprocessing version and, per model, the digit read, its confidence and probabilities
 and the model's SHA-256 from the manifest. The store lives in the lab's SQLite database
-(``digitlab.database``): every write is one transaction, so a drawing is saved with all of its
+(``digitlab.lab.database``): every write is one transaction, so a drawing is saved with all of its
 predictions or not at all, and a :class:`FeedbackStore` serialises its threads with a lock, so one
 store can be shared by every session of the dashboard.
 """
@@ -26,11 +26,11 @@ import numpy as np
 from PIL import Image
 
 from digitlab.atomic import write_atomically
-from digitlab.database import DatabaseError, Schema, connect, transaction
+from digitlab.data.idx import idx_bytes
 from digitlab.errors import DigitlabError
 from digitlab.formatting import markdown_table
-from digitlab.idx import idx_bytes
-from digitlab.preprocess import MNIST_SIZE, PREPROCESS_VERSION, load_image
+from digitlab.imaging.preprocess import MNIST_SIZE, PREPROCESS_VERSION, load_image
+from digitlab.lab.database import DatabaseError, Schema, connect, transaction
 from digitlab.settings import database_path
 
 SOURCES = ("drawn", "uploaded")
@@ -283,7 +283,7 @@ class FeedbackStore:
         if source not in SOURCES:
             raise ValueError(f"The source must be one of {SOURCES}, got {source!r}.")
         if not isinstance(original, bytes) or not original.startswith(PNG_SIGNATURE):
-            raise ValueError("The original image must be PNG bytes; encode it with digitlab.feedback.original_png.")
+            raise ValueError("The original image must be PNG bytes; encode it with digitlab.lab.feedback.original_png.")
         rows = [_checked_prediction(prediction, model_versions) for prediction in predictions]
         if len({row[0] for row in rows}) != len(rows):
             raise ValueError("Each model may give only one prediction per drawing.")

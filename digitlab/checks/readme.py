@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from digitlab import persistence, settings
-from digitlab.bench import BENCHMARK_NAME, benchmark_table
+from digitlab.checks.bench import BENCHMARK_NAME, benchmark_table
 from digitlab.formatting import markdown_table
 
 README = settings.PROJECT_ROOT / "README.md"

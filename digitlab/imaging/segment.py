@@ -1,6 +1,6 @@
 """Read a whole number: split an image into its digits, recognise each, and join them left to right.
 
-The image is cleaned exactly as for a single digit (:func:`digitlab.preprocess.clean_ink`),
+The image is cleaned exactly as for a single digit (:func:`digitlab.imaging.preprocess.clean_ink`),
 then its ink is grouped into digits:
 
 1. connected components of ink are found, and the line's height is taken
@@ -34,8 +34,7 @@ from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import connected_components
 
 from digitlab.errors import DigitlabError, NoDigitFoundError
-from digitlab.models import DigitClassifier
-from digitlab.preprocess import (
+from digitlab.imaging.preprocess import (
     array_to_gray,
     clean_ink,
     crop_to_ink,
@@ -45,6 +44,7 @@ from digitlab.preprocess import (
     load_image,
     to_grayscale,
 )
+from digitlab.models.base import DigitClassifier
 from digitlab.recognise import is_low_confidence, prepared_files, with_path
 
 # Components sharing at least this share of the narrower one's columns belong to one digit.
@@ -345,7 +345,7 @@ def split_evidence(features: np.ndarray) -> float:
 
     A logistic score over :func:`split_features`. Its weights were fitted on
     numbers composed from MNIST training digits
-    (:func:`digitlab.realworld.generate_numbers`, seeds 1 and 2).
+    (:func:`digitlab.checks.realworld.generate_numbers`, seeds 1 and 2).
     """
     return float(np.dot(SPLIT_WEIGHTS[:-1], features) + SPLIT_WEIGHTS[-1])
 

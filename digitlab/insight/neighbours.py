@@ -9,7 +9,7 @@ true digit beside look-alikes of whatever digit a model read.
 
 import numpy as np
 
-from digitlab.models import CLASSES, PREDICTION_BATCH, as_image_batch
+from digitlab.models.base import CLASSES, PREDICTION_BATCH, as_image_batch
 
 # Query images compared with every training image at once; bounds the distance matrix to about 100 MB.
 QUERY_CHUNK = 400
