@@ -11,7 +11,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from digitlab import settings  # noqa: E402
 from digitlab.errors import DigitlabError  # noqa: E402
-from digitlab.models.base import REGISTRY, KerasClassifier  # noqa: E402
+from digitlab.models.neural import KerasClassifier
+from digitlab.models.registry import REGISTRY  # noqa: E402
 
 MODEL_CHOICES = [*REGISTRY, "all"]
 KERAS_MODELS = [name for name, family in REGISTRY.items() if issubclass(family, KerasClassifier)]
@@ -221,7 +222,8 @@ def command_bench(arguments) -> int:
 
 
 def command_export(arguments) -> int:
-    from digitlab.export import FORMAT_TITLES, export_model
+    from digitlab.export import export_model
+    from digitlab.models.exported import FORMAT_TITLES
 
     try:
         report = export_model(

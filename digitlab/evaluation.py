@@ -6,8 +6,9 @@ from typing import Any
 import numpy as np
 from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
+from digitlab.data.mnist import CLASSES
 from digitlab.errors import ModelUnavailableError
-from digitlab.models.base import CLASSES, DigitClassifier
+from digitlab.models.base import DigitClassifier
 
 # Metrics that `evaluate` compares with the manifest; differences below this are float noise.
 COMPARED_METRICS = ("accuracy", "precision_macro", "recall_macro", "f1_macro")

@@ -19,24 +19,12 @@ import numpy as np
 from digitlab import settings
 from digitlab.atomic import save_atomically, write_atomically
 from digitlab.errors import ModelUnavailableError
-from digitlab.models.base import REGISTRY, DigitClassifier
+from digitlab.models.base import DigitClassifier
+from digitlab.models.registry import REGISTRY
 
 MANIFEST_NAME = "manifest.json"
 PROBABILITIES_NAME = "test_probabilities.npz"
 MANIFEST_SCHEMA = 1
-
-# Everything a shipped SVM artefact may contain; skops refuses any other type.
-SKOPS_TRUSTED_TYPES = [
-    "digitlab.models.features.Deskew",
-    "digitlab.models.features.GlobalScaler",
-    "sklearn.calibration.CalibratedClassifierCV",
-    "sklearn.calibration._CalibratedClassifier",
-    "sklearn.calibration._TemperatureScaling",
-    "sklearn.frozen._frozen.FrozenEstimator",
-    "sklearn.pipeline.Pipeline",
-    "sklearn.decomposition._pca.PCA",
-    "sklearn.svm._classes.SVC",
-]
 
 
 def resolve_models_dir(models_dir: str | os.PathLike | None) -> Path:

@@ -17,7 +17,9 @@ import numpy as np
 from digitlab import persistence
 from digitlab.data.mnist import data_checksum, load_mnist
 from digitlab.evaluation import evaluate_model
-from digitlab.models.base import REGISTRY, KerasClassifier, ProgressCallback
+from digitlab.models.base import ProgressCallback
+from digitlab.models.neural import KerasClassifier
+from digitlab.models.registry import REGISTRY
 
 LIBRARIES = ("numpy", "scipy", "scikit-learn", "skops", "tensorflow", "keras")
 

@@ -5,7 +5,7 @@ import streamlit as st
 
 from digitlab import settings
 from digitlab.data import stats as dataset_stats
-from digitlab.models.base import CLASSES
+from digitlab.data.mnist import CLASSES
 from ui import charts, problems, resources
 from ui.images import enlarge, montage
 

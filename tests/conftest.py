@@ -128,7 +128,7 @@ def small_test(mnist_test):
 @pytest.fixture(scope="session")
 def tiny_models_dir(tmp_path_factory, mnist_dir) -> Path:
     """A models folder with every registry family trained on 800 images for one epoch."""
-    from digitlab.models.base import REGISTRY
+    from digitlab.models.registry import REGISTRY
     from digitlab.training import train_and_record
 
     folder = tmp_path_factory.mktemp("tiny-models")

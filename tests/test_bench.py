@@ -4,8 +4,10 @@ import numpy as np
 import pytest
 
 from digitlab.checks.bench import benchmark_table, run_benchmark
-from digitlab.export import ONNXClassifier, TFLiteClassifier, export_model
-from digitlab.models.base import REGISTRY, simplex_grid
+from digitlab.export import export_model
+from digitlab.models.ensemble import simplex_grid
+from digitlab.models.exported import ONNXClassifier, TFLiteClassifier
+from digitlab.models.registry import REGISTRY
 
 
 def test_simplex_grid_covers_every_weighting():

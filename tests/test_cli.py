@@ -11,7 +11,7 @@ from PIL import Image
 
 from digitlab import settings
 from digitlab.cli import main
-from digitlab.models.base import REGISTRY
+from digitlab.models.registry import REGISTRY
 from digitlab.recognise import LOW_CONFIDENCE
 
 

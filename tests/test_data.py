@@ -182,3 +182,12 @@ def test_data_checksum_changes_with_any_label():
     first = data.data_checksum(images, np.array([1, 2, 3], dtype=np.uint8))
     second = data.data_checksum(images, np.array([1, 2, 4], dtype=np.uint8))
     assert first != second and len(first) == len(hashlib.sha256().hexdigest())
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [(b"\x00\x00\x0d\x01\x00\x00\x00\x01\x07", "magic number"), (b"\x00\x00\x08\x03\x00\x00", "cut short")],
+)
+def test_a_file_that_is_not_idx_is_refused_with_a_sentence(content, reason):
+    with pytest.raises(DataIntegrityError, match=f"not in the IDX format.*{reason}"):
+        data._read_idx(content, "labels")

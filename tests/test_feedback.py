@@ -23,8 +23,7 @@ import pytest
 from PIL import Image
 
 from digitlab import settings
-from digitlab.data.idx import idx_bytes
-from digitlab.data.mnist import _read_idx
+from digitlab.data.idx import idx_bytes, read_idx
 from digitlab.imaging.preprocess import PREPROCESS_VERSION
 from digitlab.lab.database import DatabaseError, schema_version
 from digitlab.lab.feedback import (
@@ -241,14 +240,15 @@ def test_sqlite_failures_become_one_database_error_sentence(tmp_path):
 
 
 @pytest.mark.parametrize(
-    ("array", "kind"),
+    "array",
     [
-        (np.arange(3 * 28 * 28, dtype=np.uint64).reshape(3, 28, 28).astype(np.uint8), "images"),
-        (np.array([3, 1, 4, 1, 5], dtype=np.uint8), "labels"),
+        np.arange(3 * 28 * 28, dtype=np.uint64).reshape(3, 28, 28).astype(np.uint8),
+        np.array([3, 1, 4, 1, 5], dtype=np.uint8),
     ],
+    ids=["images", "labels"],
 )
-def test_idx_files_are_read_back_by_the_mnist_reader(array, kind):
-    np.testing.assert_array_equal(_read_idx(idx_bytes(array), kind), array)
+def test_idx_files_are_read_back_by_the_mnist_reader(array):
+    np.testing.assert_array_equal(read_idx(idx_bytes(array)), array)
 
 
 def test_idx_encoding_matches_the_published_layout():
@@ -264,8 +264,8 @@ def test_export_writes_idx_and_csv_that_hold_the_drawings(store, tmp_path):
     written = store.export(tmp_path / "out")
 
     assert sorted(path.name for path in written) == sorted([IDX_IMAGES_NAME, IDX_LABELS_NAME, CSV_NAME])
-    images = _read_idx(gzip.decompress((tmp_path / "out" / IDX_IMAGES_NAME).read_bytes()), "images")
-    labels = _read_idx(gzip.decompress((tmp_path / "out" / IDX_LABELS_NAME).read_bytes()), "labels")
+    images = read_idx(gzip.decompress((tmp_path / "out" / IDX_IMAGES_NAME).read_bytes()))
+    labels = read_idx(gzip.decompress((tmp_path / "out" / IDX_LABELS_NAME).read_bytes()))
     np.testing.assert_array_equal(images, np.stack([model_input(10), model_input(11)]))
     assert labels.tolist() == [3, 8]
     assert store.idx_files()[IDX_IMAGES_NAME] == (tmp_path / "out" / IDX_IMAGES_NAME).read_bytes()
@@ -298,7 +298,7 @@ def test_export_files_agree_when_a_drawing_is_saved_while_they_are_read(store, t
     monkeypatch.setattr(FeedbackStore, "dataset", dataset_then_another_save)
     store.export(tmp_path / "out")
 
-    labels = _read_idx(gzip.decompress((tmp_path / "out" / IDX_LABELS_NAME).read_bytes()), "labels")
+    labels = read_idx(gzip.decompress((tmp_path / "out" / IDX_LABELS_NAME).read_bytes()))
     rows = (tmp_path / "out" / CSV_NAME).read_text().splitlines()[1:]
     assert [row.split(",")[3] for row in rows] == [str(label) for label in labels.tolist()] == ["3"]
     assert store.count() == 2
@@ -512,7 +512,7 @@ def test_cli_stats_and_export(store, tmp_path, capsys):
     assert capsys.readouterr().out.split() == [
         str(tmp_path / "out" / name) for name in (IDX_IMAGES_NAME, IDX_LABELS_NAME, CSV_NAME)
     ]
-    assert _read_idx(gzip.decompress((tmp_path / "out" / IDX_LABELS_NAME).read_bytes()), "labels").tolist() == [5]
+    assert read_idx(gzip.decompress((tmp_path / "out" / IDX_LABELS_NAME).read_bytes())).tolist() == [5]
 
     assert main(["feedback", "export", *database, "--out", str(tmp_path / "none"), "--label", "0"]) == 1
     assert "no saved drawings" in capsys.readouterr().err and not (tmp_path / "none").exists()

@@ -13,7 +13,7 @@ from PIL import Image
 from digitlab.errors import DigitlabError
 from digitlab.imaging.preprocess import preprocess
 from digitlab.imaging.segment import read_number
-from digitlab.models.base import SVMClassifier
+from digitlab.models.svm import SVMClassifier
 from digitlab.recognise import predict_digit
 
 # Overflow or invalid arithmetic anywhere on the path fails the test instead of passing silently.

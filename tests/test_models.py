@@ -1,14 +1,10 @@
 import numpy as np
 import pytest
 
-from digitlab.models.base import (
-    REGISTRY,
-    DigitClassifier,
-    KerasClassifier,
-    as_image_batch,
-    shifted_copies,
-    validation_split,
-)
+from digitlab.models.base import DigitClassifier, as_image_batch, validation_split
+from digitlab.models.neural import KerasClassifier
+from digitlab.models.registry import REGISTRY
+from digitlab.models.svm import shifted_copies
 from digitlab.training import build_model
 
 TINY_EPOCHS = 3
@@ -113,7 +109,7 @@ def test_training_is_reproducible_with_a_seed(small_train, small_test):
 
 
 def test_networks_that_differ_only_in_initialisation_seed_share_the_held_out_split(small_train, monkeypatch):
-    import digitlab.models.base
+    import digitlab.models.neural
 
     images, labels = small_train
     held_out = []
@@ -123,7 +119,7 @@ def test_networks_that_differ_only_in_initialisation_seed_share_the_held_out_spl
         held_out.append(parts[1])
         return parts
 
-    monkeypatch.setattr(digitlab.models.base, "validation_split", recording_split)
+    monkeypatch.setattr(digitlab.models.neural, "validation_split", recording_split)
     first = tiny_model("cnn").fit(images, labels)
     second = build_model("cnn", epochs=TINY_EPOCHS, batch_size=32, initialisation_seed=1).fit(images, labels)
     again = build_model("cnn", epochs=TINY_EPOCHS, batch_size=32, initialisation_seed=1).fit(images, labels)

@@ -20,7 +20,7 @@ from streamlit.testing.v1 import AppTest
 from digitlab import settings
 from digitlab.data.mnist import FILES, MIRRORS_VARIABLE, DownloadProgress, load_mnist
 from digitlab.errors import DigitlabError
-from digitlab.models.base import REGISTRY
+from digitlab.models.registry import REGISTRY
 from digitlab.persistence import MANIFEST_NAME, PROBABILITIES_NAME, read_manifest
 from ui import downloads
 

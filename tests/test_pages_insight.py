@@ -15,7 +15,8 @@ from digitlab import settings
 from digitlab.insight import attribution
 from digitlab.insight.artefact import INSIGHT_NAME, load_insight, save_insight
 from digitlab.insight.explorer import hardness
-from digitlab.models.base import REGISTRY, KerasClassifier
+from digitlab.models.neural import KerasClassifier
+from digitlab.models.registry import REGISTRY
 from digitlab.persistence import load_test_probabilities
 
 manifest, titles, test_labels, models_copy = (

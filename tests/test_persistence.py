@@ -7,7 +7,7 @@ import pytest
 from digitlab import load_model, persistence
 from digitlab.errors import ModelUnavailableError
 from digitlab.evaluation import evaluate_folder
-from digitlab.models.base import REGISTRY
+from digitlab.models.registry import REGISTRY
 
 MANIFEST_FIELDS = {
     "artifact",

@@ -11,7 +11,8 @@ from digitlab.checks import realworld
 from digitlab.data.mnist import data_checksum
 from digitlab.errors import DigitlabError
 from digitlab.imaging.preprocess import preprocess
-from digitlab.models.base import SVMClassifier, validation_split
+from digitlab.models.base import validation_split
+from digitlab.models.svm import SVMClassifier
 from digitlab.persistence import read_manifest
 from digitlab.training import training_subset
 

@@ -6,7 +6,7 @@ import pytest
 from digitlab import load_model, persistence, settings
 from digitlab.checks.readme import README, generated_sections, readme_sections
 from digitlab.evaluation import evaluate_model
-from digitlab.models.base import REGISTRY
+from digitlab.models.registry import REGISTRY
 
 SHIPPED = settings.DEFAULT_MODELS_DIR
 # The core issue's floor for each family; the benchmark reports how far above it they are.

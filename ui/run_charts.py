@@ -4,7 +4,7 @@ from collections.abc import Sequence
 
 import plotly.graph_objects as go
 
-from digitlab.models.base import REGISTRY
+from digitlab.models.registry import REGISTRY
 from ui.charts import model_colours
 
 # The same colour per family as on the rest of the dashboard; dashes tell the settings of one family apart.

@@ -19,9 +19,9 @@ import numpy as np
 
 from digitlab import persistence
 from digitlab.atomic import write_atomically
-from digitlab.export import EXPORT_FORMATS, FORMAT_LABELS
 from digitlab.formatting import markdown_table
-from digitlab.models.base import REGISTRY
+from digitlab.models.exported import EXPORT_FORMATS, FORMAT_LABELS
+from digitlab.models.registry import REGISTRY
 
 BENCHMARK_NAME = "benchmark.json"
 LATENCY_CALLS = 300
@@ -112,7 +112,7 @@ def measure_export(path: Path, export_format: str, data_dir: str | None, latency
     """Accuracy, size and single-image latency of an exported file, run by its format's runtime."""
     from digitlab.data.mnist import load_mnist
     from digitlab.evaluation import single_image_latencies
-    from digitlab.export import RUNTIMES
+    from digitlab.models.exported import RUNTIMES
 
     images, labels = load_mnist("test", data_dir)
     model = RUNTIMES[export_format](path)
@@ -143,8 +143,8 @@ def train_reference(data_dir: str | None, epochs: int, train_size: int | None) -
 
     from digitlab.data.mnist import load_mnist
     from digitlab.evaluation import single_image_latencies
-    from digitlab.models.base import CNNClassifier
     from digitlab.models.networks import build_reference_cnn
+    from digitlab.models.neural import CNNClassifier
     from digitlab.training import training_subset
 
     train_images, train_labels = load_mnist("train", data_dir)

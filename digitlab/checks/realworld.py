@@ -42,12 +42,13 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage
 
-from digitlab.data.mnist import data_checksum
+from digitlab.data.mnist import IMAGE_SHAPE, TRAIN_IMAGES, data_checksum
 from digitlab.errors import DigitlabError
 from digitlab.imaging.preprocess import crop_to_ink, preprocess, resize, thin_to_skeleton
 from digitlab.imaging.segment import read_number
-from digitlab.models.base import REGISTRY, DigitClassifier, validation_split
+from digitlab.models.base import DigitClassifier, validation_split
 from digitlab.models.features import deskew
+from digitlab.models.registry import REGISTRY
 
 SOURCES = ("envelope-scan", "binarised-form", "canvas-drawing", "phone-photo")
 # The split the families' default hyperparameters hold out (the shipped models use it). Evaluation never
@@ -81,7 +82,7 @@ class Rendering:
     conditions: tuple[str, ...]
 
 
-def held_out_indices(count: int = 60000) -> np.ndarray:
+def held_out_indices(count: int = TRAIN_IMAGES) -> np.ndarray:
     """The validation part of the families' default split (5,000 images, seed 0), which the shipped models hold out.
 
     Only for callers that know they use the shipped models; :func:`held_out_pool` finds any model's own.
@@ -583,7 +584,7 @@ def evaluate_numbers(samples: list[NumberSample], models: dict[str, DigitClassif
 def naive_input(payload: bytes) -> np.ndarray:
     """What a typical demo does with an upload: grayscale and a plain resize to 28x28, nothing else."""
     image = Image.open(io.BytesIO(payload)).convert("L")
-    return np.asarray(image.resize((28, 28), Image.Resampling.BILINEAR), dtype=np.uint8)
+    return np.asarray(image.resize(IMAGE_SHAPE, Image.Resampling.BILINEAR), dtype=np.uint8)
 
 
 def evaluate(samples: list[Sample], model: DigitClassifier) -> dict[str, Any]:
@@ -598,7 +599,7 @@ def evaluate(samples: list[Sample], model: DigitClassifier) -> dict[str, Any]:
             inputs.append(preprocess(sample.payload))
         except DigitlabError as error:
             refused.append({"position": position, "source": sample.source, "error": str(error)})
-            inputs.append(np.zeros((28, 28), dtype=np.uint8))
+            inputs.append(np.zeros(IMAGE_SHAPE, dtype=np.uint8))
         naive.append(naive_input(sample.payload))
     truth = np.array([sample.label for sample in samples])
     predicted = model.predict(np.stack(inputs))

@@ -10,7 +10,6 @@ rebuilding the IDX bytes they came from.
 import gzip
 import hashlib
 import os
-import struct
 import sys
 import urllib.error
 import urllib.request
@@ -24,9 +23,16 @@ from tqdm import tqdm
 
 from digitlab import settings
 from digitlab.atomic import write_atomically
+from digitlab.data.idx import idx_bytes, read_idx
 from digitlab.errors import DataIntegrityError, DataUnavailableError
 
 SPLITS = ("train", "test")
+# What every MNIST image and label is: a 28x28 picture of one of ten digits.
+IMAGE_SIDE = 28
+IMAGE_SHAPE = (IMAGE_SIDE, IMAGE_SIDE)
+CLASSES = 10
+TRAIN_IMAGES = 60_000
+TEST_IMAGES = 10_000
 MIRRORS_VARIABLE = "DIGITLAB_MNIST_MIRRORS"
 
 # Public mirrors of the original files, tried in order.
@@ -64,7 +70,7 @@ _NPZ_KEYS = {
     ("test", "images"): "x_test",
     ("test", "labels"): "y_test",
 }
-_IDX_MAGIC = {"labels": 0x00000801, "images": 0x00000803}
+_IDX_DIMENSIONS = {"labels": 1, "images": 3}
 
 
 @dataclass(frozen=True)
@@ -244,21 +250,13 @@ def _http_get(url: str, report: ByteReport) -> bytes:
 
 
 def _read_idx(content: bytes, kind: str) -> np.ndarray:
-    magic, count = struct.unpack(">II", content[:8])
-    if magic != _IDX_MAGIC[kind]:
-        raise DataIntegrityError(f"Unexpected IDX magic number {magic:#x} in an MNIST {kind} file.")
-    if kind == "labels":
-        return np.frombuffer(content, dtype=np.uint8, offset=8, count=count).copy()
-    rows, columns = struct.unpack(">II", content[8:16])
-    pixels = np.frombuffer(content, dtype=np.uint8, offset=16, count=count * rows * columns)
-    return pixels.reshape(count, rows, columns).copy()
-
-
-def _idx_bytes(array: np.ndarray, kind: str) -> bytes:
-    header = struct.pack(">II", _IDX_MAGIC[kind], len(array))
-    if kind == "images":
-        header += struct.pack(">II", *array.shape[1:])
-    return header + np.ascontiguousarray(array, dtype=np.uint8).tobytes()
+    try:
+        array = read_idx(content)
+    except ValueError as error:
+        raise DataIntegrityError(f"An MNIST {kind} file is not in the IDX format ({error}).") from error
+    if array.ndim != _IDX_DIMENSIONS[kind]:
+        raise DataIntegrityError(f"An MNIST {kind} file has {array.ndim} dimensions, not {_IDX_DIMENSIONS[kind]}.")
+    return array
 
 
 def _load_from_npz(path: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
@@ -273,7 +271,8 @@ def _load_from_npz(path: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _verified_idx_array(array: np.ndarray, spec: IdxFile, kind: str, source: str) -> None:
-    digest = hashlib.md5(_idx_bytes(array, kind), usedforsecurity=False).hexdigest()
+    content = idx_bytes(np.ascontiguousarray(array, dtype=np.uint8))
+    digest = hashlib.md5(content, usedforsecurity=False).hexdigest()
     if digest != spec.decompressed_md5:
         raise DataIntegrityError(f"The {kind} in {source} differ from the canonical {spec.name} (MD5 {digest}).")
 

@@ -5,7 +5,7 @@ from typing import Any
 
 import numpy as np
 
-from digitlab.models.base import CLASSES, IMAGE_SHAPE
+from digitlab.data.mnist import CLASSES, IMAGE_SHAPE
 
 PIXEL_LEVELS = 256
 

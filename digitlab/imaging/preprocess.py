@@ -21,9 +21,9 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 from scipy import ndimage
 
+from digitlab.data.mnist import IMAGE_SIDE
 from digitlab.errors import ImageError, NoDigitFoundError
 
-MNIST_SIZE = 28
 DIGIT_BOX = 20
 # Saved drawings record this with their 28x28 input; raise it whenever the same image would give a different input.
 PREPROCESS_VERSION = 1
@@ -660,7 +660,7 @@ def fit_into_box(gray: np.ndarray, box: int = DIGIT_BOX) -> np.ndarray:
     return np.clip(scale_to_box(gray, box), 0.0, 1.0)
 
 
-def centre_by_mass(digit: np.ndarray, size: int = MNIST_SIZE) -> np.ndarray:
+def centre_by_mass(digit: np.ndarray, size: int = IMAGE_SIDE) -> np.ndarray:
     """Place ``digit`` in a ``size`` x ``size`` field with its centre of mass at ``size / 2``."""
     height, width = digit.shape
     canvas = np.zeros((size, size), dtype=np.float32)

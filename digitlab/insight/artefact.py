@@ -21,10 +21,10 @@ import numpy as np
 
 from digitlab import settings
 from digitlab.atomic import write_atomically
+from digitlab.data.mnist import CLASSES
 from digitlab.errors import ModelUnavailableError
 from digitlab.insight.neighbours import nearest_by_class, penultimate_embedding
 from digitlab.insight.projection import METHODS, two_d_map
-from digitlab.models.base import CLASSES
 from digitlab.persistence import load_model, read_manifest, resolve_models_dir
 
 INSIGHT_NAME = "insight.npz"

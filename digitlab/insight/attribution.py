@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from digitlab.models.base import CLASSES, IMAGE_SHAPE
+from digitlab.data.mnist import CLASSES, IMAGE_SHAPE
 
 METHODS = {
     "occlusion": "Occlusion: how much the digit's log-probability falls when a 4x4 square is blanked",

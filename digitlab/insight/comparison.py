@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from digitlab.models.base import CLASSES
+from digitlab.data.mnist import CLASSES
 
 IMAGES_PER_BATCH_FIGURE = 10_000
 PER_CLASS_METRICS = ("precision", "recall", "f1")

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from digitlab.data.mnist import CLASSES
 from digitlab.insight.agreement import disagreement_mask
-from digitlab.models.base import CLASSES
 
 # How the other models must have fared on an image for it to be listed.
 OTHER_MODEL_FILTERS = {

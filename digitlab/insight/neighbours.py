@@ -9,7 +9,9 @@ true digit beside look-alikes of whatever digit a model read.
 
 import numpy as np
 
-from digitlab.models.base import CLASSES, PREDICTION_BATCH, as_image_batch
+from digitlab.data.mnist import CLASSES
+from digitlab.models.base import as_image_batch
+from digitlab.models.neural import PREDICTION_BATCH
 
 # Query images compared with every training image at once; bounds the distance matrix to about 100 MB.
 QUERY_CHUNK = 400

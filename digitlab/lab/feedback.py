@@ -27,9 +27,10 @@ from PIL import Image
 
 from digitlab.atomic import write_atomically
 from digitlab.data.idx import idx_bytes
+from digitlab.data.mnist import IMAGE_SIDE
 from digitlab.errors import DigitlabError
 from digitlab.formatting import markdown_table
-from digitlab.imaging.preprocess import MNIST_SIZE, PREPROCESS_VERSION, load_image
+from digitlab.imaging.preprocess import PREPROCESS_VERSION, load_image
 from digitlab.lab.database import DatabaseError, Schema, connect, transaction
 from digitlab.settings import database_path
 
@@ -178,8 +179,8 @@ def _checked_label(label: Any) -> int:
 
 def _checked_input(model_input: np.ndarray) -> bytes:
     array = np.asarray(model_input)
-    if array.shape != (MNIST_SIZE, MNIST_SIZE):
-        raise ValueError(f"The model input must be {MNIST_SIZE}x{MNIST_SIZE}, got shape {array.shape}.")
+    if array.shape != (IMAGE_SIDE, IMAGE_SIDE):
+        raise ValueError(f"The model input must be {IMAGE_SIDE}x{IMAGE_SIDE}, got shape {array.shape}.")
     if array.dtype != np.uint8:
         raise ValueError(f"The model input must hold uint8 pixels (as preprocess returns), got {array.dtype}.")
     return array.tobytes()
@@ -205,7 +206,7 @@ def _row_to_drawing(row, predictions: dict[str, SavedPrediction]) -> SavedDrawin
         saved_at=row["saved_at"],
         source=row["source"],
         label=row["label"],
-        model_input=np.frombuffer(row["model_input"], dtype=np.uint8).reshape(MNIST_SIZE, MNIST_SIZE).copy(),
+        model_input=np.frombuffer(row["model_input"], dtype=np.uint8).reshape(IMAGE_SIDE, IMAGE_SIDE).copy(),
         preprocess_version=row["preprocess_version"],
         relabelled_at=row["relabelled_at"],
         predictions=predictions,
@@ -434,10 +435,10 @@ class FeedbackStore:
             rows = self._connection.execute(
                 f"SELECT model_input, label FROM feedback_drawings d WHERE {condition} ORDER BY id", parameters
             ).fetchall()
-        images = np.zeros((len(rows), MNIST_SIZE, MNIST_SIZE), dtype=np.uint8)
+        images = np.zeros((len(rows), IMAGE_SIDE, IMAGE_SIDE), dtype=np.uint8)
         labels = np.zeros(len(rows), dtype=np.int64)
         for position, (pixels, label) in enumerate(rows):
-            images[position] = np.frombuffer(pixels, dtype=np.uint8).reshape(MNIST_SIZE, MNIST_SIZE)
+            images[position] = np.frombuffer(pixels, dtype=np.uint8).reshape(IMAGE_SIDE, IMAGE_SIDE)
             labels[position] = label
         return images, labels
 
@@ -463,7 +464,7 @@ class FeedbackStore:
         writer.writerow(
             ["id", "saved_at", "source", "label", "preprocess_version"]
             + [f"{model}_{part}" for model in models for part in ("digit", "confidence", "version")]
-            + [f"pixel{index}" for index in range(MNIST_SIZE * MNIST_SIZE)]
+            + [f"pixel{index}" for index in range(IMAGE_SIDE * IMAGE_SIDE)]
         )
         for drawing in drawings:
             readings = []
@@ -584,6 +585,6 @@ def load_labelled_drawings(path: Path | None = None) -> tuple[np.ndarray, np.nda
     """
     path = Path(path) if path is not None else database_path()
     if not path.exists():
-        return np.zeros((0, MNIST_SIZE, MNIST_SIZE), dtype=np.uint8), np.zeros(0, dtype=np.int64)
+        return np.zeros((0, IMAGE_SIDE, IMAGE_SIDE), dtype=np.uint8), np.zeros(0, dtype=np.int64)
     with FeedbackStore(path) as store:
         return store.dataset()

@@ -27,13 +27,13 @@ import numpy as np
 
 from digitlab import persistence, settings
 from digitlab.atomic import write_atomically
+from digitlab.data.mnist import CLASSES, IMAGE_SHAPE, TEST_IMAGES
 from digitlab.errors import DigitlabError, ModelUnavailableError
-from digitlab.models.base import REGISTRY
+from digitlab.models.registry import REGISTRY
 
 POINTER_NAME = "current.json"
 LOCK_NAME = ".lock"
 GENERATIONS_NAME = "generations"
-TEST_IMAGES = 10_000
 # Files computed from the models that check themselves against the manifest when read (a stale one is
 # refused with a sentence), so a new generation can carry them over.
 SELF_CHECKING_FILES = ("insight.npz",)
@@ -229,11 +229,11 @@ def _verify_generation(folder: Path, family: str) -> None:
         raise PromotionError(f"The promoted {family} model does not load ({error}); nothing was changed.") from error
     probabilities = persistence.load_test_probabilities(folder)
     if set(probabilities) != set(manifest["models"]) or any(
-        values.shape != (TEST_IMAGES, 10) for values in probabilities.values()
+        values.shape != (TEST_IMAGES, CLASSES) for values in probabilities.values()
     ):
         raise PromotionError("The test-set probabilities of the new models are incomplete; nothing was changed.")
     # One prediction proves the loaded model runs, not only that its file deserialises.
-    blank = model.predict_proba(np.zeros((1, 28, 28), dtype=np.uint8))
+    blank = model.predict_proba(np.zeros((1, *IMAGE_SHAPE), dtype=np.uint8))
     if blank.shape != (1, 10) or not np.isfinite(blank).all():
         raise PromotionError(f"The promoted {family} model gives invalid probabilities; nothing was changed.")
 

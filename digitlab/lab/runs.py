@@ -18,16 +18,17 @@ from pathlib import Path
 from typing import Any
 
 from digitlab import settings
+from digitlab.data.mnist import TRAIN_IMAGES
 from digitlab.errors import DigitlabError
 from digitlab.lab.database import Schema, connect, transaction
-from digitlab.models.base import REGISTRY, KerasClassifier
+from digitlab.models.neural import KerasClassifier
+from digitlab.models.registry import REGISTRY
 
 # Families that learn from images; a family built from other trained ones (the ensemble) is not trained here.
 TRAINABLE_FAMILIES = tuple(name for name, family in REGISTRY.items() if not family.members)
 KERAS_FAMILIES = tuple(name for name in TRAINABLE_FAMILIES if issubclass(REGISTRY[name], KerasClassifier))
 FINISHED = ("succeeded", "failed", "cancelled")
 ACTIVE = ("queued", "running")
-MNIST_TRAINING_IMAGES = 60_000
 # The SVM's cost grows faster than linearly with its training images; above this it takes many minutes.
 LARGEST_SVM_TRAIN_SIZE = 20_000
 LOST_WORKER_MESSAGE = (
@@ -116,10 +117,8 @@ class TrainingRequest:
             raise InvalidRequestError(
                 f"Unknown model family {self.family!r}; choose one of {', '.join(TRAINABLE_FAMILIES)}."
             )
-        if not 100 <= self.train_size <= MNIST_TRAINING_IMAGES:
-            raise InvalidRequestError(
-                f"train_size must be between 100 and {MNIST_TRAINING_IMAGES:,}, not {self.train_size}."
-            )
+        if not 100 <= self.train_size <= TRAIN_IMAGES:
+            raise InvalidRequestError(f"train_size must be between 100 and {TRAIN_IMAGES:,}, not {self.train_size}.")
         if self.family == "svm" and self.train_size > LARGEST_SVM_TRAIN_SIZE:
             raise InvalidRequestError(
                 f"The SVM trains on at most {LARGEST_SVM_TRAIN_SIZE:,} images from the dashboard "

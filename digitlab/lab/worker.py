@@ -23,10 +23,11 @@ from typing import Any
 import numpy as np
 
 from digitlab import settings
+from digitlab.data.mnist import TRAIN_IMAGES
 from digitlab.errors import DigitlabError
 from digitlab.lab import runs
 from digitlab.lab.feedback import load_labelled_drawings
-from digitlab.models.base import REGISTRY
+from digitlab.models.registry import REGISTRY
 
 LOG_NAME = "worker.log"
 # How often the watcher thread looks at the cancel flag, in seconds.
@@ -150,7 +151,7 @@ def _train(connection, run: runs.Run, folder: Path, database: Path, data_dir) ->
     drawings_metrics = _drawings_metrics(folder, request.family, drawings_scored)
     return {
         "data": {
-            "mnist_images": min(request.train_size, runs.MNIST_TRAINING_IMAGES),
+            "mnist_images": min(request.train_size, TRAIN_IMAGES),
             "train_images": entry["train_size"],
             "train_data_sha256": entry["train_data_sha256"],
             "test_data_sha256": entry["test_data_sha256"],

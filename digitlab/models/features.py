@@ -3,9 +3,8 @@
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 
+from digitlab.data.mnist import IMAGE_SHAPE
 from digitlab.imaging.warp import warp_affine
-
-IMAGE_SHAPE = (28, 28)
 
 
 def deskew(images: np.ndarray) -> np.ndarray:

@@ -9,8 +9,9 @@ while training.
 import keras
 from keras import layers
 
-INPUT_SHAPE = (28, 28, 1)
-CLASSES = 10
+from digitlab.data.mnist import CLASSES, IMAGE_SHAPE
+
+INPUT_SHAPE = (*IMAGE_SHAPE, 1)
 # Keras' default of 0.99 needs hundreds of steps before the running statistics are usable,
 # which short training runs (small subsets, few epochs) never reach.
 NORMALISATION_MOMENTUM = 0.9

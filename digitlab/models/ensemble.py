@@ -1,0 +1,196 @@
+"""A weighted soft vote of the other families, the CNN's vote cast by a committee of CNNs."""
+
+import itertools
+import json
+from pathlib import Path
+
+import numpy as np
+
+from digitlab.atomic import save_atomically
+from digitlab.models.base import DigitClassifier, as_image_batch, validation_split
+from digitlab.models.neural import CNNClassifier
+
+
+class EnsembleClassifier(DigitClassifier):
+    """A weighted soft vote of the other trained families, the CNN's vote cast by a committee of CNNs.
+
+    The committee is the shipped CNN and extra copies of its network that
+    the ensemble trains itself with other initialisation seeds (so other
+    starting weights, shuffles and augmentations) on the same images; the
+    committee's vote is their average. Networks that differ only in their
+    seed make partly different mistakes, which the average cancels out. All
+    of them hold out the same validation part of the training set as every
+    other member.
+
+    The weights make the fewest mistakes on that validation part, ties going
+    to the lowest log-loss, searched on a grid over the simplex. Log-loss
+    alone rewards calibration over diversity: it gives no weight to a member
+    whose probabilities are overconfident even when its mistakes are the ones
+    the others do not make.
+    """
+
+    name = "ensemble"
+    title = "Ensemble (weighted soft vote)"
+    artifact_name = "ensemble.json"
+    members = ("svm", "mlp", "cnn")
+    # The member whose vote the ensemble's own extra networks join.
+    committee_member = "cnn"
+
+    def __init__(
+        self,
+        trained_members=None,
+        extra_cnn_seeds: tuple[int, ...] = (1, 2, 3, 4),
+        epochs: int | None = None,
+        grid_steps: int = 20,
+        validation_size: int = 5000,
+        seed: int = 0,
+    ):
+        self.trained_members = trained_members
+        self.extra_cnn_seeds = tuple(extra_cnn_seeds)
+        self.epochs = epochs
+        self.grid_steps = grid_steps
+        self.validation_size = validation_size
+        self.seed = seed
+
+    def get_params(self):
+        return {
+            "members": list(self.members),
+            "extra_cnn_seeds": list(self.extra_cnn_seeds),
+            "epochs": self.epochs,
+            "grid_steps": self.grid_steps,
+            "validation_size": self.validation_size,
+            "seed": self.seed,
+        }
+
+    def fit(self, images, labels, *, progress=None):
+        if not self.trained_members:
+            raise ValueError("An ensemble is fitted from trained members; pass trained_members={name: model}.")
+        images = as_image_batch(images)
+        labels = np.asarray(labels)
+        self.extra_networks_ = self._fit_extra_networks(images, labels, progress)
+        _, held_out = validation_split(len(images), self.validation_size, self.seed)
+        votes = np.stack([self._vote(name, images[held_out]) for name in self.trained_members])
+        truth = labels[held_out]
+        best_weights, best_score = None, (np.inf, np.inf)
+        for weights in simplex_grid(len(self.trained_members), self.grid_steps):
+            mixed = np.tensordot(weights, votes, axes=1)
+            errors = int((mixed.argmax(axis=1) != truth).sum())
+            loss = -np.log(np.clip(mixed[np.arange(len(truth)), truth], 1e-12, None)).mean()
+            if (errors, loss) < best_score:
+                best_weights, best_score = weights, (errors, loss)
+        self.weights_ = dict(zip(self.trained_members, best_weights.round(4).tolist(), strict=True))
+        self.validation_errors_, self.validation_log_loss_ = best_score[0], float(best_score[1])
+        if progress:
+            steps = self._progress_steps()
+            progress(
+                steps,
+                steps,
+                {"validation_errors": self.validation_errors_, "validation_log_loss": self.validation_log_loss_},
+            )
+        return self
+
+    def _progress_steps(self) -> int:
+        """One step per extra network's epoch, and one for the weight search."""
+        return len(self.extra_cnn_seeds) * (self.epochs or CNNClassifier().epochs) + 1
+
+    def _fit_extra_networks(self, images, labels, progress) -> dict[str, "CNNClassifier"]:
+        networks = {}
+        epochs = {"epochs": self.epochs} if self.epochs else {}
+        for position, initialisation_seed in enumerate(self.extra_cnn_seeds):
+            name = f"cnn-seed{initialisation_seed}"
+            network = CNNClassifier(
+                validation_size=self.validation_size, seed=self.seed, initialisation_seed=initialisation_seed, **epochs
+            )
+
+            def report(done, total, details, position=position, name=name):
+                progress(position * total + done, self._progress_steps(), {"network": name, **details})
+
+            networks[name] = network.fit(images, labels, progress=report if progress else None)
+        return networks
+
+    def _vote(self, name: str, images: np.ndarray) -> np.ndarray:
+        """A member's probabilities; the CNN's are averaged with the ensemble's own extra networks'."""
+        voters = [self.trained_members[name]]
+        if name == self.committee_member:
+            voters += list(self.extra_networks_.values())
+        return np.mean([voter.predict_proba(images) for voter in voters], axis=0)
+
+    def predict_proba(self, images):
+        images = as_image_batch(images)
+        mixed = sum(weight * self._vote(name, images) for name, weight in self.weights_.items() if weight > 0)
+        return mixed / mixed.sum(axis=1, keepdims=True)
+
+    def complexity(self):
+        return {"member_models": sum(weight > 0 for weight in self.weights_.values())}
+
+    def training_notes(self):
+        notes = {
+            "weights": self.weights_,
+            "weight_selection": f"fewest errors on {self.validation_size} held-out training images, "
+            "ties broken by the lowest log-loss",
+            "cnn_committee": f"the CNN's vote is the average of the shipped CNN and its network trained again "
+            f"with initialisation seeds {list(self.extra_cnn_seeds)}",
+        }
+        if hasattr(self, "validation_errors_"):
+            notes["validation_errors"] = self.validation_errors_
+            notes["validation_log_loss"] = round(self.validation_log_loss_, 5)
+        return notes
+
+    def extra_artifacts(self):
+        return [self.network_file(name) for name in self.extra_networks_]
+
+    @staticmethod
+    def network_file(name: str) -> str:
+        return f"ensemble-{name}.keras"
+
+    def save(self, path):
+        from digitlab.persistence import sha256_file
+
+        folder = Path(path).parent
+        members = {}
+        for name, weight in self.weights_.items():
+            artifact = folder / self.trained_members[name].artifact_name
+            members[name] = {"weight": weight, "sha256": sha256_file(artifact) if artifact.exists() else None}
+        networks = {}
+        for name, network in self.extra_networks_.items():
+            destination = folder / self.network_file(name)
+            save_atomically(destination, network.save)
+            networks[name] = {
+                "artifact": destination.name,
+                "sha256": sha256_file(destination),
+                "initialisation_seed": network.initialisation_seed,
+            }
+        Path(path).write_text(json.dumps({"members": members, "extra_networks": networks}, indent=1) + "\n")
+
+    @classmethod
+    def load(cls, path):
+        from digitlab.persistence import load_model, read_manifest, sha256_file
+
+        folder = Path(path).parent
+        described = json.loads(Path(path).read_text())
+        recorded = read_manifest(folder)["models"]
+        for name, member in described["members"].items():
+            if member["sha256"] != recorded.get(name, {}).get("sha256"):
+                raise ValueError(f"the ensemble was fitted to another {name} model; retrain the ensemble.")
+        networks = described.get("extra_networks", {})
+        for network in networks.values():
+            if sha256_file(folder / network["artifact"]) != network["sha256"]:
+                raise ValueError(f"{network['artifact']} was modified or damaged; retrain the ensemble.")
+        model = cls(
+            trained_members={name: load_model(name, folder) for name in described["members"]},
+            extra_cnn_seeds=tuple(network["initialisation_seed"] for network in networks.values()),
+        )
+        model.extra_networks_ = {
+            name: CNNClassifier.load(folder / network["artifact"]) for name, network in networks.items()
+        }
+        model.weights_ = {name: member["weight"] for name, member in described["members"].items()}
+        return model
+
+
+def simplex_grid(dimensions: int, steps: int) -> list[np.ndarray]:
+    """Every weight vector with ``dimensions`` entries in multiples of 1/steps that sum to 1."""
+    vectors = []
+    for combination in itertools.product(range(steps + 1), repeat=dimensions - 1):
+        if sum(combination) <= steps:
+            vectors.append(np.array([*combination, steps - sum(combination)], dtype=np.float64) / steps)
+    return vectors
