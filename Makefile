@@ -27,9 +27,10 @@ run: $(VENV)/.runtime-installed
 	$(BIN)/streamlit run app.py --server.port $(PORT)
 
 lint: $(VENV)/.dev-installed
-	@echo "==> ruff check and format check"
+	@echo "==> ruff check and format check, import-linter's layering contracts (pyproject.toml)"
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 format: $(VENV)/.dev-installed
 	$(BIN)/ruff format .

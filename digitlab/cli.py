@@ -11,7 +11,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from digitlab import settings  # noqa: E402
 from digitlab.errors import DigitlabError  # noqa: E402
-from digitlab.models.neural import KerasClassifier
+from digitlab.lab.runs import REQUEST_DEFAULTS  # noqa: E402
+from digitlab.models.neural import KerasClassifier  # noqa: E402
 from digitlab.models.registry import REGISTRY  # noqa: E402
 
 MODEL_CHOICES = [*REGISTRY, "all"]
@@ -83,7 +84,7 @@ def command_predict(arguments) -> int:
 
 
 def predict_numbers(arguments) -> int:
-    from digitlab.imaging.segment import read_number_files
+    from digitlab.recognise import read_number_files
 
     def show(outcome) -> None:
         for reading in outcome.readings:
@@ -346,10 +347,18 @@ def positive_int(text: str) -> int:
     return value
 
 
-def add_folder_options(parser: argparse.ArgumentParser, *, models: bool, data: bool) -> None:
+# What --models-dir falls back to: the models in use (those predict and the dashboard read) or the models folder
+# itself, which commands that measure or rewrite the shipped artefacts work on.
+MODELS_DIR_HELP = {
+    "served": "models folder (default: $DIGITLAB_MODELS_DIR, else the promoted models, else the shipped models/)",
+    "shipped": "models folder (default: $DIGITLAB_MODELS_DIR, else the shipped models/)",
+}
+
+
+def add_folder_options(parser: argparse.ArgumentParser, *, models: str | None, data: bool) -> None:
     """The --models-dir and --data-dir options, worded the same for every subcommand."""
     if models:
-        parser.add_argument("--models-dir", help="models folder (default: the shipped models/)")
+        parser.add_argument("--models-dir", help=MODELS_DIR_HELP[models])
     if data:
         parser.add_argument("--data-dir", help="MNIST folder (default: $DIGITLAB_DATA_DIR or the user cache)")
 
@@ -364,11 +373,11 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--train-size", type=int, help="train on a random subset of this many images")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--out", help="models folder to write (default: the shipped models/)")
-    add_folder_options(train, models=False, data=True)
+    add_folder_options(train, models=None, data=True)
     train.set_defaults(handler=command_train)
 
     evaluate = commands.add_parser("evaluate", help="recompute every metric from the saved models")
-    add_folder_options(evaluate, models=True, data=True)
+    add_folder_options(evaluate, models="shipped", data=True)
     evaluate.add_argument("--write", action="store_true", help="store the recomputed figures in the manifest")
     evaluate.set_defaults(handler=command_evaluate)
 
@@ -376,7 +385,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("paths", nargs="+", metavar="PATH")
     predict.add_argument("--model", choices=MODEL_CHOICES, default="all")
     predict.add_argument("--json", action="store_true", help="one JSON object per line")
-    add_folder_options(predict, models=True, data=False)
+    add_folder_options(predict, models="served", data=False)
     predict.add_argument(
         "--multi", action="store_true", help="read a whole number: split each image into its digits, left to right"
     )
@@ -393,7 +402,7 @@ def build_parser() -> argparse.ArgumentParser:
     realworld.add_argument("--seed", type=int, default=0)
     realworld.add_argument("--save", metavar="DIR", help="also write every sample as an image file into DIR")
     realworld.add_argument("--json", action="store_true", help="the full report as JSON")
-    add_folder_options(realworld, models=True, data=True)
+    add_folder_options(realworld, models="served", data=True)
     realworld.set_defaults(handler=command_realworld)
 
     feedback = commands.add_parser("feedback", help="the drawings saved from the dashboard: statistics and export")
@@ -418,7 +427,7 @@ def build_parser() -> argparse.ArgumentParser:
     feedback.set_defaults(handler=command_feedback)
 
     bench = commands.add_parser("bench", help="measure accuracy, speed, memory and size; write benchmark.json")
-    add_folder_options(bench, models=True, data=True)
+    add_folder_options(bench, models="shipped", data=True)
     bench.add_argument(
         "--model", choices=MODEL_CHOICES, default="all", help="measure only this model (use with --output)"
     )
@@ -434,7 +443,7 @@ def build_parser() -> argparse.ArgumentParser:
     export = commands.add_parser("export", help="export a Keras model to TensorFlow Lite or ONNX with a parity check")
     export.add_argument("--model", choices=KERAS_MODELS, required=True)
     export.add_argument("--format", choices=["tflite", "onnx"], default="tflite")
-    add_folder_options(export, models=True, data=True)
+    add_folder_options(export, models="shipped", data=True)
     export.add_argument("--output", help="file to write (default: <models folder>/<model>.<format>)")
     export.set_defaults(handler=command_export)
 
@@ -446,12 +455,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--neighbours", type=positive_int, default=6, help="training look-alikes per digit (default: 6)"
     )
     insight.add_argument("--seed", type=int, default=0)
-    add_folder_options(insight, models=True, data=True)
+    add_folder_options(insight, models="shipped", data=True)
     insight.set_defaults(handler=command_insight)
 
     worker = commands.add_parser("worker", help="train a queued run of the registry (the dashboard starts this)")
     worker.add_argument("run_id", type=int)
-    add_folder_options(worker, models=False, data=True)
+    add_folder_options(worker, models=None, data=True)
     worker.set_defaults(handler=command_worker)
 
     runs = commands.add_parser("runs", help="training runs: list, train, promote, roll back")
@@ -461,16 +470,22 @@ def build_parser() -> argparse.ArgumentParser:
     runs_train.add_argument(
         "--model", choices=[name for name, family in REGISTRY.items() if not family.members], required=True
     )
-    runs_train.add_argument("--train-size", type=positive_int, default=10_000)
+    defaults = REQUEST_DEFAULTS
+    runs_train.add_argument("--train-size", type=positive_int, default=defaults["train_size"])
     runs_train.add_argument(
-        "--epochs", type=positive_int, default=5, help="epochs for the neural networks (default: 5)"
+        "--epochs",
+        type=positive_int,
+        default=defaults["epochs"],
+        help=f"epochs for the neural networks (default: {defaults['epochs']})",
     )
     runs_train.add_argument("--no-augment", action="store_true", help="no augmentation (or SVM shifted copies)")
-    runs_train.add_argument("--C", type=float, default=10.0, help="the SVM's C (default: 10)")
-    runs_train.add_argument("--gamma", type=float, default=0.02, help="the SVM's RBF gamma (default: 0.02)")
+    runs_train.add_argument("--C", type=float, default=defaults["C"], help=f"the SVM's C (default: {defaults['C']:g})")
+    runs_train.add_argument(
+        "--gamma", type=float, default=defaults["gamma"], help=f"the SVM's RBF gamma (default: {defaults['gamma']:g})"
+    )
     runs_train.add_argument("--include-drawings", action="store_true", help="also train on the saved drawings")
-    runs_train.add_argument("--seed", type=int, default=0)
-    add_folder_options(runs_train, models=False, data=True)
+    runs_train.add_argument("--seed", type=int, default=defaults["seed"])
+    add_folder_options(runs_train, models=None, data=True)
     runs_promote = runs_commands.add_parser("promote", help="make a run's model the one the dashboard and predict use")
     runs_promote.add_argument("run_id", type=int)
     runs_rollback = runs_commands.add_parser("rollback", help="return to the models in use before the last promotion")
@@ -480,7 +495,7 @@ def build_parser() -> argparse.ArgumentParser:
     runs_rollback.set_defaults(handler=command_runs_rollback)
 
     readme = commands.add_parser("readme", help="rewrite README.md's score tables from the manifest and benchmark")
-    add_folder_options(readme, models=True, data=False)
+    add_folder_options(readme, models="shipped", data=False)
     readme.set_defaults(handler=command_readme)
     return parser
 

@@ -7,7 +7,6 @@ the artefact's SHA-256 against the manifest, so a swapped or damaged file is
 refused before it is deserialised.
 """
 
-import hashlib
 import json
 import os
 import zipfile
@@ -18,8 +17,9 @@ import numpy as np
 
 from digitlab import settings
 from digitlab.atomic import save_atomically, write_atomically
+from digitlab.checksums import sha256_file
 from digitlab.errors import ModelUnavailableError
-from digitlab.models.base import DigitClassifier
+from digitlab.models.base import DigitClassifier, TrainedMember
 from digitlab.models.registry import REGISTRY
 
 MANIFEST_NAME = "manifest.json"
@@ -29,14 +29,6 @@ MANIFEST_SCHEMA = 1
 
 def resolve_models_dir(models_dir: str | os.PathLike | None) -> Path:
     return Path(models_dir) if models_dir is not None else settings.models_dir()
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def read_manifest(models_dir: str | os.PathLike | None = None) -> dict[str, Any]:
@@ -102,10 +94,22 @@ def load_model(name: str, models_dir: str | os.PathLike | None = None) -> DigitC
             f"{path} does not match the manifest (SHA-256 {actual[:12]}..., expected {entry['sha256'][:12]}...); "
             "it was modified or damaged, so it is not loaded. Restore it or retrain."
         )
+    family = REGISTRY[name]
+    members = {member: _trained_member(name, member, folder) for member in family.members}
     try:
-        return REGISTRY[name].load(path)
+        return family.load(path, params=entry.get("hyperparameters"), members=members)
     except Exception as error:  # noqa: BLE001 - any loader failure means the same thing to the user.
         raise ModelUnavailableError(f"{path} could not be loaded ({type(error).__name__}: {error}).") from error
+
+
+def _trained_member(name: str, member: str, folder: Path) -> TrainedMember:
+    """A member that ``name`` combines, loaded and checked like any model, with its artefact's SHA-256."""
+    try:
+        model = load_model(member, folder)
+    except ModelUnavailableError as error:
+        message = f"The {name} model needs the {member} model, which cannot be used: {error}"
+        raise ModelUnavailableError(message) from error
+    return TrainedMember(model, read_manifest(folder)["models"][member]["sha256"])
 
 
 def save_test_probabilities(probabilities: dict[str, np.ndarray], models_dir: str | os.PathLike | None = None):

@@ -1,4 +1,4 @@
-"""Recognise digits in image files or drawings with one or more trained models."""
+"""Recognise digits, or whole numbers, in image files or drawings with one or more trained models."""
 
 import os
 import sys
@@ -10,14 +10,11 @@ from typing import Any, TypeVar
 import numpy as np
 
 from digitlab.errors import DigitlabError
-from digitlab.imaging.preprocess import preprocess
-from digitlab.models.base import DigitClassifier
+from digitlab.imaging.preprocess import clean_ink, preprocess
+from digitlab.imaging.segment import NumberReading, Segment, displayed_gray, read_segments, segment_ink
+from digitlab.models.base import DigitClassifier, is_low_confidence
 from digitlab.persistence import load_model
 
-# A reading whose top probability is below this is reported as low confidence. On the real-world
-# validation set (python -m digitlab realworld) the shipped CNN puts under 1 % of its correct
-# readings below it, and about one in seven of its mistakes.
-LOW_CONFIDENCE = 0.7
 Prepared = TypeVar("Prepared")
 
 
@@ -29,11 +26,6 @@ class Outcome:
     model_input: np.ndarray | None = None
     predictions: list[dict[str, Any]] = field(default_factory=list)
     error: str | None = None
-
-
-def is_low_confidence(confidence: float) -> bool:
-    """Whether a reading with this top probability should be reported as unsure."""
-    return confidence < LOW_CONFIDENCE
 
 
 def predict_digit(models: dict[str, DigitClassifier], model_input: np.ndarray) -> list[dict[str, Any]]:
@@ -114,3 +106,39 @@ def recognise_files(paths: Iterable[str | os.PathLike], model_names: list[str], 
         if error is None:
             outcome.predictions = predict_digit(models, model_input)
         yield outcome
+
+
+@dataclass
+class NumberOutcome:
+    """What became of one file read as a number: each model's reading, or an error."""
+
+    path: str
+    readings: list[NumberReading] = field(default_factory=list)
+    segments: list[Segment] = field(default_factory=list)
+    error: str | None = None
+
+
+def read_number_files(
+    paths: Iterable[str | os.PathLike], model_names: list[str], models_dir=None
+) -> Iterator[NumberOutcome]:
+    """One :class:`NumberOutcome` per path; an unreadable file yields an error and the rest go on.
+
+    Each image is read and cleaned before the models are loaded, so a run
+    over unreadable files alone never starts TensorFlow.
+    """
+    for path, cleaned, models, error in prepared_files(paths, _cleaned_ink, model_names, models_dir):
+        outcome = NumberOutcome(path=str(path), error=error)
+        if error is None:
+            ink, size = cleaned
+            try:
+                outcome.segments = segment_ink(ink, size, next(iter(models.values())))
+                outcome.readings = read_segments(outcome.segments, models)
+            except DigitlabError as reading_error:
+                outcome.error = with_path(path, reading_error)
+        yield outcome
+
+
+def _cleaned_ink(path: str | os.PathLike) -> tuple[np.ndarray, tuple[int, int]]:
+    """The ink mask of the image at ``path`` and the image's displayed size."""
+    gray, size = displayed_gray(path)
+    return clean_ink(gray), size

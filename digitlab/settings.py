@@ -15,6 +15,16 @@ PACKAGED_MODELS_DIR = Path(__file__).resolve().parent / "shipped_models"
 DATA_DIR_VARIABLE = "DIGITLAB_DATA_DIR"
 MODELS_DIR_VARIABLE = "DIGITLAB_MODELS_DIR"
 DATABASE_VARIABLE = "DIGITLAB_DB"
+MNIST_MIRRORS_VARIABLE = "DIGITLAB_MNIST_MIRRORS"
+# Public mirrors of the original MNIST files, tried in order.
+DEFAULT_MNIST_MIRRORS = (
+    "https://ossci-datasets.s3.amazonaws.com/mnist/",
+    "https://storage.googleapis.com/cvdf-datasets/mnist/",
+    "http://yann.lecun.com/exdb/mnist/",
+)
+# Beside the database: each training run's folder, and the promoted models.
+RUNS_FOLDER_NAME = "runs"
+ACTIVE_FOLDER_NAME = "active"
 
 
 def shipped_models_dir() -> Path:
@@ -39,17 +49,36 @@ def data_dir() -> Path:
     return Path(platformdirs.user_cache_dir("digitlab")) / "mnist"
 
 
+def mnist_mirrors() -> tuple[str, ...]:
+    """Where MNIST is downloaded from: ``$DIGITLAB_MNIST_MIRRORS`` (space-separated base URLs), else the public ones."""
+    configured = os.environ.get(MNIST_MIRRORS_VARIABLE, "").split()
+    return tuple(configured) if configured else DEFAULT_MNIST_MIRRORS
+
+
+def configured_models_dir() -> Path | None:
+    """``$DIGITLAB_MODELS_DIR`` when it is set: it wins over promoted models as well as the shipped ones."""
+    configured = os.environ.get(MODELS_DIR_VARIABLE)
+    return Path(configured).expanduser() if configured else None
+
+
 def models_dir() -> Path:
     """The folder of trained models: ``$DIGITLAB_MODELS_DIR``, else the shipped ``models/``."""
-    configured = os.environ.get(MODELS_DIR_VARIABLE)
-    if configured:
-        return Path(configured).expanduser()
-    return DEFAULT_MODELS_DIR
+    return configured_models_dir() or DEFAULT_MODELS_DIR
 
 
 def user_data_dir() -> Path:
     """The per-user folder for what users make in the lab: saved drawings, training runs, promoted models."""
     return Path(platformdirs.user_data_dir("digitlab"))
+
+
+def runs_dir(database: Path | None = None) -> Path:
+    """Where each training run's artefacts are written: ``runs/`` beside the database."""
+    return (database if database is not None else database_path()).parent / RUNS_FOLDER_NAME
+
+
+def active_dir(database: Path | None = None) -> Path:
+    """The promoted models: ``active/`` beside the database."""
+    return (database if database is not None else database_path()).parent / ACTIVE_FOLDER_NAME
 
 
 def database_path() -> Path:

@@ -5,7 +5,6 @@ calibration; the test set is used once, after training, to score the model.
 """
 
 import datetime
-import inspect
 import os
 import platform
 import time
@@ -55,7 +54,7 @@ def build_model(name: str, *, seed: int = 0, epochs: int | None = None, **overri
         raise ValueError(f"Unknown model {name!r}; choose one of {', '.join(REGISTRY)}.")
     family = REGISTRY[name]
     # Epochs only mean something to families that train networks; the SVM trains to convergence.
-    if epochs is not None and "epochs" in inspect.signature(family).parameters:
+    if epochs is not None and family.trains_in_epochs:
         overrides["epochs"] = epochs
     return family(seed=seed, **overrides)
 
@@ -83,10 +82,10 @@ def train_and_record(
     if extra_training is not None:
         train_images = np.concatenate([train_images, np.asarray(extra_training[0], dtype=train_images.dtype)])
         train_labels = np.concatenate([train_labels, np.asarray(extra_training[1], dtype=train_labels.dtype)])
-    for member in REGISTRY[name].members:
-        overrides.setdefault("trained_members", {})[member] = persistence.load_model(member, models_dir)
     model = build_model(name, seed=seed, epochs=epochs, **overrides)
     fit_options = {"verbose": verbose} if isinstance(model, KerasClassifier) else {}
+    if model.members:
+        fit_options["members"] = {member: persistence.load_model(member, models_dir) for member in model.members}
     started = time.perf_counter()
     model.fit(train_images, train_labels, progress=progress, **fit_options)
     training_seconds = time.perf_counter() - started

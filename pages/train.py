@@ -20,15 +20,16 @@ family = family or "mlp"
 size_column, epochs_column = st.columns(2)
 sizes = TRAIN_SIZES if family != "svm" else [size for size in TRAIN_SIZES if size <= runs.LARGEST_SVM_TRAIN_SIZE]
 train_size = size_column.select_slider("Training images (from MNIST's 60,000)", sizes, value=5_000, key="train_size")
-epochs, C, gamma = 5, 10.0, 0.02
+defaults = runs.REQUEST_DEFAULTS
+epochs, C, gamma = defaults["epochs"], defaults["C"], defaults["gamma"]
 if family in runs.KERAS_FAMILIES:
-    epochs = epochs_column.slider("Epochs", 1, 30, 5, key="epochs", help="Early stopping may end training sooner.")
+    epochs = epochs_column.slider("Epochs", 1, 30, epochs, key="epochs", help="Early stopping may end training sooner.")
 else:
-    C = epochs_column.number_input("C (penalty on mistakes)", 0.01, 1000.0, 10.0, key="svm_c")
-    gamma = epochs_column.number_input("gamma (RBF width)", 0.0001, 1.0, 0.02, format="%.4f", key="svm_gamma")
+    C = epochs_column.number_input("C (penalty on mistakes)", 0.01, 1000.0, C, key="svm_c")
+    gamma = epochs_column.number_input("gamma (RBF width)", 0.0001, 1.0, gamma, format="%.4f", key="svm_gamma")
 augment = st.toggle(
     "Augmentation",
-    value=True,
+    value=defaults["augment"],
     key="augment",
     help="MLP and CNN: random rotation, zoom and shift each epoch. SVM: copies shifted by one pixel.",
 )

@@ -91,10 +91,10 @@ def http_mirror(serve_folder, mnist_dir) -> str:
 @pytest.fixture
 def offline(monkeypatch) -> str:
     """Downloads fail at once, as they do without a network: the only mirror is a port nothing listens on."""
-    from digitlab.data.mnist import MIRRORS_VARIABLE
+    from digitlab import settings
 
     mirror = "http://127.0.0.1:9/"
-    monkeypatch.setenv(MIRRORS_VARIABLE, mirror)
+    monkeypatch.setenv(settings.MNIST_MIRRORS_VARIABLE, mirror)
     return mirror
 
 

@@ -1,8 +1,7 @@
 import numpy as np
 from scipy import ndimage
 
-from digitlab.imaging.warp import warp_affine
-from digitlab.models.features import Deskew, GlobalScaler, deskew
+from digitlab.models.features import Deskew, GlobalScaler, deskew, warp_affine
 
 
 def test_identity_warp_returns_the_images(small_test):

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from digitlab import settings
-from digitlab.data.mnist import FILES, MIRRORS_VARIABLE, load_mnist
+from digitlab.data.mnist import FILES, load_mnist
 from digitlab.errors import DigitlabError
 from digitlab.insight.comparison import largest_confusion
 from digitlab.persistence import read_manifest
@@ -312,7 +312,7 @@ def test_a_first_visit_to_the_explorer_downloads_mnist_into_a_fresh_data_folder(
     trained_manifest_or_skip()
     fresh = tmp_path / "fresh-cache" / "mnist"
     environment = dict(os.environ)
-    environment.update({settings.DATA_DIR_VARIABLE: str(fresh), MIRRORS_VARIABLE: http_mirror})
+    environment.update({settings.DATA_DIR_VARIABLE: str(fresh), settings.MNIST_MIRRORS_VARIABLE: http_mirror})
     url = start_dashboard(request, environment, ARTIFACTS / "streamlit-server-fresh-data.log")
     page = open_page(browser, url, PAGES["draw"][1], DESKTOP)
 

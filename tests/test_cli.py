@@ -11,8 +11,8 @@ from PIL import Image
 
 from digitlab import settings
 from digitlab.cli import main
+from digitlab.models.base import LOW_CONFIDENCE
 from digitlab.models.registry import REGISTRY
-from digitlab.recognise import LOW_CONFIDENCE
 
 
 @pytest.fixture(scope="module")

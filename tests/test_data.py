@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from digitlab import settings
 from digitlab.data import mnist as data
 from digitlab.errors import DataIntegrityError, DataUnavailableError
 
@@ -65,8 +66,8 @@ def test_mirrors_are_tried_in_order_until_one_works(tmp_path, http_mirror):
 
 
 def test_mirror_list_comes_from_the_environment(tmp_path, http_mirror, monkeypatch):
-    monkeypatch.setenv(data.MIRRORS_VARIABLE, http_mirror)
-    assert data.configured_mirrors() == (http_mirror,)
+    monkeypatch.setenv(settings.MNIST_MIRRORS_VARIABLE, http_mirror)
+    assert settings.mnist_mirrors() == (http_mirror,)
     images, _ = data.load_mnist("test", tmp_path)
     assert len(images) == 10_000
 
@@ -145,7 +146,12 @@ def test_failed_download_says_what_to_do_and_keeps_each_attempt(tmp_path, offlin
     with pytest.raises(DataUnavailableError) as raised:
         data.download_mnist(tmp_path / "empty")
     error = raised.value
-    for advice in (str(tmp_path / "empty"), "DIGITLAB_DATA_DIR", data.MIRRORS_VARIABLE, "train-images-idx3-ubyte.gz"):
+    for advice in (
+        str(tmp_path / "empty"),
+        "DIGITLAB_DATA_DIR",
+        settings.MNIST_MIRRORS_VARIABLE,
+        "train-images-idx3-ubyte.gz",
+    ):
         assert advice in error.advice
     assert len(error.attempts) == 1 and error.attempts[0].startswith(offline)
     assert str(error).startswith(error.advice) and error.attempts[0] in str(error)
@@ -169,8 +175,6 @@ def test_keras_npz_is_read_and_verified(tmp_path, mnist_train, mnist_test):
 
 
 def test_default_folder_is_the_environment_variable(monkeypatch, tmp_path):
-    from digitlab import settings
-
     monkeypatch.setenv(settings.DATA_DIR_VARIABLE, str(tmp_path))
     assert settings.data_dir() == tmp_path
     monkeypatch.delenv(settings.DATA_DIR_VARIABLE)

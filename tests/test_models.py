@@ -1,7 +1,9 @@
 import numpy as np
 import pytest
+from sklearn.base import clone
 
-from digitlab.models.base import DigitClassifier, as_image_batch, validation_split
+from digitlab.models.base import DigitClassifier, Predictor, as_image_batch, validation_split
+from digitlab.models.exported import RUNTIMES
 from digitlab.models.neural import KerasClassifier
 from digitlab.models.registry import REGISTRY
 from digitlab.models.svm import shifted_copies
@@ -10,11 +12,9 @@ from digitlab.training import build_model
 TINY_EPOCHS = 3
 
 
-def tiny_model(name: str, seed: int = 0, fitted=None):
+def tiny_model(name: str, seed: int = 0):
     """A model sized for 600 images: small batches so the networks take enough steps."""
     overrides = {"batch_size": 32} if issubclass(REGISTRY[name], KerasClassifier) else {}
-    if REGISTRY[name].members:
-        overrides["trained_members"] = {member: fitted[member] for member in REGISTRY[name].members}
     return build_model(name, epochs=TINY_EPOCHS, seed=seed, **overrides)
 
 
@@ -24,8 +24,33 @@ def fitted_models(small_train):
     images, labels = small_train
     fitted = {}
     for name in sorted(REGISTRY, key=lambda name: bool(REGISTRY[name].members)):
-        fitted[name] = tiny_model(name, fitted=fitted).fit(images, labels)
+        members = {member: fitted[member] for member in REGISTRY[name].members}
+        fitted[name] = tiny_model(name).fit(images, labels, **({"members": members} if members else {}))
     return fitted
+
+
+@pytest.mark.parametrize("name", list(REGISTRY))
+def test_families_follow_scikit_learns_estimator_contract(name):
+    family = REGISTRY[name]
+    model = family()
+    params = model.get_params()
+
+    assert params and all(not key.endswith("_") for key in params)
+    assert clone(model).get_params() == params
+    changed = {"seed": 7}
+    assert model.set_params(**changed).get_params() == {**params, **changed}
+    with pytest.raises(TypeError):
+        family(*params.values())
+
+
+def test_an_ensemble_without_members_says_how_to_fit_it(small_train):
+    with pytest.raises(ValueError, match="members"):
+        build_model("ensemble").fit(*small_train)
+
+
+def test_exported_models_and_families_are_predictors():
+    assert all(issubclass(family, Predictor) for family in REGISTRY.values())
+    assert all(issubclass(runtime, Predictor) for runtime in RUNTIMES.values())
 
 
 def test_registry_maps_names_to_classifier_classes():

@@ -18,7 +18,7 @@ from PIL import Image, ImageDraw
 from streamlit.testing.v1 import AppTest
 
 from digitlab import settings
-from digitlab.data.mnist import FILES, MIRRORS_VARIABLE, DownloadProgress, load_mnist
+from digitlab.data.mnist import FILES, DownloadProgress, load_mnist
 from digitlab.errors import DigitlabError
 from digitlab.models.registry import REGISTRY
 from digitlab.persistence import MANIFEST_NAME, PROBABILITIES_NAME, read_manifest
@@ -469,7 +469,7 @@ def test_explorer_leaves_out_a_model_without_stored_probabilities(models_copy, m
 def assert_explains_missing_mnist(app: AppTest) -> None:
     assert_no_exception(app)
     message = texts(app.error)
-    assert settings.DATA_DIR_VARIABLE in message and MIRRORS_VARIABLE in message
+    assert settings.DATA_DIR_VARIABLE in message and settings.MNIST_MIRRORS_VARIABLE in message
     assert "digitlab train" not in message, "retraining is never the way to get the data"
 
 
@@ -489,7 +489,7 @@ def test_pages_download_mnist_on_first_use_and_show_its_progress(
 ):
     fresh = tmp_path / "fresh"
     monkeypatch.setenv(settings.DATA_DIR_VARIABLE, str(fresh))
-    monkeypatch.setenv(MIRRORS_VARIABLE, http_mirror)
+    monkeypatch.setenv(settings.MNIST_MIRRORS_VARIABLE, http_mirror)
     shown = []
     monkeypatch.setattr(downloads, "progress_text", lambda progress: shown.append(progress) or "")
 

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from digitlab import load_model, persistence
+from digitlab.checksums import sha256_file
 from digitlab.errors import ModelUnavailableError
 from digitlab.evaluation import evaluate_folder
 from digitlab.models.registry import REGISTRY
@@ -53,6 +54,25 @@ def test_loaded_models_reproduce_the_stored_probabilities(tiny_models_dir, mnist
     np.testing.assert_allclose(model.predict_proba(images), stored[:200], atol=2e-3)
 
 
+@pytest.mark.parametrize("name", list(REGISTRY))
+def test_a_loaded_model_reports_the_hyperparameters_it_was_trained_with(tiny_models_dir, name):
+    recorded = persistence.read_manifest(tiny_models_dir)["models"][name]["hyperparameters"]
+
+    reported = json.loads(json.dumps(load_model(name, tiny_models_dir).get_params()))
+
+    # The tiny models trained for 2 epochs, which a model rebuilt with the family's defaults would not say.
+    assert reported == recorded
+    if REGISTRY[name].trains_in_epochs:
+        assert reported["epochs"] == 2
+
+
+def test_an_ensemble_whose_member_cannot_be_loaded_names_it(models_copy):
+    (models_copy / "svm.skops").write_bytes(b"damaged")
+
+    with pytest.raises(ModelUnavailableError, match="The ensemble model needs the svm model"):
+        load_model("ensemble", models_copy)
+
+
 def test_stored_probabilities_match_the_manifest_accuracy(tiny_models_dir, mnist_test):
     manifest = persistence.read_manifest(tiny_models_dir)
     for name, probabilities in persistence.load_test_probabilities(tiny_models_dir).items():
@@ -90,16 +110,19 @@ def test_unreadable_manifest_is_a_clear_error(models_copy):
 
 
 def test_skops_refuses_types_outside_the_trusted_list(models_copy):
+    import operator
+
     import skops.io
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import FunctionTransformer
 
+    # skops trusts scikit-learn's and numpy's own types by default; a plain Python function is outside the list.
     artifact = models_copy / "svm.skops"
-    skops.io.dump(make_pipeline(FunctionTransformer(np.log1p)), artifact)
+    skops.io.dump(make_pipeline(FunctionTransformer(operator.neg)), artifact)
     manifest = persistence.read_manifest(models_copy)
-    manifest["models"]["svm"]["sha256"] = persistence.sha256_file(artifact)
+    manifest["models"]["svm"]["sha256"] = sha256_file(artifact)
     persistence.write_manifest(manifest, models_copy)
-    with pytest.raises(ModelUnavailableError, match="could not be loaded"):
+    with pytest.raises(ModelUnavailableError, match="could not be loaded.*Untrusted types.*_operator.neg"):
         load_model("svm", models_copy)
 
 

@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from digitlab import settings
+from digitlab.checksums import sha256_file
 from digitlab.lab import promotion, runs
-from digitlab.persistence import MANIFEST_NAME, read_manifest, sha256_file, write_manifest
+from digitlab.persistence import MANIFEST_NAME, read_manifest, write_manifest
 
 
 def snapshot(folder: Path) -> dict[str, str]:
@@ -198,7 +199,7 @@ def test_a_promoted_run_is_found_through_the_registry(trained, tmp_path, monkeyp
 
     pointer = promotion.promote_run(run_id)
 
-    assert promotion.active_root() == tmp_path / "active"
+    assert settings.active_dir() == tmp_path / "active"
     assert json.loads((tmp_path / "active" / promotion.POINTER_NAME).read_text())["run_id"] == run_id
     assert promotion.serving_models_dir() == tmp_path / "active" / "generations" / pointer["generation"]
     assert (promotion.serving_models_dir() / MANIFEST_NAME).exists()

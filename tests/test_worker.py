@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from digitlab.data.mnist import MIRRORS_VARIABLE
+from digitlab import settings
 from digitlab.lab import feedback, promotion, runs, worker
 from digitlab.lab.database import DatabaseError
 
@@ -118,7 +118,7 @@ def test_a_run_trains_on_mnist_and_saved_drawings_and_records_everything(tmp_pat
 
 
 def test_a_run_that_cannot_get_its_data_ends_failed_with_the_reason(tmp_path, monkeypatch):
-    monkeypatch.setenv(MIRRORS_VARIABLE, "http://127.0.0.1:9/")
+    monkeypatch.setenv(settings.MNIST_MIRRORS_VARIABLE, "http://127.0.0.1:9/")
     database = tmp_path / "lab.sqlite3"
     run_id = queued_run(database, runs.TrainingRequest("mlp", train_size=300, epochs=1))
 

@@ -33,15 +33,6 @@ IMAGE_SHAPE = (IMAGE_SIDE, IMAGE_SIDE)
 CLASSES = 10
 TRAIN_IMAGES = 60_000
 TEST_IMAGES = 10_000
-MIRRORS_VARIABLE = "DIGITLAB_MNIST_MIRRORS"
-
-# Public mirrors of the original files, tried in order.
-MIRRORS = (
-    "https://ossci-datasets.s3.amazonaws.com/mnist/",
-    "https://storage.googleapis.com/cvdf-datasets/mnist/",
-    "http://yann.lecun.com/exdb/mnist/",
-)
-
 DOWNLOAD_TIMEOUT_SECONDS = 30
 _CHUNK_BYTES = 1 << 16
 
@@ -131,7 +122,7 @@ def download_mnist(
     if all(_holds_npz_only(folder, split) for split in SPLITS):
         return folder
     missing = [spec for spec in FILES.values() if not (folder / spec.gz_name).exists()]
-    chosen = mirrors if mirrors is not None else configured_mirrors()
+    chosen = mirrors if mirrors is not None else settings.mnist_mirrors()
     for number, spec in enumerate(missing, start=1):
         _download(spec, folder, chosen, progress, (number, len(missing)))
     return folder
@@ -162,13 +153,7 @@ def _fetch(spec: IdxFile, folder: Path, download: bool, mirrors: tuple[str, ...]
         return _verified_content(path.read_bytes(), spec, source=str(path))
     if not download:
         raise DataUnavailableError(_missing_message(folder))
-    return _download(spec, folder, mirrors if mirrors is not None else configured_mirrors())
-
-
-def configured_mirrors() -> tuple[str, ...]:
-    """The mirror list: ``$DIGITLAB_MNIST_MIRRORS`` (space-separated URLs) or :data:`MIRRORS`."""
-    configured = os.environ.get(MIRRORS_VARIABLE, "").split()
-    return tuple(configured) if configured else MIRRORS
+    return _download(spec, folder, mirrors if mirrors is not None else settings.mnist_mirrors())
 
 
 def _verified_content(gz_bytes: bytes, spec: IdxFile, source: str) -> bytes:
@@ -227,8 +212,8 @@ def _download(
         write_atomically(folder / spec.gz_name, gz_bytes)
         return content
     advice = (
-        f"{_missing_message(folder)} To download from elsewhere, set {MIRRORS_VARIABLE} to the base URLs "
-        "of mirrors you can reach."
+        f"{_missing_message(folder)} To download from elsewhere, set {settings.MNIST_MIRRORS_VARIABLE} to the "
+        "base URLs of mirrors you can reach."
     )
     raise DataUnavailableError(advice, attempts=tuple(failures) or ("(no mirrors configured)",))
 

@@ -23,7 +23,7 @@ as displayed (after its EXIF rotation).
 """
 
 import os
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,7 +33,7 @@ from scipy import ndimage
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import connected_components
 
-from digitlab.errors import DigitlabError, NoDigitFoundError
+from digitlab.errors import NoDigitFoundError
 from digitlab.imaging.preprocess import (
     array_to_gray,
     clean_ink,
@@ -44,8 +44,7 @@ from digitlab.imaging.preprocess import (
     load_image,
     to_grayscale,
 )
-from digitlab.models.base import DigitClassifier
-from digitlab.recognise import is_low_confidence, prepared_files, with_path
+from digitlab.models.base import Predictor, is_low_confidence
 
 # Components sharing at least this share of the narrower one's columns belong to one digit.
 COLUMN_OVERLAP = 0.5
@@ -98,16 +97,6 @@ class NumberReading:
 
     def as_dict(self) -> dict[str, Any]:
         return {"model": self.model, "number": self.number, "digits": self.digits}
-
-
-@dataclass
-class NumberOutcome:
-    """What became of one file read as a number: each model's reading, or an error."""
-
-    path: str
-    readings: list[NumberReading] = field(default_factory=list)
-    segments: list[Segment] = field(default_factory=list)
-    error: str | None = None
 
 
 def displayed_gray(source: str | os.PathLike | bytes | Image.Image | np.ndarray) -> tuple[np.ndarray, tuple[int, int]]:
@@ -275,7 +264,7 @@ def cut_crossing(region: np.ndarray, boundary: np.ndarray) -> tuple[int, int]:
 
 
 def split_features(
-    ink: np.ndarray, region: np.ndarray, height: float, judge: DigitClassifier
+    ink: np.ndarray, region: np.ndarray, height: float, judge: Predictor
 ) -> tuple[np.ndarray, Cut] | None:
     """What :func:`split_evidence` weighs for a region and its most convincing cut; None without any cut.
 
@@ -319,7 +308,7 @@ def split_features(
     return features, cut
 
 
-def split_wide(ink: np.ndarray, region: np.ndarray, height: float, judge: DigitClassifier) -> list[np.ndarray]:
+def split_wide(ink: np.ndarray, region: np.ndarray, height: float, judge: Predictor) -> list[np.ndarray]:
     """Cut a region holding touching digits into pieces, recursively, where the evidence says two digits.
 
     Regions narrower than :data:`MAYBE_SEVERAL` line heights stay whole. For
@@ -356,9 +345,7 @@ def _spans_line(piece: np.ndarray, height: float) -> bool:
     return rows.size > 0 and rows[-1] - rows[0] + 1 >= MIN_PIECE_HEIGHT * height
 
 
-def segment_digits(
-    source: str | os.PathLike | bytes | Image.Image | np.ndarray, judge: DigitClassifier
-) -> list[Segment]:
+def segment_digits(source: str | os.PathLike | bytes | Image.Image | np.ndarray, judge: Predictor) -> list[Segment]:
     """The digits of a number in the image, left to right, each with its box and 28x28 model input.
 
     ``judge`` is the model whose confidence decides where touching digits are cut.
@@ -367,7 +354,7 @@ def segment_digits(
     return segment_ink(clean_ink(gray), size, judge)
 
 
-def segment_ink(ink: np.ndarray, size: tuple[int, int], judge: DigitClassifier) -> list[Segment]:
+def segment_ink(ink: np.ndarray, size: tuple[int, int], judge: Predictor) -> list[Segment]:
     """:func:`segment_digits` for an image already cleaned by ``clean_ink``, displayed at ``size`` (width, height)."""
     labels, areas = ink_components(ink)
     if areas.size == 0:
@@ -401,7 +388,7 @@ def segment_ink(ink: np.ndarray, size: tuple[int, int], judge: DigitClassifier) 
 
 
 def read_number(
-    source: str | os.PathLike | bytes | Image.Image | np.ndarray, models: Mapping[str, DigitClassifier]
+    source: str | os.PathLike | bytes | Image.Image | np.ndarray, models: Mapping[str, Predictor]
 ) -> tuple[list[Segment], list[NumberReading]]:
     """Segment the image once and let every model read each digit; the first model decides the cuts.
 
@@ -414,7 +401,7 @@ def read_number(
     return segments, read_segments(segments, models)
 
 
-def read_segments(segments: list[Segment], models: Mapping[str, DigitClassifier]) -> list[NumberReading]:
+def read_segments(segments: list[Segment], models: Mapping[str, Predictor]) -> list[NumberReading]:
     """Every model's reading of the segmented digits, as one number per model."""
     inputs = np.stack([segment.model_input for segment in segments])
     readings = []
@@ -434,29 +421,3 @@ def read_segments(segments: list[Segment], models: Mapping[str, DigitClassifier]
             )
         readings.append(NumberReading(name, "".join(str(entry["digit"]) for entry in digits), digits))
     return readings
-
-
-def read_number_files(
-    paths: Iterable[str | os.PathLike], model_names: list[str], models_dir=None
-) -> Iterator[NumberOutcome]:
-    """One :class:`NumberOutcome` per path; an unreadable file yields an error and the rest go on.
-
-    Each image is read and cleaned before the models are loaded, so a run
-    over unreadable files alone never starts TensorFlow.
-    """
-    for path, cleaned, models, error in prepared_files(paths, _cleaned_ink, model_names, models_dir):
-        outcome = NumberOutcome(path=str(path), error=error)
-        if error is None:
-            ink, size = cleaned
-            try:
-                outcome.segments = segment_ink(ink, size, next(iter(models.values())))
-                outcome.readings = read_segments(outcome.segments, models)
-            except DigitlabError as reading_error:
-                outcome.error = with_path(path, reading_error)
-        yield outcome
-
-
-def _cleaned_ink(path: str | os.PathLike) -> tuple[np.ndarray, tuple[int, int]]:
-    """The ink mask of the image at ``path`` and the image's displayed size."""
-    gray, size = displayed_gray(path)
-    return clean_ink(gray), size

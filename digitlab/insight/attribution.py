@@ -14,6 +14,7 @@ from collections.abc import Callable
 import numpy as np
 
 from digitlab.data.mnist import CLASSES, IMAGE_SHAPE
+from digitlab.models.base import Predictor
 
 METHODS = {
     "occlusion": "Occlusion: how much the digit's log-probability falls when a 4x4 square is blanked",
@@ -90,7 +91,7 @@ def saliency_map(network, image: np.ndarray, digit: int) -> np.ndarray:
     return np.abs(gradient.numpy()[0, ..., 0]).astype(np.float32)
 
 
-def explain(model, image: np.ndarray, digit: int) -> dict[str, np.ndarray]:
+def explain(model: Predictor, image: np.ndarray, digit: int) -> dict[str, np.ndarray]:
     """Every heat map that applies to ``model``: occlusion always, saliency for a Keras model."""
     maps = {"occlusion": occlusion_map(model.predict_proba, image, digit)}
     if hasattr(model, "network_"):

@@ -27,6 +27,7 @@ import numpy as np
 
 from digitlab import persistence, settings
 from digitlab.atomic import write_atomically
+from digitlab.checksums import sha256_file
 from digitlab.data.mnist import CLASSES, IMAGE_SHAPE, TEST_IMAGES
 from digitlab.errors import DigitlabError, ModelUnavailableError
 from digitlab.models.registry import REGISTRY
@@ -43,14 +44,9 @@ class PromotionError(DigitlabError):
     """A model cannot be promoted or the promotion cannot be undone."""
 
 
-def active_root() -> Path:
-    """The folder of promoted models: ``active/`` beside the database (the user data folder by default)."""
-    return settings.database_path().parent / "active"
-
-
 def read_pointer(root: Path | None = None) -> dict[str, Any]:
     """The pointer: the generation in use (None: the shipped models) and the pointers it replaced."""
-    path = (root if root is not None else active_root()) / POINTER_NAME
+    path = (root if root is not None else settings.active_dir()) / POINTER_NAME
     if not path.exists():
         return {"generation": None, "history": []}
     try:
@@ -64,15 +60,16 @@ def read_pointer(root: Path | None = None) -> dict[str, Any]:
 
 def active_folder(root: Path | None = None) -> Path | None:
     """The promoted models folder in use, or None when the shipped models are."""
-    root = root if root is not None else active_root()
+    root = root if root is not None else settings.active_dir()
     generation = read_pointer(root)["generation"]
     return None if generation is None else root / GENERATIONS_NAME / generation
 
 
 def serving_models_dir(root: Path | None = None) -> Path:
     """The models the draw page and ``predict`` use: ``$DIGITLAB_MODELS_DIR``, else the promoted, else the shipped."""
-    if os.environ.get(settings.MODELS_DIR_VARIABLE):
-        return settings.models_dir()
+    configured = settings.configured_models_dir()
+    if configured is not None:
+        return configured
     try:
         promoted = active_folder(root)
     except PromotionError:
@@ -95,7 +92,7 @@ def promote(
     promoted models in use, else the shipped ones). An ensemble whose members
     change is left out, since its weights were fitted to the old members.
     """
-    root = root if root is not None else active_root()
+    root = root if root is not None else settings.active_dir()
     run_folder = Path(run_folder)
     if family not in REGISTRY:
         raise PromotionError(f"Unknown model {family!r}; choose one of {', '.join(REGISTRY)}.")
@@ -142,7 +139,7 @@ def _promote(run_folder: Path, family: str, run_id: int | None, root: Path, base
 
 def rollback(root: Path | None = None) -> dict[str, Any]:
     """Return to the models in use before the last promotion; return the restored pointer."""
-    root = root if root is not None else active_root()
+    root = root if root is not None else settings.active_dir()
     try:
         with _pointer_lock(root):
             pointer = read_pointer(root)
@@ -220,7 +217,7 @@ def _verify_generation(folder: Path, family: str) -> None:
     """Check every artefact against the manifest and load the promoted model; raise if anything is off."""
     manifest = persistence.read_manifest(folder)
     for name, entry in manifest["models"].items():
-        actual = persistence.sha256_file(folder / entry["artifact"])
+        actual = sha256_file(folder / entry["artifact"])
         if actual != entry["sha256"]:
             raise PromotionError(f"The copy of the {name} model does not match its checksum; nothing was changed.")
     try:

@@ -5,7 +5,7 @@ worker picks it up, and ends ``succeeded``, ``failed`` or ``cancelled``. The
 worker writes its progress and each epoch's loss and accuracy here, so any
 process (the Train page in another browser tab, the command line) can follow
 it; the page asks for a cancellation by setting a flag the worker reads.
-Each run's artefacts live in its own folder under ``runs_dir()``, never in the
+Each run's artefacts live in its own folder under ``settings.runs_dir()``, never in the
 shipped ``models/``.
 """
 
@@ -13,7 +13,7 @@ import datetime
 import json
 import os
 import sqlite3
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,7 @@ from digitlab.errors import DigitlabError
 from digitlab.lab.database import Schema, connect, transaction
 from digitlab.models.neural import KerasClassifier
 from digitlab.models.registry import REGISTRY
+from digitlab.models.svm import DEFAULT_C, DEFAULT_GAMMA
 
 # Families that learn from images; a family built from other trained ones (the ensemble) is not trained here.
 TRAINABLE_FAMILIES = tuple(name for name, family in REGISTRY.items() if not family.members)
@@ -107,8 +108,8 @@ class TrainingRequest:
     train_size: int = 10_000
     epochs: int = 5
     augment: bool = True
-    C: float = 10.0
-    gamma: float = 0.02
+    C: float = DEFAULT_C
+    gamma: float = DEFAULT_GAMMA
     include_drawings: bool = False
     seed: int = 0
 
@@ -144,6 +145,12 @@ class TrainingRequest:
         else:
             del described["epochs"]
         return described
+
+
+# The defaults a new request starts from, for the command line and the Train page to show and use.
+REQUEST_DEFAULTS: dict[str, Any] = {
+    parameter.name: parameter.default for parameter in fields(TrainingRequest) if parameter.name != "family"
+}
 
 
 @dataclass
@@ -195,13 +202,8 @@ def now() -> str:
     return datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
 
 
-def runs_dir() -> Path:
-    """Where each run's artefacts are written: ``runs/`` beside the database."""
-    return settings.database_path().parent / "runs"
-
-
 def run_folder(run_id: int, root: Path | None = None) -> Path:
-    return (root if root is not None else runs_dir()) / f"run-{run_id:05d}"
+    return (root if root is not None else settings.runs_dir()) / f"run-{run_id:05d}"
 
 
 def open_registry(path: str | os.PathLike | None = None) -> sqlite3.Connection:

@@ -61,7 +61,7 @@ def launch(request: runs.TrainingRequest, database: str | os.PathLike | None = N
 
 def start_worker(run_id: int, database: Path) -> subprocess.Popen:
     """Start the worker process for a queued run, its output going to the run folder's log."""
-    folder = runs.run_folder(run_id, Path(database).parent / "runs")
+    folder = runs.run_folder(run_id, settings.runs_dir(Path(database)))
     folder.mkdir(parents=True, exist_ok=True)
     environment = {**os.environ, settings.DATABASE_VARIABLE: str(database)}
     with open(folder / LOG_NAME, "ab") as log:
@@ -96,7 +96,7 @@ def run_worker(
     connection = runs.open_registry(database)
     try:
         run = runs.get_run(connection, run_id)
-        folder = runs.run_folder(run_id, database.parent / "runs")
+        folder = runs.run_folder(run_id, settings.runs_dir(database))
         runs.mark_running(connection, run_id, os.getpid(), folder)
         try:
             if runs.cancel_requested(connection, run_id):

@@ -2,11 +2,13 @@
 
 import itertools
 import json
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 
 from digitlab.atomic import save_atomically
+from digitlab.checksums import sha256_file
 from digitlab.models.base import DigitClassifier, as_image_batch, validation_split
 from digitlab.models.neural import CNNClassifier
 
@@ -35,50 +37,43 @@ class EnsembleClassifier(DigitClassifier):
     members = ("svm", "mlp", "cnn")
     # The member whose vote the ensemble's own extra networks join.
     committee_member = "cnn"
+    # Its extra networks train for ``epochs`` (the CNN's default when None).
+    trains_in_epochs = True
 
     def __init__(
         self,
-        trained_members=None,
+        *,
         extra_cnn_seeds: tuple[int, ...] = (1, 2, 3, 4),
         epochs: int | None = None,
         grid_steps: int = 20,
         validation_size: int = 5000,
         seed: int = 0,
     ):
-        self.trained_members = trained_members
-        self.extra_cnn_seeds = tuple(extra_cnn_seeds)
+        self.extra_cnn_seeds = extra_cnn_seeds
         self.epochs = epochs
         self.grid_steps = grid_steps
         self.validation_size = validation_size
         self.seed = seed
 
-    def get_params(self):
-        return {
-            "members": list(self.members),
-            "extra_cnn_seeds": list(self.extra_cnn_seeds),
-            "epochs": self.epochs,
-            "grid_steps": self.grid_steps,
-            "validation_size": self.validation_size,
-            "seed": self.seed,
-        }
-
-    def fit(self, images, labels, *, progress=None):
-        if not self.trained_members:
-            raise ValueError("An ensemble is fitted from trained members; pass trained_members={name: model}.")
+    def fit(self, images, labels, *, progress=None, members: Mapping[str, DigitClassifier] | None = None):
+        """Train the extra networks and choose the weights; ``members`` are the trained models to combine."""
+        if not members:
+            raise ValueError("An ensemble is fitted from trained members; pass members={name: model}.")
         images = as_image_batch(images)
         labels = np.asarray(labels)
+        self.members_ = dict(members)
         self.extra_networks_ = self._fit_extra_networks(images, labels, progress)
         _, held_out = validation_split(len(images), self.validation_size, self.seed)
-        votes = np.stack([self._vote(name, images[held_out]) for name in self.trained_members])
+        votes = np.stack([self._vote(name, images[held_out]) for name in self.members_])
         truth = labels[held_out]
         best_weights, best_score = None, (np.inf, np.inf)
-        for weights in simplex_grid(len(self.trained_members), self.grid_steps):
+        for weights in simplex_grid(len(self.members_), self.grid_steps):
             mixed = np.tensordot(weights, votes, axes=1)
             errors = int((mixed.argmax(axis=1) != truth).sum())
             loss = -np.log(np.clip(mixed[np.arange(len(truth)), truth], 1e-12, None)).mean()
             if (errors, loss) < best_score:
                 best_weights, best_score = weights, (errors, loss)
-        self.weights_ = dict(zip(self.trained_members, best_weights.round(4).tolist(), strict=True))
+        self.weights_ = dict(zip(self.members_, best_weights.round(4).tolist(), strict=True))
         self.validation_errors_, self.validation_log_loss_ = best_score[0], float(best_score[1])
         if progress:
             steps = self._progress_steps()
@@ -110,7 +105,7 @@ class EnsembleClassifier(DigitClassifier):
 
     def _vote(self, name: str, images: np.ndarray) -> np.ndarray:
         """A member's probabilities; the CNN's are averaged with the ensemble's own extra networks'."""
-        voters = [self.trained_members[name]]
+        voters = [self.members_[name]]
         if name == self.committee_member:
             voters += list(self.extra_networks_.values())
         return np.mean([voter.predict_proba(images) for voter in voters], axis=0)
@@ -144,12 +139,10 @@ class EnsembleClassifier(DigitClassifier):
         return f"ensemble-{name}.keras"
 
     def save(self, path):
-        from digitlab.persistence import sha256_file
-
         folder = Path(path).parent
         members = {}
         for name, weight in self.weights_.items():
-            artifact = folder / self.trained_members[name].artifact_name
+            artifact = folder / self.members_[name].artifact_name
             members[name] = {"weight": weight, "sha256": sha256_file(artifact) if artifact.exists() else None}
         networks = {}
         for name, network in self.extra_networks_.items():
@@ -163,23 +156,20 @@ class EnsembleClassifier(DigitClassifier):
         Path(path).write_text(json.dumps({"members": members, "extra_networks": networks}, indent=1) + "\n")
 
     @classmethod
-    def load(cls, path):
-        from digitlab.persistence import load_model, read_manifest, sha256_file
-
+    def load(cls, path, *, params=None, members=None):
         folder = Path(path).parent
         described = json.loads(Path(path).read_text())
-        recorded = read_manifest(folder)["models"]
+        members = members or {}
         for name, member in described["members"].items():
-            if member["sha256"] != recorded.get(name, {}).get("sha256"):
+            if name not in members or member["sha256"] != members[name].sha256:
                 raise ValueError(f"the ensemble was fitted to another {name} model; retrain the ensemble.")
         networks = described.get("extra_networks", {})
         for network in networks.values():
             if sha256_file(folder / network["artifact"]) != network["sha256"]:
                 raise ValueError(f"{network['artifact']} was modified or damaged; retrain the ensemble.")
-        model = cls(
-            trained_members={name: load_model(name, folder) for name in described["members"]},
-            extra_cnn_seeds=tuple(network["initialisation_seed"] for network in networks.values()),
-        )
+        recorded_seeds = tuple(network["initialisation_seed"] for network in networks.values())
+        model = cls.from_params({**(params or {}), "extra_cnn_seeds": recorded_seeds})
+        model.members_ = {name: members[name].model for name in described["members"]}
         model.extra_networks_ = {
             name: CNNClassifier.load(folder / network["artifact"]) for name, network in networks.items()
         }

@@ -1,12 +1,14 @@
 """Exported models (TensorFlow Lite, ONNX) run behind digitlab's interface: read, run and copied, never trained."""
 
 import os
+from abc import ABC, abstractmethod
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 
 from digitlab.data.mnist import IMAGE_SHAPE
-from digitlab.models.base import DigitClassifier, as_image_batch
+from digitlab.models.base import as_image_batch
 from digitlab.models.neural import PREDICTION_BATCH
 
 EXPORT_FORMATS = ("tflite", "onnx")
@@ -15,38 +17,25 @@ FORMAT_TITLES = {"tflite": "TensorFlow Lite", "onnx": "ONNX"}
 FORMAT_LABELS = {"tflite": "TFLite", "onnx": "ONNX"}
 
 
-class ExportedClassifier(DigitClassifier):
-    """What every exported file shares behind digitlab's interface: it is read, run and copied, never trained."""
+class ExportedClassifier(ABC):
+    """What every exported file shares: it is read and run, never trained (a :class:`Predictor`)."""
 
-    format: str
+    format: ClassVar[str]
 
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
 
-    def fit(self, images, labels, *, progress=None):
-        title = FORMAT_TITLES[self.format]
-        raise NotImplementedError(f"A {title} export is not trained; export a trained Keras model instead.")
+    @abstractmethod
+    def predict_proba(self, images: np.ndarray) -> np.ndarray:
+        """Class probabilities of shape ``(N, 10)``, rows summing to 1."""
 
-    def get_params(self):
-        return {"path": str(self.path)}
-
-    def complexity(self):
-        return {"bytes": self.path.stat().st_size}
-
-    def save(self, path):
-        Path(path).write_bytes(self.path.read_bytes())
-
-    @classmethod
-    def load(cls, path):
-        return cls(path)
+    def predict(self, images: np.ndarray) -> np.ndarray:
+        return self.predict_proba(images).argmax(axis=1)
 
 
 class TFLiteClassifier(ExportedClassifier):
     """Runs an exported ``.tflite`` file with the TensorFlow Lite interpreter, behind digitlab's interface."""
 
-    name = "tflite"
-    title = "TensorFlow Lite export"
-    artifact_name = "model.tflite"
     format = "tflite"
 
     def __init__(self, path: str | os.PathLike):
@@ -74,9 +63,6 @@ class TFLiteClassifier(ExportedClassifier):
 class ONNXClassifier(ExportedClassifier):
     """Runs an exported ``.onnx`` file with ONNX Runtime on the CPU, behind digitlab's interface."""
 
-    name = "onnx"
-    title = "ONNX export"
-    artifact_name = "model.onnx"
     format = "onnx"
 
     def __init__(self, path: str | os.PathLike):

@@ -2,13 +2,15 @@
 
 import os
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
 
 import numpy as np
 
 from digitlab.data.mnist import IMAGE_SHAPE
 from digitlab.models.base import DigitClassifier, as_image_batch, validation_split
 
+# The hyperparameters the shipped SVM was tuned to; the command line and the Train page start from them.
+DEFAULT_C = 10.0
+DEFAULT_GAMMA = 0.02
 # SVM batches are split across CPU cores once each core gets at least this many images.
 PARALLEL_SVM_MINIMUM = 256
 
@@ -42,8 +44,9 @@ class SVMClassifier(DigitClassifier):
 
     def __init__(
         self,
-        C: float = 10.0,
-        gamma: float = 0.02,
+        *,
+        C: float = DEFAULT_C,
+        gamma: float = DEFAULT_GAMMA,
         pca_components: int = 70,
         shifted_copies: bool = True,
         validation_size: int = 5000,
@@ -55,16 +58,6 @@ class SVMClassifier(DigitClassifier):
         self.shifted_copies = shifted_copies
         self.validation_size = validation_size
         self.seed = seed
-
-    def get_params(self) -> dict[str, Any]:
-        return {
-            "C": self.C,
-            "gamma": self.gamma,
-            "pca_components": self.pca_components,
-            "shifted_copies": self.shifted_copies,
-            "validation_size": self.validation_size,
-            "seed": self.seed,
-        }
 
     def build_classifier(self):
         """The steps after deskewing: PCA, one global scale and the RBF SVM."""
@@ -137,12 +130,16 @@ class SVMClassifier(DigitClassifier):
         skops.io.dump(self.estimator_, path)
 
     @classmethod
-    def load(cls, path):
+    def load(cls, path, *, params=None, members=None):
         import skops.io
 
         estimator = skops.io.load(path, trusted=SKOPS_TRUSTED_TYPES)
+        # Reaching the SVC also checks that the file holds the calibrated pipeline that save wrote.
         svc = estimator.calibrated_classifiers_[0].estimator.estimator.named_steps["svc"]
-        model = cls(C=float(svc.C), gamma=float(svc.gamma))
+        if params is None:
+            # Without a manifest entry, the artefact itself says what matters most.
+            params = {"C": float(svc.C), "gamma": float(svc.gamma)}
+        model = cls.from_params(params)
         model.estimator_ = estimator
         return model
 
