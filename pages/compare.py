@@ -5,11 +5,8 @@ from typing import NamedTuple
 import pandas as pd
 import streamlit as st
 
-from digitlab.errors import DigitlabError
 from digitlab.insight import comparison
-from digitlab.insight.explorer import cell_indices, order_indices, predicted_digits, usable_probabilities
-from ui import charts, problems, resources, training_view
-from ui.images import enlarge
+from ui import charts, confusion_view, problems, resources, training_view
 
 
 class Figure(NamedTuple):
@@ -42,7 +39,6 @@ DEFAULT_FIGURES = [
 ]
 # Counts of different kinds of parts (parameters, support vectors), listed in the table but not charted side by side.
 TABLE_ONLY = {"complexity"}
-CELL_GALLERY_SIZE = 30
 
 st.title("Compare models")
 
@@ -52,7 +48,7 @@ for message in incomplete:
     st.warning(message, icon=":material/warning:")
 if not rows:
     st.stop()
-titles = {name: entry.get("title", name) for name, entry in manifest["models"].items()}
+titles = resources.model_titles(manifest)
 colours = charts.model_colours(list(manifest["models"]))
 
 names = [row["model"] for row in rows]
@@ -122,79 +118,8 @@ st.plotly_chart(
 )
 
 st.header("Confusion matrices", divider="gray")
-normalise = st.toggle(
-    "Row-normalised (share of each true digit)", key="confusion_normalised", help="Off: image counts."
-)
-st.caption("Red cells are mistakes; click one (or use the selectors below) to see its test images.")
-with st.grid(columns=3, min_column_width=330):
-    for name in chosen:
-        matrix = comparison.confusion_matrix(manifest["models"][name])
-        values = comparison.row_normalised(matrix) if normalise else matrix
-        selected = None
-        if st.session_state.get("cell_model") == name:
-            selected = (st.session_state.get("cell_true", 0), st.session_state.get("cell_predicted", 0))
-        event = st.plotly_chart(
-            charts.confusion_heatmap(values, titles[name], shares=normalise, selected=selected),
-            on_select="rerun",
-            selection_mode="points",
-            config=charts.COMPACT_CONFIG,
-            key=f"confusion-{name}",
-        )
-        points = [point for point in event.selection.points if "x" in point and "y" in point]
-        clicked = (name, int(points[0]["y"]), int(points[0]["x"])) if points else None
-        if clicked and clicked != st.session_state.get("cell_clicked"):
-            # Only a new click moves the selectors, so choosing with the selectors afterwards is not undone.
-            st.session_state["cell_clicked"] = clicked
-            st.session_state.update(cell_model=clicked[0], cell_true=clicked[1], cell_predicted=clicked[2])
-            st.rerun()
-
-st.subheader("Test images in one cell")
-if st.session_state.get("cell_model") not in chosen:
-    # Start on the first model's most common mistake, the most telling cell to look at.
-    first_true, first_predicted = comparison.largest_confusion(
-        comparison.confusion_matrix(manifest["models"][chosen[0]])
-    )
-    st.session_state.update(cell_model=chosen[0], cell_true=first_true, cell_predicted=first_predicted)
-model_column, true_column, predicted_column = st.columns(3)
-cell_model = model_column.selectbox("Model", chosen, format_func=titles.get, key="cell_model")
-true_digit = true_column.selectbox("True digit", list(range(10)), key="cell_true")
-predicted_digit = predicted_column.selectbox("Predicted digit", list(range(10)), key="cell_predicted")
-try:
-    test_images, test_labels = resources.mnist("test")
-    stored, unusable = usable_probabilities(resources.test_probabilities(), [cell_model], len(test_labels))
-except DigitlabError as error:
-    problems.report_data_error(error, "Listing a cell's images")
-else:
-    if unusable:
-        st.warning(unusable[0], icon=":material/warning:")
-    else:
-        probabilities = stored[cell_model]
-        indices = cell_indices(test_labels, predicted_digits(stored)[cell_model], true_digit, predicted_digit)
-        indices = order_indices(indices, probabilities.max(axis=1), "confidence")
-        kind = "read correctly" if true_digit == predicted_digit else "mistaken"
-        images_word = "test image" if len(indices) == 1 else "test images"
-        shown_part = f"; showing the {min(len(indices), CELL_GALLERY_SIZE)} it is surest of" if len(indices) else ""
-        st.markdown(
-            f"**{len(indices):,}** {images_word} of a **{true_digit}** that {titles[cell_model]} reads as "
-            f"**{predicted_digit}** ({kind}){shown_part}."
-        )
-        gallery = indices[:CELL_GALLERY_SIZE]
-        if len(gallery):
-            st.image(
-                [enlarge(test_images[index], 3) for index in gallery],
-                caption=[f"#{index} · {probabilities[index].max():.0%}" for index in gallery],
-            )
-        if (
-            true_digit != predicted_digit
-            and len(indices)
-            and st.button("Open these mistakes in the explorer", icon=":material/manage_search:", type="primary")
-        ):
-            st.session_state["explorer_handoff"] = {
-                "model": cell_model,
-                "true_digit": true_digit,
-                "predicted_digit": predicted_digit,
-            }
-            st.switch_page("pages/explore.py")
+confusion_view.show_confusion_matrices(manifest, chosen, titles)
+confusion_view.show_cell_gallery(manifest, chosen, titles)
 
 st.header("Training curves", divider="gray")
 curves = {name: comparison.history_rows(manifest["models"][name]) for name in chosen}

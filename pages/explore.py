@@ -8,12 +8,12 @@ the user asks why it gave an answer.
 import streamlit as st
 
 from digitlab.insight.explorer import mistake_indices, predicted_digits, usable_probabilities
-from ui import explorer_view, insight_resources, problems
+from ui import explorer_view, insight_resources, problems, resources
 
 st.title("Misclassification explorer")
 
 manifest = problems.trained_manifest_or_stop()
-titles = {name: entry.get("title", name) for name, entry in manifest["models"].items()}
+titles = resources.model_titles(manifest)
 images, labels = problems.mnist_or_stop("test", "The explorer")
 probabilities, unusable = usable_probabilities(problems.test_probabilities_or_stop(), manifest["models"], len(labels))
 for message in unusable:
@@ -37,7 +37,7 @@ data = explorer_view.ExplorerData(
 )
 selection = explorer_view.map_selection()
 # The Compare page hands over a confusion-matrix cell to open pre-filtered.
-explorer_view.open_handoff(probabilities)
+explorer_view.take_handoff(probabilities)
 
 mistakes_tab, sample_tab, map_tab, labels_tab = st.tabs(
     [

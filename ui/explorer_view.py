@@ -23,6 +23,8 @@ from ui.images import enlarge
 from ui.insight_charts import selected_test_indices, test_map_figure
 
 PER_PAGE = 24
+# Where another page leaves the cell the explorer should open on.
+HANDOFF_KEY = "explorer_handoff"
 DIGIT_CHOICES = [None, *range(10)]
 
 
@@ -43,6 +45,15 @@ class ExplorerData:
 
 
 @dataclass(frozen=True)
+class Cell:
+    """A confusion-matrix cell: the test images of ``true_digit`` that ``model`` reads as ``predicted_digit``."""
+
+    model: str
+    true_digit: int
+    predicted_digit: int
+
+
+@dataclass(frozen=True)
 class MapSelection:
     """The map chart's widget key and the test images selected on it (None when nothing is selected)."""
 
@@ -57,14 +68,20 @@ def map_selection() -> MapSelection:
     return MapSelection(key, selected_test_indices(st.session_state.get(key)))
 
 
-def open_handoff(probabilities: dict[str, np.ndarray]) -> None:
-    """Pre-fill the Mistakes filters with the confusion-matrix cell the Compare page handed over, if any."""
-    handoff = st.session_state.pop("explorer_handoff", None)
-    if handoff and handoff.get("model") in probabilities:
+def open_cell(cell: Cell) -> None:
+    """Switch to the explorer with its Mistakes filters set to ``cell`` (from another page)."""
+    st.session_state[HANDOFF_KEY] = cell
+    st.switch_page("pages/explore.py")
+
+
+def take_handoff(probabilities: dict[str, np.ndarray]) -> None:
+    """Pre-fill the Mistakes filters with the cell another page handed over, if any."""
+    cell = st.session_state.pop(HANDOFF_KEY, None)
+    if isinstance(cell, Cell) and cell.model in probabilities:
         st.session_state.update(
-            explore_model=handoff["model"],
-            explore_true=handoff.get("true_digit"),
-            explore_predicted=handoff.get("predicted_digit"),
+            explore_model=cell.model,
+            explore_true=cell.true_digit,
+            explore_predicted=cell.predicted_digit,
             explore_others="any",
         )
 

@@ -36,6 +36,11 @@ def _manifest(folder: str, modified: float) -> dict[str, Any]:
     return read_manifest(folder)
 
 
+def model_titles(manifest: dict[str, Any]) -> dict[str, str]:
+    """Each model's title as the pages show it, by name; a model without one goes by its name."""
+    return {name: entry.get("title", name) for name, entry in manifest["models"].items()}
+
+
 def manifest() -> dict[str, Any]:
     """The models folder's manifest; an empty one when no models have been trained."""
     folder = models_folder()

@@ -29,7 +29,7 @@ EXPORT_FILES = {IDX_IMAGES_NAME: "idx", IDX_LABELS_NAME: "idx", CSV_NAME: "csv"}
 def model_titles() -> dict[str, str]:
     """Each model's title from the manifest; without a readable manifest, models go by their registry names."""
     try:
-        return {name: entry.get("title", name) for name, entry in resources.manifest()["models"].items()}
+        return resources.model_titles(resources.manifest())
     except DigitlabError:
         return {}
 
