@@ -72,12 +72,11 @@ def command_predict(arguments) -> int:
     from digitlab.recognise import recognise_files
 
     def show(outcome) -> None:
-        for prediction in outcome.predictions:
+        for reading in outcome.predictions:
             if arguments.json:
-                print(json.dumps({"path": outcome.path, **prediction}))
+                print(json.dumps({"path": outcome.path, **reading.to_json()}))
             else:
-                model, digit = prediction["model"], prediction["digit"]
-                print(f"{outcome.path}: {model} reads {digit} ({describe_confidence(prediction)})")
+                print(f"{outcome.path}: {reading.model} reads {reading.digit} ({describe_confidence(reading)})")
 
     outcomes = recognise_files(arguments.paths, served_models(arguments), serving_models(arguments))
     return print_outcomes(outcomes, show)
@@ -89,9 +88,9 @@ def predict_numbers(arguments) -> int:
     def show(outcome) -> None:
         for reading in outcome.readings:
             if arguments.json:
-                print(json.dumps({"path": outcome.path, **reading.as_dict()}))
+                print(json.dumps({"path": outcome.path, **reading.to_json()}))
             else:
-                digits = ", ".join(f"{entry['digit']} {describe_confidence(entry)}" for entry in reading.digits)
+                digits = ", ".join(f"{entry.digit} {describe_confidence(entry)}" for entry in reading.digits)
                 print(f"{outcome.path}: {reading.model} reads {reading.number} ({digits})")
 
     outcomes = read_number_files(arguments.paths, served_models(arguments), serving_models(arguments))
@@ -126,9 +125,10 @@ def print_outcomes(outcomes, show) -> int:
     return 1 if failures else 0
 
 
-def describe_confidence(reading: dict) -> str:
-    note = ", low confidence" if reading["low_confidence"] else ""
-    return f"{reading['confidence']:.1%}{note}"
+def describe_confidence(reading) -> str:
+    """``97.3%``, or ``52.0%, low confidence`` for a reading (of a digit alone or in a number) below the line."""
+    note = ", low confidence" if reading.low_confidence else ""
+    return f"{reading.confidence:.1%}{note}"
 
 
 def command_feedback(arguments) -> int:

@@ -5,14 +5,14 @@ import sys
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import numpy as np
 
 from digitlab.errors import DigitlabError
 from digitlab.imaging.preprocess import clean_ink, preprocess
 from digitlab.imaging.segment import NumberReading, Segment, displayed_gray, read_segments, segment_ink
-from digitlab.models.base import DigitClassifier, is_low_confidence
+from digitlab.models.base import DigitClassifier, Reading
 from digitlab.persistence import load_model
 
 Prepared = TypeVar("Prepared")
@@ -24,26 +24,13 @@ class Outcome:
 
     path: str
     model_input: np.ndarray | None = None
-    predictions: list[dict[str, Any]] = field(default_factory=list)
+    predictions: list[Reading] = field(default_factory=list)
     error: str | None = None
 
 
-def predict_digit(models: dict[str, DigitClassifier], model_input: np.ndarray) -> list[dict[str, Any]]:
-    """Each model's digit, confidence, low-confidence flag and ten probabilities for one 28x28 input."""
-    predictions = []
-    for name, model in models.items():
-        probabilities = [round(float(value), 6) for value in model.predict_proba(model_input)[0]]
-        digit = int(np.argmax(probabilities))
-        predictions.append(
-            {
-                "model": name,
-                "digit": digit,
-                "confidence": probabilities[digit],
-                "low_confidence": is_low_confidence(probabilities[digit]),
-                "probabilities": probabilities,
-            }
-        )
-    return predictions
+def predict_digit(models: dict[str, DigitClassifier], model_input: np.ndarray) -> list[Reading]:
+    """Each model's reading of one 28x28 input."""
+    return [Reading.from_probabilities(name, model.predict_proba(model_input)[0]) for name, model in models.items()]
 
 
 @contextmanager

@@ -21,7 +21,7 @@ st.title("Draw a digit")
 st.caption("Every trained model reads your digit at once. Draw large and centred, like on a sheet of squared paper.")
 
 manifest = problems.trained_manifest_or_stop()
-titles = {name: entry.get("title", name) for name, entry in manifest["models"].items()}
+titles = resources.model_titles(manifest)
 with st.spinner("Loading the models (the first time takes a few seconds)..."):
     models, failures, first_attempt = resources.load_models()
 if first_attempt:

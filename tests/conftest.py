@@ -8,12 +8,12 @@ from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
-import numpy as np
 import pytest
+
+from tests.support import PROJECT_ROOT
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
 # The copy CI keeps beside the clone (it has no network); a new user's machine has none.
 LOCAL_MNIST = PROJECT_ROOT.parent / "shared" / "data" / "mnist"
 if LOCAL_MNIST.exists():
@@ -135,10 +135,3 @@ def tiny_models_dir(tmp_path_factory, mnist_dir) -> Path:
     for name in REGISTRY:
         train_and_record(name, epochs=2, train_size=800, models_dir=folder, data_dir=mnist_dir)
     return folder
-
-
-def digit_like_stroke(size: int = 64) -> np.ndarray:
-    """A float image in [0, 1] with a thick vertical bar, like a drawn 1."""
-    image = np.zeros((size, size), dtype=np.float32)
-    image[size // 6 : size - size // 6, size // 2 - size // 16 : size // 2 + size // 16] = 1.0
-    return image

@@ -17,6 +17,7 @@ from digitlab.errors import DigitlabError
 from digitlab.insight.agreement import tally
 from digitlab.lab.database import DatabaseError
 from digitlab.lab.feedback import DIGITS, FeedbackStore, original_png
+from digitlab.models.base import Reading
 from ui import resources
 
 SAVED_KEY = "saved-drawings"
@@ -70,7 +71,7 @@ def model_versions() -> dict[str, str]:
     return {name: str(entry.get("sha256") or "unknown") for name, entry in resources.manifest()["models"].items()}
 
 
-def show_save_form(source: Any, model_input: np.ndarray, predictions: list[dict[str, Any]], key: str) -> None:
+def show_save_form(source: Any, model_input: np.ndarray, predictions: list[Reading], key: str) -> None:
     """Below a prediction: confirm the models' reading or pick the right digit, and save the drawing."""
     fingerprint = hashlib.sha256(model_input.tobytes()).hexdigest()[:16]
     saved = st.session_state.setdefault(SAVED_KEY, {})

@@ -11,7 +11,7 @@ import numpy as np
 import streamlit as st
 from PIL import Image, ImageDraw, ImageFont
 
-from digitlab.imaging.segment import NumberReading, Segment, displayed_gray, read_number
+from digitlab.imaging.segment import NumberDigit, NumberReading, Segment, displayed_gray, read_number
 from ui import problems, resources
 from ui.images import enlarge
 
@@ -33,7 +33,7 @@ def models_by_accuracy(models: dict[str, Any]) -> dict[str, Any]:
     return {name: models[name] for name in sorted(models, key=accuracy, reverse=True)}
 
 
-def annotated_image(source, digits: list[dict[str, Any]]) -> Image.Image:
+def annotated_image(source, digits: list[NumberDigit]) -> Image.Image:
     """The image as the models saw it (grayscale, transparency flattened) with each digit's box and reading."""
     gray, size = displayed_gray(source)
     picture = Image.fromarray(np.clip(np.round(gray * 255), 0, 255).astype(np.uint8)).resize(size)
@@ -45,15 +45,15 @@ def annotated_image(source, digits: list[dict[str, Any]]) -> Image.Image:
     line = max(2, round(min(picture.size) / 100))
     font = ImageFont.load_default(size=max(12, round(min(picture.size) / 10)))
     for entry in digits:
-        left, top, width, height = (round(value * scale) for value in entry["box"])
-        colour = UNSURE_COLOUR if entry["low_confidence"] else SURE_COLOUR
+        left, top, width, height = (round(value * scale) for value in entry.box)
+        colour = UNSURE_COLOUR if entry.low_confidence else SURE_COLOUR
         pen.rectangle([left, top, left + width - 1, top + height - 1], outline=colour, width=line)
-        pen.text((left + line, top + line), str(entry["digit"]), fill=colour, font=font)
+        pen.text((left + line, top + line), str(entry.digit), fill=colour, font=font)
     return picture
 
 
 def show_verdict(lead: NumberReading, title: str) -> None:
-    unsure = [position for position, entry in enumerate(lead.digits, start=1) if entry["low_confidence"]]
+    unsure = [position for position, entry in enumerate(lead.digits, start=1) if entry.low_confidence]
     if not unsure:
         st.success(f"{title} reads **{lead.number}**.", icon=":material/check_circle:")
         return
@@ -72,9 +72,9 @@ def show_digit_cards(segments: list[Segment], lead: NumberReading) -> None:
         row = zip(segments[start : start + CARDS_PER_ROW], lead.digits[start : start + CARDS_PER_ROW], strict=True)
         for offset, (segment, entry) in enumerate(row):
             with columns[offset].container(border=True):
-                st.metric(f"Digit {start + offset + 1}", entry["digit"])
-                confidence = f"{entry['confidence']:.0%}"
-                if entry["low_confidence"]:
+                st.metric(f"Digit {start + offset + 1}", entry.digit)
+                confidence = f"{entry.confidence:.0%}"
+                if entry.low_confidence:
                     st.markdown(f":orange[**{confidence}** · low confidence]")
                 else:
                     st.markdown(f"confidence **{confidence}**")

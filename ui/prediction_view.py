@@ -6,12 +6,13 @@ import numpy as np
 import streamlit as st
 
 from digitlab.insight.agreement import tally
+from digitlab.models.base import Reading
 from digitlab.recognise import predict_digit
 from ui import charts
 from ui.images import enlarge
 
 
-def show_verdict(predictions: list[dict[str, Any]], titles: dict[str, str]) -> None:
+def show_verdict(predictions: list[Reading], titles: dict[str, str]) -> None:
     agreement = tally(predictions)
     if agreement.unanimous:
         count = len(predictions)
@@ -25,14 +26,14 @@ def show_verdict(predictions: list[dict[str, Any]], titles: dict[str, str]) -> N
     st.warning(f"**The models disagree.** {readings}.", icon=":material/warning:")
 
 
-def show_prediction_card(prediction: dict[str, Any], title: str, colour: str, key: str) -> None:
+def show_prediction_card(prediction: Reading, title: str, colour: str, key: str) -> None:
     """One model's answer as a row: the digit and confidence beside its ten probabilities."""
     with st.container(border=True):
         answer_column, chart_column = st.columns([1, 2], vertical_alignment="center")
-        answer_column.metric(title, prediction["digit"])
-        answer_column.markdown(f"confidence **{prediction['confidence']:.1%}**")
+        answer_column.metric(title, prediction.digit)
+        answer_column.markdown(f"confidence **{prediction.confidence:.1%}**")
         chart_column.plotly_chart(
-            charts.probability_bars(prediction["probabilities"], colour),
+            charts.probability_bars(list(prediction.probabilities), colour),
             config=charts.COMPACT_CONFIG,
             key=key,
         )
@@ -40,7 +41,7 @@ def show_prediction_card(prediction: dict[str, Any], title: str, colour: str, ke
 
 def show_predictions(
     model_input: np.ndarray, models: dict[str, Any], titles: dict[str, str], key: str
-) -> list[dict[str, Any]]:
+) -> list[Reading]:
     """The 28x28 input next to the verdict, then one card per model with its probabilities; returns the readings."""
     predictions = predict_digit(models, model_input)
     colours = charts.model_colours(list(titles))
@@ -50,6 +51,6 @@ def show_predictions(
     with verdict_column:
         show_verdict(predictions, titles)
     for prediction in predictions:
-        name = prediction["model"]
+        name = prediction.model
         show_prediction_card(prediction, titles[name], colours[name], key=f"{key}-probabilities-{name}")
     return predictions

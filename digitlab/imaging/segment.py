@@ -87,16 +87,38 @@ class Segment:
     model_input: np.ndarray
 
 
+@dataclass(frozen=True)
+class NumberDigit:
+    """One digit of a number as a model reads it, and where it stands in the image."""
+
+    digit: int
+    confidence: float
+    box: tuple[int, int, int, int]
+
+    @property
+    def low_confidence(self) -> bool:
+        return is_low_confidence(self.confidence)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "digit": self.digit,
+            "confidence": self.confidence,
+            "low_confidence": self.low_confidence,
+            "box": list(self.box),
+        }
+
+
 @dataclass
 class NumberReading:
     """One model's reading of a whole number, digit by digit."""
 
     model: str
     number: str
-    digits: list[dict[str, Any]] = field(default_factory=list)
+    digits: list[NumberDigit] = field(default_factory=list)
 
-    def as_dict(self) -> dict[str, Any]:
-        return {"model": self.model, "number": self.number, "digits": self.digits}
+    def to_json(self) -> dict[str, Any]:
+        """The reading as ``predict --multi --json`` prints it."""
+        return {"model": self.model, "number": self.number, "digits": [digit.to_json() for digit in self.digits]}
 
 
 def displayed_gray(source: str | os.PathLike | bytes | Image.Image | np.ndarray) -> tuple[np.ndarray, tuple[int, int]]:
@@ -410,14 +432,6 @@ def read_segments(segments: list[Segment], models: Mapping[str, Predictor]) -> l
         digits = []
         for segment, row in zip(segments, probabilities, strict=True):
             digit = int(np.argmax(row))
-            confidence = round(float(row[digit]), 6)
-            digits.append(
-                {
-                    "digit": digit,
-                    "confidence": confidence,
-                    "low_confidence": is_low_confidence(confidence),
-                    "box": list(segment.box),
-                }
-            )
-        readings.append(NumberReading(name, "".join(str(entry["digit"]) for entry in digits), digits))
+            digits.append(NumberDigit(digit, round(float(row[digit]), 6), tuple(segment.box)))
+        readings.append(NumberReading(name, "".join(str(entry.digit) for entry in digits), digits))
     return readings

@@ -2,9 +2,10 @@
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
+
+from digitlab.models.base import Reading
 
 
 @dataclass(frozen=True)
@@ -26,13 +27,13 @@ class Agreement:
         return next(iter(self.votes))
 
 
-def tally(predictions: Sequence[dict[str, Any]]) -> Agreement:
-    """Group predictions (dicts with ``model`` and ``digit``, as ``predict_digit`` returns) by digit."""
+def tally(predictions: Sequence[Reading]) -> Agreement:
+    """Group the models' readings (as ``predict_digit`` returns them) by digit."""
     if not predictions:
         raise ValueError("Cannot tally an empty list of predictions.")
     votes: dict[int, list[str]] = {}
     for prediction in predictions:
-        votes.setdefault(int(prediction["digit"]), []).append(prediction["model"])
+        votes.setdefault(prediction.digit, []).append(prediction.model)
     ordered = sorted(votes.items(), key=lambda item: (-len(item[1]), item[0]))
     return Agreement(votes=dict(ordered))
 

@@ -32,6 +32,7 @@ from digitlab.errors import DigitlabError
 from digitlab.formatting import markdown_table
 from digitlab.imaging.preprocess import PREPROCESS_VERSION, load_image
 from digitlab.lab.database import DatabaseError, Schema, connect, transaction
+from digitlab.models.base import Reading
 from digitlab.settings import database_path
 
 SOURCES = ("drawn", "uploaded")
@@ -186,11 +187,11 @@ def _checked_input(model_input: np.ndarray) -> bytes:
     return array.tobytes()
 
 
-def _checked_prediction(prediction: Mapping[str, Any], versions: Mapping[str, str]) -> tuple:
-    model = str(prediction["model"])
-    digit = _checked_label(prediction["digit"])
-    confidence = float(prediction["confidence"])
-    probabilities = [float(value) for value in prediction.get("probabilities", ())]
+def _checked_prediction(prediction: Reading, versions: Mapping[str, str]) -> tuple:
+    model = str(prediction.model)
+    digit = _checked_label(prediction.digit)
+    confidence = float(prediction.confidence)
+    probabilities = [float(value) for value in prediction.probabilities]
     if not 0.0 <= confidence <= 1.0:
         raise ValueError(f"{model}'s confidence must be between 0 and 1, got {confidence}.")
     if probabilities and len(probabilities) != 10:
@@ -269,15 +270,15 @@ class FeedbackStore:
         original: bytes,
         model_input: np.ndarray,
         label: int,
-        predictions: Sequence[Mapping[str, Any]],
+        predictions: Sequence[Reading],
         model_versions: Mapping[str, str],
         source: str = "drawn",
         preprocess_version: int = PREPROCESS_VERSION,
     ) -> int:
         """Save one drawing with every model's reading in one transaction; returns its id once committed.
 
-        ``original`` is PNG bytes (see :func:`original_png`); ``predictions`` are dicts with ``model``,
-        ``digit``, ``confidence`` and ``probabilities``, as ``digitlab.recognise.predict_digit`` returns.
+        ``original`` is PNG bytes (see :func:`original_png`); ``predictions`` are the models' readings, as
+        ``digitlab.recognise.predict_digit`` returns them.
         """
         label = _checked_label(label)
         pixels = _checked_input(model_input)

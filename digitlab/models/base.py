@@ -8,6 +8,7 @@ lists the families that the command line, the benchmark and the dashboard loop o
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, NamedTuple, Protocol, Self, runtime_checkable
 
@@ -49,6 +50,37 @@ def validation_split(count: int, validation_size: int, seed: int) -> tuple[np.nd
 def is_low_confidence(confidence: float) -> bool:
     """Whether a reading with this top probability should be reported as unsure."""
     return confidence < LOW_CONFIDENCE
+
+
+@dataclass(frozen=True)
+class Reading:
+    """One model's answer for one image: the digit, its probability and all ten probabilities."""
+
+    model: str
+    digit: int
+    confidence: float
+    probabilities: tuple[float, ...] = ()
+
+    @property
+    def low_confidence(self) -> bool:
+        return is_low_confidence(self.confidence)
+
+    @classmethod
+    def from_probabilities(cls, model: str, probabilities: np.ndarray) -> "Reading":
+        """The reading of one row of ``predict_proba``, rounded to six places as it is shown and stored."""
+        rounded = tuple(round(float(value), 6) for value in probabilities)
+        digit = int(np.argmax(rounded))
+        return cls(model, digit, rounded[digit], rounded)
+
+    def to_json(self) -> dict[str, Any]:
+        """The reading as ``predict --json`` prints it."""
+        return {
+            "model": self.model,
+            "digit": self.digit,
+            "confidence": self.confidence,
+            "low_confidence": self.low_confidence,
+            "probabilities": list(self.probabilities),
+        }
 
 
 @runtime_checkable

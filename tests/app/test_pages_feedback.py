@@ -5,20 +5,19 @@ Each test points ``DIGITLAB_DB`` at a database file in its own temporary folder.
 
 import numpy as np
 import pytest
-from test_feedback import save
-from test_pages import (  # noqa: F401 - manifest is a fixture used by name.
-    assert_no_exception,
-    button_labelled,
-    confusion_specs,
-    digit_image_png,
-    manifest,
-    page,
-    texts,
-)
 
 from digitlab import settings
 from digitlab.lab.feedback import CSV_NAME, DrawingFilter, FeedbackStore
 from digitlab.persistence import read_manifest
+from tests.app.apptest import (
+    assert_no_exception,
+    button_labelled,
+    confusion_specs,
+    digit_image_png,
+    page,
+    texts,
+)
+from tests.support import save
 from ui import saved_drawings
 
 

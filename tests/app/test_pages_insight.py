@@ -8,8 +8,6 @@ import base64
 
 import numpy as np
 import pytest
-import test_pages
-from test_pages import assert_no_exception, card_indices, digit_image_png, explorer_count, page, texts
 
 from digitlab import settings
 from digitlab.insight import attribution
@@ -18,13 +16,17 @@ from digitlab.insight.explorer import hardness
 from digitlab.models.neural import KerasClassifier
 from digitlab.models.registry import REGISTRY
 from digitlab.persistence import load_test_probabilities
-
-manifest, titles, test_labels, models_copy = (
-    test_pages.manifest,
-    test_pages.titles,
-    test_pages.test_labels,
-    test_pages.models_copy,
+from tests.app.apptest import (
+    assert_no_exception,
+    button_labelled,
+    card_indices,
+    digit_image_png,
+    explorer_count,
+    page,
+    plotly_specs,
+    texts,
 )
+
 MAP_TAB, LABELS_TAB = 2, 3
 
 
@@ -52,7 +54,7 @@ def plotly_array(value) -> np.ndarray:
 
 
 def map_specs(app) -> list[dict]:
-    return [spec for spec in test_pages.plotly_specs(app) if any(t["type"] == "scattergl" for t in spec["data"])]
+    return [spec for spec in plotly_specs(app) if any(t["type"] == "scattergl" for t in spec["data"])]
 
 
 def test_the_map_colours_every_test_image_by_label_and_marks_each_models_mistakes(insight, titles, test_labels):
@@ -89,7 +91,7 @@ def test_a_region_selected_on_the_map_filters_the_mistakes_and_can_be_cleared(in
     assert "Limited to the **3** images selected" in texts(app.info)
     assert explorer_count(app) == 2 and sorted(card_indices(app)) == sorted(mistakes[:2])
     assert len(app.tabs[MAP_TAB].image) == 3
-    test_pages.button_labelled(app, "Show the whole test set").click().run()
+    button_labelled(app, "Show the whole test set").click().run()
     assert explorer_count(app) == manifest["models"][model]["metrics"]["errors"]
 
 

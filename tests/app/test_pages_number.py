@@ -11,15 +11,16 @@ import sys
 import types
 
 import numpy as np
-import test_pages
 from PIL import Image
-from test_pages import assert_no_exception, page, texts
 
 from digitlab.checks.realworld import held_out_indices
 from digitlab.imaging.preprocess import crop_to_ink, resize
+from tests.app.apptest import (
+    assert_no_exception,
+    page,
+    texts,
+)
 
-# The page tests' fixture: the configured models' manifest, or a skip when there are no trained models.
-manifest = test_pages.manifest
 NUMBER_MODE = "A whole number"
 
 

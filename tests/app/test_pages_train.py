@@ -12,13 +12,18 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from test_pages import assert_no_exception, button_labelled, page, texts
-from test_worker import stop_unfinished_workers
 
 from digitlab import settings
 from digitlab.errors import DigitlabError
 from digitlab.lab import promotion, runs
 from digitlab.persistence import read_manifest
+from tests.app.apptest import (
+    assert_no_exception,
+    button_labelled,
+    page,
+    texts,
+)
+from tests.support import stop_unfinished_workers
 
 WAIT_SECONDS = 300
 

@@ -22,8 +22,8 @@ from packaging.utils import canonicalize_name
 from PIL import Image
 
 from digitlab.persistence import read_manifest
+from tests.support import PROJECT_ROOT
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
 # What the wheel is built from (pyproject.toml's packages, package-dir and readme).
 WHEEL_SOURCES = ("pyproject.toml", "README.md", "digitlab", "models")
 SHIPPED = read_manifest(PROJECT_ROOT / "models")["models"]

@@ -7,7 +7,10 @@ through ``DIGITLAB_DB``, set before it starts.
 import os
 
 import pytest
-from test_browser import (  # noqa: F401 - server_url and browser are fixtures used by name.
+
+from digitlab import settings
+from digitlab.lab.feedback import FeedbackStore
+from tests.browser.dashboard import (
     ARTIFACTS,
     DESKTOP,
     MAIN,
@@ -15,19 +18,14 @@ from test_browser import (  # noqa: F401 - server_url and browser are fixtures u
     PAGE_TIMEOUT_MS,
     PAGES,
     PHONE,
-    browser,
     draw,
     horizontal_overflow,
     model_readings,
     open_page,
     screenshot_whole_page,
-    server_url,
     trained_manifest_or_skip,
     wait_until_idle,
 )
-
-from digitlab import settings
-from digitlab.lab.feedback import FeedbackStore
 
 pytestmark = pytest.mark.browser
 

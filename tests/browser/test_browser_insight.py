@@ -1,35 +1,30 @@
 """The insight views in a real browser: heat maps for a drawn digit and a test image, the map, label issues.
 
-Reuses the server and browser of ``tests/test_browser.py``; screenshots go to
+Uses the server and browser fixtures of ``tests/browser/conftest.py``; screenshots go to
 ``test-artifacts/insight-*.png``.
 """
 
 import re
 
 import pytest
-from test_browser import (
+
+from digitlab.errors import DigitlabError
+from digitlab.insight.artefact import load_insight
+from tests.browser.dashboard import (
     ARTIFACTS,
     DESKTOP,
     MODEL_LOAD_TIMEOUT_MS,
     PAGE_TIMEOUT_MS,
     PAGES,
     PREDICTION_TIMEOUT_MS,
-    browser,
     draw,
     open_page,
     screenshot_whole_page,
-    server_url,
     trained_manifest_or_skip,
     wait_until_idle,
 )
 
-from digitlab.errors import DigitlabError
-from digitlab.insight.artefact import load_insight
-
 pytestmark = pytest.mark.browser
-
-# The single-digit browser test's fixtures: this module gets a dashboard server and a Chromium of its own.
-__all__ = ["browser", "server_url"]
 
 EXCEPTION = '[data-testid="stException"]'
 MARKDOWN = '[data-testid="stMarkdownContainer"]'

@@ -1,13 +1,14 @@
 """The Draw page's whole-number mode in a real browser: a short number written with real mouse moves.
 
-Reuses the server and browser of ``tests/test_browser.py``; its screenshots
+Uses the server and browser fixtures of ``tests/browser/conftest.py``; its screenshots
 go to ``test-artifacts/draw-number-desktop.png`` and ``draw-number-phone.png``.
 """
 
 import math
 
 import pytest
-from test_browser import (
+
+from tests.browser.dashboard import (
     ARTIFACTS,
     DESKTOP,
     MAIN,
@@ -15,20 +16,15 @@ from test_browser import (
     PAGES,
     PHONE,
     PREDICTION_TIMEOUT_MS,
-    browser,
     draw,
     horizontal_overflow,
     open_page,
     screenshot_whole_page,
-    server_url,
     trained_manifest_or_skip,
     wait_until_idle,
 )
 
 pytestmark = pytest.mark.browser
-
-# The single-digit browser test's fixtures: this module gets a dashboard server and a Chromium of its own.
-__all__ = ["browser", "server_url"]
 
 DIGIT_CARDS = f'{MAIN} [data-testid="stMetric"]'
 # "107" across the wide canvas, as fractions of its width and height: a stroke, an oval and a 7.

@@ -2,10 +2,11 @@ import numpy as np
 import pytest
 
 from digitlab.insight.agreement import disagreement_mask, tally
+from digitlab.models.base import Reading
 
 
 def prediction(model, digit):
-    return {"model": model, "digit": digit, "confidence": 0.9, "probabilities": [0.01] * 10}
+    return Reading(model, digit, 0.9, (0.01,) * 10)
 
 
 def test_tally_of_identical_digits_is_unanimous():

@@ -38,32 +38,7 @@ from digitlab.lab.feedback import (
     load_labelled_drawings,
     original_png,
 )
-
-ROOT = Path(__file__).resolve().parent.parent
-VERSIONS = {"svm": "a" * 64, "cnn": "c" * 64}
-
-
-def model_input(seed: int) -> np.ndarray:
-    return np.random.default_rng(seed).integers(0, 256, size=(28, 28), dtype=np.uint8)
-
-
-def reading(model: str, digit: int, confidence: float = 0.9) -> dict:
-    probabilities = [(1 - confidence) / 9] * 10
-    probabilities[digit] = confidence
-    return {"model": model, "digit": digit, "confidence": confidence, "probabilities": probabilities}
-
-
-def save(store: FeedbackStore, label: int, svm: int, cnn: int, seed: int = 0, source: str = "drawn") -> int:
-    canvas = np.zeros((40, 40, 4), dtype=np.uint8)
-    canvas[10:30, 18:22] = 255
-    return store.save(
-        original=original_png(canvas),
-        model_input=model_input(seed),
-        label=label,
-        predictions=[reading("svm", svm), reading("cnn", cnn)],
-        model_versions=VERSIONS,
-        source=source,
-    )
+from tests.support import PROJECT_ROOT, VERSIONS, model_input, reading, save
 
 
 @pytest.fixture
@@ -327,6 +302,7 @@ WRITER = """
 import sys
 import numpy as np
 from digitlab.lab.feedback import FeedbackStore, original_png
+from digitlab.models.base import Reading
 
 path, count, seed = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 store = FeedbackStore(path)
@@ -341,8 +317,8 @@ while count == 0 or written < count:
         model_input=rng.integers(0, 256, size=(28, 28), dtype=np.uint8),
         label=digit,
         predictions=[
-            {"model": "svm", "digit": digit, "confidence": 0.5, "probabilities": [0.1] * 10},
-            {"model": "cnn", "digit": (digit + 1) % 10, "confidence": 0.5, "probabilities": [0.1] * 10},
+            Reading("svm", digit, 0.5, (0.1,) * 10),
+            Reading("cnn", (digit + 1) % 10, 0.5, (0.1,) * 10),
         ],
         model_versions=versions,
     )
@@ -352,10 +328,10 @@ while count == 0 or written < count:
 
 
 def start_writer(path: Path, count: int, seed: int) -> subprocess.Popen:
-    environment = dict(os.environ, PYTHONPATH=str(ROOT))
+    environment = dict(os.environ, PYTHONPATH=str(PROJECT_ROOT))
     return subprocess.Popen(
         [sys.executable, "-c", WRITER, str(path), str(count), str(seed)],
-        cwd=ROOT,
+        cwd=PROJECT_ROOT,
         env=environment,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

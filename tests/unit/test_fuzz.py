@@ -42,7 +42,7 @@ def run_predict_path(source, models) -> None:
     else:
         assert model_input.shape == (28, 28) and model_input.dtype == np.uint8
         (prediction,) = predict_digit(models, model_input)
-        assert 0 <= prediction["digit"] <= 9 and isinstance(prediction["low_confidence"], bool)
+        assert 0 <= prediction.digit <= 9 and isinstance(prediction.low_confidence, bool)
     try:
         _, (reading,) = read_number(source, models)
     except DigitlabError:

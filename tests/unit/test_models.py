@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from sklearn.base import clone
 
-from digitlab.models.base import DigitClassifier, Predictor, as_image_batch, validation_split
+from digitlab.models.base import DigitClassifier, Predictor, Reading, as_image_batch, validation_split
 from digitlab.models.exported import RUNTIMES
 from digitlab.models.neural import KerasClassifier
 from digitlab.models.registry import REGISTRY
@@ -178,3 +178,18 @@ def test_the_ensemble_averages_the_cnn_with_its_own_extra_networks(fitted_models
     np.testing.assert_allclose(
         ensemble.predict_proba(images), expected / expected.sum(axis=1, keepdims=True), atol=1e-6
     )
+
+
+def test_a_reading_is_the_most_probable_digit_and_knows_when_it_is_unsure():
+    sure = Reading.from_probabilities("cnn", np.array([0.0, 0.95, *[0.05 / 8] * 8]))
+    unsure = Reading.from_probabilities("svm", np.array([0.3, 0.6, 0.1, *[0.0] * 7]))
+
+    assert (sure.digit, sure.confidence, sure.low_confidence) == (1, 0.95, False)
+    assert (unsure.digit, unsure.low_confidence) == (1, True)
+    assert unsure.to_json() == {
+        "model": "svm",
+        "digit": 1,
+        "confidence": 0.6,
+        "low_confidence": True,
+        "probabilities": [0.3, 0.6, 0.1, *[0.0] * 7],
+    }

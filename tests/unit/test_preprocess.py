@@ -7,7 +7,7 @@ from scipy import ndimage
 
 from digitlab.errors import ImageError, NoDigitFoundError
 from digitlab.imaging import preprocess as pp
-from tests.conftest import digit_like_stroke
+from tests.support import digit_like_stroke
 
 
 def centre_of_mass(image: np.ndarray) -> tuple[float, float]:

@@ -1,7 +1,6 @@
 import io
 import json
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,8 +14,9 @@ from digitlab.models.base import validation_split
 from digitlab.models.svm import SVMClassifier
 from digitlab.persistence import read_manifest
 from digitlab.training import training_subset
+from tests.support import PROJECT_ROOT
 
-SHIPPED_MODELS = Path(__file__).resolve().parent.parent / "models"
+SHIPPED_MODELS = PROJECT_ROOT / "models"
 
 
 class ReadsEverythingAs:

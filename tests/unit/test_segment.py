@@ -190,10 +190,10 @@ def test_read_number_joins_the_digits_and_flags_unsure_ones():
     assert len(segments) == 2
     assert [reading.model for reading in readings] == ["sure", "unsure"]
     assert readings[0].number == "77" and readings[1].number == "44"
-    assert [digit["low_confidence"] for digit in readings[1].digits] == [True, True]
-    assert not readings[0].digits[0]["low_confidence"]
-    assert readings[0].as_dict()["digits"][0]["box"] == list(segments[0].box)
-    assert set(readings[0].digits[0]) == {"digit", "confidence", "low_confidence", "box"}
+    assert [digit.low_confidence for digit in readings[1].digits] == [True, True]
+    assert not readings[0].digits[0].low_confidence
+    assert readings[0].to_json()["digits"][0]["box"] == list(segments[0].box)
+    assert set(readings[0].to_json()["digits"][0]) == {"digit", "confidence", "low_confidence", "box"}
 
 
 def test_read_number_accepts_image_files_and_reports_displayed_pixels():

@@ -1,7 +1,6 @@
 """The training worker: runs recorded from start to end, and cancelled or crashed runs that change nothing in use."""
 
 import hashlib
-import os
 import signal
 import time
 from pathlib import Path
@@ -10,7 +9,7 @@ import pytest
 
 from digitlab import settings
 from digitlab.lab import feedback, promotion, runs, worker
-from digitlab.lab.database import DatabaseError
+from tests.support import stop_unfinished_workers
 
 # A worker process imports TensorFlow and loads MNIST before its first epoch; on a busy 2-core machine that
 # can take a minute.
@@ -51,23 +50,6 @@ def active_models(tmp_path_factory, mnist_dir):
     train_and_record("mlp", epochs=1, train_size=300, models_dir=trained, data_dir=mnist_dir)
     promotion.promote(trained, "mlp", root=lab / "active", base=trained)
     return lab
-
-
-def stop_unfinished_workers(database: Path) -> None:
-    """Kill the worker of every unfinished run, so a test that failed while waiting leaves nothing training."""
-    try:
-        connection = runs.open_registry(database)
-    except DatabaseError:
-        # A test's deliberately damaged database holds no runs.
-        return
-    try:
-        unfinished = runs.list_runs(connection, runs.ACTIVE)
-    finally:
-        connection.close()
-    for run in unfinished:
-        # A test may record its own process as a run's worker; that one is not to be killed.
-        if run.worker_pid != os.getpid() and runs.process_is_alive(run.worker_pid):
-            os.kill(run.worker_pid, signal.SIGKILL)
 
 
 @pytest.fixture

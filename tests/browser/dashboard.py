@@ -1,0 +1,165 @@
+"""Driving the dashboard in Debian's Chromium with Playwright: starting a server, opening pages, drawing, reading.
+
+Screenshots and server logs go to ``test-artifacts/``.
+"""
+
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from digitlab import settings
+from digitlab.persistence import read_manifest
+from tests.support import PROJECT_ROOT
+
+ARTIFACTS = PROJECT_ROOT / "test-artifacts"
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+# Seconds; the first page loads TensorFlow and the models, which takes a while on a small machine.
+SERVER_START_TIMEOUT = 90
+MODEL_LOAD_TIMEOUT_MS = 180_000
+PREDICTION_TIMEOUT_MS = 60_000
+PAGE_TIMEOUT_MS = 90_000
+# URL path and the heading each page shows once it has rendered.
+PAGES = {
+    "draw": ("", "Draw a digit"),
+    "compare": ("compare", "Compare models"),
+    "explore": ("explore", "Misclassification explorer"),
+    "dataset": ("dataset", "The MNIST dataset"),
+}
+DESKTOP = {"width": 1440, "height": 1000}
+MAIN = '[data-testid="stMain"]'
+METRICS = f'{MAIN} [data-testid="stMetric"]'
+SKELETON = '[data-testid="stSkeleton"]'
+IDLE_APP = '[data-testid="stApp"][data-test-script-state="notRunning"]'
+PHONE = {"width": 390, "height": 844}
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_until_healthy(url: str, server: subprocess.Popen, log: Path) -> None:
+    deadline = time.monotonic() + SERVER_START_TIMEOUT
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            pytest.fail(f"streamlit exited with {server.returncode}:\n{log.read_text()}")
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+                if response.read().strip() == b"ok":
+                    return
+        except OSError:
+            time.sleep(0.5)
+    pytest.fail(f"streamlit did not answer within {SERVER_START_TIMEOUT} s:\n{log.read_text()}")
+
+
+def start_dashboard(request, environment: dict[str, str], log_path: Path) -> str:
+    """Run ``streamlit run app.py`` on a free port until the requesting test or module ends; return its URL."""
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} is missing; install it with 'apt-get install -y chromium chromium-driver'.")
+    ARTIFACTS.mkdir(exist_ok=True)
+    port = free_port()
+    log = open(log_path, "w")  # noqa: SIM115 - it stays open for the server's lifetime and is closed in the finalizer.
+    server = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true"]
+        + ["--server.port", str(port), "--server.address", "127.0.0.1"],
+        cwd=PROJECT_ROOT,
+        env=environment,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+
+    def stop_server():
+        server.terminate()
+        try:
+            server.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+        log.close()
+
+    request.addfinalizer(stop_server)
+    url = f"http://127.0.0.1:{port}"
+    wait_until_healthy(url, server, log_path)
+    return url
+
+
+def open_page(browser, url: str, heading: str, viewport: dict):
+    page = browser.new_page(viewport=viewport)
+    page.goto(url)
+    page.get_by_role("heading", name=heading).first.wait_for(timeout=PAGE_TIMEOUT_MS)
+    wait_until_idle(page)
+    return page
+
+
+def wait_until_idle(page) -> None:
+    """Wait for the script run to finish and for lazily loaded elements such as charts to replace their skeletons."""
+    page.wait_for_timeout(500)
+    page.locator(IDLE_APP).wait_for(timeout=PAGE_TIMEOUT_MS)
+    page.wait_for_function(f"!document.querySelector('{SKELETON}')", timeout=PAGE_TIMEOUT_MS)
+    page.wait_for_timeout(500)
+
+
+def screenshot_whole_page(page, path: Path, viewport: dict) -> None:
+    """Streamlit scrolls inside its main area, so the window is made as tall as the page before the shot."""
+    height = page.evaluate(f"document.querySelector('{MAIN}').scrollHeight")
+    page.set_viewport_size({"width": viewport["width"], "height": min(max(height, viewport["height"]), 16_000)})
+    wait_until_idle(page)
+    page.screenshot(path=path)
+    page.set_viewport_size(viewport)
+
+
+def horizontal_overflow(page) -> int:
+    """How many pixels the widest of the window and the main area is wider than the screen."""
+    return page.evaluate(
+        f"""Math.max(
+            document.documentElement.scrollWidth - document.documentElement.clientWidth,
+            document.querySelector('{MAIN}').scrollWidth - document.querySelector('{MAIN}').clientWidth)"""
+    )
+
+
+def trained_manifest_or_skip() -> dict:
+    """The manifest of the models the dashboard serves; the test is skipped when none has been trained."""
+    manifest = read_manifest()
+    if not manifest["models"]:
+        pytest.skip(f"No trained models in {settings.models_dir()}; run 'python -m digitlab train'.")
+    return manifest
+
+
+def draw(page, canvas, strokes, steps: int = 25) -> None:
+    """Draw each stroke (a list of points as fractions of the canvas) with real mouse moves."""
+    box = canvas.bounding_box()
+    for stroke in strokes:
+        points = [(box["x"] + x * box["width"], box["y"] + y * box["height"]) for x, y in stroke]
+        page.mouse.move(*points[0])
+        page.mouse.down()
+        for point in points[1:]:
+            page.mouse.move(*point, steps=steps)
+        page.mouse.up()
+
+
+def model_readings(page, count: int) -> dict[str, str]:
+    """Wait for ``count`` prediction cards and return each model's digit by its title."""
+    metrics = page.locator(METRICS)
+    page.wait_for_function(
+        f"n => document.querySelectorAll('{METRICS}').length === n", arg=count, timeout=PREDICTION_TIMEOUT_MS
+    )
+    wait_until_idle(page)
+    readings = {}
+    for position in range(metrics.count()):
+        metric = metrics.nth(position)
+        title = metric.locator('[data-testid="stMetricLabel"]').inner_text().strip()
+        readings[title] = metric.locator('[data-testid="stMetricValue"]').inner_text().strip()
+    return readings

@@ -1,0 +1,65 @@
+"""What several kinds of test share and that is not a fixture: the project's folder, made-up digits and drawings,
+and the clean-up of training workers."""
+
+import os
+import signal
+from pathlib import Path
+
+import numpy as np
+
+from digitlab.lab import runs
+from digitlab.lab.database import DatabaseError
+from digitlab.lab.feedback import FeedbackStore, original_png
+from digitlab.models.base import Reading
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def digit_like_stroke(size: int = 64) -> np.ndarray:
+    """A float image in [0, 1] with a thick vertical bar, like a drawn 1."""
+    image = np.zeros((size, size), dtype=np.float32)
+    image[size // 6 : size - size // 6, size // 2 - size // 16 : size // 2 + size // 16] = 1.0
+    return image
+
+
+VERSIONS = {"svm": "a" * 64, "cnn": "c" * 64}
+
+
+def model_input(seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, size=(28, 28), dtype=np.uint8)
+
+
+def reading(model: str, digit: int, confidence: float = 0.9) -> Reading:
+    probabilities = [(1 - confidence) / 9] * 10
+    probabilities[digit] = confidence
+    return Reading(model, digit, confidence, tuple(probabilities))
+
+
+def save(store: FeedbackStore, label: int, svm: int, cnn: int, seed: int = 0, source: str = "drawn") -> int:
+    canvas = np.zeros((40, 40, 4), dtype=np.uint8)
+    canvas[10:30, 18:22] = 255
+    return store.save(
+        original=original_png(canvas),
+        model_input=model_input(seed),
+        label=label,
+        predictions=[reading("svm", svm), reading("cnn", cnn)],
+        model_versions=VERSIONS,
+        source=source,
+    )
+
+
+def stop_unfinished_workers(database: Path) -> None:
+    """Kill the worker of every unfinished run, so a test that failed while waiting leaves nothing training."""
+    try:
+        connection = runs.open_registry(database)
+    except DatabaseError:
+        # A test's deliberately damaged database holds no runs.
+        return
+    try:
+        unfinished = runs.list_runs(connection, runs.ACTIVE)
+    finally:
+        connection.close()
+    for run in unfinished:
+        # A test may record its own process as a run's worker; that one is not to be killed.
+        if run.worker_pid != os.getpid() and runs.process_is_alive(run.worker_pid):
+            os.kill(run.worker_pid, signal.SIGKILL)
