@@ -1,0 +1,130 @@
+"""Refit ``digitlab.imaging.segment.SPLIT_WEIGHTS`` and print the result beside the shipped weights.
+
+The weights of :func:`digitlab.imaging.segment.split_evidence` come from a logistic regression (C=10,
+scikit-learn's default L2 penalty and lbfgs solver, an intercept, the features unscaled, as
+``split_evidence`` applies them) on the regions that 400 numbers composed with each of seeds 1 and 2
+(:func:`digitlab.checks.realworld.generate_numbers`, digits from the shipped models' held-out split)
+give. Each number is cleaned and grouped as :func:`digitlab.imaging.segment.segment_ink` does; every
+region wider than ``MAYBE_SEVERAL`` line heights that has a cut contributes its ``split_features``
+(read by the shipped CNN), labelled by whether its columns hold more than one true digit centre. A
+region that truly holds several digits is cut where ``split_features`` would cut it and its pieces
+are regions too, so the regions do not depend on the weights being fitted: 1,834 of them.
+
+Run from the repository root (about a minute and a half on two cores):
+``DIGITLAB_DATA_DIR=/path/to/mnist .venv/bin/python scripts/fit_split_weights.py``.
+It exits with status 1 when the refitted weights, rounded to three decimals, differ from the shipped ones.
+"""
+
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from scipy import ndimage
+from sklearn.linear_model import LogisticRegression
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from digitlab.checks.realworld import NumberSample, generate_numbers, held_out_indices  # noqa: E402
+from digitlab.data.mnist import load_mnist  # noqa: E402
+from digitlab.imaging import segment  # noqa: E402
+from digitlab.imaging.preprocess import clean_ink, ink_components  # noqa: E402
+from digitlab.models.base import Predictor  # noqa: E402
+from digitlab.recognise import load_models  # noqa: E402
+from digitlab.settings import DEFAULT_MODELS_DIR  # noqa: E402
+
+SEEDS = (1, 2)
+NUMBERS_PER_SEED = 400
+C = 10
+FEATURES = (
+    "width / line height",
+    "logit whole",
+    "logit weaker piece",
+    "logit stronger piece",
+    "ink rows crossed / line height",
+    "strokes crossed",
+    "ink in cut column / median",
+    "intercept",
+)
+
+
+def digit_centres(sample: NumberSample, ink_shape: tuple[int, int], size: tuple[int, int]) -> np.ndarray:
+    """The horizontal centre of every true digit box, in the columns of the cleaned ink."""
+    scale_x = size[0] / ink_shape[1]
+    return np.array([(x + width / 2) / scale_x for x, _, width, _ in sample.boxes])
+
+
+def labelled_regions(ink: np.ndarray, centres: np.ndarray, judge: Predictor) -> tuple[list[np.ndarray], list[bool]]:
+    """``split_features`` of every wide region of one number with a cut, and whether it holds several digits."""
+    labels, areas = ink_components(ink)
+    boxes = ndimage.find_objects(labels)
+    heights = np.array([box[0].stop - box[0].start for box in boxes])
+    height = segment.line_height(heights, areas)
+    group_of_label = np.concatenate([[-1], segment.group_components(boxes, areas)])
+    features, several = [], []
+
+    def visit(region: np.ndarray) -> None:
+        columns = np.flatnonzero(region.any(axis=0))
+        if (columns[-1] - columns[0] + 1) / height <= segment.MAYBE_SEVERAL:
+            return
+        judged = segment.split_features(ink, region, height, judge)
+        if judged is None:
+            return
+        held = int(((centres >= columns[0]) & (centres < columns[-1] + 1)).sum())
+        features.append(judged[0])
+        several.append(held > 1)
+        if held > 1:
+            visit(judged[1].left)
+            visit(judged[1].right)
+
+    for group in np.unique(group_of_label[group_of_label >= 0]):
+        visit(group_of_label[labels] == group)
+    return features, several
+
+
+def collect(judge: Predictor) -> tuple[np.ndarray, np.ndarray]:
+    """The features and labels of the regions of the numbers composed with :data:`SEEDS`."""
+    images, labels = load_mnist("train")
+    pool = held_out_indices(len(images))
+    features, several = [], []
+    for seed in SEEDS:
+        for sample in generate_numbers(images, labels, NUMBERS_PER_SEED, seed=seed, pool=pool):
+            gray, size = segment.displayed_gray(sample.payload)
+            ink = clean_ink(gray)
+            found = labelled_regions(ink, digit_centres(sample, ink.shape, size), judge)
+            features.extend(found[0])
+            several.extend(found[1])
+    return np.array(features), np.array(several)
+
+
+def fit(features: np.ndarray, several: np.ndarray) -> np.ndarray:
+    """The logistic regression's weights, one per feature, then the intercept (the order of SPLIT_WEIGHTS)."""
+    model = LogisticRegression(C=C, max_iter=10_000).fit(features, several)
+    return np.concatenate([model.coef_[0], model.intercept_])
+
+
+def report(fitted: np.ndarray, count: int, positives: int) -> bool:
+    """Print the fitted weights beside the shipped ones; True when they agree to three decimals."""
+    shipped = np.array(segment.SPLIT_WEIGHTS)
+    print(f"{count:,} regions, {positives:,} holding more than one digit")
+    print(f"{'feature':32} {'fitted':>8} {'shipped':>8} {'diff':>8}")
+    for name, new, old in zip(FEATURES, fitted, shipped, strict=True):
+        print(f"{name:32} {new:8.3f} {old:8.3f} {new - old:8.4f}")
+    difference = np.abs(fitted - shipped).max()
+    matches = bool(np.allclose(np.round(fitted, 3), shipped, rtol=0, atol=1e-9))
+    verdict = "match" if matches else "do not match"
+    print(f"largest absolute difference {difference:.4f}; rounded to three decimals they {verdict}")
+    return matches
+
+
+def main() -> int:
+    started = time.perf_counter()
+    judge = load_models(["cnn"], DEFAULT_MODELS_DIR)["cnn"]
+    features, several = collect(judge)
+    matches = report(fit(features, several), len(several), int(several.sum()))
+    print(f"{time.perf_counter() - started:.0f} s")
+    return 0 if matches else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
