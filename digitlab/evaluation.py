@@ -6,9 +6,9 @@ from typing import Any
 import numpy as np
 from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
-from digitlab.data.mnist import CLASSES
+from digitlab.data.mnist import CLASSES, load_mnist
 from digitlab.errors import ModelUnavailableError
-from digitlab.models.base import DigitClassifier
+from digitlab.models.base import DigitClassifier, Predictor
 
 # Metrics that `evaluate` compares with the manifest; differences below this are float noise.
 COMPARED_METRICS = ("accuracy", "precision_macro", "recall_macro", "f1_macro")
@@ -40,7 +40,7 @@ def classification_metrics(labels: np.ndarray, probabilities: np.ndarray) -> dic
     }
 
 
-def timed_probabilities(model: DigitClassifier, images: np.ndarray) -> tuple[np.ndarray, float]:
+def timed_probabilities(model: Predictor, images: np.ndarray) -> tuple[np.ndarray, float]:
     """The model's probabilities for ``images`` and the seconds the whole batch took."""
     model.predict_proba(images[:1])
     start = time.perf_counter()
@@ -48,7 +48,7 @@ def timed_probabilities(model: DigitClassifier, images: np.ndarray) -> tuple[np.
     return probabilities, time.perf_counter() - start
 
 
-def single_image_latencies(model: DigitClassifier, images: np.ndarray, calls: int = SINGLE_IMAGE_CALLS) -> np.ndarray:
+def single_image_latencies(model: Predictor, images: np.ndarray, calls: int = SINGLE_IMAGE_CALLS) -> np.ndarray:
     """Milliseconds of ``calls`` one-image ``predict_proba`` calls, after a warm-up call."""
     model.predict_proba(images[:1])
     latencies = np.empty(calls)
@@ -90,7 +90,6 @@ def evaluate_folder(models_dir=None, data_dir=None, *, write: bool = False) -> t
     probabilities are updated to the recomputed values.
     """
     from digitlab import persistence
-    from digitlab.data.mnist import load_mnist
     from digitlab.formatting import markdown_table
 
     images, labels = load_mnist("test", data_dir)

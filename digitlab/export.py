@@ -12,7 +12,7 @@ import numpy as np
 
 from digitlab import persistence
 from digitlab.atomic import save_atomically, write_atomically
-from digitlab.data.mnist import IMAGE_SHAPE
+from digitlab.data.mnist import IMAGE_SHAPE, load_mnist
 from digitlab.models.base import DigitClassifier
 from digitlab.models.exported import EXPORT_FORMATS, FORMAT_TITLES, RUNTIMES, ExportedClassifier
 from digitlab.models.neural import KerasClassifier
@@ -105,15 +105,14 @@ def export_model(
     Raises ``ValueError`` for a format other than ``EXPORT_FORMATS``, for a model that is not a Keras model,
     and when the export disagrees with the Keras model more than allowed (the file is then removed).
     """
-    from digitlab.data.mnist import load_mnist
-
     if format not in EXPORT_FORMATS:
         raise ValueError(f"Unknown export format {format!r}; choose one of {', '.join(EXPORT_FORMATS)}.")
     title = FORMAT_TITLES[format]
+    # Where the file goes is checked first, before TensorFlow starts.
+    destination = Path(output) if output else persistence.writable_models_dir(models_dir) / f"{name}.{format}"
     model = persistence.load_model(name, models_dir)
     if not isinstance(model, KerasClassifier):
         raise ValueError(f"Only the Keras models can be exported to {title}, not {name!r}.")
-    destination = Path(output) if output else persistence.resolve_models_dir(models_dir) / f"{name}.{format}"
     started = time.perf_counter()
     WRITERS[format](model, destination)
     export_seconds = time.perf_counter() - started

@@ -31,6 +31,17 @@ def resolve_models_dir(models_dir: str | os.PathLike | None) -> Path:
     return Path(models_dir) if models_dir is not None else settings.models_dir()
 
 
+def writable_models_dir(models_dir: str | os.PathLike | None) -> Path:
+    """The models folder to write into; never the copy installed inside the package, which an upgrade replaces."""
+    folder = resolve_models_dir(models_dir)
+    if folder.resolve() == settings.PACKAGED_MODELS_DIR.resolve():
+        raise ModelUnavailableError(
+            f"{folder} holds the models installed with the package and is not written to; give a folder to write "
+            f"into (--out, --models-dir or --output) or set {settings.MODELS_DIR_VARIABLE}."
+        )
+    return folder
+
+
 def read_manifest(models_dir: str | os.PathLike | None = None) -> dict[str, Any]:
     """The folder's manifest; an empty one when the folder has none yet."""
     path = resolve_models_dir(models_dir) / MANIFEST_NAME
@@ -46,7 +57,7 @@ def read_manifest(models_dir: str | os.PathLike | None = None) -> dict[str, Any]
 
 
 def write_manifest(manifest: dict[str, Any], models_dir: str | os.PathLike | None = None) -> Path:
-    path = resolve_models_dir(models_dir) / MANIFEST_NAME
+    path = writable_models_dir(models_dir) / MANIFEST_NAME
     write_atomically(path, (json.dumps(manifest, indent=1) + "\n").encode())
     return path
 
@@ -57,7 +68,7 @@ def save_artifact(model: DigitClassifier, models_dir: str | os.PathLike | None =
     The size counts the files the model keeps beside its artefact (an ensemble's own networks), which the
     entry lists as ``extra_artifacts``.
     """
-    folder = resolve_models_dir(models_dir)
+    folder = writable_models_dir(models_dir)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / model.artifact_name
     save_atomically(path, model.save)
@@ -114,7 +125,7 @@ def _trained_member(name: str, member: str, folder: Path) -> TrainedMember:
 
 def save_test_probabilities(probabilities: dict[str, np.ndarray], models_dir: str | os.PathLike | None = None):
     """Store each model's test-set probabilities as float16, merged with those already stored."""
-    folder = resolve_models_dir(models_dir)
+    folder = writable_models_dir(models_dir)
     merged = load_test_probabilities(folder) if (folder / PROBABILITIES_NAME).exists() else {}
     merged.update({name: np.asarray(values, dtype=np.float16) for name, values in probabilities.items()})
     save_atomically(folder / PROBABILITIES_NAME, lambda temporary: np.savez_compressed(temporary, **merged))

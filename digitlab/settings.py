@@ -62,7 +62,7 @@ def configured_models_dir() -> Path | None:
 
 
 def models_dir() -> Path:
-    """The folder of trained models: ``$DIGITLAB_MODELS_DIR``, else the shipped ``models/``."""
+    """The folder of trained models: ``$DIGITLAB_MODELS_DIR``, else the shipped ones (:func:`shipped_models_dir`)."""
     return configured_models_dir() or DEFAULT_MODELS_DIR
 
 

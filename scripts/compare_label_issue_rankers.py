@@ -36,7 +36,8 @@ import cleanlab.rank  # noqa: E402
 from digitlab import load_model  # noqa: E402
 from digitlab.checks.realworld import held_out_pool  # noqa: E402
 from digitlab.data.mnist import load_mnist  # noqa: E402
-from digitlab.insight import label_issues
+from digitlab.formatting import markdown_table  # noqa: E402
+from digitlab.insight import label_issues  # noqa: E402
 from digitlab.persistence import read_manifest  # noqa: E402
 
 MODELS = ("svm", "mlp", "cnn")
@@ -138,15 +139,15 @@ def handwritten_issues(probabilities: np.ndarray, labels: np.ndarray) -> dict[st
 
 RANKERS = {
     "digitlab hand-written ranking (normalised margin)": lambda p, y: handwritten_issues(p, y)["ranking"],
-    "digitlab.label_issues ranking (on cleanlab)": lambda p, y: label_issues.find_label_issues(p, y).ranking,
+    "digitlab.insight.label_issues ranking (on cleanlab)": lambda p, y: label_issues.find_label_issues(p, y).ranking,
     **{f"cleanlab.rank {method}": ranked_by_score(method) for method in SCORES},
     **{f"cleanlab find_label_issues ranked by {method}": ranked_flags(method) for method in SCORES},
 }
 FLAGGERS = {
     "digitlab hand-written flagged": lambda p, y: handwritten_issues(p, y)["flagged"],
     "digitlab hand-written confidently_flagged": lambda p, y: handwritten_issues(p, y)["confidently_flagged"],
-    "digitlab.label_issues flagged (on cleanlab)": lambda p, y: label_issues.find_label_issues(p, y).flagged,
-    "digitlab.label_issues confidently_flagged (on cleanlab)": lambda p, y: (
+    "digitlab.insight.label_issues flagged (on cleanlab)": lambda p, y: label_issues.find_label_issues(p, y).flagged,
+    "digitlab.insight.label_issues confidently_flagged (on cleanlab)": lambda p, y: (
         label_issues.find_label_issues(p, y).confidently_flagged
     ),
     **{f"cleanlab filter_by={name}" + (" (default)" if name == FILTERS[0] else ""): flags_by(name) for name in FILTERS},
@@ -189,28 +190,24 @@ def unplanted_flag_sizes(probabilities: np.ndarray, labels: np.ndarray) -> str:
     return "\n".join(f"- {name}: {int(flag(probabilities, labels).sum())}" for name, flag in FLAGGERS.items())
 
 
-def header(columns: list[str]) -> list[str]:
-    return ["| method | " + " | ".join(columns) + " |", "| --- |" + " --- |" * len(columns)]
+def setting_names(count: int) -> list[str]:
+    return [f"{kind} {fraction:.0%} ({round(fraction * count)})" for kind, fraction in settings()]
 
 
-def setting_names() -> list[str]:
-    return [f"{kind} {fraction:.0%} ({round(fraction * 5000)})" for kind, fraction in settings()]
+def ranking_table(ranks: dict, count: int) -> str:
+    rows = [
+        [name, *(f"{r_k:.3f} / {r_2k:.3f} / {p_2k:.3f}" for r_k, r_2k, p_2k in figures.values())]
+        for name, figures in ranks.items()
+    ]
+    return markdown_table(["method", *setting_names(count)], rows)
 
 
-def ranking_table(ranks: dict) -> str:
-    lines = header(setting_names())
-    for name, figures in ranks.items():
-        cells = [f"{r_k:.3f} / {r_2k:.3f} / {p_2k:.3f}" for r_k, r_2k, p_2k in figures.values()]
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
-
-
-def flag_table(flags: dict) -> str:
-    lines = header(setting_names())
-    for name, figures in flags.items():
-        cells = [f"{size:.0f} / {precision:.3f} / {recall:.3f}" for size, precision, recall in figures.values()]
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+def flag_table(flags: dict, count: int) -> str:
+    rows = [
+        [name, *(f"{size:.0f} / {precision:.3f} / {recall:.3f}" for size, precision, recall in figures.values())]
+        for name, figures in flags.items()
+    ]
+    return markdown_table(["method", *setting_names(count)], rows)
 
 
 def main() -> None:
@@ -225,9 +222,9 @@ def main() -> None:
     print()
     print(f"Means over seeds {', '.join(map(str, SEEDS))}; column headers give the kind, rate and number k of flips.\n")
     print("Rankings: recall at k / recall at 2k / precision at 2k (at k, precision equals recall)\n")
-    print(ranking_table(ranks))
+    print(ranking_table(ranks, len(labels)))
     print("\nFlag sets: size / precision / recall\n")
-    print(flag_table(flags))
+    print(flag_table(flags, len(labels)))
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import PROJECT_ROOT
+from tests.support import PROJECT_ROOT, QuietHandler
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -56,13 +56,6 @@ def mnist_dir() -> Path:
     # Pages and child processes the tests start read the same folder.
     os.environ[settings.DATA_DIR_VARIABLE] = str(folder)
     return folder
-
-
-class QuietHandler(http.server.SimpleHTTPRequestHandler):
-    """Serves a folder's files without logging every request into the test output."""
-
-    def log_message(self, *arguments):
-        pass
 
 
 @pytest.fixture

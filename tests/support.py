@@ -1,6 +1,7 @@
 """What several kinds of test share and that is not a fixture: the project's folder, made-up digits and drawings,
 and the clean-up of training workers."""
 
+import http.server
 import os
 import signal
 from pathlib import Path
@@ -13,6 +14,13 @@ from digitlab.lab.feedback import FeedbackStore, original_png
 from digitlab.models.base import Reading
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class QuietHandler(http.server.SimpleHTTPRequestHandler):
+    """Serves a folder's files without logging every request into the test output."""
+
+    def log_message(self, *arguments):
+        pass
 
 
 def digit_like_stroke(size: int = 64) -> np.ndarray:

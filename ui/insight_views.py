@@ -5,7 +5,7 @@ from typing import Any
 import numpy as np
 import streamlit as st
 
-from digitlab.errors import DigitlabError
+from digitlab.errors import DataUnavailableError, DigitlabError
 from digitlab.insight.artefact import Insight
 from digitlab.insight.attribution import METHODS, heat_overlay
 from digitlab.insight.label_issues import LabelIssues
@@ -38,7 +38,8 @@ def show_look_alikes(index: int, label: int, digits: list[int], insight: Insight
     try:
         train_images, _ = resources.mnist("train")
     except DigitlabError as error:
-        st.info(f"Look-alikes need the MNIST training images. {error}", icon=":material/folder_off:")
+        reason = error.advice if isinstance(error, DataUnavailableError) else str(error)
+        st.info(f"Look-alikes need the MNIST training images. {reason}", icon=":material/folder_off:")
         return
     if index >= len(insight.neighbours):
         st.info("The stored look-alikes do not cover this image; recompute them.", icon=":material/info:")

@@ -232,7 +232,7 @@ def run_benchmark(
         results["reference"] = _in_child(train_reference, data, reference_epochs, train_size)
         if "cnn" in results["models"]:
             results["cnn_vs_reference"] = compare_with_reference(results["models"]["cnn"], results["reference"])
-    destination = Path(output) if output is not None else folder / BENCHMARK_NAME
+    destination = Path(output) if output is not None else persistence.writable_models_dir(folder) / BENCHMARK_NAME
     write_atomically(destination, (json.dumps(results, indent=1) + "\n").encode())
     results["written_to"] = str(destination)
     return results

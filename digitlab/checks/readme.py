@@ -13,6 +13,7 @@ from typing import Any
 
 from digitlab import persistence, settings
 from digitlab.checks.bench import BENCHMARK_NAME, benchmark_table
+from digitlab.errors import DigitlabError
 from digitlab.formatting import markdown_table
 
 README = settings.PROJECT_ROOT / "README.md"
@@ -69,6 +70,10 @@ def readme_sections(text: str) -> dict[str, str]:
 
 def update_readme(path: Path = README, models_dir: str | os.PathLike | None = None) -> bool:
     """Rewrite the generated sections; return whether anything changed."""
+    if not path.is_file():
+        raise DigitlabError(
+            f"There is no {path.name} at {path}: the README tables are rewritten in a checkout of the project."
+        )
     text = path.read_text()
     updated = text
     for section, content in generated_sections(models_dir).items():

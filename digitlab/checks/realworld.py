@@ -42,7 +42,7 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage
 
-from digitlab.data.mnist import IMAGE_SHAPE, TRAIN_IMAGES, data_checksum
+from digitlab.data.mnist import IMAGE_SHAPE, TRAIN_IMAGES, data_checksum, load_mnist
 from digitlab.errors import DigitlabError
 from digitlab.imaging.preprocess import crop_to_ink, preprocess, resize, thin_to_skeleton
 from digitlab.imaging.segment import read_number
@@ -159,7 +159,8 @@ def unseen_indices(name: str, entry: Any, images: np.ndarray, labels: np.ndarray
 
 
 def member_names(name: str, entry: Any) -> tuple[str, ...]:
-    """The models whose votes ``name`` combines: those its entry records and those its family always uses."""
+    """The models whose votes ``name`` combines: those its family always uses, and those older manifest entries
+    recorded among their hyperparameters."""
     recorded = entry.get("hyperparameters", {}).get("members") or []
     family = REGISTRY[name].members if name in REGISTRY else ()
     return tuple(dict.fromkeys([*recorded, *family]))
@@ -696,7 +697,6 @@ def run_realworld(
     :func:`digitlab.imaging.segment.read_number`. ``save_to`` writes every
     single-digit sample as an image file.
     """
-    from digitlab.data.mnist import load_mnist
     from digitlab.persistence import read_manifest
     from digitlab.recognise import load_models
 

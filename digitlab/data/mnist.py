@@ -122,9 +122,8 @@ def download_mnist(
     if all(_holds_npz_only(folder, split) for split in SPLITS):
         return folder
     missing = [spec for spec in FILES.values() if not (folder / spec.gz_name).exists()]
-    chosen = mirrors if mirrors is not None else settings.mnist_mirrors()
     for number, spec in enumerate(missing, start=1):
-        _download(spec, folder, chosen, progress, (number, len(missing)))
+        _download(spec, folder, mirrors, progress, (number, len(missing)))
     return folder
 
 
@@ -153,7 +152,7 @@ def _fetch(spec: IdxFile, folder: Path, download: bool, mirrors: tuple[str, ...]
         return _verified_content(path.read_bytes(), spec, source=str(path))
     if not download:
         raise DataUnavailableError(_missing_message(folder))
-    return _download(spec, folder, mirrors if mirrors is not None else settings.mnist_mirrors())
+    return _download(spec, folder, mirrors)
 
 
 def _verified_content(gz_bytes: bytes, spec: IdxFile, source: str) -> bytes:
@@ -191,16 +190,16 @@ def _byte_reporter(progress: ProgressCallback | None, name: str, number: int, co
 def _download(
     spec: IdxFile,
     folder: Path,
-    mirrors: tuple[str, ...],
+    mirrors: tuple[str, ...] | None,
     progress: ProgressCallback | None = None,
     position: tuple[int, int] = (1, 1),
 ) -> bytes:
-    """Try each mirror in turn; the first verified copy is written atomically.
+    """Try each mirror in turn (default: the configured ones); the first verified copy is written atomically.
 
     ``position`` is this file's number and the count of files being downloaded, for ``progress``.
     """
     failures = []
-    for mirror in mirrors:
+    for mirror in mirrors if mirrors is not None else settings.mnist_mirrors():
         url = mirror.rstrip("/") + "/" + spec.gz_name
         try:
             with _byte_reporter(progress, spec.gz_name, *position) as report:
@@ -209,7 +208,13 @@ def _download(
         except (OSError, urllib.error.URLError, DataIntegrityError) as error:
             failures.append(f"{url}: {error}")
             continue
-        write_atomically(folder / spec.gz_name, gz_bytes)
+        try:
+            write_atomically(folder / spec.gz_name, gz_bytes)
+        except OSError as error:
+            raise DataUnavailableError(
+                f"MNIST was downloaded but cannot be saved in {folder} ({error}); "
+                f"set {settings.DATA_DIR_VARIABLE} to a folder you can write to."
+            ) from error
         return content
     advice = (
         f"{_missing_message(folder)} To download from elsewhere, set {settings.MNIST_MIRRORS_VARIABLE} to the "

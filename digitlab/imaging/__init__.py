@@ -1,2 +1,2 @@
-"""From a picture to model input: decoding and normalising an image (``preprocess``), cutting a number into
-digits (``segment``) and the affine warps both build on (``warp``)."""
+"""From a picture to model input: decoding, cleaning and normalising an image (``preprocess``), and cutting a
+number into its digits (``segment``)."""

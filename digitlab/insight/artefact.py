@@ -21,11 +21,11 @@ import numpy as np
 
 from digitlab import settings
 from digitlab.atomic import write_atomically
-from digitlab.data.mnist import CLASSES
+from digitlab.data.mnist import CLASSES, load_mnist
 from digitlab.errors import ModelUnavailableError
 from digitlab.insight.neighbours import nearest_by_class, penultimate_embedding
 from digitlab.insight.projection import METHODS, two_d_map
-from digitlab.persistence import load_model, read_manifest, resolve_models_dir
+from digitlab.persistence import load_model, read_manifest, resolve_models_dir, writable_models_dir
 
 INSIGHT_NAME = "insight.npz"
 INSIGHT_COMMAND = "python -m digitlab insight"
@@ -92,8 +92,6 @@ def build_insight(
     progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Compute the artefact from the folder's ``source`` model and MNIST, write it, and return its description."""
-    from digitlab.data.mnist import load_mnist
-
     folder = resolve_models_dir(models_dir)
     entry = read_manifest(folder)["models"].get(source)
     if entry is None:
@@ -131,7 +129,7 @@ def save_insight(folder: str | os.PathLike, coordinates: np.ndarray, neighbours:
         neighbours=neighbours.astype(index_type),
         about=np.array(json.dumps(about)),
     )
-    path = Path(folder) / INSIGHT_NAME
+    path = writable_models_dir(folder) / INSIGHT_NAME
     write_atomically(path, buffer.getvalue())
     return path
 

@@ -25,6 +25,7 @@ import cleanlab.rank
 import numpy as np
 
 from digitlab.data.mnist import CLASSES
+from digitlab.models.registry import REGISTRY
 
 
 @dataclass(frozen=True)
@@ -78,8 +79,6 @@ def find_label_issues(probabilities: np.ndarray, labels: np.ndarray) -> LabelIss
 
 def independent_models(names) -> list[str]:
     """The models that are not combinations of others (an ensemble would count its members twice); all if none."""
-    from digitlab.models.registry import REGISTRY
-
     names = list(names)
     independent = [name for name in names if name in REGISTRY and not REGISTRY[name].members]
     return independent or names

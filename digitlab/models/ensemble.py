@@ -171,7 +171,15 @@ class EnsembleClassifier(DigitClassifier):
         model = cls.from_params({**(params or {}), "extra_cnn_seeds": recorded_seeds})
         model.members_ = {name: members[name].model for name in described["members"]}
         model.extra_networks_ = {
-            name: CNNClassifier.load(folder / network["artifact"]) for name, network in networks.items()
+            name: CNNClassifier.load(
+                folder / network["artifact"],
+                params={
+                    "validation_size": model.validation_size,
+                    "seed": model.seed,
+                    "initialisation_seed": network["initialisation_seed"],
+                },
+            )
+            for name, network in networks.items()
         }
         model.weights_ = {name: member["weight"] for name, member in described["members"].items()}
         return model

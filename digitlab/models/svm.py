@@ -20,6 +20,9 @@ SHIFT_NOTE = "four copies of every deskewed training image, shifted one pixel up
 SKOPS_TRUSTED_TYPES = [
     "digitlab.models.features.Deskew",
     "digitlab.models.features.GlobalScaler",
+    # SVMs saved before the features moved into digitlab.models (runs, promoted models) name the old path.
+    "digitlab.features.Deskew",
+    "digitlab.features.GlobalScaler",
     "sklearn.calibration.CalibratedClassifierCV",
     "sklearn.calibration._CalibratedClassifier",
     "sklearn.calibration._TemperatureScaling",

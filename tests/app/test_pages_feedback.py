@@ -146,7 +146,7 @@ def test_my_digits_relabels_and_deletes(filled, database):
         assert [drawing.id for drawing in store.drawings()] == [third, first]
 
 
-def test_draw_page_saves_an_uploaded_digit_with_the_corrected_label(database, manifest):  # noqa: F811
+def test_draw_page_saves_an_uploaded_digit_with_the_corrected_label(database, manifest):
     app = page("draw").run()
     app.file_uploader[0].set_value(("7.png", digit_image_png("7"), "image/png"))
     app.run()

@@ -142,3 +142,15 @@ def test_installed_command_without_models_says_where_to_point_it(venv, environme
     (line,) = predicted.stderr.strip().splitlines()
     assert "Traceback" not in line
     assert str(empty) in line and "DIGITLAB_MODELS_DIR" in line
+
+
+@pytest.mark.parametrize(
+    ("command", "refusal"),
+    [(["readme"], "in a checkout of the project"), (["export", "--model", "mlp"], "installed with the package")],
+)
+def test_installed_command_leaves_the_package_alone_and_says_why(venv, environment, tmp_path, command, refusal):
+    ran = run([venv / "bin" / "digitlab", *command], cwd=tmp_path, env=environment)
+
+    assert ran.returncode != 0
+    (line,) = ran.stderr.strip().splitlines()
+    assert "Traceback" not in line and refusal in line

@@ -10,8 +10,7 @@ import numpy as np
 import pytest
 
 from digitlab import settings
-from digitlab.data.mnist import FILES, load_mnist
-from digitlab.errors import DigitlabError
+from digitlab.data.mnist import FILES
 from digitlab.insight.comparison import largest_confusion
 from digitlab.persistence import read_manifest
 from tests.browser.dashboard import (
@@ -110,10 +109,6 @@ def cell_centre(page, title: str, true_digit: int, predicted_digit: int) -> tupl
 
 def test_a_clicked_confusion_cell_lists_its_images_and_opens_the_explorer(browser, server_url):
     manifest = trained_manifest_or_skip()
-    try:
-        load_mnist("test", download=False)
-    except DigitlabError as error:
-        pytest.skip(f"MNIST test images unavailable: {error}")
     entry = list(manifest["models"].values())[-1]
     matrix = np.asarray(entry["metrics"]["confusion_matrix"])
     true_digit, predicted_digit = largest_confusion(matrix)

@@ -1,6 +1,6 @@
 """In a real browser: draw a digit, save it with a corrected label, and find it on the My digits page.
 
-Reuses the server and browser fixtures of ``test_browser``; the server gets its own empty database
+Uses the server and browser fixtures of ``tests/browser/conftest.py``; the server gets its own empty database
 through ``DIGITLAB_DB``, set before it starts.
 """
 
@@ -45,7 +45,7 @@ def feedback_database(tmp_path_factory):
         os.environ[settings.DATABASE_VARIABLE] = previous
 
 
-def test_a_corrected_drawing_is_saved_and_listed_on_my_digits(browser, server_url, feedback_database):  # noqa: F811
+def test_a_corrected_drawing_is_saved_and_listed_on_my_digits(browser, server_url, feedback_database):
     manifest = trained_manifest_or_skip()
     page = open_page(browser, server_url, PAGES["draw"][1], DESKTOP)
     canvas = page.locator("canvas.upper-canvas").first

@@ -23,6 +23,7 @@ from tests.browser.dashboard import (
     trained_manifest_or_skip,
     wait_until_idle,
 )
+from ui.resources import model_titles
 
 pytestmark = pytest.mark.browser
 
@@ -32,8 +33,7 @@ MARKDOWN = '[data-testid="stMarkdownContainer"]'
 
 @pytest.fixture(scope="module")
 def titles():
-    manifest = trained_manifest_or_skip()
-    return {name: entry.get("title", name) for name, entry in manifest["models"].items()}
+    return model_titles(trained_manifest_or_skip())
 
 
 @pytest.fixture(scope="module")

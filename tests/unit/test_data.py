@@ -1,6 +1,5 @@
 import gzip
 import hashlib
-import http.server
 from pathlib import Path
 
 import numpy as np
@@ -9,12 +8,13 @@ import pytest
 from digitlab import settings
 from digitlab.data import mnist as data
 from digitlab.errors import DataIntegrityError, DataUnavailableError
+from tests.support import QuietHandler
 
 
-class TruncatingHandler(http.server.SimpleHTTPRequestHandler):
+class TruncatingHandler(QuietHandler):
     """Announces the whole file but closes the connection halfway through it."""
 
-    def do_GET(self):
+    def do_GET(self):  # noqa: N802 - the name http.server calls.
         body = Path(self.directory, self.path.lstrip("/")).read_bytes()
         self.send_response(200)
         self.send_header("Content-Length", str(len(body)))
@@ -22,9 +22,6 @@ class TruncatingHandler(http.server.SimpleHTTPRequestHandler):
         self.wfile.write(body[: len(body) // 2])
         self.wfile.flush()
         self.close_connection = True
-
-    def log_message(self, *arguments):
-        pass
 
 
 @pytest.fixture
@@ -195,3 +192,11 @@ def test_data_checksum_changes_with_any_label():
 def test_a_file_that_is_not_idx_is_refused_with_a_sentence(content, reason):
     with pytest.raises(DataIntegrityError, match=f"not in the IDX format.*{reason}"):
         data._read_idx(content, "labels")
+
+
+def test_a_download_that_cannot_be_saved_says_where_and_what_to_do(tmp_path, http_mirror):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+
+    with pytest.raises(DataUnavailableError, match=f"cannot be saved in {blocker / 'mnist'}.*DIGITLAB_DATA_DIR"):
+        data.download_mnist(blocker / "mnist", mirrors=(http_mirror,))

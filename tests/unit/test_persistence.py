@@ -4,11 +4,12 @@ import shutil
 import numpy as np
 import pytest
 
-from digitlab import load_model, persistence
+from digitlab import load_model, persistence, settings
 from digitlab.checksums import sha256_file
 from digitlab.errors import ModelUnavailableError
 from digitlab.evaluation import evaluate_folder
 from digitlab.models.registry import REGISTRY
+from digitlab.models.svm import SKOPS_TRUSTED_TYPES
 
 MANIFEST_FIELDS = {
     "artifact",
@@ -161,3 +162,42 @@ def test_save_atomically_replaces_the_file_whole_or_not_at_all(tmp_path):
         save_atomically(path, fail_halfway)
     np.testing.assert_array_equal(np.load(path)["values"], np.arange(3))
     assert sorted(item.name for item in tmp_path.iterdir()) == ["probabilities.npz"]
+
+
+def test_an_svm_saved_before_the_features_moved_still_loads(models_copy, monkeypatch, mnist_test):
+    import skops.io
+
+    from digitlab.models import features
+
+    model = load_model("svm", models_copy)
+    artifact = models_copy / "svm.skops"
+    # Users' runs and promoted models hold SVMs whose feature steps are named digitlab.features.*.
+    for step in (features.Deskew, features.GlobalScaler):
+        monkeypatch.setattr(step, "__module__", "digitlab.features")
+    skops.io.dump(model.estimator_, artifact)
+    monkeypatch.undo()
+    assert "digitlab.features.Deskew" in {*skops.io.get_untrusted_types(file=artifact), *SKOPS_TRUSTED_TYPES}
+    manifest = persistence.read_manifest(models_copy)
+    manifest["models"]["svm"]["sha256"] = sha256_file(artifact)
+    persistence.write_manifest(manifest, models_copy)
+
+    reloaded = load_model("svm", models_copy)
+
+    images = mnist_test[0][:50]
+    np.testing.assert_array_equal(reloaded.predict_proba(images), model.predict_proba(images))
+
+
+def test_a_loaded_ensembles_own_networks_keep_their_seeds(tiny_models_dir):
+    ensemble = load_model("ensemble", tiny_models_dir)
+
+    for name, network in ensemble.extra_networks_.items():
+        assert name == f"cnn-seed{network.get_params()['initialisation_seed']}"
+        assert network.get_params()["seed"] == ensemble.seed
+
+
+def test_the_models_installed_inside_the_package_are_never_written_to(tmp_path, monkeypatch):
+    monkeypatch.setattr(settings, "PACKAGED_MODELS_DIR", tmp_path)
+
+    with pytest.raises(ModelUnavailableError, match="installed with the package"):
+        persistence.write_manifest({"models": {}}, tmp_path)
+    assert not any(tmp_path.iterdir())
