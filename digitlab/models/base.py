@@ -34,6 +34,12 @@ def as_image_batch(images: np.ndarray) -> np.ndarray:
     return array
 
 
+def normalised_rows(probabilities: np.ndarray) -> np.ndarray:
+    """Probabilities as float64 rows that sum to exactly 1 (float32 outputs miss by a rounding error)."""
+    probabilities = np.asarray(probabilities, dtype=np.float64)
+    return probabilities / probabilities.sum(axis=1, keepdims=True)
+
+
 def validation_split(count: int, validation_size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Indices of a random training part and a held-out validation part.
 

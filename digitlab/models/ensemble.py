@@ -9,7 +9,7 @@ import numpy as np
 
 from digitlab.atomic import save_atomically
 from digitlab.checksums import sha256_file
-from digitlab.models.base import DigitClassifier, as_image_batch, validation_split
+from digitlab.models.base import DigitClassifier, as_image_batch, normalised_rows, validation_split
 from digitlab.models.neural import CNNClassifier
 
 
@@ -113,7 +113,7 @@ class EnsembleClassifier(DigitClassifier):
     def predict_proba(self, images):
         images = as_image_batch(images)
         mixed = sum(weight * self._vote(name, images) for name, weight in self.weights_.items() if weight > 0)
-        return mixed / mixed.sum(axis=1, keepdims=True)
+        return normalised_rows(mixed)
 
     def complexity(self):
         return {"member_models": sum(weight > 0 for weight in self.weights_.values())}

@@ -8,8 +8,8 @@ from typing import ClassVar
 import numpy as np
 
 from digitlab.data.mnist import IMAGE_SHAPE
-from digitlab.models.base import as_image_batch
-from digitlab.models.neural import PREDICTION_BATCH
+from digitlab.models.base import normalised_rows
+from digitlab.models.neural import batched_probabilities, network_input
 
 EXPORT_FORMATS = ("tflite", "onnx")
 # Each format's name in sentences and its shorter label in tables.
@@ -49,15 +49,14 @@ class TFLiteClassifier(ExportedClassifier):
         self._batch = 0
 
     def predict_proba(self, images):
-        batch = as_image_batch(images).astype(np.float32)[..., None]
+        batch = network_input(images)
         if len(batch) != self._batch:
             self.interpreter_.resize_tensor_input(self._input, [len(batch), *IMAGE_SHAPE, 1])
             self.interpreter_.allocate_tensors()
             self._batch = len(batch)
         self.interpreter_.set_tensor(self._input, batch)
         self.interpreter_.invoke()
-        probabilities = self.interpreter_.get_tensor(self._output).astype(np.float64)
-        return probabilities / probabilities.sum(axis=1, keepdims=True)
+        return normalised_rows(self.interpreter_.get_tensor(self._output))
 
 
 class ONNXClassifier(ExportedClassifier):
@@ -77,14 +76,10 @@ class ONNXClassifier(ExportedClassifier):
         self._input = self.session_.get_inputs()[0].name
 
     def predict_proba(self, images):
-        batch = as_image_batch(images).astype(np.float32)[..., None]
         # Batches as large as the Keras model's keep the convolutions' intermediate tensors to a few hundred MB.
-        parts = [
-            self.session_.run(None, {self._input: batch[start : start + PREDICTION_BATCH]})[0]
-            for start in range(0, len(batch), PREDICTION_BATCH)
-        ]
-        probabilities = np.concatenate(parts).astype(np.float64)
-        return probabilities / probabilities.sum(axis=1, keepdims=True)
+        return batched_probabilities(
+            lambda batch: self.session_.run(None, {self._input: batch})[0], network_input(images)
+        )
 
 
 RUNTIMES: dict[str, type[ExportedClassifier]] = {"tflite": TFLiteClassifier, "onnx": ONNXClassifier}

@@ -2,11 +2,12 @@
 
 import math
 from abc import abstractmethod
+from collections.abc import Callable
 
 import numpy as np
 
 from digitlab.data.mnist import IMAGE_SHAPE
-from digitlab.models.base import DigitClassifier, ProgressCallback, as_image_batch, validation_split
+from digitlab.models.base import DigitClassifier, ProgressCallback, as_image_batch, normalised_rows, validation_split
 
 # Above this many images, Keras predictions are made in batches of this size.
 PREDICTION_BATCH = 2048
@@ -83,9 +84,9 @@ class KerasClassifier(DigitClassifier):
         if progress:
             callbacks.append(_epoch_progress_callback(progress, self.epochs))
         history = network.fit(
-            _network_input(images[train_part]),
+            network_input(images[train_part]),
             labels[train_part],
-            validation_data=(_network_input(images[validation_part]), labels[validation_part]),
+            validation_data=(network_input(images[validation_part]), labels[validation_part]),
             epochs=self.epochs,
             batch_size=self.batch_size,
             callbacks=callbacks,
@@ -111,13 +112,7 @@ class KerasClassifier(DigitClassifier):
         )
 
     def predict_proba(self, images):
-        batch = _network_input(as_image_batch(images))
-        parts = [
-            self._forward(batch[start : start + PREDICTION_BATCH]).numpy()
-            for start in range(0, len(batch), PREDICTION_BATCH)
-        ]
-        probabilities = np.concatenate(parts).astype(np.float64)
-        return probabilities / probabilities.sum(axis=1, keepdims=True)
+        return batched_probabilities(lambda batch: self._forward(batch).numpy(), network_input(images))
 
     def complexity(self):
         return {"parameters": int(self.network_.count_params())}
@@ -150,8 +145,15 @@ class KerasClassifier(DigitClassifier):
         return model
 
 
-def _network_input(images: np.ndarray) -> np.ndarray:
-    return images.astype(np.float32)[..., None]
+def network_input(images: np.ndarray) -> np.ndarray:
+    """MNIST-format images as the networks (and their exports) take them: float32 with a channel axis."""
+    return as_image_batch(images).astype(np.float32)[..., None]
+
+
+def batched_probabilities(run: Callable[[np.ndarray], np.ndarray], batch: np.ndarray) -> np.ndarray:
+    """``run`` over ``batch`` in parts of ``PREDICTION_BATCH`` images, as float64 rows that sum to 1."""
+    parts = [run(batch[start : start + PREDICTION_BATCH]) for start in range(0, len(batch), PREDICTION_BATCH)]
+    return normalised_rows(np.concatenate(parts))
 
 
 def _epoch_progress_callback(progress: ProgressCallback, epochs: int):
