@@ -26,7 +26,7 @@ from digitlab.errors import ImageError, NoDigitFoundError
 
 DIGIT_BOX = 20
 # Saved drawings record this with their 28x28 input; raise it whenever the same image would give a different input.
-PREPROCESS_VERSION = 1
+PREPROCESS_VERSION = 2
 MAX_FILE_BYTES = 50 * 1024 * 1024
 MAX_PIXELS = 40_000_000
 # Only these decoders are used (JPEG includes the multi-picture files some phones write); none of them
@@ -80,6 +80,14 @@ TYPICAL_STROKE_RANGE = (6.5, 16.0)
 TYPICAL_STROKE_WIDTH = 10.0
 # Thick strokes are pared down to this width: thicker than the median, as paring leaves blunt ends.
 THICK_STROKE_TARGET = 12.0
+# No part of a stroke ends up thinner than MNIST's 5th-percentile width, so a stroke is never cut where it thins.
+MIN_STROKE_WIDTH = TYPICAL_STROKE_RANGE[0]
+# Shrinking to WORK_BOX must leave every stroke at least this many pixels wide, or thin lines break into pieces.
+MIN_SHRUNK_WIDTH = 2.0
+# Ink whose largest piece holds less than this share is porous (chalk, worn pens) when closing small gaps joins
+# it; gaps are closed with windows up to POROUS_GAP_SHARE of the image's longer side.
+POROUS_MAIN_SHARE = 0.5
+POROUS_GAP_SHARE = 0.03
 
 
 def load_image(source: str | os.PathLike | bytes | Image.Image) -> Image.Image:
@@ -548,7 +556,32 @@ def clean_ink(gray: np.ndarray) -> np.ndarray:
     gray = limit_resolution(np.clip(gray, 0.0, 1.0).astype(np.float32))
     reject_noise(gray)
     gray = smooth_noise(gray)
-    return remove_specks(suppress_texture(stretch_contrast(to_white_on_black(gray))))
+    return remove_specks(fill_porous_ink(suppress_texture(stretch_contrast(to_white_on_black(gray)))))
+
+
+def main_share(gray: np.ndarray) -> float:
+    """The share of all ink in the largest 8-connected piece (1 when there is no ink)."""
+    _, areas = ink_components(gray)
+    return float(areas.max() / areas.sum()) if areas.size else 1.0
+
+
+def fill_porous_ink(gray: np.ndarray) -> np.ndarray:
+    """Close the small gaps of grainy strokes (chalk on a board, a dry pen) so each stroke is one piece.
+
+    Such strokes come out of cleaning as hundreds of grains, which speck
+    removal would then thin out and the scattered-ink check refuse. Closing
+    with growing windows stops as soon as one piece holds most of the ink; a
+    window never spans more than :data:`POROUS_GAP_SHARE` of the image, so
+    separate strokes and digits stay apart. Solid strokes are left untouched.
+    """
+    if main_share(gray) >= POROUS_MAIN_SHARE:
+        return gray
+    largest = max(3, round(POROUS_GAP_SHARE * max(gray.shape)))
+    for window in range(3, largest + 1, 2):
+        closed = ndimage.grey_closing(gray, size=(window, window))
+        if main_share(closed) >= POROUS_MAIN_SHARE:
+            return closed
+    return gray
 
 
 def crop_to_ink(gray: np.ndarray) -> np.ndarray:
@@ -626,15 +659,39 @@ def erode_strokes(mask: np.ndarray, width: float, target: float) -> np.ndarray:
     return np.clip(depth - paring + 0.5, 0.0, 1.0).astype(np.float32)
 
 
+def widen_before_shrinking(digit: np.ndarray) -> np.ndarray:
+    """Widen strokes that shrinking to :data:`WORK_BOX` would leave under :data:`MIN_SHRUNK_WIDTH` pixels.
+
+    Averaging a 1-pixel line down by a factor of five leaves it at a fifth of
+    its strength, and a threshold then breaks it into fragments. The width is
+    estimated as twice the ink's area over its outline (exact for bars two or
+    more pixels wide), and a grey dilation brings it up to the width needed.
+    """
+    factor = max(digit.shape) / WORK_BOX
+    mask = digit > 0.5
+    outline = int((mask & ~ndimage.binary_erosion(mask)).sum())
+    if factor <= 1 or outline == 0:
+        return digit
+    width = 2 * float(mask.sum()) / outline
+    needed = MIN_SHRUNK_WIDTH * factor
+    if width >= needed:
+        return digit
+    window = int(np.ceil(needed - width)) + 1
+    return ndimage.grey_dilation(digit, size=(window, window))
+
+
 def normalise_stroke_width(digit: np.ndarray) -> np.ndarray:
     """The digit at :data:`WORK_BOX` pixels, its strokes brought into MNIST's range of widths.
 
     Hair-thin lines (a 1-pixel pen on a large canvas) are redrawn along their
     centre line at MNIST's typical width; fat ones (a finger on a small
     canvas, a marker) are pared down to :data:`THICK_STROKE_TARGET`. Widths
-    within MNIST's usual range are left as they are.
+    within MNIST's usual range are left as they are. Whatever the case, every
+    part of the centre line is kept at least :data:`MIN_STROKE_WIDTH` wide, so
+    the thin base of a 2 drawn with a pressure-sensitive pen is neither pared
+    away nor left faint.
     """
-    work = scale_to_box(digit, WORK_BOX)
+    work = scale_to_box(widen_before_shrinking(digit), WORK_BOX)
     peak = float(work.max())
     if peak <= 0:
         raise NoDigitFoundError("No digit found: draw or upload a digit with more ink.")
@@ -651,8 +708,8 @@ def normalise_stroke_width(digit: np.ndarray) -> np.ndarray:
         # strokes; their depth along the centre line does not, and paring by the mean would leave a dot.
         width = min(width, 2 * float(np.median(ndimage.distance_transform_edt(mask)[skeleton])))
         if width > high:
-            return erode_strokes(mask, width, THICK_STROKE_TARGET)
-    return work
+            work = erode_strokes(mask, width, THICK_STROKE_TARGET)
+    return np.maximum(work, draw_strokes(skeleton, MIN_STROKE_WIDTH))
 
 
 def fit_into_box(gray: np.ndarray, box: int = DIGIT_BOX) -> np.ndarray:

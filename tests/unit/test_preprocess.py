@@ -2,7 +2,7 @@ import io
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageDraw
 from scipy import ndimage
 
 from digitlab.errors import ImageError, NoDigitFoundError
@@ -415,3 +415,69 @@ def test_reject_soft_marks_keeps_solid_thin_strokes_and_soft_thick_ones():
     soft_thick = 0.7 * ndimage.gaussian_filter(square_ring(200, 20, 20, 160, 40), 6)
     assert (soft_thick > pp.SOLID_LEVEL).sum() < pp.SOFT_SOLID * pp.ink_mask(soft_thick).sum()
     pp.reject_soft_marks(soft_thick)
+
+
+def drawn_strokes(size: int, strokes: list[list[tuple[float, float]]], width: int) -> np.ndarray:
+    """White polylines on black; points are given for a 600-pixel canvas and scaled to ``size``."""
+    image = Image.new("L", (size, size), 0)
+    painter = ImageDraw.Draw(image)
+    for stroke in strokes:
+        painter.line([(x * size / 600, y * size / 600) for x, y in stroke], fill=255, width=width, joint="curve")
+    return np.asarray(image, dtype=np.float32) / 255
+
+
+def ink_overlap(first: np.ndarray, second: np.ndarray) -> float:
+    """Intersection over union of two model inputs' ink."""
+    first, second = first > 64, second > 64
+    return float((first & second).sum() / (first | second).sum())
+
+
+OPEN_FOUR = [[(350, 80), (150, 380), (470, 380)], [(380, 220), (380, 530)]]
+
+
+@pytest.mark.parametrize("pen", [1, 2])
+def test_a_hair_thin_four_stays_whole(pen):
+    # Both strokes of a 4 drawn with a 1- or 2-pixel pen on a large canvas: shrinking once left the
+    # upright stroke too faint to survive the threshold, so the 4 came out as its crossbar alone.
+    thin = pp.preprocess(drawn_strokes(600, OPEN_FOUR, pen))
+    usual = pp.preprocess(drawn_strokes(600, OPEN_FOUR, 45))
+    labels, areas = pp.ink_components(thin / 255)
+    assert areas.size == 1
+    assert ink_overlap(thin, usual) >= 0.6
+
+
+def test_the_thin_base_of_a_two_is_kept_at_full_strength():
+    # A pressure-sensitive pen: a bold curve and diagonal, then a light 5-pixel base stroke.
+    image = Image.new("L", (300, 300), 0)
+    painter = ImageDraw.Draw(image)
+    painter.arc((70, 40, 230, 190), 200, 400, fill=255, width=34)
+    painter.line([(220, 130), (80, 250)], fill=255, width=30)
+    painter.line([(80, 250), (240, 250)], fill=255, width=5)
+    result = pp.preprocess(np.asarray(image, dtype=np.float32) / 255)
+    inked = np.flatnonzero((result > 64).any(axis=1))
+    base = result[inked[-1] - 2 : inked[-1] + 1]
+    # The base runs across most of the digit's width, solid, not a faint line or a dot at one end.
+    assert (base.max(axis=0) > 200).sum() >= 0.6 * ink_box(result)[1]
+
+
+def test_chalk_on_a_board_reads_like_the_same_digit_drawn_solid():
+    # A 9 in grainy chalk: almost half of every stroke is missing in small holes, which once left
+    # hundreds of grains that were refused as scattered ink.
+    image = Image.new("L", (400, 400), 0)
+    painter = ImageDraw.Draw(image)
+    painter.ellipse((120, 60, 270, 200), outline=255, width=28)
+    painter.line([(265, 140), (240, 340)], fill=255, width=28)
+    solid = np.asarray(image, dtype=np.float32) / 255
+    rng = np.random.default_rng(0)
+    grain = ndimage.gaussian_filter(rng.random(solid.shape), 1.2)
+    holes = grain < np.quantile(grain, 0.45)
+    board = 0.25 + 0.05 * rng.random(solid.shape)
+    chalk = np.where((solid > 0.5) & ~holes, 0.9, board).astype(np.float32)
+    assert ink_overlap(pp.preprocess(chalk), pp.preprocess(solid)) >= 0.6
+
+
+def test_fill_porous_ink_leaves_separate_solid_strokes_apart():
+    bars = np.zeros((200, 200), dtype=np.float32)
+    bars[40:160, 50:60] = 1.0
+    bars[40:160, 120:130] = 1.0
+    np.testing.assert_array_equal(pp.fill_porous_ink(bars), bars)
