@@ -3,7 +3,6 @@
 import argparse
 import json
 import os
-import sqlite3
 import sys
 from pathlib import Path
 
@@ -47,9 +46,9 @@ def command_train(arguments) -> int:
             progress=report,
         )
         print(
-            f"{name}: test accuracy {entry['metrics']['accuracy']:.2%} "
-            f"({entry['metrics']['errors']} errors), trained in {entry['training_seconds']:.0f} s, "
-            f"saved to {Path(arguments.out or '') / entry['artifact'] if arguments.out else entry['artifact']}"
+            f"{name}: test accuracy {entry.metrics.accuracy:.2%} "
+            f"({entry.metrics.errors} errors), trained in {entry.training_seconds:.0f} s, "
+            f"saved to {Path(arguments.out or '') / entry.artifact if arguments.out else entry.artifact}"
         )
     return 0
 
@@ -110,7 +109,7 @@ def served_models(arguments) -> list[str]:
         return [arguments.model]
     from digitlab.persistence import read_manifest
 
-    return list(read_manifest(serving_models(arguments))["models"]) or chosen_models("all")
+    return list(read_manifest(serving_models(arguments)).models) or chosen_models("all")
 
 
 def print_outcomes(outcomes, show) -> int:
@@ -278,12 +277,9 @@ def command_runs_list(arguments) -> int:
     from digitlab.lab import runs
     from digitlab.lab.promotion import describe_pointer, read_pointer
 
-    connection = runs.open_registry()
-    try:
-        runs.mark_lost_runs(connection)
-        listed = runs.list_runs(connection)
-    finally:
-        connection.close()
+    with runs.RunRegistry() as registry:
+        registry.mark_lost_runs()
+        listed = registry.list_runs()
     for run in listed:
         row = runs.summary_row(run)
         accuracy = f"{row['accuracy']:.2%}" if row["accuracy"] is not None else "-"
@@ -308,11 +304,8 @@ def command_runs_train(arguments) -> int:
         include_drawings=arguments.include_drawings,
         seed=arguments.seed,
     )
-    connection = runs.open_registry()
-    try:
-        run_id = runs.create_run(connection, request)
-    finally:
-        connection.close()
+    with runs.RunRegistry() as registry:
+        run_id = registry.create_run(request)
     print(f"Training run #{run_id}: {request.describe()}", file=sys.stderr)
     run = run_worker(run_id, data_dir=arguments.data_dir, interrupt_on_cancel=True)
     if run.status != "succeeded":
@@ -506,11 +499,6 @@ def main(argv: list[str] | None = None) -> int:
         return arguments.handler(arguments)
     except DigitlabError as error:
         print(f"error: {error}", file=sys.stderr)
-        return 2
-    except sqlite3.Error as error:
-        # The run registry and promotion read the database directly; a lock held too long or a full disk
-        # deserves a sentence that names the file, not a traceback.
-        print(f"error: the database {settings.database_path()} could not be used: {error}.", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -11,7 +11,6 @@ import json
 import os
 import zipfile
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -19,12 +18,12 @@ from digitlab import settings
 from digitlab.atomic import save_atomically, write_atomically
 from digitlab.checksums import sha256_file
 from digitlab.errors import ModelUnavailableError
+from digitlab.manifest import Manifest, ManifestError, ModelEntry
 from digitlab.models.base import DigitClassifier, TrainedMember
 from digitlab.models.registry import REGISTRY
 
 MANIFEST_NAME = "manifest.json"
 PROBABILITIES_NAME = "test_probabilities.npz"
-MANIFEST_SCHEMA = 1
 
 
 def resolve_models_dir(models_dir: str | os.PathLike | None) -> Path:
@@ -42,28 +41,29 @@ def writable_models_dir(models_dir: str | os.PathLike | None) -> Path:
     return folder
 
 
-def read_manifest(models_dir: str | os.PathLike | None = None) -> dict[str, Any]:
+def read_manifest(models_dir: str | os.PathLike | None = None) -> Manifest:
     """The folder's manifest; an empty one when the folder has none yet."""
     path = resolve_models_dir(models_dir) / MANIFEST_NAME
     if not path.exists():
-        return {"schema": MANIFEST_SCHEMA, "models": {}}
+        return Manifest()
     try:
-        manifest = json.loads(path.read_text())
+        recorded = json.loads(path.read_text())
     except (OSError, ValueError) as error:
         raise ModelUnavailableError(f"{path} is not a readable manifest ({error}); retrain the models.") from error
-    if not isinstance(manifest, dict) or not isinstance(manifest.get("models"), dict):
-        raise ModelUnavailableError(f"{path} does not have a 'models' table; retrain the models.")
-    return manifest
+    try:
+        return Manifest.from_json(recorded)
+    except ManifestError as error:
+        raise ModelUnavailableError(f"{path} {error}; retrain the models.") from error
 
 
-def write_manifest(manifest: dict[str, Any], models_dir: str | os.PathLike | None = None) -> Path:
+def write_manifest(manifest: Manifest, models_dir: str | os.PathLike | None = None) -> Path:
     path = writable_models_dir(models_dir) / MANIFEST_NAME
-    write_atomically(path, (json.dumps(manifest, indent=1) + "\n").encode())
+    write_atomically(path, (json.dumps(manifest.to_json(), indent=1) + "\n").encode())
     return path
 
 
-def save_artifact(model: DigitClassifier, models_dir: str | os.PathLike | None = None) -> dict[str, Any]:
-    """Write the model's artefact atomically and describe it for the manifest.
+def save_artifact(model: DigitClassifier, models_dir: str | os.PathLike | None = None) -> ModelEntry:
+    """Write the model's artefact atomically and return the manifest entry of its files, for training to complete.
 
     The size counts the files the model keeps beside its artefact (an ensemble's own networks), which the
     entry lists as ``extra_artifacts``.
@@ -73,12 +73,12 @@ def save_artifact(model: DigitClassifier, models_dir: str | os.PathLike | None =
     path = folder / model.artifact_name
     save_atomically(path, model.save)
     extras = model.extra_artifacts()
-    described = {
-        "artifact": model.artifact_name,
-        "sha256": sha256_file(path),
-        "size_bytes": path.stat().st_size + sum((folder / extra).stat().st_size for extra in extras),
-    }
-    return {**described, "extra_artifacts": extras} if extras else described
+    return ModelEntry(
+        artifact=model.artifact_name,
+        sha256=sha256_file(path),
+        size_bytes=path.stat().st_size + sum((folder / extra).stat().st_size for extra in extras),
+        extra_artifacts=extras or None,
+    )
 
 
 def load_model(name: str, models_dir: str | os.PathLike | None = None) -> DigitClassifier:
@@ -86,7 +86,7 @@ def load_model(name: str, models_dir: str | os.PathLike | None = None) -> DigitC
     if name not in REGISTRY:
         raise ModelUnavailableError(f"Unknown model {name!r}; choose one of {', '.join(REGISTRY)}.")
     folder = resolve_models_dir(models_dir)
-    entry = read_manifest(folder)["models"].get(name)
+    entry = read_manifest(folder).models.get(name)
     if entry is None:
         if not (folder / MANIFEST_NAME).exists():
             raise ModelUnavailableError(
@@ -96,19 +96,19 @@ def load_model(name: str, models_dir: str | os.PathLike | None = None) -> DigitC
         raise ModelUnavailableError(
             f"No trained {name} model in {folder}; run 'python -m digitlab train --model {name}'."
         )
-    path = folder / entry["artifact"]
+    path = folder / entry.artifact
     if not path.exists():
         raise ModelUnavailableError(f"{path} is missing; retrain with 'python -m digitlab train --model {name}'.")
     actual = sha256_file(path)
-    if actual != entry["sha256"]:
+    if actual != entry.sha256:
         raise ModelUnavailableError(
-            f"{path} does not match the manifest (SHA-256 {actual[:12]}..., expected {entry['sha256'][:12]}...); "
+            f"{path} does not match the manifest (SHA-256 {actual[:12]}..., expected {entry.sha256[:12]}...); "
             "it was modified or damaged, so it is not loaded. Restore it or retrain."
         )
     family = REGISTRY[name]
     members = {member: _trained_member(name, member, folder) for member in family.members}
     try:
-        return family.load(path, params=entry.get("hyperparameters"), members=members)
+        return family.load(path, params=entry.hyperparameters, members=members)
     except Exception as error:  # noqa: BLE001 - any loader failure means the same thing to the user.
         raise ModelUnavailableError(f"{path} could not be loaded ({type(error).__name__}: {error}).") from error
 
@@ -120,7 +120,7 @@ def _trained_member(name: str, member: str, folder: Path) -> TrainedMember:
     except ModelUnavailableError as error:
         message = f"The {name} model needs the {member} model, which cannot be used: {error}"
         raise ModelUnavailableError(message) from error
-    return TrainedMember(model, read_manifest(folder)["models"][member]["sha256"])
+    return TrainedMember(model, read_manifest(folder).models[member].sha256)
 
 
 def save_test_probabilities(probabilities: dict[str, np.ndarray], models_dir: str | os.PathLike | None = None):

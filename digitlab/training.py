@@ -4,18 +4,19 @@ Only the 60,000 training images are used for fitting, early stopping and
 calibration; the test set is used once, after training, to score the model.
 """
 
-import datetime
 import os
 import platform
 import time
+from dataclasses import replace
 from importlib import metadata
-from typing import Any
 
 import numpy as np
 
 from digitlab import persistence
+from digitlab.clock import utc_timestamp
 from digitlab.data.mnist import data_checksum, load_mnist
 from digitlab.evaluation import evaluate_model
+from digitlab.manifest import ModelEntry
 from digitlab.models.base import ProgressCallback
 from digitlab.models.neural import KerasClassifier
 from digitlab.models.registry import REGISTRY
@@ -71,7 +72,7 @@ def train_and_record(
     verbose: int | str = 0,
     extra_training: tuple[np.ndarray, np.ndarray] | None = None,
     **overrides,
-) -> dict[str, Any]:
+) -> ModelEntry:
     """Train one model, evaluate it on the test set, save it and update the manifest entry.
 
     ``extra_training`` (images, labels) are added to the sampled MNIST training images, e.g. users' own drawings.
@@ -89,30 +90,30 @@ def train_and_record(
     started = time.perf_counter()
     model.fit(train_images, train_labels, progress=progress, **fit_options)
     training_seconds = time.perf_counter() - started
-    scores, probabilities = evaluate_model(model, test_images, test_labels)
-    entry = {
-        "family": name,
-        "title": model.title,
-        **persistence.save_artifact(model, models_dir),
-        "hyperparameters": model.get_params(),
-        "seed": seed,
-        "train_size": int(len(train_images)),
-        "train_data_sha256": data_checksum(train_images, train_labels),
-        "test_data_sha256": data_checksum(test_images, test_labels),
-        "library_versions": library_versions(),
-        "complexity": model.complexity(),
-        "training_seconds": round(training_seconds, 2),
-        "training_notes": model.training_notes(),
-        "trained_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
-        **scores,
-    }
-    if isinstance(model, KerasClassifier):
-        entry["history"] = model.history_
+    metrics, timing, probabilities = evaluate_model(model, test_images, test_labels)
+    entry = replace(
+        persistence.save_artifact(model, models_dir),
+        family=name,
+        title=model.title,
+        hyperparameters=model.get_params(),
+        seed=seed,
+        train_size=int(len(train_images)),
+        train_data_sha256=data_checksum(train_images, train_labels),
+        test_data_sha256=data_checksum(test_images, test_labels),
+        library_versions=library_versions(),
+        complexity=model.complexity(),
+        training_seconds=round(training_seconds, 2),
+        training_notes=model.training_notes(),
+        trained_at=utc_timestamp(),
+        machine=f"{platform.machine()}, {os.cpu_count()} CPUs",
+        metrics=metrics,
+        timing=timing,
+        history=model.history_ if isinstance(model, KerasClassifier) else None,
+    )
     manifest = persistence.read_manifest(models_dir)
-    manifest["models"][name] = entry
+    models = {**manifest.models, name: entry}
     # Pages and tables list models in manifest order, so it follows the registry's whatever order they were trained in.
-    manifest["models"] = dict(sorted(manifest["models"].items(), key=lambda item: registry_position(item[0])))
-    persistence.write_manifest(manifest, models_dir)
+    models = dict(sorted(models.items(), key=lambda item: registry_position(item[0])))
+    persistence.write_manifest(replace(manifest, models=models), models_dir)
     persistence.save_test_probabilities({name: probabilities}, models_dir)
     return entry

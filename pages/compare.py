@@ -49,7 +49,7 @@ for message in incomplete:
 if not rows:
     st.stop()
 titles = resources.model_titles(manifest)
-colours = charts.model_colours(list(manifest["models"]))
+colours = charts.model_colours(list(manifest.models))
 
 names = [row["model"] for row in rows]
 chosen = st.pills("Models", names, selection_mode="multi", default=names, format_func=titles.get, key="models")
@@ -122,7 +122,7 @@ confusion_view.show_confusion_matrices(manifest, chosen, titles)
 confusion_view.show_cell_gallery(manifest, chosen, titles)
 
 st.header("Training curves", divider="gray")
-curves = {name: comparison.history_rows(manifest["models"][name]) for name in chosen}
+curves = {name: comparison.history_rows(manifest.models[name].history) for name in chosen}
 curves = {name: rows for name, rows in curves.items() if rows}
 if not curves:
     st.info("None of the chosen models records a per-epoch history; only the neural networks (Keras) do.")
@@ -134,11 +134,11 @@ else:
 
 with st.expander("How each model was trained"):
     for name in chosen:
-        entry = manifest["models"][name]
-        size = entry.get("train_size")
+        entry = manifest.models[name]
+        size = entry.train_size
         images = f"{size:,} training images" if isinstance(size, int) else "the full training set"
-        st.markdown(f"**{titles[name]}** · trained on {images}, seed {entry.get('seed')}")
-        st.json({"hyperparameters": entry.get("hyperparameters"), "notes": entry.get("training_notes")}, expanded=1)
+        st.markdown(f"**{titles[name]}** · trained on {images}, seed {entry.seed}")
+        st.json({"hyperparameters": entry.hyperparameters, "notes": entry.training_notes}, expanded=1)
 
 st.header("Training runs", divider="gray")
 st.caption("Runs trained on the Train page, compared with each other; the models above are the ones in use.")

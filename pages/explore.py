@@ -15,7 +15,7 @@ st.title("Misclassification explorer")
 manifest = problems.trained_manifest_or_stop()
 titles = resources.model_titles(manifest)
 images, labels = problems.mnist_or_stop("test", "The explorer")
-probabilities, unusable = usable_probabilities(problems.test_probabilities_or_stop(), manifest["models"], len(labels))
+probabilities, unusable = usable_probabilities(problems.test_probabilities_or_stop(), manifest.models, len(labels))
 for message in unusable:
     st.warning(message, icon=":material/warning:")
 if not probabilities:

@@ -51,11 +51,11 @@ FILTERS = ("prune_by_noise_rate", "prune_by_class", "both", "confident_learning"
 def held_out_probabilities(cache: Path | None) -> tuple[np.ndarray, np.ndarray]:
     """The consensus probabilities of the shipped models on the 5,000 held-out training images, and their labels."""
     images, labels = load_mnist("train", download=False)
-    manifest = read_manifest()["models"]
+    entries = read_manifest().models
     # Only images that none of the models fitted on keep every model's probabilities out-of-sample.
-    held_out = reduce(np.intersect1d, (held_out_pool(manifest, name, images, labels) for name in MODELS))
+    held_out = reduce(np.intersect1d, (held_out_pool(entries, name, images, labels) for name in MODELS))
     # The cache is keyed by the models' checksums so a retrained model is never compared on stale probabilities.
-    key = hashlib.sha256("".join(manifest[name]["sha256"] for name in MODELS).encode()).hexdigest()[:16]
+    key = hashlib.sha256("".join(entries[name].sha256 for name in MODELS).encode()).hexdigest()[:16]
     if cache is not None and cache.exists():
         with np.load(cache) as stored:
             if str(stored["key"]) == key:

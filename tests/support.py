@@ -59,14 +59,11 @@ def save(store: FeedbackStore, label: int, svm: int, cnn: int, seed: int = 0, so
 def stop_unfinished_workers(database: Path) -> None:
     """Kill the worker of every unfinished run, so a test that failed while waiting leaves nothing training."""
     try:
-        connection = runs.open_registry(database)
+        with runs.RunRegistry(database) as registry:
+            unfinished = registry.list_runs(runs.ACTIVE)
     except DatabaseError:
         # A test's deliberately damaged database holds no runs.
         return
-    try:
-        unfinished = runs.list_runs(connection, runs.ACTIVE)
-    finally:
-        connection.close()
     for run in unfinished:
         # A test may record its own process as a run's worker; that one is not to be killed.
         if run.worker_pid != os.getpid() and runs.process_is_alive(run.worker_pid):

@@ -1,12 +1,11 @@
 """The Compare page's confusion matrices: clicking a cell, the test images in it, and handing it to the explorer."""
 
-from typing import Any
-
 import streamlit as st
 
 from digitlab.errors import DigitlabError
 from digitlab.insight import comparison
 from digitlab.insight.explorer import cell_indices, order_indices, predicted_digits, usable_probabilities
+from digitlab.manifest import Manifest
 from ui import charts, explorer_view, problems, resources
 from ui.images import enlarge
 
@@ -17,7 +16,7 @@ CELL_KEYS = ("cell_model", "cell_true", "cell_predicted")
 LAST_CLICK_KEY = "cell_clicked"
 
 
-def show_confusion_matrices(manifest: dict[str, Any], chosen: list[str], titles: dict[str, str]) -> None:
+def show_confusion_matrices(manifest: Manifest, chosen: list[str], titles: dict[str, str]) -> None:
     """One heat map per chosen model, counts or row shares; a click on a cell selects it below."""
     normalise = st.toggle(
         "Row-normalised (share of each true digit)", key="confusion_normalised", help="Off: image counts."
@@ -25,7 +24,7 @@ def show_confusion_matrices(manifest: dict[str, Any], chosen: list[str], titles:
     st.caption("Red cells are mistakes; click one (or use the selectors below) to see its test images.")
     with st.grid(columns=3, min_column_width=330):
         for name in chosen:
-            matrix = comparison.confusion_matrix(manifest["models"][name])
+            matrix = comparison.confusion_matrix(manifest.models[name])
             values = comparison.row_normalised(matrix) if normalise else matrix
             event = st.plotly_chart(
                 charts.confusion_heatmap(values, titles[name], shares=normalise, selected=_selected_cell(name)),
@@ -53,13 +52,13 @@ def _follow_click(name: str, points: list[dict]) -> None:
         st.rerun()
 
 
-def show_cell_gallery(manifest: dict[str, Any], chosen: list[str], titles: dict[str, str]) -> None:
+def show_cell_gallery(manifest: Manifest, chosen: list[str], titles: dict[str, str]) -> None:
     """The selectors for one cell, its test images (surest first) and a way to open them in the explorer."""
     st.subheader("Test images in one cell")
     if st.session_state.get("cell_model") not in chosen:
         # Start on the first model's most common mistake, the most telling cell to look at.
         first_true, first_predicted = comparison.largest_confusion(
-            comparison.confusion_matrix(manifest["models"][chosen[0]])
+            comparison.confusion_matrix(manifest.models[chosen[0]])
         )
         st.session_state.update(dict(zip(CELL_KEYS, (chosen[0], first_true, first_predicted), strict=True)))
     model_column, true_column, predicted_column = st.columns(3)

@@ -68,7 +68,7 @@ def saved_store_or_stop() -> FeedbackStore | None:
 
 def model_versions() -> dict[str, str]:
     """Each model's SHA-256 from the manifest, recorded with its readings."""
-    return {name: str(entry.get("sha256") or "unknown") for name, entry in resources.manifest()["models"].items()}
+    return {name: entry.sha256 or "unknown" for name, entry in resources.manifest().models.items()}
 
 
 def show_save_form(source: Any, model_input: np.ndarray, predictions: list[Reading], key: str) -> None:

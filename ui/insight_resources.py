@@ -64,5 +64,6 @@ def heat_maps(name: str, model: Any, image: np.ndarray) -> tuple[int, dict[str, 
     An occlusion map runs the model hundreds of times, so each is kept for this model file and image
     instead of being recomputed on every rerun of the page.
     """
-    sha256 = str(resources.manifest()["models"].get(name, {}).get("sha256", ""))
+    entry = resources.manifest().models.get(name)
+    sha256 = "" if entry is None else entry.sha256
     return _heat_maps(name, str(resources.models_folder()), sha256, np.asarray(image), model)

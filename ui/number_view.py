@@ -25,10 +25,11 @@ CARDS_PER_ROW = 8
 
 def models_by_accuracy(models: dict[str, Any]) -> dict[str, Any]:
     """The models, the one with the best recorded test accuracy first (it decides the cuts)."""
-    entries = resources.manifest()["models"]
+    entries = resources.manifest().models
 
     def accuracy(name: str) -> float:
-        return float(entries.get(name, {}).get("metrics", {}).get("accuracy", 0.0))
+        recorded = entries[name].accuracy if name in entries else None
+        return 0.0 if recorded is None else float(recorded)
 
     return {name: models[name] for name in sorted(models, key=accuracy, reverse=True)}
 

@@ -6,13 +6,14 @@ message and end the page's run, so the sidebar and other pages keep working.
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import numpy as np
 import streamlit as st
 
 from digitlab import settings
 from digitlab.errors import DataUnavailableError, DigitlabError, ImageError, NoDigitFoundError
+from digitlab.manifest import Manifest
 from ui import resources
 
 TRAIN_COMMAND = "python -m digitlab train"
@@ -56,14 +57,14 @@ def report_data_error(error: DigitlabError, purpose: str) -> None:
         st.error(f"**The MNIST files could not be used.** {error}", icon=":material/error:")
 
 
-def trained_manifest_or_stop() -> dict[str, Any]:
+def trained_manifest_or_stop() -> Manifest:
     """The manifest, if it is readable and lists at least one model."""
     try:
         manifest = resources.manifest()
     except DigitlabError as error:
         report_models_error(error)
         st.stop()
-    if not manifest["models"]:
+    if not manifest.models:
         report_no_models(resources.models_folder())
         st.stop()
     return manifest

@@ -16,6 +16,7 @@ from digitlab import settings
 from digitlab.data.mnist import load_mnist
 from digitlab.errors import DataUnavailableError, DigitlabError
 from digitlab.lab.promotion import serving_models_dir
+from digitlab.manifest import Manifest, ModelEntry
 from digitlab.persistence import MANIFEST_NAME, PROBABILITIES_NAME, load_model, load_test_probabilities, read_manifest
 from ui.downloads import fetch_mnist
 
@@ -32,16 +33,16 @@ def _modified(path: Path) -> float:
 
 
 @st.cache_data(show_spinner=False, max_entries=4)
-def _manifest(folder: str, modified: float) -> dict[str, Any]:
+def _manifest(folder: str, modified: float) -> Manifest:
     return read_manifest(folder)
 
 
-def model_titles(manifest: dict[str, Any]) -> dict[str, str]:
+def model_titles(manifest: Manifest) -> dict[str, str]:
     """Each model's title as the pages show it, by name; a model without one goes by its name."""
-    return {name: entry.get("title", name) for name, entry in manifest["models"].items()}
+    return {name: entry.title_or(name) for name, entry in manifest.models.items()}
 
 
-def manifest() -> dict[str, Any]:
+def manifest() -> Manifest:
     """The models folder's manifest; an empty one when no models have been trained."""
     folder = models_folder()
     return _manifest(str(folder), _modified(folder / MANIFEST_NAME))
@@ -86,8 +87,8 @@ def _model(name: str, folder: str, sha256: str):
     return load_model(name, folder)
 
 
-def _outcome_key(name: str, entry: dict[str, Any]) -> tuple[str, str, str]:
-    return (name, str(models_folder()), str(entry.get("sha256", "")))
+def _outcome_key(name: str, entry: ModelEntry) -> tuple[str, str, str]:
+    return (name, str(models_folder()), entry.sha256)
 
 
 def load_models() -> tuple[dict[str, Any], dict[str, str], bool]:
@@ -97,7 +98,7 @@ def load_models() -> tuple[dict[str, Any], dict[str, str], bool]:
     """
     models, failures, first_attempt = {}, {}, False
     outcomes = _load_outcomes()
-    for name, entry in manifest()["models"].items():
+    for name, entry in manifest().models.items():
         key = _outcome_key(name, entry)
         first_attempt = first_attempt or key not in outcomes
         try:
@@ -110,6 +111,6 @@ def load_models() -> tuple[dict[str, Any], dict[str, str], bool]:
     return models, failures, first_attempt
 
 
-def load_state(name: str, entry: dict[str, Any]) -> str | None:
+def load_state(name: str, entry: ModelEntry) -> str | None:
     """``"loaded"``, the error message of a failed load, or None when this process has not tried yet."""
     return _load_outcomes().get(_outcome_key(name, entry))

@@ -15,11 +15,11 @@ def show_model_status() -> None:
         except DigitlabError as error:
             st.error(f"The manifest cannot be read: {error}", icon=":material/error:")
             return
-        if not manifest["models"]:
+        if not manifest.models:
             st.warning(f"No trained models in `{folder}`. Run `python -m digitlab train`.", icon=":material/info:")
             return
-        for name, entry in manifest["models"].items():
-            accuracy = (entry.get("metrics") or {}).get("accuracy")
+        for name, entry in manifest.models.items():
+            accuracy = entry.accuracy
             score = f"{accuracy:.2%}" if isinstance(accuracy, float) else "no score"
             state = resources.load_state(name, entry)
             if state == resources.LOADED:
@@ -29,5 +29,5 @@ def show_model_status() -> None:
             else:
                 badge = ":red-badge[:material/error: failed to load]"
             problem = None if state in (None, resources.LOADED) else state
-            st.markdown(f"**{entry.get('title', name)}**  \n{score} test accuracy {badge}", help=problem)
+            st.markdown(f"**{entry.title_or(name)}**  \n{score} test accuracy {badge}", help=problem)
         st.caption(f"From `{folder}`")

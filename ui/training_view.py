@@ -1,20 +1,19 @@
 """The Train page's and the compare page's views of the run registry: live progress, the registry, promotion.
 
-Every view opens its own short-lived connection: the worker process writes to the
+Every view opens its own short-lived registry: the worker process writes to the
 same database at the same time, and WAL lets these reads go on while it does.
 """
 
-import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import pandas as pd
 import streamlit as st
 
-from digitlab import settings
 from digitlab.errors import DigitlabError
 from digitlab.insight import comparison
 from digitlab.lab import promotion, runs
+from digitlab.lab.database import DatabaseError
 from ui import charts, run_charts
 
 # How often the progress of running trainings is redrawn, in seconds.
@@ -43,38 +42,28 @@ REGISTRY_COLUMNS = {
 
 
 @contextmanager
-def registry() -> Iterator:
-    """A connection to the run registry; a database that cannot be used is reported and the page's run ends."""
+def open_registry() -> Iterator[runs.RunRegistry]:
+    """The run registry; a database that cannot be opened, read or written is reported and the page's run ends."""
     try:
-        connection = runs.open_registry()
-    except DigitlabError as error:
+        with runs.RunRegistry() as opened:
+            yield opened
+    except DatabaseError as error:
         st.error(f"**The run registry cannot be used.** {error}", icon=":material/database:")
         st.stop()
-    try:
-        yield connection
-    except sqlite3.Error as error:
-        # The file opened but a read or write failed: a lock held too long, a full disk, a damaged page.
-        st.error(
-            f"**The run registry cannot be used.** {settings.database_path()} could not be read or written: {error}.",
-            icon=":material/database:",
-        )
-        st.stop()
-    finally:
-        connection.close()
 
 
 def show_active_runs() -> None:
     """Progress bars, live curves and cancel buttons for queued and running runs, redrawn every second."""
-    with registry() as connection:
-        runs.mark_lost_runs(connection)
-        watching = bool(runs.list_runs(connection, runs.ACTIVE))
+    with open_registry() as registry:
+        registry.mark_lost_runs()
+        watching = bool(registry.list_runs(runs.ACTIVE))
     # Only while something runs does the section poll; a finished run then redraws the whole page once.
     st.fragment(run_every=PROGRESS_REFRESH_SECONDS if watching else None)(_active_runs)()
 
 
 def _active_runs() -> None:
-    with registry() as connection:
-        active = runs.list_runs(connection, runs.ACTIVE)
+    with open_registry() as registry:
+        active = registry.list_runs(runs.ACTIVE)
         # A run that started or finished since the page was drawn changes the registry too: redraw all of it.
         statuses = {run.id: run.status for run in active}
         if statuses != st.session_state.setdefault(WATCHED_KEY, statuses):
@@ -94,11 +83,11 @@ def _active_runs() -> None:
                         "Cancel", key=f"cancel-{run.id}", icon=":material/cancel:", on_click=_cancel, args=(run.id,)
                     )
                 st.progress(run.fraction_done, text=f"{run.status}: {run.stage or 'waiting for the worker'}")
-                history = runs.epoch_history(connection, run.id)
+                history = registry.epoch_history(run.id)
                 if history["loss"]:
                     st.plotly_chart(
                         charts.training_curves(
-                            comparison.history_rows({"history": history}),
+                            comparison.history_rows(history),
                             f"Run #{run.id}",
                             FAMILY_COLOURS.get(run.family, charts.MUTED),
                         ),
@@ -107,8 +96,8 @@ def _active_runs() -> None:
 
 
 def _cancel(run_id: int) -> None:
-    with registry() as connection:
-        runs.request_cancel(connection, run_id)
+    with open_registry() as registry:
+        registry.request_cancel(run_id)
 
 
 def _describe_parameters(run: runs.Run) -> str:
@@ -122,8 +111,8 @@ def _describe_parameters(run: runs.Run) -> str:
 
 def show_registry() -> list[runs.Run]:
     """The table of every run, newest first; returns the runs."""
-    with registry() as connection:
-        recorded = runs.list_runs(connection)
+    with open_registry() as registry:
+        recorded = registry.list_runs()
     if not recorded:
         st.info("No runs yet: start one above. Each run is recorded here with its parameters, scores and timings.")
         return recorded
@@ -189,8 +178,8 @@ def _act(action) -> None:
 
 def show_run_comparison() -> None:
     """The compare page's section on training runs: their scores side by side and learning curves per family."""
-    with registry() as connection:
-        succeeded = runs.list_runs(connection, ("succeeded",))
+    with open_registry() as registry:
+        succeeded = registry.list_runs(("succeeded",))
     if not succeeded:
         st.info("No training run has finished yet; start one on the Train page.", icon=":material/model_training:")
         return
@@ -228,7 +217,7 @@ def show_run_comparison() -> None:
             for run in with_history:
                 st.plotly_chart(
                     charts.training_curves(
-                        comparison.history_rows({"history": run.metrics["history"]}),
+                        comparison.history_rows(run.metrics["history"]),
                         run.label,
                         FAMILY_COLOURS.get(run.family, charts.MUTED),
                     ),

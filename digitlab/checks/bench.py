@@ -58,9 +58,9 @@ def measure_model(name: str, models_dir: str, data_dir: str | None, latency_call
     metrics = classification_metrics(labels, probabilities)
     latencies = single_image_latencies(model, images, latency_calls)
     return {
-        "accuracy": metrics["accuracy"],
-        "errors": metrics["errors"],
-        "f1_macro": metrics["f1_macro"],
+        "accuracy": metrics.accuracy,
+        "errors": metrics.errors,
+        "f1_macro": metrics.f1_macro,
         "load_seconds": round(load_seconds, 3),
         "batch_seconds": round(batch_seconds, 3),
         "throughput_images_per_second": round(len(images) / batch_seconds, 1),
@@ -134,7 +134,7 @@ def retrain_seconds(name: str, data_dir: str | None, train_size: int | None, epo
 
     with tempfile.TemporaryDirectory() as scratch:
         entry = train_and_record(name, train_size=train_size, epochs=epochs, models_dir=scratch, data_dir=data_dir)
-    return {"training_seconds": entry["training_seconds"], "accuracy": entry["metrics"]["accuracy"]}
+    return {"training_seconds": entry.training_seconds, "accuracy": entry.metrics.accuracy}
 
 
 def train_reference(data_dir: str | None, epochs: int, train_size: int | None) -> dict[str, Any]:
@@ -195,7 +195,7 @@ def run_benchmark(
     folder = persistence.resolve_models_dir(models_dir)
     data = str(data_dir) if data_dir is not None else None
     manifest = persistence.read_manifest(folder)
-    if not manifest["models"]:
+    if not manifest.models:
         raise persistence.ModelUnavailableError(f"No trained models in {folder}; run 'python -m digitlab train'.")
     results: dict[str, Any] = {
         "machine": {"platform": platform.platform(), "processor": platform.machine(), "cpus": os.cpu_count()},
@@ -203,22 +203,22 @@ def run_benchmark(
         "latency_calls": latency_calls,
         "models": {},
     }
-    unknown = set(names or ()) - set(manifest["models"])
+    unknown = set(names or ()) - set(manifest.models)
     if unknown:
         raise persistence.ModelUnavailableError(f"No trained {', '.join(sorted(unknown))} in {folder}.")
-    for name, entry in manifest["models"].items():
+    for name, entry in manifest.models.items():
         if names and name not in names:
             continue
         measured = _in_child(measure_model, name, str(folder), data, latency_calls)
-        measured["size_bytes"] = entry["size_bytes"]
-        measured["training_seconds_manifest"] = entry["training_seconds"]
-        measured["complexity"] = entry["complexity"]
+        measured["size_bytes"] = entry.size_bytes
+        measured["training_seconds_manifest"] = entry.training_seconds
+        measured["complexity"] = entry.complexity
         # A combining family is not retrained here; its training (its own networks, then the weight search)
         # is timed in the manifest.
         if retrain and not REGISTRY[name].members:
             measured["retrained"] = _in_child(retrain_seconds, name, data, train_size, epochs)
         results["models"][name] = measured
-    base_models = [name for name in manifest["models"] if not REGISTRY[name].members]
+    base_models = [name for name in manifest.models if not REGISTRY[name].members]
     results["canvas_pipeline"] = _in_child(measure_canvas_pipeline, str(folder), base_models, latency_calls)
     results["explanations"] = _in_child(measure_explanations, str(folder), list(results["models"]), data, 20)
     for name in results["models"]:

@@ -9,32 +9,32 @@ import json
 import os
 import re
 from pathlib import Path
-from typing import Any
 
 from digitlab import persistence, settings
 from digitlab.checks.bench import BENCHMARK_NAME, benchmark_table
 from digitlab.errors import DigitlabError
 from digitlab.formatting import markdown_table
+from digitlab.manifest import Manifest
 
 README = settings.PROJECT_ROOT / "README.md"
 SECTIONS = ("scores", "benchmark")
 
 
-def scores_table(manifest: dict[str, Any]) -> str:
+def scores_table(manifest: Manifest) -> str:
     headers = ["model", "test accuracy", "errors", "macro F1", "trained on", "training (s)", "size (MB)", "size"]
     rows = []
-    for name, entry in manifest["models"].items():
-        metrics = entry["metrics"]
-        (unit, count), *_ = entry["complexity"].items()
+    for name, entry in manifest.models.items():
+        metrics = entry.metrics
+        (unit, count), *_ = entry.complexity.items()
         rows.append(
             [
-                f"{entry['title']} (`{name}`)",
-                f"{metrics['accuracy']:.2%}",
-                metrics["errors"],
-                f"{metrics['f1_macro']:.4f}",
-                f"{entry['train_size']:,} images",
-                f"{entry['training_seconds']:.0f}",
-                f"{entry['size_bytes'] / 1e6:.1f}",
+                f"{entry.title} (`{name}`)",
+                f"{metrics.accuracy:.2%}",
+                metrics.errors,
+                f"{metrics.f1_macro:.4f}",
+                f"{entry.train_size:,} images",
+                f"{entry.training_seconds:.0f}",
+                f"{entry.size_bytes / 1e6:.1f}",
                 f"{count:,} {unit.replace('_', ' ')}",
             ]
         )

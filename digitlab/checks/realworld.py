@@ -46,6 +46,7 @@ from digitlab.data.mnist import IMAGE_SHAPE, TRAIN_IMAGES, data_checksum, load_m
 from digitlab.errors import DigitlabError
 from digitlab.imaging.preprocess import crop_to_ink, preprocess, resize, thin_to_skeleton
 from digitlab.imaging.segment import read_number
+from digitlab.manifest import ModelEntry
 from digitlab.models.base import DigitClassifier, validation_split
 from digitlab.models.features import deskew
 from digitlab.models.registry import REGISTRY
@@ -90,15 +91,14 @@ def held_out_indices(count: int = TRAIN_IMAGES) -> np.ndarray:
     return validation_split(count, HELD_OUT_SIZE, HELD_OUT_SEED)[1]
 
 
-def recorded_split(name: str, entry: Any) -> tuple[int, int, str, int, int]:
+def recorded_split(name: str, entry: ModelEntry) -> tuple[int, int, str, int, int]:
     """``(seed, train_size, train_data_sha256, validation_size, split_seed)`` from a manifest entry, or a refusal."""
-    entry = entry if isinstance(entry, Mapping) else {}
-    hyperparameters = entry.get("hyperparameters")
-    hyperparameters = hyperparameters if isinstance(hyperparameters, Mapping) else {}
+    # The split is the family's own hyperparameters, named as its get_params names them.
+    hyperparameters = entry.hyperparameters or {}
     fields = {
-        "seed": entry.get("seed"),
-        "train_size": entry.get("train_size"),
-        "train_data_sha256": entry.get("train_data_sha256"),
+        "seed": entry.seed,
+        "train_size": entry.train_size,
+        "train_data_sha256": entry.train_data_sha256,
         "hyperparameters.validation_size": hyperparameters.get("validation_size"),
         "hyperparameters.seed": hyperparameters.get("seed"),
     }
@@ -118,7 +118,7 @@ def recorded_split(name: str, entry: Any) -> tuple[int, int, str, int, int]:
     )
 
 
-def training_indices(name: str, entry: Any, images: np.ndarray, labels: np.ndarray) -> np.ndarray:
+def training_indices(name: str, entry: ModelEntry, images: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """The indices into the MNIST training ``images`` that training gave the model, checked against its checksum.
 
     Training draws ``train_size`` images with the entry's seed (all of them at the full size) and records the
@@ -146,7 +146,7 @@ def training_indices(name: str, entry: Any, images: np.ndarray, labels: np.ndarr
     return subset
 
 
-def unseen_indices(name: str, entry: Any, images: np.ndarray, labels: np.ndarray) -> np.ndarray:
+def unseen_indices(name: str, entry: ModelEntry, images: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """The MNIST training indices one model never fitted on, from its manifest entry alone (not its members).
 
     The family splits the images training gave it with ``validation_split`` over their positions and fits on
@@ -158,15 +158,14 @@ def unseen_indices(name: str, entry: Any, images: np.ndarray, labels: np.ndarray
     return np.setdiff1d(np.arange(len(images)), subset[fit_positions])
 
 
-def member_names(name: str, entry: Any) -> tuple[str, ...]:
+def member_names(name: str, entry: ModelEntry) -> tuple[str, ...]:
     """The models whose votes ``name`` combines: those its family always uses, and those older manifest entries
     recorded among their hyperparameters."""
-    recorded = entry.get("hyperparameters", {}).get("members") or []
     family = REGISTRY[name].members if name in REGISTRY else ()
-    return tuple(dict.fromkeys([*recorded, *family]))
+    return tuple(dict.fromkeys([*entry.members, *family]))
 
 
-def held_out_pool(entries: Mapping[str, Any], name: str, images: np.ndarray, labels: np.ndarray) -> np.ndarray:
+def held_out_pool(entries: Mapping[str, ModelEntry], name: str, images: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """The sorted MNIST training indices that model ``name``, and every model it votes with, never fitted on.
 
     ``entries`` is a manifest's ``models`` table and ``images``/``labels`` the MNIST training set. An ensemble
@@ -702,7 +701,7 @@ def run_realworld(
 
     images, labels = load_mnist("train", data_dir)
     # The pool is settled before the model loads, so a model that cannot be scored fairly is refused at once.
-    pool = held_out_pool(read_manifest(models_dir)["models"], model_name, images, labels)
+    pool = held_out_pool(read_manifest(models_dir).models, model_name, images, labels)
     model = load_models([model_name], models_dir)[model_name]
     samples = generate(images, labels, count, seed, pool=pool)
     if save_to is not None:

@@ -25,6 +25,7 @@ from digitlab.data.mnist import CLASSES, load_mnist
 from digitlab.errors import ModelUnavailableError
 from digitlab.insight.neighbours import nearest_by_class, penultimate_embedding
 from digitlab.insight.projection import METHODS, two_d_map
+from digitlab.manifest import Manifest
 from digitlab.persistence import load_model, read_manifest, resolve_models_dir, writable_models_dir
 
 INSIGHT_NAME = "insight.npz"
@@ -93,7 +94,7 @@ def build_insight(
 ) -> dict[str, Any]:
     """Compute the artefact from the folder's ``source`` model and MNIST, write it, and return its description."""
     folder = resolve_models_dir(models_dir)
-    entry = read_manifest(folder)["models"].get(source)
+    entry = read_manifest(folder).models.get(source)
     if entry is None:
         raise ModelUnavailableError(f"No trained {source} model in {folder}; train it first.")
     model = load_model(source, folder)
@@ -105,7 +106,7 @@ def build_insight(
     about = {
         "schema": INSIGHT_SCHEMA,
         "source_model": source,
-        "source_sha256": entry["sha256"],
+        "source_sha256": entry.sha256,
         "embedding": f"output of the layer before {source}'s last (probability) layer",
         "map_method": METHODS[method],
         "seed": seed,
@@ -145,7 +146,7 @@ def recompute_command(folder: Path) -> str:
     return f"{INSIGHT_COMMAND} --models-dir {folder}"
 
 
-def load_insight(models_dir: str | os.PathLike | None = None, manifest: dict | None = None) -> Insight:
+def load_insight(models_dir: str | os.PathLike | None = None, manifest: Manifest | None = None) -> Insight:
     """The stored artefact, checked against the folder's manifest so an out-of-date one is refused."""
     folder = resolve_models_dir(models_dir)
     path = folder / INSIGHT_NAME
@@ -168,7 +169,8 @@ def load_insight(models_dir: str | os.PathLike | None = None, manifest: dict | N
         raise InsightUnavailableError(f"{path} does not describe its source; run '{command}' again.")
     manifest = read_manifest(folder) if manifest is None else manifest
     source = insight.about.get("source_model")
-    current = manifest["models"].get(source, {}).get("sha256")
+    entry = manifest.models.get(source)
+    current = None if entry is None else entry.sha256
     # A file that names no source model, or one the manifest lacks, cannot be shown to match it.
     if current is None or current != insight.about.get("source_sha256"):
         raise InsightUnavailableError(

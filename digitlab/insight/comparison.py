@@ -5,11 +5,14 @@ groups by model), so any table or charting library can take them as they are.
 """
 
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
 from digitlab.data.mnist import CLASSES
+from digitlab.manifest import Manifest, Metrics, ModelEntry, Timing
+
+Recorded = TypeVar("Recorded", Metrics, Timing)
 
 IMAGES_PER_BATCH_FIGURE = 10_000
 PER_CLASS_METRICS = ("precision", "recall", "f1")
@@ -23,32 +26,48 @@ HISTORY_KEYS = {
 }
 
 
-def summary_row(name: str, entry: dict[str, Any]) -> dict[str, Any]:
+def summary_row(name: str, entry: ModelEntry) -> dict[str, Any]:
     """One model's headline figures; raises ``KeyError``/``TypeError``/``ValueError`` when the entry lacks them.
 
     The per-digit figures and the confusion matrix are checked too, so a model
     that gets a row can be shown in every comparison.
     """
-    metrics, timing = entry["metrics"], entry["timing"]
+    metrics, timing = _complete(entry.metrics, "metrics"), _complete(entry.timing, "timing")
     confusion_matrix(entry)
     for metric in PER_CLASS_METRICS:
-        if len(metrics["per_class"][metric]) != CLASSES:
-            raise ValueError(f"{metric} has {len(metrics['per_class'][metric])} per-digit values, not {CLASSES}")
-    complexity = entry.get("complexity") or {}
+        values = per_class_values(entry, metric)
+        if len(values) != CLASSES:
+            raise ValueError(f"{metric} has {len(values)} per-digit values, not {CLASSES}")
     return {
         "model": name,
-        "title": entry.get("title", name),
-        "accuracy": float(metrics["accuracy"]),
-        "errors": int(metrics["errors"]),
-        "precision_macro": float(metrics["precision_macro"]),
-        "recall_macro": float(metrics["recall_macro"]),
-        "f1_macro": float(metrics["f1_macro"]),
-        "training_seconds": _optional_float(entry.get("training_seconds")),
-        "ms_per_image": float(timing["single_image_ms"]),
-        "seconds_per_10k": float(timing["batch_seconds"]) / int(timing["batch_images"]) * IMAGES_PER_BATCH_FIGURE,
-        "size_mb": _optional_float(entry.get("size_bytes"), scale=1e-6),
-        "complexity": describe_complexity(complexity),
+        "title": entry.title_or(name),
+        "accuracy": float(metrics.accuracy),
+        "errors": int(metrics.errors),
+        "precision_macro": float(metrics.precision_macro),
+        "recall_macro": float(metrics.recall_macro),
+        "f1_macro": float(metrics.f1_macro),
+        "training_seconds": _optional_float(entry.training_seconds),
+        "ms_per_image": float(timing.single_image_ms),
+        "seconds_per_10k": float(timing.batch_seconds) / int(timing.batch_images) * IMAGES_PER_BATCH_FIGURE,
+        "size_mb": _optional_float(entry.size_bytes, scale=1e-6),
+        "complexity": describe_complexity(entry.complexity or {}),
     }
+
+
+def _complete(record: Recorded | None, part: str) -> Recorded:
+    """``record`` when it holds every figure; a ``ValueError`` naming what the entry lacks otherwise."""
+    if record is None:
+        raise ValueError(f"the entry records no {part}")
+    if missing := record.missing():
+        raise ValueError(f"the entry's {part} lack {', '.join(missing)}")
+    return record
+
+
+def per_class_values(entry: ModelEntry, metric: str) -> list[float]:
+    """The ten per-digit values of ``metric`` (precision, recall or f1); ``KeyError`` when they are not recorded."""
+    per_class = None if entry.metrics is None else entry.metrics.per_class
+    # The table is keyed by the metric's name, which is how the pages offer the choice.
+    return (per_class or {})[metric]
 
 
 def describe_complexity(complexity: dict[str, Any]) -> str:
@@ -56,10 +75,10 @@ def describe_complexity(complexity: dict[str, Any]) -> str:
     return ", ".join(f"{int(count):,} {kind.replace('_', ' ')}" for kind, count in complexity.items()) or "unknown"
 
 
-def summary_rows(manifest: dict[str, Any]) -> tuple[list[dict[str, Any]], list[str]]:
+def summary_rows(manifest: Manifest) -> tuple[list[dict[str, Any]], list[str]]:
     """Every model's headline figures, and a sentence for each entry too incomplete to summarise."""
     rows, problems = [], []
-    for name, entry in manifest.get("models", {}).items():
+    for name, entry in manifest.models.items():
         try:
             rows.append(summary_row(name, entry))
         except (KeyError, TypeError, ValueError, ZeroDivisionError) as error:
@@ -71,26 +90,29 @@ def summary_rows(manifest: dict[str, Any]) -> tuple[list[dict[str, Any]], list[s
     return rows, problems
 
 
-def per_class_rows(manifest: dict[str, Any], names: Iterable[str], metric: str) -> list[dict[str, Any]]:
+def per_class_rows(manifest: Manifest, names: Iterable[str], metric: str) -> list[dict[str, Any]]:
     """One row per model and digit with that digit's precision, recall or F1."""
     if metric not in PER_CLASS_METRICS:
         raise ValueError(f"metric must be one of {', '.join(PER_CLASS_METRICS)}, not {metric!r}.")
     rows = []
     for name in names:
-        entry = manifest["models"][name]
-        values = entry["metrics"]["per_class"][metric]
+        entry = manifest.models[name]
+        values = per_class_values(entry, metric)
         if len(values) != CLASSES:
             raise ValueError(f"{name} records {len(values)} per-class values of {metric}, not {CLASSES}.")
         rows.extend(
-            {"model": name, "title": entry.get("title", name), "digit": digit, metric: float(value)}
+            {"model": name, "title": entry.title_or(name), "digit": digit, metric: float(value)}
             for digit, value in enumerate(values)
         )
     return rows
 
 
-def confusion_matrix(entry: dict[str, Any]) -> np.ndarray:
+def confusion_matrix(entry: ModelEntry) -> np.ndarray:
     """The recorded 10x10 confusion matrix: rows are true digits, columns predicted digits."""
-    matrix = np.asarray(entry["metrics"]["confusion_matrix"], dtype=np.int64)
+    recorded = None if entry.metrics is None else entry.metrics.confusion_matrix
+    if recorded is None:
+        raise ValueError("the entry records no confusion_matrix")
+    matrix = np.asarray(recorded, dtype=np.int64)
     if matrix.shape != (CLASSES, CLASSES):
         raise ValueError(f"A confusion matrix must be {CLASSES}x{CLASSES}, not {matrix.shape}.")
     return matrix
@@ -111,9 +133,12 @@ def largest_confusion(matrix: np.ndarray) -> tuple[int, int]:
     return int(true_digit), int(predicted_digit)
 
 
-def history_rows(entry: dict[str, Any]) -> list[dict[str, Any]]:
-    """The training history in long form: epoch (from 1), quantity, split and value; empty without a history."""
-    history = entry.get("history") or {}
+def history_rows(history: dict[str, list[float]] | None) -> list[dict[str, Any]]:
+    """A training history (a manifest entry's or a run's) in long form: epoch (from 1), quantity, split and value.
+
+    ``history`` is laid out as Keras records it (``loss``, ``val_loss``...); without one there are no rows.
+    """
+    history = history or {}
     rows = []
     for (quantity, split), key in HISTORY_KEYS.items():
         rows.extend(

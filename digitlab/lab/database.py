@@ -11,14 +11,15 @@ training worker, the command line) work at once, and ``synchronous=FULL`` means 
 returned has reached the disk.
 """
 
+import functools
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from digitlab.errors import DigitlabError
-from digitlab.settings import database_path
+from digitlab.settings import DATABASE_VARIABLE, database_path
 
 BUSY_TIMEOUT_SECONDS = 30.0
 
@@ -57,14 +58,47 @@ def connect(path: Path | None = None, schemas: Sequence[Schema] = ()) -> sqlite3
     except sqlite3.OperationalError as error:
         # Locked, read-only or unreachable files land here; "damaged" would send the user the wrong way.
         connection.close()
-        raise DatabaseError(f"Cannot use the database {path}: {error}.") from error
+        raise DatabaseError(f"Cannot use the database {path}: {error}{_advice(error)}.") from error
     except sqlite3.DatabaseError as error:
         connection.close()
-        raise DatabaseError(f"The database {path} is damaged or is not a digitlab database: {error}.") from error
+        raise DatabaseError(
+            f"The database {path} is damaged or is not a digitlab database: {error}{_advice(error)}."
+        ) from error
     except DatabaseError:
         connection.close()
         raise
     return connection
+
+
+def reports_sqlite_errors(method: Callable) -> Callable:
+    """Turn SQLite's errors in a method of a store with a ``path`` into one DatabaseError sentence.
+
+    The stores (saved drawings, training runs) decorate every public method, so a full disk, a lock held too
+    long or a damaged page reaches the command line and the dashboard as a sentence, never as sqlite3's error.
+    """
+
+    @functools.wraps(method)
+    def reported(self, *arguments, **keywords):
+        try:
+            return method(self, *arguments, **keywords)
+        except sqlite3.Error as error:
+            raise DatabaseError(f"The database {self.path} could not be used: {error}{_advice(error)}.") from error
+
+    return reported
+
+
+def _advice(error: sqlite3.Error) -> str:
+    """The end of a sentence about ``error``: what the user can do; empty where only a fix to digitlab would help."""
+    if isinstance(error, sqlite3.OperationalError):
+        # Locked, read-only, full or unreachable: the file itself is fine.
+        return (
+            "; try again once other digitlab processes using it (a training run, another dashboard) are done, "
+            "and check that its disk has room and that you may write to it"
+        )
+    if type(error) is sqlite3.DatabaseError:
+        # SQLite's plain DatabaseError is a damaged file or one that is not SQLite at all.
+        return f"; move the file aside and digitlab starts a new one, or point {DATABASE_VARIABLE} at another file"
+    return ""
 
 
 @contextmanager

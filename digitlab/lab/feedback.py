@@ -9,16 +9,14 @@ store can be shared by every session of the dashboard.
 """
 
 import csv
-import functools
 import gzip
 import io
 import json
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,12 +24,13 @@ import numpy as np
 from PIL import Image
 
 from digitlab.atomic import write_atomically
+from digitlab.clock import utc_timestamp
 from digitlab.data.idx import idx_bytes
 from digitlab.data.mnist import IMAGE_SIDE
 from digitlab.errors import DigitlabError
 from digitlab.formatting import markdown_table
 from digitlab.imaging.preprocess import PREPROCESS_VERSION, load_image
-from digitlab.lab.database import DatabaseError, Schema, connect, transaction
+from digitlab.lab.database import Schema, connect, reports_sqlite_errors, transaction
 from digitlab.models.base import Reading
 from digitlab.settings import database_path
 
@@ -46,6 +45,8 @@ IDX_IMAGES_NAME = "feedback-images-idx3-ubyte.gz"
 IDX_LABELS_NAME = "feedback-labels-idx1-ubyte.gz"
 CSV_NAME = "feedback.csv"
 EXPORT_FORMATS = ("idx", "csv")
+# Drawings are timed to the millisecond, so several saved within one second still show their order.
+TIMESPEC = "milliseconds"
 
 FEEDBACK_SCHEMA = Schema(
     "feedback",
@@ -151,10 +152,6 @@ class ModelAccuracy:
         return self.correct / self.drawings if self.drawings else 0.0
 
 
-def now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds")
-
-
 def original_png(source: np.ndarray | bytes | str | Path) -> bytes:
     """PNG bytes of what the user gave: a canvas array as it is, an uploaded file shrunk to ORIGINAL_MAX_SIDE."""
     if isinstance(source, np.ndarray):
@@ -214,19 +211,6 @@ def _row_to_drawing(row, predictions: dict[str, SavedPrediction]) -> SavedDrawin
     )
 
 
-def _sqlite_errors_reported(method: Callable) -> Callable:
-    """Turn SQLite's errors (a full disk, a lock held too long, a damaged page) into one DatabaseError sentence."""
-
-    @functools.wraps(method)
-    def reported(self, *arguments, **keywords):
-        try:
-            return method(self, *arguments, **keywords)
-        except sqlite3.Error as error:
-            raise DatabaseError(f"The database {self.path} could not be used: {error}.") from error
-
-    return reported
-
-
 @contextmanager
 def _read_snapshot(connection: sqlite3.Connection) -> Iterator[None]:
     """One read transaction: every query inside it sees the database as it was at the first one."""
@@ -263,7 +247,7 @@ class FeedbackStore:
 
     # Writing.
 
-    @_sqlite_errors_reported
+    @reports_sqlite_errors
     def save(
         self,
         *,
@@ -293,7 +277,7 @@ class FeedbackStore:
             cursor = connection.execute(
                 "INSERT INTO feedback_drawings (saved_at, source, label, original_png, model_input, preprocess_version)"
                 " VALUES (?, ?, ?, ?, ?, ?)",
-                (now(), source, label, original, pixels, int(preprocess_version)),
+                (utc_timestamp(TIMESPEC), source, label, original, pixels, int(preprocess_version)),
             )
             drawing_id = int(cursor.lastrowid)
             connection.executemany(
@@ -303,17 +287,18 @@ class FeedbackStore:
             )
         return drawing_id
 
-    @_sqlite_errors_reported
+    @reports_sqlite_errors
     def relabel(self, drawing_id: int, label: int) -> None:
         label = _checked_label(label)
         with self._lock, transaction(self._connection) as connection:
             changed = connection.execute(
-                "UPDATE feedback_drawings SET label = ?, relabelled_at = ? WHERE id = ?", (label, now(), drawing_id)
+                "UPDATE feedback_drawings SET label = ?, relabelled_at = ? WHERE id = ?",
+                (label, utc_timestamp(TIMESPEC), drawing_id),
             ).rowcount
             if not changed:
                 raise DrawingNotFoundError(f"There is no saved drawing #{drawing_id}; it may have been deleted.")
 
-    @_sqlite_errors_reported
+    @reports_sqlite_errors
     def delete(self, drawing_id: int) -> None:
         with self._lock, transaction(self._connection) as connection:
             if not connection.execute("DELETE FROM feedback_drawings WHERE id = ?", (drawing_id,)).rowcount:
@@ -323,14 +308,14 @@ class FeedbackStore:
 
     # Reading.
 
-    @_sqlite_errors_reported
+    @reports_sqlite_errors
     def count(self, filters: DrawingFilter = DrawingFilter()) -> int:
         condition, parameters = filters.where()
         with self._lock:
             query = f"SELECT COUNT(*) FROM feedback_drawings d WHERE {condition}"
             return int(self._connection.execute(query, parameters).fetchone()[0])
 
-    @_sqlite_errors_reported
+    @reports_sqlite_errors
     def drawings(
         self, filters: DrawingFilter = DrawingFilter(), *, limit: int | None = None, offset: int = 0, newest_first=True
     ) -> list[SavedDrawing]:
@@ -365,7 +350,7 @@ class FeedbackStore:
                 )
         return found
 
-    @_sqlite_errors_reported
+    @reports_sqlite_errors
     def original_png(self, drawing_id: int) -> bytes:
         with self._lock:
             row = self._connection.execute(
@@ -375,7 +360,7 @@ class FeedbackStore:
             raise DrawingNotFoundError(f"There is no saved drawing #{drawing_id}; it may have been deleted.")
         return bytes(row[0])
 
-    @_sqlite_errors_reported
+    @reports_sqlite_errors
     def label_counts(self, filters: DrawingFilter = DrawingFilter()) -> np.ndarray:
         """How many drawings that pass ``filters`` carry each label, indexed by digit."""
         condition, parameters = filters.where()
@@ -388,7 +373,7 @@ class FeedbackStore:
                 counts[label] = count
         return counts
 
-    @_sqlite_errors_reported
+    @reports_sqlite_errors
     def models(self) -> list[str]:
         """Every model with a reading of some saved drawing, in the order they were first saved."""
         with self._lock:
@@ -397,7 +382,7 @@ class FeedbackStore:
             ).fetchall()
         return [row[0] for row in rows]
 
-    @_sqlite_errors_reported
+    @reports_sqlite_errors
     def model_accuracy(self, filters: DrawingFilter = DrawingFilter()) -> list[ModelAccuracy]:
         """Each model's accuracy on the drawings that pass ``filters``, against the users' labels."""
         condition, parameters = filters.where()
@@ -412,7 +397,7 @@ class FeedbackStore:
             ModelAccuracy(model, int(count), int(correct), int(versions)) for model, count, correct, versions in rows
         ]
 
-    @_sqlite_errors_reported
+    @reports_sqlite_errors
     def confusion(self, model: str, filters: DrawingFilter = DrawingFilter()) -> np.ndarray:
         """A 10x10 count matrix for ``model``: rows are the users' labels, columns what the model read."""
         condition, parameters = filters.where()
@@ -428,7 +413,7 @@ class FeedbackStore:
                 matrix[label, digit] = count
         return matrix
 
-    @_sqlite_errors_reported
+    @reports_sqlite_errors
     def dataset(self, filters: DrawingFilter = DrawingFilter()) -> tuple[np.ndarray, np.ndarray]:
         """The 28x28 inputs (uint8, white ink on black as in MNIST) and int64 labels, oldest first."""
         condition, parameters = filters.where()
@@ -453,7 +438,7 @@ class FeedbackStore:
             IDX_LABELS_NAME: gzip.compress(idx_bytes(labels.astype(np.uint8)), mtime=0),
         }
 
-    @_sqlite_errors_reported
+    @reports_sqlite_errors
     def csv_text(self, filters: DrawingFilter = DrawingFilter()) -> str:
         """One row per drawing: its details, each model's reading, then the 784 pixels (as Kaggle's MNIST CSV)."""
         # The drawings and the model columns must come from the same state of the database.
@@ -483,7 +468,7 @@ class FeedbackStore:
             )
         return buffer.getvalue()
 
-    @_sqlite_errors_reported
+    @reports_sqlite_errors
     def export_files(
         self, filters: DrawingFilter = DrawingFilter(), formats: Sequence[str] = EXPORT_FORMATS
     ) -> dict[str, bytes]:

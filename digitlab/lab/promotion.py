@@ -12,7 +12,6 @@ were. The pointer keeps the generations it replaced, so ``rollback`` returns to
 the previous one, and past the first promotion to the shipped models.
 """
 
-import datetime
 import fcntl
 import json
 import os
@@ -20,6 +19,7 @@ import shutil
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -28,8 +28,10 @@ import numpy as np
 from digitlab import persistence, settings
 from digitlab.atomic import write_atomically
 from digitlab.checksums import sha256_file
+from digitlab.clock import utc_file_stamp, utc_timestamp
 from digitlab.data.mnist import CLASSES, IMAGE_SHAPE, TEST_IMAGES
 from digitlab.errors import DigitlabError, ModelUnavailableError
+from digitlab.manifest import ModelEntry
 from digitlab.models.registry import REGISTRY
 
 POINTER_NAME = "current.json"
@@ -108,13 +110,13 @@ def _promote(run_folder: Path, family: str, run_id: int | None, root: Path, base
     if base is None:
         base = active_folder(root) or settings.models_dir()
     base = Path(base)
-    run_entry = persistence.read_manifest(run_folder)["models"].get(family)
+    run_entry = persistence.read_manifest(run_folder).models.get(family)
     if run_entry is None:
         raise PromotionError(f"{run_folder} holds no trained {family} model to promote.")
 
     generations = root / GENERATIONS_NAME
     generations.mkdir(parents=True, exist_ok=True)
-    name = f"{datetime.datetime.now(datetime.UTC):%Y%m%dT%H%M%S}-{family}-{uuid.uuid4().hex[:6]}"
+    name = f"{utc_file_stamp()}-{family}-{uuid.uuid4().hex[:6]}"
     building = generations / f".building-{name}"
     try:
         left_out = _build_generation(building, base, run_folder, family, run_entry, run_id)
@@ -128,7 +130,7 @@ def _promote(run_folder: Path, family: str, run_id: int | None, root: Path, base
         "generation": name,
         "family": family,
         "run_id": run_id,
-        "promoted_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "promoted_at": utc_timestamp(),
         "left_out": left_out,
         "history": [_without_history(previous), *previous.get("history", [])],
     }
@@ -177,25 +179,24 @@ def _without_history(pointer: dict[str, Any]) -> dict[str, Any]:
 
 
 def _build_generation(
-    folder: Path, base: Path, run_folder: Path, family: str, run_entry: dict, run_id: int | None
+    folder: Path, base: Path, run_folder: Path, family: str, run_entry: ModelEntry, run_id: int | None
 ) -> dict[str, str]:
     """Write the complete new models folder; return the models left out and why."""
     folder.mkdir(parents=True)
     base_manifest = persistence.read_manifest(base)
-    manifest = {**base_manifest, "models": {}}
-    left_out = {}
-    for name, entry in base_manifest["models"].items():
+    models, left_out = {}, {}
+    for name, entry in base_manifest.models.items():
         if name == family:
             continue
         if family in REGISTRY[name].members:
             left_out[name] = f"its weights were fitted to the {family} model that was replaced; retrain it"
             continue
-        for artifact in [entry["artifact"], *entry.get("extra_artifacts", [])]:
+        for artifact in entry.files:
             _link_or_copy(base / artifact, folder / artifact)
-        manifest["models"][name] = entry
-    _link_or_copy(run_folder / run_entry["artifact"], folder / run_entry["artifact"])
-    manifest["models"][family] = {**run_entry, "run_id": run_id}
-    persistence.write_manifest(manifest, folder)
+        models[name] = entry
+    _link_or_copy(run_folder / run_entry.artifact, folder / run_entry.artifact)
+    models[family] = run_entry.promoted(run_id)
+    persistence.write_manifest(replace(base_manifest, models=models), folder)
 
     for name in SELF_CHECKING_FILES:
         if (base / name).exists():
@@ -204,7 +205,7 @@ def _build_generation(
     probabilities = {}
     if (base / persistence.PROBABILITIES_NAME).exists():
         probabilities = persistence.load_test_probabilities(base)
-    probabilities = {name: values for name, values in probabilities.items() if name in manifest["models"]}
+    probabilities = {name: values for name, values in probabilities.items() if name in models}
     probabilities[family] = persistence.load_test_probabilities(run_folder)[family]
     persistence.save_test_probabilities(probabilities, folder)
     for path in folder.iterdir():
@@ -216,16 +217,16 @@ def _build_generation(
 def _verify_generation(folder: Path, family: str) -> None:
     """Check every artefact against the manifest and load the promoted model; raise if anything is off."""
     manifest = persistence.read_manifest(folder)
-    for name, entry in manifest["models"].items():
-        actual = sha256_file(folder / entry["artifact"])
-        if actual != entry["sha256"]:
+    for name, entry in manifest.models.items():
+        actual = sha256_file(folder / entry.artifact)
+        if actual != entry.sha256:
             raise PromotionError(f"The copy of the {name} model does not match its checksum; nothing was changed.")
     try:
         model = persistence.load_model(family, folder)
     except ModelUnavailableError as error:
         raise PromotionError(f"The promoted {family} model does not load ({error}); nothing was changed.") from error
     probabilities = persistence.load_test_probabilities(folder)
-    if set(probabilities) != set(manifest["models"]) or any(
+    if set(probabilities) != set(manifest.models) or any(
         values.shape != (TEST_IMAGES, CLASSES) for values in probabilities.values()
     ):
         raise PromotionError("The test-set probabilities of the new models are incomplete; nothing was changed.")
@@ -260,11 +261,8 @@ def promote_run(run_id: int, database: str | os.PathLike | None = None, root: Pa
     """Promote the model of the succeeded training run ``run_id`` from the registry."""
     from digitlab.lab import runs
 
-    connection = runs.open_registry(database)
-    try:
-        run = runs.get_run(connection, run_id)
-    finally:
-        connection.close()
+    with runs.RunRegistry(database) as registry:
+        run = registry.get_run(run_id)
     if run.status != "succeeded":
         raise PromotionError(f"Run #{run_id} is {run.status}; only a run that succeeded can be promoted.")
     return promote(run.folder, run.family, run_id=run.id, root=root)

@@ -5,8 +5,9 @@ worker picks it up, and ends ``succeeded``, ``failed`` or ``cancelled``. The
 worker writes its progress and each epoch's loss and accuracy here, so any
 process (the Train page in another browser tab, the command line) can follow
 it; the page asks for a cancellation by setting a flag the worker reads.
-Each run's artefacts live in its own folder under ``settings.runs_dir()``, never in the
-shipped ``models/``.
+A :class:`RunRegistry` does all of that reading and writing, and reports SQLite's
+failures as a ``DatabaseError`` sentence. Each run's artefacts live in its own
+folder under ``settings.runs_dir()``, never in the shipped ``models/``.
 """
 
 import datetime
@@ -18,9 +19,10 @@ from pathlib import Path
 from typing import Any
 
 from digitlab import settings
+from digitlab.clock import utc_now, utc_timestamp
 from digitlab.data.mnist import TRAIN_IMAGES
 from digitlab.errors import DigitlabError
-from digitlab.lab.database import Schema, connect, transaction
+from digitlab.lab.database import Schema, connect, reports_sqlite_errors, transaction
 from digitlab.models.neural import KerasClassifier
 from digitlab.models.registry import REGISTRY
 from digitlab.models.svm import DEFAULT_C, DEFAULT_GAMMA
@@ -198,148 +200,8 @@ class Run:
         return f"#{self.id} {self.family.upper()} · {self.parameters.get('train_size', 0):,} images"
 
 
-def now() -> str:
-    return datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
-
-
 def run_folder(run_id: int, root: Path | None = None) -> Path:
     return (root if root is not None else settings.runs_dir()) / f"run-{run_id:05d}"
-
-
-def open_registry(path: str | os.PathLike | None = None) -> sqlite3.Connection:
-    """A connection to the database (default: ``settings.database_path()``) with the registry's tables."""
-    return connect(path, [SCHEMA])
-
-
-def create_run(connection: sqlite3.Connection, request: TrainingRequest) -> int:
-    """Record a queued run and return its id."""
-    with transaction(connection):
-        cursor = connection.execute(
-            "INSERT INTO training_runs (family, status, parameters, created_at) VALUES (?, 'queued', ?, ?)",
-            (request.family, json.dumps(request.describe()), now()),
-        )
-    return int(cursor.lastrowid)
-
-
-def _run_from_row(row: sqlite3.Row) -> Run:
-    values = dict(row)
-    for column in ("parameters", "data", "metrics"):
-        values[column] = json.loads(values[column]) if values[column] else {}
-    values["cancel_requested"] = bool(values["cancel_requested"])
-    return Run(**values)
-
-
-def get_run(connection: sqlite3.Connection, run_id: int) -> Run:
-    row = connection.execute("SELECT * FROM training_runs WHERE id = ?", (run_id,)).fetchone()
-    if row is None:
-        raise RunNotFoundError(f"There is no training run #{run_id}; 'python -m digitlab runs list' shows them.")
-    return _run_from_row(row)
-
-
-def list_runs(connection: sqlite3.Connection, statuses: tuple[str, ...] | None = None) -> list[Run]:
-    """Every run, newest first, optionally only those with one of ``statuses``."""
-    query, arguments = "SELECT * FROM training_runs", ()
-    if statuses:
-        query += f" WHERE status IN ({', '.join('?' * len(statuses))})"
-        arguments = statuses
-    return [_run_from_row(row) for row in connection.execute(query + " ORDER BY id DESC", arguments)]
-
-
-def record_worker(connection: sqlite3.Connection, run_id: int, pid: int) -> None:
-    """Note the process started for a queued run, so a worker that dies before it starts is noticed too."""
-    with transaction(connection):
-        connection.execute("UPDATE training_runs SET worker_pid = ? WHERE id = ? AND status = 'queued'", (pid, run_id))
-
-
-def mark_running(connection: sqlite3.Connection, run_id: int, pid: int, folder: Path) -> None:
-    """Claim a queued run for the worker with process id ``pid``; a run cannot be started twice."""
-    with transaction(connection):
-        updated = connection.execute(
-            "UPDATE training_runs SET status = 'running', started_at = ?, worker_pid = ?, folder = ?, "
-            "stage = 'loading the data' WHERE id = ? AND status = 'queued'",
-            (now(), pid, str(folder), run_id),
-        ).rowcount
-    if not updated:
-        status = get_run(connection, run_id).status
-        raise DigitlabError(f"Training run #{run_id} is {status}, so it cannot be started again.")
-
-
-def record_progress(connection: sqlite3.Connection, run_id: int, done: int, total: int, details: dict) -> None:
-    """Store the worker's progress, and the epoch's figures when ``details`` holds Keras' logs."""
-    with transaction(connection):
-        stage = details.get("stage") or f"epoch {done} of {total}"
-        connection.execute(
-            "UPDATE training_runs SET progress_done = ?, progress_total = ?, stage = ? WHERE id = ?",
-            (done, total, stage, run_id),
-        )
-        if "loss" in details:
-            connection.execute(
-                "INSERT OR REPLACE INTO training_run_epochs (run_id, epoch, loss, accuracy, val_loss, val_accuracy) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                (run_id, done, *(_optional_float(details.get(column)) for column in EPOCH_COLUMNS)),
-            )
-
-
-def _optional_float(value: Any) -> float | None:
-    return None if value is None else float(value)
-
-
-def record_stage(connection: sqlite3.Connection, run_id: int, stage: str) -> None:
-    with transaction(connection):
-        connection.execute("UPDATE training_runs SET stage = ? WHERE id = ?", (stage, run_id))
-
-
-def epoch_history(connection: sqlite3.Connection, run_id: int) -> dict[str, list[float]]:
-    """The run's per-epoch figures in the layout of a Keras history (and of the manifest's ``history``)."""
-    rows = connection.execute("SELECT * FROM training_run_epochs WHERE run_id = ? ORDER BY epoch", (run_id,)).fetchall()
-    return {column: [row[column] for row in rows if row[column] is not None] for column in EPOCH_COLUMNS}
-
-
-def request_cancel(connection: sqlite3.Connection, run_id: int) -> bool:
-    """Ask the run's worker to stop; False when the run has already finished."""
-    with transaction(connection):
-        updated = connection.execute(
-            "UPDATE training_runs SET cancel_requested = 1 WHERE id = ? AND status IN ('queued', 'running')",
-            (run_id,),
-        ).rowcount
-    return bool(updated)
-
-
-def cancel_requested(connection: sqlite3.Connection, run_id: int) -> bool:
-    row = connection.execute("SELECT cancel_requested FROM training_runs WHERE id = ?", (run_id,)).fetchone()
-    return bool(row and row[0])
-
-
-def mark_succeeded(connection: sqlite3.Connection, run_id: int, outcome: dict[str, Any]) -> None:
-    """Record a finished run: data used, metrics, timings and its artefact's path and checksum."""
-    with transaction(connection):
-        connection.execute(
-            "UPDATE training_runs SET status = 'succeeded', finished_at = ?, data = ?, metrics = ?, "
-            "training_seconds = ?, total_seconds = ?, artifact = ?, sha256 = ?, size_bytes = ?, "
-            "stage = 'done', progress_done = progress_total WHERE id = ?",
-            (
-                now(),
-                json.dumps(outcome["data"]),
-                json.dumps(outcome["metrics"]),
-                outcome["training_seconds"],
-                outcome["total_seconds"],
-                outcome["artifact"],
-                outcome["sha256"],
-                outcome["size_bytes"],
-                run_id,
-            ),
-        )
-
-
-def mark_finished_without_model(connection: sqlite3.Connection, run_id: int, status: str, error: str | None) -> None:
-    """Record a run that ended ``failed`` or ``cancelled``, with the sentence that says why."""
-    if status not in ("failed", "cancelled"):
-        raise ValueError(f"A run without a model is failed or cancelled, not {status!r}.")
-    with transaction(connection):
-        connection.execute(
-            "UPDATE training_runs SET status = ?, finished_at = ?, error = ?, stage = ? WHERE id = ?",
-            (status, now(), error, status, run_id),
-        )
 
 
 def process_is_alive(pid: int | None, started_by: str | None = None) -> bool:
@@ -385,27 +247,196 @@ def _never_started(run: Run, moment: datetime.datetime) -> bool:
     return age.total_seconds() > UNSTARTED_GRACE_SECONDS
 
 
-def mark_lost_runs(connection: sqlite3.Connection) -> list[int]:
-    """Mark unfinished runs that no process will finish as failed, so none stays unfinished forever.
+def _run_from_row(row: sqlite3.Row) -> Run:
+    values = dict(row)
+    for column in ("parameters", "data", "metrics"):
+        values[column] = json.loads(values[column]) if values[column] else {}
+    values["cancel_requested"] = bool(values["cancel_requested"])
+    return Run(**values)
 
-    That is a run whose worker process no longer exists, and a run still queued without a recorded process
-    ``UNSTARTED_GRACE_SECONDS`` after it was created; a younger one may be starting in the foreground.
+
+def _optional_float(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+class RunRegistry:
+    """The training runs in one database file (default: ``settings.database_path()``), created or migrated as needed.
+
+    Each process and thread that follows a run opens its own registry: WAL lets the dashboard read while a
+    worker writes, and a registry's connection holds at most one transaction at a time.
     """
-    moment = datetime.datetime.now(datetime.UTC)
-    lost = {}
-    for run in list_runs(connection, ACTIVE):
-        if _never_started(run, moment):
-            lost[run.id] = UNSTARTED_MESSAGE
-        elif (run.status == "running" or run.worker_pid) and not process_is_alive(run.worker_pid, run.started_at):
-            lost[run.id] = LOST_WORKER_MESSAGE
-    for run_id, message in lost.items():
-        with transaction(connection):
-            connection.execute(
-                "UPDATE training_runs SET status = 'failed', finished_at = ?, error = ?, stage = 'failed' "
-                "WHERE id = ? AND status IN ('queued', 'running')",
-                (now(), message, run_id),
+
+    def __init__(self, path: str | os.PathLike | None = None):
+        self.path = Path(path) if path is not None else settings.database_path()
+        self._connection = connect(self.path, [SCHEMA])
+
+    def close(self) -> None:
+        self._connection.close()
+
+    def __enter__(self) -> "RunRegistry":
+        return self
+
+    def __exit__(self, *exception) -> None:
+        self.close()
+
+    # Reading.
+
+    @reports_sqlite_errors
+    def get_run(self, run_id: int) -> Run:
+        row = self._connection.execute("SELECT * FROM training_runs WHERE id = ?", (run_id,)).fetchone()
+        if row is None:
+            raise RunNotFoundError(f"There is no training run #{run_id}; 'python -m digitlab runs list' shows them.")
+        return _run_from_row(row)
+
+    @reports_sqlite_errors
+    def list_runs(self, statuses: tuple[str, ...] | None = None) -> list[Run]:
+        """Every run, newest first, optionally only those with one of ``statuses``."""
+        query, arguments = "SELECT * FROM training_runs", ()
+        if statuses:
+            query += f" WHERE status IN ({', '.join('?' * len(statuses))})"
+            arguments = statuses
+        return [_run_from_row(row) for row in self._connection.execute(query + " ORDER BY id DESC", arguments)]
+
+    @reports_sqlite_errors
+    def epoch_history(self, run_id: int) -> dict[str, list[float]]:
+        """The run's per-epoch figures in the layout of a Keras history (and of the manifest's ``history``)."""
+        rows = self._connection.execute(
+            "SELECT * FROM training_run_epochs WHERE run_id = ? ORDER BY epoch", (run_id,)
+        ).fetchall()
+        return {column: [row[column] for row in rows if row[column] is not None] for column in EPOCH_COLUMNS}
+
+    @reports_sqlite_errors
+    def cancel_requested(self, run_id: int) -> bool:
+        row = self._connection.execute("SELECT cancel_requested FROM training_runs WHERE id = ?", (run_id,)).fetchone()
+        return bool(row and row[0])
+
+    # Writing: each method is one transaction.
+
+    @reports_sqlite_errors
+    def create_run(self, request: TrainingRequest) -> int:
+        """Record a queued run and return its id."""
+        with transaction(self._connection) as connection:
+            cursor = connection.execute(
+                "INSERT INTO training_runs (family, status, parameters, created_at) VALUES (?, 'queued', ?, ?)",
+                (request.family, json.dumps(request.describe()), utc_timestamp()),
             )
-    return list(lost)
+        return int(cursor.lastrowid)
+
+    @reports_sqlite_errors
+    def record_worker(self, run_id: int, pid: int) -> None:
+        """Note the process started for a queued run, so a worker that dies before it starts is noticed too."""
+        with transaction(self._connection) as connection:
+            connection.execute(
+                "UPDATE training_runs SET worker_pid = ? WHERE id = ? AND status = 'queued'", (pid, run_id)
+            )
+
+    @reports_sqlite_errors
+    def mark_running(self, run_id: int, pid: int, folder: Path) -> None:
+        """Claim a queued run for the worker with process id ``pid``; a run cannot be started twice."""
+        with transaction(self._connection) as connection:
+            updated = connection.execute(
+                "UPDATE training_runs SET status = 'running', started_at = ?, worker_pid = ?, folder = ?, "
+                "stage = 'loading the data' WHERE id = ? AND status = 'queued'",
+                (utc_timestamp(), pid, str(folder), run_id),
+            ).rowcount
+        if not updated:
+            status = self.get_run(run_id).status
+            raise DigitlabError(f"Training run #{run_id} is {status}, so it cannot be started again.")
+
+    @reports_sqlite_errors
+    def record_progress(self, run_id: int, done: int, total: int, details: dict) -> None:
+        """Store the worker's progress, and the epoch's figures when ``details`` holds Keras' logs."""
+        with transaction(self._connection) as connection:
+            stage = details.get("stage") or f"epoch {done} of {total}"
+            connection.execute(
+                "UPDATE training_runs SET progress_done = ?, progress_total = ?, stage = ? WHERE id = ?",
+                (done, total, stage, run_id),
+            )
+            if "loss" in details:
+                connection.execute(
+                    "INSERT OR REPLACE INTO training_run_epochs "
+                    "(run_id, epoch, loss, accuracy, val_loss, val_accuracy) VALUES (?, ?, ?, ?, ?, ?)",
+                    (run_id, done, *(_optional_float(details.get(column)) for column in EPOCH_COLUMNS)),
+                )
+
+    @reports_sqlite_errors
+    def record_stage(self, run_id: int, stage: str) -> None:
+        with transaction(self._connection) as connection:
+            connection.execute("UPDATE training_runs SET stage = ? WHERE id = ?", (stage, run_id))
+
+    @reports_sqlite_errors
+    def request_cancel(self, run_id: int) -> bool:
+        """Ask the run's worker to stop; False when the run has already finished."""
+        with transaction(self._connection) as connection:
+            updated = connection.execute(
+                "UPDATE training_runs SET cancel_requested = 1 WHERE id = ? AND status IN ('queued', 'running')",
+                (run_id,),
+            ).rowcount
+        return bool(updated)
+
+    @reports_sqlite_errors
+    def mark_succeeded(self, run_id: int, outcome: dict[str, Any]) -> None:
+        """Record a finished run: data used, metrics, timings and its artefact's path and checksum."""
+        with transaction(self._connection) as connection:
+            connection.execute(
+                "UPDATE training_runs SET status = 'succeeded', finished_at = ?, data = ?, metrics = ?, "
+                "training_seconds = ?, total_seconds = ?, artifact = ?, sha256 = ?, size_bytes = ?, "
+                "stage = 'done', progress_done = progress_total WHERE id = ?",
+                (
+                    utc_timestamp(),
+                    json.dumps(outcome["data"]),
+                    json.dumps(outcome["metrics"]),
+                    outcome["training_seconds"],
+                    outcome["total_seconds"],
+                    outcome["artifact"],
+                    outcome["sha256"],
+                    outcome["size_bytes"],
+                    run_id,
+                ),
+            )
+
+    @reports_sqlite_errors
+    def mark_finished_without_model(self, run_id: int, status: str, error: str | None) -> None:
+        """Record a run that ended ``failed`` or ``cancelled``, with the sentence that says why."""
+        if status not in ("failed", "cancelled"):
+            raise ValueError(f"A run without a model is failed or cancelled, not {status!r}.")
+        with transaction(self._connection) as connection:
+            connection.execute(
+                "UPDATE training_runs SET status = ?, finished_at = ?, error = ?, stage = ? WHERE id = ?",
+                (status, utc_timestamp(), error, status, run_id),
+            )
+
+    @reports_sqlite_errors
+    def mark_lost_runs(self) -> list[int]:
+        """Mark unfinished runs that no process will finish as failed, so none stays unfinished forever.
+
+        That is a run whose worker process no longer exists, and a run still queued without a recorded process
+        ``UNSTARTED_GRACE_SECONDS`` after it was created; a younger one may be starting in the foreground.
+        """
+        moment = utc_now()
+        lost = {}
+        for run in self.list_runs(ACTIVE):
+            if _never_started(run, moment):
+                lost[run.id] = UNSTARTED_MESSAGE
+            elif (run.status == "running" or run.worker_pid) and not process_is_alive(run.worker_pid, run.started_at):
+                lost[run.id] = LOST_WORKER_MESSAGE
+        for run_id, message in lost.items():
+            with transaction(self._connection) as connection:
+                connection.execute(
+                    "UPDATE training_runs SET status = 'failed', finished_at = ?, error = ?, stage = 'failed' "
+                    "WHERE id = ? AND status IN ('queued', 'running')",
+                    (utc_timestamp(), message, run_id),
+                )
+        return list(lost)
+
+    @reports_sqlite_errors
+    def roll_back_interrupted_write(self) -> None:
+        """Drop a write that an interrupt cut off between its BEGIN and its error handling.
+
+        The open transaction would make the next write (recording how the run ended) fail; it only held progress.
+        """
+        if self._connection.in_transaction:
+            self._connection.execute("ROLLBACK")
 
 
 def summary_row(run: Run) -> dict[str, Any]:

@@ -43,19 +43,14 @@ class TrainingCancelled(Exception):  # noqa: N818 - it is an outcome the user as
 def launch(request: runs.TrainingRequest, database: str | os.PathLike | None = None) -> int:
     """Record a queued run for ``request`` and start its worker process; return the run's id."""
     database = Path(database) if database is not None else settings.database_path()
-    connection = runs.open_registry(database)
-    try:
-        run_id = runs.create_run(connection, request)
+    with runs.RunRegistry(database) as registry:
+        run_id = registry.create_run(request)
         try:
             process = start_worker(run_id, database)
         except OSError as error:
-            runs.mark_finished_without_model(
-                connection, run_id, "failed", f"The training process did not start: {error}."
-            )
+            registry.mark_finished_without_model(run_id, "failed", f"The training process did not start: {error}.")
             raise DigitlabError(f"The training process did not start: {error}.") from error
-        runs.record_worker(connection, run_id, process.pid)
-    finally:
-        connection.close()
+        registry.record_worker(run_id, process.pid)
     return run_id
 
 
@@ -93,38 +88,34 @@ def run_worker(
     second; otherwise it takes effect at the end of the current epoch or stage.
     """
     database = Path(database) if database is not None else settings.database_path()
-    connection = runs.open_registry(database)
-    try:
-        run = runs.get_run(connection, run_id)
+    with runs.RunRegistry(database) as registry:
+        run = registry.get_run(run_id)
         folder = runs.run_folder(run_id, settings.runs_dir(database))
-        runs.mark_running(connection, run_id, os.getpid(), folder)
+        registry.mark_running(run_id, os.getpid(), folder)
         try:
-            if runs.cancel_requested(connection, run_id):
+            if registry.cancel_requested(run_id):
                 raise TrainingCancelled
             watcher = _CancelWatcher(database, run_id) if interrupt_on_cancel else nullcontext()
             try:
                 with watcher:
-                    outcome = _train(connection, run, folder, database, data_dir)
+                    outcome = _train(registry, run, folder, database, data_dir)
             finally:
                 # An interrupt that lands between a write's BEGIN and its error handling leaves that transaction
                 # open, and recording how the run ended would then fail; it only held progress, safe to drop.
-                if connection.in_transaction:
-                    connection.execute("ROLLBACK")
+                registry.roll_back_interrupted_write()
         except (TrainingCancelled, KeyboardInterrupt):
-            runs.mark_finished_without_model(connection, run_id, "cancelled", "Cancelled on request.")
+            registry.mark_finished_without_model(run_id, "cancelled", "Cancelled on request.")
         except DigitlabError as error:
-            runs.mark_finished_without_model(connection, run_id, "failed", str(error))
+            registry.mark_finished_without_model(run_id, "failed", str(error))
         except Exception as error:  # noqa: BLE001 - whatever broke, the run must end recorded, not stay running.
             traceback.print_exc()
-            runs.mark_finished_without_model(connection, run_id, "failed", f"{type(error).__name__}: {error}")
+            registry.mark_finished_without_model(run_id, "failed", f"{type(error).__name__}: {error}")
         else:
-            runs.mark_succeeded(connection, run_id, outcome)
-        return runs.get_run(connection, run_id)
-    finally:
-        connection.close()
+            registry.mark_succeeded(run_id, outcome)
+        return registry.get_run(run_id)
 
 
-def _train(connection, run: runs.Run, folder: Path, database: Path, data_dir) -> dict[str, Any]:
+def _train(registry: runs.RunRegistry, run: runs.Run, folder: Path, database: Path, data_dir) -> dict[str, Any]:
     from digitlab.training import train_and_record
 
     request = runs.TrainingRequest(**run.parameters)
@@ -132,11 +123,11 @@ def _train(connection, run: runs.Run, folder: Path, database: Path, data_dir) ->
     drawings_train, drawings_scored = _saved_drawings(request, database)
 
     def report(done: int, total: int, details: dict) -> None:
-        runs.record_progress(connection, run.id, done, total, details)
-        if runs.cancel_requested(connection, run.id):
+        registry.record_progress(run.id, done, total, details)
+        if registry.cancel_requested(run.id):
             raise TrainingCancelled
 
-    runs.record_stage(connection, run.id, "training")
+    registry.record_stage(run.id, "training")
     entry = train_and_record(
         request.family,
         seed=request.seed,
@@ -147,28 +138,33 @@ def _train(connection, run: runs.Run, folder: Path, database: Path, data_dir) ->
         extra_training=drawings_train,
         **request.model_options(),
     )
-    runs.record_stage(connection, run.id, "scoring the saved drawings")
+    registry.record_stage(run.id, "scoring the saved drawings")
     drawings_metrics = _drawings_metrics(folder, request.family, drawings_scored)
     return {
         "data": {
             "mnist_images": min(request.train_size, TRAIN_IMAGES),
-            "train_images": entry["train_size"],
-            "train_data_sha256": entry["train_data_sha256"],
-            "test_data_sha256": entry["test_data_sha256"],
+            "train_images": entry.train_size,
+            "train_data_sha256": entry.train_data_sha256,
+            "test_data_sha256": entry.test_data_sha256,
             "drawings_in_training": 0 if drawings_train is None else len(drawings_train[1]),
             "drawings_scored": 0 if drawings_scored is None else len(drawings_scored[1]),
         },
         "metrics": {
-            "test": {key: entry["metrics"][key] for key in ("accuracy", "errors", "f1_macro", "precision_macro")},
+            "test": {
+                "accuracy": entry.metrics.accuracy,
+                "errors": entry.metrics.errors,
+                "f1_macro": entry.metrics.f1_macro,
+                "precision_macro": entry.metrics.precision_macro,
+            },
             "drawings": drawings_metrics,
-            "history": entry.get("history", {}),
-            "complexity": entry["complexity"],
+            "history": entry.history or {},
+            "complexity": entry.complexity,
         },
-        "training_seconds": entry["training_seconds"],
+        "training_seconds": entry.training_seconds,
         "total_seconds": round(time.perf_counter() - started, 2),
-        "artifact": str(folder / entry["artifact"]),
-        "sha256": entry["sha256"],
-        "size_bytes": entry["size_bytes"],
+        "artifact": str(folder / entry.artifact),
+        "sha256": entry.sha256,
+        "size_bytes": entry.size_bytes,
     }
 
 
@@ -212,7 +208,7 @@ class _CancelWatcher:
 
     It raises SIGINT in this process, which Python turns into ``KeyboardInterrupt``
     in the main thread at its next step (between batches for Keras). It has its
-    own connection, as the main thread's may be inside a transaction.
+    own registry, as the main thread's may be inside a transaction.
     """
 
     def __init__(self, database: Path, run_id: int):
@@ -222,14 +218,11 @@ class _CancelWatcher:
         self.thread = threading.Thread(target=self._watch, daemon=True)
 
     def _watch(self) -> None:
-        connection = runs.open_registry(self.database)
-        try:
+        with runs.RunRegistry(self.database) as registry:
             while not self.stop.wait(CANCEL_POLL_SECONDS):
-                if runs.cancel_requested(connection, self.run_id):
+                if registry.cancel_requested(self.run_id):
                     os.kill(os.getpid(), signal.SIGINT)
                     return
-        finally:
-            connection.close()
 
     def __enter__(self):
         if threading.current_thread() is not threading.main_thread():

@@ -18,7 +18,7 @@ from ui.resources import model_titles
 def manifest():
     # A damaged manifest raises here and fails the test: the shipped models must always be readable.
     recorded = read_manifest()
-    if not recorded["models"]:
+    if not recorded.models:
         pytest.skip(f"No trained models in {settings.models_dir()}; run 'python -m digitlab train'.")
     return recorded
 

@@ -75,8 +75,8 @@ def test_blank_or_broken_upload_shows_a_message_and_no_prediction(manifest):
 
 
 def test_draw_page_works_on_with_the_other_models_when_one_file_is_damaged(models_copy, manifest, titles):
-    damaged = next(iter(manifest["models"]))
-    with open(models_copy / manifest["models"][damaged]["artifact"], "ab") as artifact:
+    damaged = next(iter(manifest.models))
+    with open(models_copy / manifest.models[damaged].artifact, "ab") as artifact:
         artifact.write(b"damage")
 
     app = page("draw").run()
@@ -101,8 +101,8 @@ def test_compare_page_tabulates_every_model_and_follows_the_choices(manifest, ti
     assert_no_exception(app)
     table = app.dataframe[0].value
     assert list(table["title"]) == list(titles.values())
-    first = next(iter(manifest["models"]))
-    assert table["accuracy"].iloc[0] == pytest.approx(manifest["models"][first]["metrics"]["accuracy"] * 100)
+    first = next(iter(manifest.models))
+    assert table["accuracy"].iloc[0] == pytest.approx(manifest.models[first].accuracy * 100)
     assert {spec["layout"]["title"]["text"] for spec in confusion_specs(app)} == set(titles.values())
     charts_before = len(app.get("plotly_chart"))
 
@@ -131,7 +131,7 @@ def test_compare_page_switches_confusion_matrices_to_row_shares(manifest, test_l
 def test_compare_page_lists_the_images_of_a_confusion_cell(manifest, test_labels):
     app = page("compare").run()
     name = app.selectbox(key="cell_model").value
-    matrix = np.asarray(manifest["models"][name]["metrics"]["confusion_matrix"])
+    matrix = np.asarray(manifest.models[name].metrics.confusion_matrix)
 
     for true_digit, predicted_digit in [(3, 5), (4, 4)]:
         app.selectbox(key="cell_true").set_value(true_digit)
@@ -147,7 +147,7 @@ def test_compare_page_lists_the_images_of_a_confusion_cell(manifest, test_labels
 
 def test_compare_page_shows_training_curves_of_models_with_a_history(manifest):
     app = page("compare").run()
-    with_history = {entry["title"] for entry in manifest["models"].values() if entry.get("history")}
+    with_history = {entry.title for entry in manifest.models.values() if entry.history}
 
     assert {spec["layout"]["title"]["text"] for spec in curve_specs(app)} == with_history
 
@@ -159,13 +159,13 @@ def test_explorer_lists_a_models_mistakes_and_filters_narrow_them(manifest, test
     app = page("explore").run()
     assert_no_exception(app)
     model = app.selectbox(key="explore_model").value
-    metrics = manifest["models"][model]["metrics"]
-    matrix = np.asarray(metrics["confusion_matrix"])
+    metrics = manifest.models[model].metrics
+    matrix = np.asarray(metrics.confusion_matrix)
 
-    assert explorer_count(app) == metrics["errors"]
+    assert explorer_count(app) == metrics.errors
     shown = app.tabs[0].image
     # The grid shows one page of mistakes and the panel shows the selected one large.
-    assert len(shown) == min(24, metrics["errors"]) + (1 if metrics["errors"] else 0)
+    assert len(shown) == min(24, metrics.errors) + (1 if metrics.errors else 0)
 
     digit = int(np.argmax(matrix.sum(axis=1) - np.diag(matrix)))
     app.selectbox(key="explore_true").set_value(digit).run()
@@ -183,7 +183,7 @@ def test_explorer_lists_a_models_mistakes_and_filters_narrow_them(manifest, test
     assert max(counts["only"], counts["all"], counts["disagree"]) <= counts["any"]
     # A mistake the models do not disagree on is one they all make, and "only this model" is a disagreement.
     assert counts["any"] <= counts["all"] + counts["disagree"]
-    if len(manifest["models"]) > 1:
+    if len(manifest.models) > 1:
         assert counts["only"] <= counts["disagree"]
 
 
@@ -200,13 +200,13 @@ def test_explorer_reads_stored_probabilities_and_never_runs_a_model(manifest, te
     app = page("explore").run()
 
     assert_no_exception(app)
-    assert explorer_count(app) > 0 or not any(entry["metrics"]["errors"] for entry in manifest["models"].values())
+    assert explorer_count(app) > 0 or not any(entry.metrics.errors for entry in manifest.models.values())
 
 
 def test_explorer_sorts_by_confidence_or_index_and_pages(manifest, test_labels):
     app = page("explore").run()
     model = app.selectbox(key="explore_model").value
-    if manifest["models"][model]["metrics"]["errors"] < 25:
+    if manifest.models[model].metrics.errors < 25:
         pytest.skip("Too few mistakes for a second page.")
 
     confident = [int(value.split("%")[0].split("· ")[-1]) for value in card_captions(app)]
@@ -284,9 +284,9 @@ def test_sidebar_lists_every_model_with_its_accuracy(manifest, titles):
 
     assert_no_exception(app)
     sidebar = texts(app.sidebar.markdown)
-    for name, entry in manifest["models"].items():
+    for name, entry in manifest.models.items():
         assert titles[name] in sidebar
-        assert f"{entry['metrics']['accuracy']:.2%}" in sidebar
+        assert f"{entry.accuracy:.2%}" in sidebar
     assert "loaded" in sidebar
 
 
@@ -306,7 +306,7 @@ def test_a_confusion_cell_opens_the_explorer_filtered_to_it(manifest, test_label
     assert app.selectbox(key="explore_model").value == model
     assert app.selectbox(key="explore_true").value == true_digit
     assert app.selectbox(key="explore_predicted").value == predicted_digit
-    matrix = np.asarray(manifest["models"][model]["metrics"]["confusion_matrix"])
+    matrix = np.asarray(manifest.models[model].metrics.confusion_matrix)
     assert explorer_count(app) == matrix[true_digit, predicted_digit]
 
 
@@ -355,7 +355,7 @@ def test_explorer_explains_damaged_test_probabilities(models_copy, test_labels):
 
 
 def test_explorer_leaves_out_a_model_without_stored_probabilities(models_copy, manifest, titles, test_labels):
-    missing = next(iter(manifest["models"]))
+    missing = next(iter(manifest.models))
     with np.load(models_copy / PROBABILITIES_NAME) as archive:
         kept = {name: archive[name] for name in archive.files if name != missing}
     np.savez_compressed(models_copy / PROBABILITIES_NAME, **kept)
@@ -422,5 +422,5 @@ def test_compare_page_keeps_its_tables_when_mnist_is_missing(tmp_path, monkeypat
     app = page("compare").run()
 
     assert_no_exception(app)
-    assert len(app.dataframe[0].value) == len(manifest["models"])
+    assert len(app.dataframe[0].value) == len(manifest.models)
     assert settings.DATA_DIR_VARIABLE in texts(app.error)

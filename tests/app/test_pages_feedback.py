@@ -72,8 +72,8 @@ def test_my_digits_reports_a_damaged_database_in_one_sentence_and_leaves_it_alon
 
 def model_titles() -> dict[str, str]:
     """The titles the pages show for the test's model names: the manifest's, else the names themselves."""
-    models = read_manifest()["models"]
-    return {name: models.get(name, {}).get("title", name) for name in ("svm", "cnn")}
+    models = read_manifest().models
+    return {name: models[name].title_or(name) if name in models else name for name in ("svm", "cnn")}
 
 
 def test_my_digits_lists_filters_and_scores_the_saved_drawings(filled):
@@ -164,8 +164,8 @@ def test_draw_page_saves_an_uploaded_digit_with_the_corrected_label(database, ma
     with FeedbackStore(database) as store:
         (drawing,) = store.drawings()
     assert drawing.label == 3 and drawing.source == "uploaded"
-    assert set(drawing.predictions) == set(manifest["models"])
-    assert drawing.predictions["cnn"].model_version == manifest["models"]["cnn"]["sha256"]
+    assert set(drawing.predictions) == set(manifest.models)
+    assert drawing.predictions["cnn"].model_version == manifest.models["cnn"].sha256
     assert drawing.model_input.dtype == np.uint8 and drawing.model_input.max() > 0
     # The confirmation replaces the form, so the same drawing is not saved twice.
     assert not app.segmented_control

@@ -92,7 +92,7 @@ def test_a_region_selected_on_the_map_filters_the_mistakes_and_can_be_cleared(in
     assert explorer_count(app) == 2 and sorted(card_indices(app)) == sorted(mistakes[:2])
     assert len(app.tabs[MAP_TAB].image) == 3
     button_labelled(app, "Show the whole test set").click().run()
-    assert explorer_count(app) == manifest["models"][model]["metrics"]["errors"]
+    assert explorer_count(app) == manifest.models[model].metrics.errors
 
 
 def test_mistakes_sort_by_hardness_and_offer_the_view_as_csv(manifest, test_labels):

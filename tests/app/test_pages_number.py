@@ -154,7 +154,7 @@ class UnsureReader:
 def test_number_mode_flags_digits_read_with_low_confidence(monkeypatch, manifest, mnist_train):
     drawing, _ = written_number(mnist_train, [0, 1])
     use_canvas(monkeypatch, drawing)
-    name = next(iter(manifest["models"]))
+    name = next(iter(manifest.models))
     monkeypatch.setattr("ui.resources.load_models", lambda: ({name: UnsureReader()}, {}, False))
 
     app = number_page()

@@ -37,12 +37,13 @@ def database(tmp_path, monkeypatch) -> Iterator[Path]:
     stop_unfinished_workers(path)
 
 
-def succeeded_run(connection, family: str, size: int, accuracy: float, seconds: float, **options) -> int:
+def succeeded_run(
+    registry: runs.RunRegistry, family: str, size: int, accuracy: float, seconds: float, **options
+) -> int:
     """A run recorded as finished, with the figures a tiny real run would have."""
-    run_id = runs.create_run(connection, runs.TrainingRequest(family, train_size=size, **options))
-    runs.mark_running(connection, run_id, os.getpid(), Path("unused"))
-    runs.mark_succeeded(
-        connection,
+    run_id = registry.create_run(runs.TrainingRequest(family, train_size=size, **options))
+    registry.mark_running(run_id, os.getpid(), Path("unused"))
+    registry.mark_succeeded(
         run_id,
         {
             "data": {"mnist_images": size, "train_images": size},
@@ -85,22 +86,21 @@ def test_a_run_started_on_the_page_trains_in_the_background_and_can_be_promoted_
     button_labelled(app, "Start training").click().run()
 
     assert_no_exception(app)
-    connection = runs.open_registry(database)
-    (run,) = runs.list_runs(connection)
-    assert run.parameters == {
-        "family": "mlp",
-        "train_size": 500,
-        "epochs": 1,
-        "augment": False,
-        "include_drawings": False,
-        "seed": 0,
-    }
-    assert any(f"#{run.id} MLP" in element.value for element in app.markdown)
-    deadline = time.monotonic() + WAIT_SECONDS
-    while not runs.get_run(connection, run.id).finished and time.monotonic() < deadline:
-        time.sleep(0.5)
-    run = runs.get_run(connection, run.id)
-    connection.close()
+    with runs.RunRegistry(database) as registry:
+        (run,) = registry.list_runs()
+        assert run.parameters == {
+            "family": "mlp",
+            "train_size": 500,
+            "epochs": 1,
+            "augment": False,
+            "include_drawings": False,
+            "seed": 0,
+        }
+        assert any(f"#{run.id} MLP" in element.value for element in app.markdown)
+        deadline = time.monotonic() + WAIT_SECONDS
+        while not registry.get_run(run.id).finished and time.monotonic() < deadline:
+            time.sleep(0.5)
+        run = registry.get_run(run.id)
     assert run.status == "succeeded", run.error
 
     app.run()
@@ -117,7 +117,7 @@ def test_a_run_started_on_the_page_trains_in_the_background_and_can_be_promoted_
     assert pointer["run_id"] == run.id
     serving = promotion.serving_models_dir()
     assert serving.parent.parent == database.parent / "active"
-    assert read_manifest(serving)["models"]["mlp"]["sha256"] == run.sha256
+    assert read_manifest(serving).models["mlp"].sha256 == run.sha256
 
     button_labelled(app, "Roll back the last promotion").click().run()
 
@@ -128,23 +128,22 @@ def test_a_run_started_on_the_page_trains_in_the_background_and_can_be_promoted_
 
 
 def test_the_cancel_button_asks_the_worker_to_stop(database):
-    connection = runs.open_registry(database)
-    run_id = runs.create_run(connection, runs.TrainingRequest("cnn", train_size=1000, epochs=3))
-    # This process stands in for the worker, so the page does not mark the run as lost.
-    runs.mark_running(connection, run_id, os.getpid(), database.parent)
-    runs.record_progress(connection, run_id, 1, 3, {"loss": 1.2, "accuracy": 0.6, "val_loss": 1.0, "val_accuracy": 0.7})
+    with runs.RunRegistry(database) as registry:
+        run_id = registry.create_run(runs.TrainingRequest("cnn", train_size=1000, epochs=3))
+        # This process stands in for the worker, so the page does not mark the run as lost.
+        registry.mark_running(run_id, os.getpid(), database.parent)
+        registry.record_progress(run_id, 1, 3, {"loss": 1.2, "accuracy": 0.6, "val_loss": 1.0, "val_accuracy": 0.7})
 
-    app = page("train").run()
+        app = page("train").run()
 
-    assert_no_exception(app)
-    assert app.get("progress")[0].proto.value == 33
-    assert app.get("plotly_chart"), "the live loss and accuracy curves are missing"
-    button_labelled(app, "Cancel").click().run()
+        assert_no_exception(app)
+        assert app.get("progress")[0].proto.value == 33
+        assert app.get("plotly_chart"), "the live loss and accuracy curves are missing"
+        button_labelled(app, "Cancel").click().run()
 
-    assert_no_exception(app)
-    assert runs.cancel_requested(connection, run_id)
-    assert "Cancelling..." in texts(app.caption)
-    connection.close()
+        assert_no_exception(app)
+        assert registry.cancel_requested(run_id)
+        assert "Cancelling..." in texts(app.caption)
 
 
 def test_a_database_that_cannot_be_used_is_one_sentence(database):
@@ -158,28 +157,34 @@ def test_a_database_that_cannot_be_used_is_one_sentence(database):
 
 
 def test_a_database_error_after_opening_is_one_sentence(database, monkeypatch):
-    def locked(connection):
-        raise sqlite3.OperationalError("database is locked")
-
-    monkeypatch.setattr(runs, "mark_lost_runs", locked)
-
-    app = page("train").run()
+    with runs.RunRegistry(database) as registry:
+        run_id = registry.create_run(runs.TrainingRequest("mlp", train_size=200, epochs=1))
+        # A worker process id that no process has: the page will want to mark the run as failed, which is a write.
+        registry.record_worker(run_id, 2**22 + 12345)
+    monkeypatch.setattr("digitlab.lab.database.BUSY_TIMEOUT_SECONDS", 0.1)
+    holder = sqlite3.connect(database, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        app = page("train").run()
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
 
     assert_no_exception(app)
-    assert "could not be read or written: database is locked" in texts(app.error)
+    assert "The run registry cannot be used." in texts(app.error)
+    assert "could not be used: database is locked; try again" in texts(app.error)
 
 
 def test_the_compare_page_draws_learning_curves_of_the_runs(database):
     try:
-        if not read_manifest()["models"]:
+        if not read_manifest().models:
             pytest.skip("No trained models to show on the compare page.")
     except DigitlabError as error:
         pytest.skip(f"The models folder cannot be read: {error}")
-    connection = runs.open_registry(database)
-    for size, accuracy, seconds in ((500, 0.80, 3.0), (1000, 0.86, 5.5), (2000, 0.90, 10.0)):
-        succeeded_run(connection, "mlp", size, accuracy, seconds, epochs=2)
-    succeeded_run(connection, "svm", 1000, 0.91, 1.5)
-    connection.close()
+    with runs.RunRegistry(database) as registry:
+        for size, accuracy, seconds in ((500, 0.80, 3.0), (1000, 0.86, 5.5), (2000, 0.90, 10.0)):
+            succeeded_run(registry, "mlp", size, accuracy, seconds, epochs=2)
+        succeeded_run(registry, "svm", 1000, 0.91, 1.5)
 
     app = page("compare").run()
 

@@ -26,7 +26,7 @@ from tests.support import PROJECT_ROOT
 
 # What the wheel is built from (pyproject.toml's packages, package-dir and readme).
 WHEEL_SOURCES = ("pyproject.toml", "README.md", "digitlab", "models")
-SHIPPED = read_manifest(PROJECT_ROOT / "models")["models"]
+SHIPPED = read_manifest(PROJECT_ROOT / "models").models
 
 
 def run(command: list, **options) -> subprocess.CompletedProcess:
@@ -99,7 +99,7 @@ def test_wheel_holds_the_package_the_models_and_the_command(wheel):
     assert modules <= names, sorted(modules - names)
     assert "digitlab/shipped_models/manifest.json" in names
     for entry in SHIPPED.values():
-        for artifact in [entry["artifact"], *entry.get("extra_artifacts", [])]:
+        for artifact in entry.files:
             assert f"digitlab/shipped_models/{artifact}" in names
     assert {name.split("/")[0] for name in names if not name.startswith("digitlab-")} == {"digitlab"}
 

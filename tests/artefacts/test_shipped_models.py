@@ -20,32 +20,32 @@ def manifest():
 
 
 def test_every_family_is_shipped(manifest):
-    assert set(manifest["models"]) == set(REGISTRY)
+    assert set(manifest.models) == set(REGISTRY)
 
 
 @pytest.mark.parametrize("name", list(REGISTRY))
 def test_shipped_model_recomputes_to_its_manifest(manifest, mnist_test, name):
-    entry = manifest["models"][name]
-    scores, _ = evaluate_model(load_model(name, SHIPPED), *mnist_test)
-    assert scores["metrics"]["accuracy"] == pytest.approx(entry["metrics"]["accuracy"], abs=1e-4)
-    recomputed = np.array(scores["metrics"]["confusion_matrix"])
-    assert np.abs(recomputed - np.array(entry["metrics"]["confusion_matrix"])).max() <= 2
-    assert scores["metrics"]["accuracy"] >= MINIMUM_ACCURACY[name]
+    entry = manifest.models[name]
+    metrics, _, _ = evaluate_model(load_model(name, SHIPPED), *mnist_test)
+    assert metrics.accuracy == pytest.approx(entry.metrics.accuracy, abs=1e-4)
+    recomputed = np.array(metrics.confusion_matrix)
+    assert np.abs(recomputed - np.array(entry.metrics.confusion_matrix)).max() <= 2
+    assert metrics.accuracy >= MINIMUM_ACCURACY[name]
 
 
 def test_shipped_models_were_trained_on_the_full_training_set(manifest, mnist_train):
     from digitlab.data.mnist import data_checksum
 
-    for name, entry in manifest["models"].items():
-        assert entry["train_size"] == 60_000, name
-        assert entry["train_data_sha256"] == data_checksum(*mnist_train), name
+    for name, entry in manifest.models.items():
+        assert entry.train_size == 60_000, name
+        assert entry.train_data_sha256 == data_checksum(*mnist_train), name
 
 
 def test_stored_test_probabilities_cover_every_model(manifest, mnist_test):
     stored = persistence.load_test_probabilities(SHIPPED)
-    for name, entry in manifest["models"].items():
+    for name, entry in manifest.models.items():
         accuracy = (stored[name].argmax(axis=1) == mnist_test[1]).mean()
-        assert accuracy == pytest.approx(entry["metrics"]["accuracy"], abs=2e-4), name
+        assert accuracy == pytest.approx(entry.accuracy, abs=2e-4), name
 
 
 def test_artefacts_stay_small(manifest):

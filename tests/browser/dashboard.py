@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from digitlab import settings
+from digitlab.manifest import Manifest
 from digitlab.persistence import read_manifest
 from tests.support import PROJECT_ROOT
 
@@ -130,10 +131,10 @@ def horizontal_overflow(page) -> int:
     )
 
 
-def trained_manifest_or_skip() -> dict:
+def trained_manifest_or_skip() -> Manifest:
     """The manifest of the models the dashboard serves; the test is skipped when none has been trained."""
     manifest = read_manifest()
-    if not manifest["models"]:
+    if not manifest.models:
         pytest.skip(f"No trained models in {settings.models_dir()}; run 'python -m digitlab train'.")
     return manifest
 

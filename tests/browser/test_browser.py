@@ -55,7 +55,7 @@ def drawn_readings(browser, server_url):
         canvas = page.locator("canvas.upper-canvas").first
         canvas.wait_for()
         draw(page, canvas, digit_strokes)
-        readings[digit] = model_readings(page, len(manifest["models"]))
+        readings[digit] = model_readings(page, len(manifest.models))
         assert page.locator('[data-testid="stException"]').count() == 0
         screenshot_whole_page(page, ARTIFACTS / f"draw-{digit}.png", DESKTOP)
     page.close()
@@ -63,7 +63,7 @@ def drawn_readings(browser, server_url):
 
 
 def test_every_model_answers_a_drawn_digit(drawn_readings):
-    titles = {entry.get("title", name) for name, entry in read_manifest()["models"].items()}
+    titles = {entry.title_or(name) for name, entry in read_manifest().models.items()}
 
     for digit, readings in drawn_readings.items():
         assert set(readings) == titles, f"predictions shown for the drawn {digit}: {readings}"
@@ -71,11 +71,11 @@ def test_every_model_answers_a_drawn_digit(drawn_readings):
 
 
 def test_cnn_reads_the_drawn_digits(drawn_readings):
-    cnn = read_manifest()["models"].get("cnn")
+    cnn = read_manifest().models.get("cnn")
     if cnn is None:
         pytest.skip(f"The manifest in {settings.models_dir()} has no cnn, so there is no CNN reading to check.")
     for digit, readings in drawn_readings.items():
-        assert readings[cnn["title"]] == digit, f"the CNN read the drawn {digit} as {readings[cnn['title']]}"
+        assert readings[cnn.title] == digit, f"the CNN read the drawn {digit} as {readings[cnn.title]}"
 
 
 @pytest.mark.parametrize("viewport_name", ["desktop", "phone"])
@@ -109,16 +109,16 @@ def cell_centre(page, title: str, true_digit: int, predicted_digit: int) -> tupl
 
 def test_a_clicked_confusion_cell_lists_its_images_and_opens_the_explorer(browser, server_url):
     manifest = trained_manifest_or_skip()
-    entry = list(manifest["models"].values())[-1]
-    matrix = np.asarray(entry["metrics"]["confusion_matrix"])
+    entry = list(manifest.models.values())[-1]
+    matrix = np.asarray(entry.metrics.confusion_matrix)
     true_digit, predicted_digit = largest_confusion(matrix)
     count = int(matrix[true_digit, predicted_digit])
     page = open_page(browser, f"{server_url}/compare", PAGES["compare"][1], DESKTOP)
 
-    page.mouse.click(*cell_centre(page, entry["title"], true_digit, predicted_digit))
+    page.mouse.click(*cell_centre(page, entry.title, true_digit, predicted_digit))
     wait_until_idle(page)
 
-    listed = f"{count:,} test images of a {true_digit} that {entry['title']} reads as {predicted_digit}"
+    listed = f"{count:,} test images of a {true_digit} that {entry.title} reads as {predicted_digit}"
     page.get_by_text(listed).wait_for(timeout=PAGE_TIMEOUT_MS)
     screenshot_whole_page(page, ARTIFACTS / "compare-cell-clicked.png", DESKTOP)
 

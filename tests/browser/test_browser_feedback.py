@@ -51,7 +51,7 @@ def test_a_corrected_drawing_is_saved_and_listed_on_my_digits(browser, server_ur
     canvas = page.locator("canvas.upper-canvas").first
     canvas.wait_for(timeout=MODEL_LOAD_TIMEOUT_MS)
     draw(page, canvas, SEVEN)
-    readings = model_readings(page, len(manifest["models"]))
+    readings = model_readings(page, len(manifest.models))
     # A digit no model read: saving it is a correction, not a confirmation.
     corrected = min(set(range(10)) - {int(value) for value in readings.values()})
 
@@ -68,7 +68,7 @@ def test_a_corrected_drawing_is_saved_and_listed_on_my_digits(browser, server_ur
     with FeedbackStore(feedback_database) as store:
         (drawing,) = store.drawings()
     assert drawing.label == corrected and drawing.source == "drawn"
-    assert set(drawing.predictions) == set(manifest["models"])
+    assert set(drawing.predictions) == set(manifest.models)
 
     page = open_page(browser, f"{server_url}/my_digits", "My digits", DESKTOP)
     page.get_by_text("1 saved drawing", exact=True).wait_for(timeout=PAGE_TIMEOUT_MS)

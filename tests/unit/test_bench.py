@@ -20,26 +20,26 @@ def test_simplex_grid_covers_every_weighting():
 def test_ensemble_weights_are_a_distribution_and_it_is_no_worse_than_its_weakest_member(tiny_models_dir, mnist_dir):
     from digitlab.persistence import read_manifest
 
-    entry = read_manifest(tiny_models_dir)["models"]["ensemble"]
-    weights = entry["training_notes"]["weights"]
+    entries = read_manifest(tiny_models_dir).models
+    entry = entries["ensemble"]
+    weights = entry.training_notes["weights"]
     assert set(weights) == set(REGISTRY["ensemble"].members)
-    assert entry["extra_artifacts"] == [f"ensemble-cnn-seed{seed}.keras" for seed in (1, 2, 3, 4)]
-    files = [entry["artifact"], *entry["extra_artifacts"]]
-    assert entry["size_bytes"] == sum((tiny_models_dir / name).stat().st_size for name in files)
+    assert entry.extra_artifacts == [f"ensemble-cnn-seed{seed}.keras" for seed in (1, 2, 3, 4)]
+    assert entry.size_bytes == sum((tiny_models_dir / name).stat().st_size for name in entry.files)
     assert sum(weights.values()) == pytest.approx(1.0)
-    member_accuracy = [read_manifest(tiny_models_dir)["models"][name]["metrics"]["accuracy"] for name in weights]
-    assert entry["metrics"]["accuracy"] >= min(member_accuracy)
+    assert entry.accuracy >= min(entries[name].accuracy for name in weights)
 
 
 def test_ensemble_refuses_members_it_was_not_fitted_to(tiny_models_dir, tmp_path):
     import shutil
+    from dataclasses import replace
 
     from digitlab import load_model, persistence
     from digitlab.errors import ModelUnavailableError
 
     folder = shutil.copytree(tiny_models_dir, tmp_path / "models")
     manifest = persistence.read_manifest(folder)
-    manifest["models"]["mlp"]["sha256"] = "0" * 64
+    manifest.models["mlp"] = replace(manifest.models["mlp"], sha256="0" * 64)
     persistence.write_manifest(manifest, folder)
     with pytest.raises(ModelUnavailableError, match="another mlp model|does not match"):
         load_model("ensemble", folder)
@@ -103,7 +103,7 @@ def test_benchmark_accuracy_matches_the_manifest(benchmark, tiny_models_dir):
     results, _ = benchmark
     manifest = read_manifest(tiny_models_dir)
     for name, measured in results["models"].items():
-        assert measured["accuracy"] == pytest.approx(manifest["models"][name]["metrics"]["accuracy"], abs=2e-4)
+        assert measured["accuracy"] == pytest.approx(manifest.models[name].accuracy, abs=2e-4)
 
 
 def test_benchmark_table_has_a_row_per_model_and_the_reference(benchmark):

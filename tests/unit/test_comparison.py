@@ -11,13 +11,17 @@ from digitlab.insight.comparison import (
     row_normalised,
     summary_rows,
 )
+from digitlab.manifest import Manifest, ModelEntry
 
 
 def entry(accuracy=0.98, complexity=None, history=None):
+    """An entry as the manifest records it (JSON), for tests to damage before reading it."""
     matrix = np.diag([10] * 10)
     matrix[3, 5] = 2
     recorded = {
         "title": "A model",
+        "artifact": "model.keras",
+        "sha256": "0" * 64,
         "size_bytes": 2_500_000,
         "training_seconds": 12.5,
         "complexity": complexity if complexity is not None else {"parameters": 1000},
@@ -42,10 +46,18 @@ def entry(accuracy=0.98, complexity=None, history=None):
     return recorded
 
 
-def test_summary_rows_compute_derived_figures():
-    manifest = {"models": {"svm": entry(complexity={"support_vectors": 4103}), "cnn": entry(0.99)}}
+def manifest(**models) -> Manifest:
+    return Manifest.from_json({"models": models})
 
-    rows, problems = summary_rows(manifest)
+
+def read(recorded) -> ModelEntry:
+    return ModelEntry.from_json("a", recorded)
+
+
+def test_summary_rows_compute_derived_figures():
+    recorded = manifest(svm=entry(complexity={"support_vectors": 4103}), cnn=entry(0.99))
+
+    rows, problems = summary_rows(recorded)
 
     assert problems == []
     assert [row["model"] for row in rows] == ["svm", "cnn"]
@@ -68,9 +80,9 @@ def test_summary_rows_report_incomplete_entries_and_keep_the_rest():
     del no_timing["timing"]
     short_recall["metrics"]["per_class"]["recall"] = [0.9] * 9
     del no_matrix["metrics"]["confusion_matrix"]
-    models = {"good": entry(), "no_timing": no_timing, "short_recall": short_recall, "no_matrix": no_matrix}
+    models = manifest(good=entry(), no_timing=no_timing, short_recall=short_recall, no_matrix=no_matrix)
 
-    rows, problems = summary_rows({"models": models})
+    rows, problems = summary_rows(models)
 
     assert [row["model"] for row in rows] == ["good"]
     assert len(problems) == 3
@@ -78,7 +90,7 @@ def test_summary_rows_report_incomplete_entries_and_keep_the_rest():
 
 
 def test_per_class_rows_are_long_form():
-    rows = per_class_rows({"models": {"a": entry(), "b": entry()}}, ["b"], "recall")
+    rows = per_class_rows(manifest(a=entry(), b=entry()), ["b"], "recall")
 
     assert len(rows) == 10
     assert rows[4] == {"model": "b", "title": "A model", "digit": 4, "recall": pytest.approx(0.7)}
@@ -86,22 +98,22 @@ def test_per_class_rows_are_long_form():
 
 def test_per_class_rows_refuse_unknown_metrics():
     with pytest.raises(ValueError):
-        per_class_rows({"models": {"a": entry()}}, ["a"], "accuracy")
+        per_class_rows(manifest(a=entry()), ["a"], "accuracy")
 
 
 def test_confusion_matrix_is_checked_and_row_normalised():
-    matrix = confusion_matrix(entry())
+    matrix = confusion_matrix(read(entry()))
 
     assert matrix.shape == (10, 10) and matrix[3, 5] == 2
     shares = row_normalised(matrix)
     assert shares[3, 3] == pytest.approx(10 / 12)
     assert np.allclose(shares.sum(axis=1), 1.0)
     with pytest.raises(ValueError):
-        confusion_matrix({"metrics": {"confusion_matrix": [[1, 2], [3, 4]]}})
+        confusion_matrix(read({**entry(), "metrics": {"confusion_matrix": [[1, 2], [3, 4]]}}))
 
 
 def test_largest_confusion_is_the_most_common_mistake_not_a_correct_cell():
-    assert largest_confusion(confusion_matrix(entry())) == (3, 5)
+    assert largest_confusion(confusion_matrix(read(entry()))) == (3, 5)
 
 
 def test_row_normalised_leaves_empty_rows_at_zero():
@@ -113,11 +125,11 @@ def test_row_normalised_leaves_empty_rows_at_zero():
 def test_history_rows_cover_train_and_validation_loss_and_accuracy():
     history = {"loss": [1.0, 0.5], "val_loss": [1.2, 0.7], "accuracy": [0.6, 0.8], "val_accuracy": [0.5, 0.75]}
 
-    rows = history_rows(entry(history=history))
+    rows = history_rows(read(entry(history=history)).history)
 
     assert len(rows) == 8
     assert {"epoch": 2, "quantity": "accuracy", "split": "validation", "value": 0.75} in rows
-    assert history_rows(entry()) == []
+    assert history_rows(read(entry()).history) == []
 
 
 @pytest.mark.parametrize(

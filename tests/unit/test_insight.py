@@ -10,7 +10,12 @@ from digitlab.insight.artefact import (
     recompute_command,
     save_insight,
 )
+from digitlab.manifest import Manifest, ModelEntry
 from digitlab.persistence import write_manifest
+
+
+def manifest_with_cnn(sha256: str) -> Manifest:
+    return Manifest(models={"cnn": ModelEntry(artifact="cnn.keras", sha256=sha256)})
 
 
 class TinyKerasModel:
@@ -39,7 +44,7 @@ def insight_folder(tmp_path, small_train, small_test):
     coordinates, neighbours, seconds = compute_insight(
         TinyKerasModel(), train_images, train_labels, test_images[:50], per_class=3, method="pca"
     )
-    write_manifest({"schema": 1, "models": {"cnn": {"sha256": "abc"}}}, tmp_path)
+    write_manifest(manifest_with_cnn("abc"), tmp_path)
     save_insight(tmp_path, coordinates, neighbours, {"source_model": "cnn", "source_sha256": "abc"})
     return tmp_path, train_labels, seconds
 
@@ -59,14 +64,14 @@ def test_the_artefact_round_trips_small_and_points_at_training_images_of_each_di
 
 def test_a_retrained_source_model_makes_the_artefact_stale(insight_folder):
     folder, _, _ = insight_folder
-    write_manifest({"schema": 1, "models": {"cnn": {"sha256": "retrained"}}}, folder)
+    write_manifest(manifest_with_cnn("retrained"), folder)
 
     with pytest.raises(InsightUnavailableError, match="another cnn model"):
         load_insight(folder)
 
 
 def test_an_artefact_that_names_no_source_model_is_refused(tmp_path):
-    write_manifest({"schema": 1, "models": {"cnn": {"sha256": "abc"}}}, tmp_path)
+    write_manifest(manifest_with_cnn("abc"), tmp_path)
     save_insight(tmp_path, np.zeros((4, 2)), np.zeros((4, 10, 1), dtype=np.int64), {})
 
     with pytest.raises(InsightUnavailableError, match="out of date"):

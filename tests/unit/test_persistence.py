@@ -1,5 +1,6 @@
 import json
 import shutil
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -8,6 +9,7 @@ from digitlab import load_model, persistence, settings
 from digitlab.checksums import sha256_file
 from digitlab.errors import ModelUnavailableError
 from digitlab.evaluation import evaluate_folder
+from digitlab.manifest import Manifest
 from digitlab.models.registry import REGISTRY
 from digitlab.models.svm import SKOPS_TRUSTED_TYPES
 
@@ -33,18 +35,25 @@ def models_copy(tiny_models_dir, tmp_path):
     return shutil.copytree(tiny_models_dir, tmp_path / "models")
 
 
+def record_new_svm_artifact(folder, artifact):
+    """Make the manifest vouch for a rewritten SVM artefact, as retraining would."""
+    manifest = persistence.read_manifest(folder)
+    manifest.models["svm"] = replace(manifest.models["svm"], sha256=sha256_file(artifact))
+    persistence.write_manifest(manifest, folder)
+
+
 def test_manifest_records_what_each_model_is(tiny_models_dir):
     manifest = persistence.read_manifest(tiny_models_dir)
-    assert set(manifest["models"]) == set(REGISTRY)
-    for name, entry in manifest["models"].items():
-        assert set(entry) >= MANIFEST_FIELDS, name
-        assert entry["train_size"] == 800
-        metrics = entry["metrics"]
-        assert len(metrics["confusion_matrix"]) == 10 and sum(map(sum, metrics["confusion_matrix"])) == 10_000
-        assert len(metrics["per_class"]["f1"]) == 10
-        assert entry["timing"]["batch_images"] == 10_000
-        assert entry["library_versions"]["scikit-learn"]
-    assert "history" in manifest["models"]["cnn"]
+    assert set(manifest.models) == set(REGISTRY)
+    for name, entry in manifest.models.items():
+        assert set(entry.to_json()) >= MANIFEST_FIELDS, name
+        assert entry.train_size == 800
+        metrics = entry.metrics
+        assert len(metrics.confusion_matrix) == 10 and sum(map(sum, metrics.confusion_matrix)) == 10_000
+        assert len(metrics.per_class["f1"]) == 10
+        assert entry.timing.batch_images == 10_000
+        assert entry.library_versions["scikit-learn"]
+    assert manifest.models["cnn"].history
 
 
 @pytest.mark.parametrize("name", list(REGISTRY))
@@ -57,7 +66,7 @@ def test_loaded_models_reproduce_the_stored_probabilities(tiny_models_dir, mnist
 
 @pytest.mark.parametrize("name", list(REGISTRY))
 def test_a_loaded_model_reports_the_hyperparameters_it_was_trained_with(tiny_models_dir, name):
-    recorded = persistence.read_manifest(tiny_models_dir)["models"][name]["hyperparameters"]
+    recorded = persistence.read_manifest(tiny_models_dir).models[name].hyperparameters
 
     reported = json.loads(json.dumps(load_model(name, tiny_models_dir).get_params()))
 
@@ -79,12 +88,12 @@ def test_stored_probabilities_match_the_manifest_accuracy(tiny_models_dir, mnist
     for name, probabilities in persistence.load_test_probabilities(tiny_models_dir).items():
         assert probabilities.shape == (10_000, 10)
         accuracy = (probabilities.argmax(axis=1) == mnist_test[1]).mean()
-        assert accuracy == pytest.approx(manifest["models"][name]["metrics"]["accuracy"], abs=2e-4)
+        assert accuracy == pytest.approx(manifest.models[name].accuracy, abs=2e-4)
 
 
 @pytest.mark.parametrize("name", ["cnn", "svm"])
 def test_tampered_artifact_is_refused(models_copy, name):
-    artifact = models_copy / persistence.read_manifest(models_copy)["models"][name]["artifact"]
+    artifact = models_copy / persistence.read_manifest(models_copy).models[name].artifact
     with open(artifact, "ab") as handle:
         handle.write(b"\0")
     with pytest.raises(ModelUnavailableError, match="does not match the manifest"):
@@ -120,9 +129,7 @@ def test_skops_refuses_types_outside_the_trusted_list(models_copy):
     # skops trusts scikit-learn's and numpy's own types by default; a plain Python function is outside the list.
     artifact = models_copy / "svm.skops"
     skops.io.dump(make_pipeline(FunctionTransformer(operator.neg)), artifact)
-    manifest = persistence.read_manifest(models_copy)
-    manifest["models"]["svm"]["sha256"] = sha256_file(artifact)
-    persistence.write_manifest(manifest, models_copy)
+    record_new_svm_artifact(models_copy, artifact)
     with pytest.raises(ModelUnavailableError, match="could not be loaded.*Untrusted types.*_operator.neg"):
         load_model("svm", models_copy)
 
@@ -177,9 +184,7 @@ def test_an_svm_saved_before_the_features_moved_still_loads(models_copy, monkeyp
     skops.io.dump(model.estimator_, artifact)
     monkeypatch.undo()
     assert "digitlab.features.Deskew" in {*skops.io.get_untrusted_types(file=artifact), *SKOPS_TRUSTED_TYPES}
-    manifest = persistence.read_manifest(models_copy)
-    manifest["models"]["svm"]["sha256"] = sha256_file(artifact)
-    persistence.write_manifest(manifest, models_copy)
+    record_new_svm_artifact(models_copy, artifact)
 
     reloaded = load_model("svm", models_copy)
 
@@ -199,5 +204,5 @@ def test_the_models_installed_inside_the_package_are_never_written_to(tmp_path, 
     monkeypatch.setattr(settings, "PACKAGED_MODELS_DIR", tmp_path)
 
     with pytest.raises(ModelUnavailableError, match="installed with the package"):
-        persistence.write_manifest({"models": {}}, tmp_path)
+        persistence.write_manifest(Manifest(), tmp_path)
     assert not any(tmp_path.iterdir())

@@ -4,6 +4,7 @@ import hashlib
 import json
 import shutil
 import threading
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ import pytest
 from digitlab import settings
 from digitlab.checksums import sha256_file
 from digitlab.lab import promotion, runs
+from digitlab.manifest import ModelEntry
 from digitlab.persistence import MANIFEST_NAME, read_manifest, write_manifest
 
 
@@ -39,7 +41,7 @@ def trained(tmp_path_factory, mnist_dir):
     (base / "mlp.onnx").write_bytes(b"another export of the base's MLP")
     (base / "ensemble.json").write_text('{"members": {}}\n')
     manifest = read_manifest(base)
-    manifest["models"]["ensemble"] = {"artifact": "ensemble.json", "sha256": sha256_file(base / "ensemble.json")}
+    manifest.models["ensemble"] = ModelEntry(artifact="ensemble.json", sha256=sha256_file(base / "ensemble.json"))
     write_manifest(manifest, base)
     return base, run
 
@@ -66,8 +68,8 @@ def test_promoting_switches_the_models_in_use_and_leaves_the_base_untouched(trai
     assert (folder / "insight.npz").exists()
     assert not (folder / "mlp.tflite").exists() and not (folder / "mlp.onnx").exists()
     manifest = read_manifest(folder)
-    assert sorted(manifest["models"]) == ["mlp", "svm"]
-    assert manifest["models"]["mlp"]["run_id"] == 7
+    assert sorted(manifest.models) == ["mlp", "svm"]
+    assert manifest.models["mlp"].run_id == 7
     assert "ensemble" in pointer["left_out"]
     assert snapshot(base) == before
     assert not [path for path in (root / "generations").iterdir() if path.name.startswith(".")]
@@ -99,7 +101,7 @@ def test_a_damaged_run_artefact_is_refused_and_the_models_in_use_stay_byte_ident
     artefact = damaged / "mlp.keras"
     artefact.write_bytes(artefact.read_bytes()[:-100] + b"\0" * 100)
     manifest = read_manifest(damaged)
-    manifest["models"]["mlp"]["sha256"] = sha256_file(artefact)
+    manifest.models["mlp"] = replace(manifest.models["mlp"], sha256=sha256_file(artefact))
     write_manifest(manifest, damaged)
 
     with pytest.raises(promotion.PromotionError, match="does not load"):
@@ -167,9 +169,8 @@ def test_a_damaged_pointer_falls_back_to_the_shipped_models_and_says_so(root):
 
 def test_only_a_succeeded_run_can_be_promoted(tmp_path):
     database = tmp_path / "lab.sqlite3"
-    connection = runs.open_registry(database)
-    run_id = runs.create_run(connection, runs.TrainingRequest("mlp", train_size=200, epochs=1))
-    connection.close()
+    with runs.RunRegistry(database) as registry:
+        run_id = registry.create_run(runs.TrainingRequest("mlp", train_size=200, epochs=1))
     with pytest.raises(promotion.PromotionError, match="is queued; only a run that succeeded"):
         promotion.promote_run(run_id, database, root=tmp_path / "active")
 
@@ -179,23 +180,21 @@ def test_a_promoted_run_is_found_through_the_registry(trained, tmp_path, monkeyp
     monkeypatch.setenv(settings.DATABASE_VARIABLE, str(tmp_path / "lab.sqlite3"))
     base, run = trained
     monkeypatch.setattr(settings, "DEFAULT_MODELS_DIR", base)
-    connection = runs.open_registry()
-    run_id = runs.create_run(connection, runs.TrainingRequest("mlp", train_size=300, epochs=1, seed=1))
-    runs.mark_running(connection, run_id, 1, run)
-    runs.mark_succeeded(
-        connection,
-        run_id,
-        {
-            "data": {},
-            "metrics": {"test": {"accuracy": 0.5, "errors": 5000}},
-            "training_seconds": 1.0,
-            "total_seconds": 1.0,
-            "artifact": str(run / "mlp.keras"),
-            "sha256": sha256_file(run / "mlp.keras"),
-            "size_bytes": 1,
-        },
-    )
-    connection.close()
+    with runs.RunRegistry() as registry:
+        run_id = registry.create_run(runs.TrainingRequest("mlp", train_size=300, epochs=1, seed=1))
+        registry.mark_running(run_id, 1, run)
+        registry.mark_succeeded(
+            run_id,
+            {
+                "data": {},
+                "metrics": {"test": {"accuracy": 0.5, "errors": 5000}},
+                "training_seconds": 1.0,
+                "total_seconds": 1.0,
+                "artifact": str(run / "mlp.keras"),
+                "sha256": sha256_file(run / "mlp.keras"),
+                "size_bytes": 1,
+            },
+        )
 
     pointer = promotion.promote_run(run_id)
 

@@ -1,6 +1,6 @@
 import io
-import json
 import warnings
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -10,9 +10,10 @@ from digitlab.checks import realworld
 from digitlab.data.mnist import data_checksum
 from digitlab.errors import DigitlabError
 from digitlab.imaging.preprocess import preprocess
+from digitlab.manifest import Manifest, ModelEntry
 from digitlab.models.base import validation_split
 from digitlab.models.svm import SVMClassifier
-from digitlab.persistence import read_manifest
+from digitlab.persistence import read_manifest, write_manifest
 from digitlab.training import training_subset
 from tests.support import PROJECT_ROOT
 
@@ -41,26 +42,28 @@ def recorded_entry(mnist_train, *, seed=0, train_size=60000, validation_size=500
     hyperparameters = {"validation_size": validation_size, "seed": seed}
     if members is not None:
         hyperparameters["members"] = members
-    return {
-        "hyperparameters": hyperparameters,
-        "seed": seed,
-        "train_size": len(images),
-        "train_data_sha256": data_checksum(images, labels),
-    }
+    return ModelEntry(
+        artifact="model.keras",
+        sha256="0" * 64,
+        hyperparameters=hyperparameters,
+        seed=seed,
+        train_size=len(images),
+        train_data_sha256=data_checksum(images, labels),
+    )
 
 
 def fitted_indices(entry, count=60000):
     """The MNIST training indices a model with this entry fitted on, by the training code's own draw and split."""
     everything = np.arange(count)
-    subset = training_subset(everything, everything, entry["train_size"], entry["seed"])[0]
-    split = entry["hyperparameters"]
+    subset = training_subset(everything, everything, entry.train_size, entry.seed)[0]
+    split = entry.hyperparameters
     fit_positions = validation_split(len(subset), split["validation_size"], split["seed"])[0]
     return subset[fit_positions]
 
 
 @pytest.fixture(scope="module")
 def shipped_pool(mnist_train):
-    return realworld.held_out_pool(read_manifest(SHIPPED_MODELS)["models"], "cnn", *mnist_train)
+    return realworld.held_out_pool(read_manifest(SHIPPED_MODELS).models, "cnn", *mnist_train)
 
 
 @pytest.fixture(scope="module")
@@ -96,7 +99,7 @@ def test_samples_come_from_digits_the_shipped_models_held_out(mnist_train, sampl
 
 def test_every_shipped_model_keeps_todays_held_out_digits(mnist_train):
     # The shipped models hold out 5,000 of all 60,000 images with seed 0, so their results must not move.
-    entries = read_manifest(SHIPPED_MODELS)["models"]
+    entries = read_manifest(SHIPPED_MODELS).models
     assert set(entries) >= {"svm", "mlp", "cnn", "ensemble"}
     for name in entries:
         pool = realworld.held_out_pool(entries, name, *mnist_train)
@@ -114,7 +117,7 @@ def test_a_model_trained_on_another_split_is_scored_only_on_digits_it_never_fitt
     pool = realworld.held_out_pool({"cnn": entry}, "cnn", *mnist_train)
     assert not np.isin(pool, fitted).any()
     assert len(pool) + len(fitted) == len(mnist_train[0])
-    (tmp_path / "manifest.json").write_text(json.dumps({"schema": 1, "models": {"cnn": entry}}))
+    write_manifest(Manifest(models={"cnn": entry}), tmp_path)
     monkeypatch.setattr("digitlab.recognise.load_models", lambda names, models_dir: {"cnn": ReadsEverythingAs(1)})
     scored = []
     monkeypatch.setattr(realworld, "evaluate", lambda samples, model: scored.extend(samples) or {})
@@ -126,13 +129,11 @@ def test_a_model_trained_on_another_split_is_scored_only_on_digits_it_never_fitt
 
 def test_an_entry_that_cannot_say_what_it_trained_on_is_refused(mnist_train):
     entry = recorded_entry(mnist_train)
-    older = {**entry, "hyperparameters": {"seed": 0}}
+    older = replace(entry, hyperparameters={"seed": 0})
     with pytest.raises(DigitlabError, match="does not record hyperparameters.validation_size.*retrain it"):
         realworld.held_out_pool({"cnn": older}, "cnn", *mnist_train)
     with pytest.raises(DigitlabError, match="does not record train_data_sha256"):
-        realworld.held_out_pool(
-            {"cnn": {key: value for key, value in entry.items() if key != "train_data_sha256"}}, "cnn", *mnist_train
-        )
+        realworld.held_out_pool({"cnn": replace(entry, train_data_sha256=None)}, "cnn", *mnist_train)
     with_drawings = recorded_entry(mnist_train, train_size=10000, drawings=40)
     with pytest.raises(DigitlabError, match="not trained on the MNIST training set alone.*saved drawings"):
         realworld.held_out_pool({"cnn": with_drawings}, "cnn", *mnist_train)

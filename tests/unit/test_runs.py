@@ -2,28 +2,60 @@
 
 import datetime
 import os
+import re
 import sqlite3
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 
 from digitlab import settings
 from digitlab.errors import DigitlabError
 from digitlab.lab import runs
+from digitlab.lab.database import DatabaseError
+from tests.support import PROJECT_ROOT
 
 
 @pytest.fixture
 def registry(tmp_path):
-    connection = runs.open_registry(tmp_path / "lab.sqlite3")
-    yield connection
-    connection.close()
+    with runs.RunRegistry(tmp_path / "lab.sqlite3") as opened:
+        yield opened
 
 
 def finished_process_id() -> int:
     process = subprocess.Popen([sys.executable, "-c", "pass"])
     process.wait()
     return process.pid
+
+
+def rewrite(path, statement: str, parameters: tuple) -> None:
+    """Change a run behind the registry's back, as time passing would."""
+    connection = sqlite3.connect(path)
+    with connection:
+        connection.execute(statement, parameters)
+    connection.close()
+
+
+def journal_mode(path) -> str:
+    connection = sqlite3.connect(path)
+    try:
+        return connection.execute("PRAGMA journal_mode").fetchone()[0]
+    finally:
+        connection.close()
+
+
+@contextmanager
+def write_lock_held(path) -> Iterator[None]:
+    """Another program holds the database's write lock until the block ends."""
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        yield
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
 
 
 @pytest.mark.parametrize(
@@ -50,119 +82,121 @@ def test_each_family_gets_only_its_own_options():
     assert "C" not in keras.describe() and "epochs" not in svm.describe()
 
 
-def test_a_run_goes_from_queued_to_succeeded_and_another_connection_follows_it(tmp_path):
+def test_a_run_goes_from_queued_to_succeeded_and_another_registry_follows_it(tmp_path):
     path = tmp_path / "lab.sqlite3"
-    writer, reader = runs.open_registry(path), runs.open_registry(path)
-    run_id = runs.create_run(writer, runs.TrainingRequest("mlp", train_size=500, epochs=2))
-    assert reader.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert runs.get_run(reader, run_id).status == "queued"
+    with runs.RunRegistry(path) as writer, runs.RunRegistry(path) as reader:
+        run_id = writer.create_run(runs.TrainingRequest("mlp", train_size=500, epochs=2))
+        assert journal_mode(path) == "wal"
+        assert reader.get_run(run_id).status == "queued"
 
-    runs.mark_running(writer, run_id, 4242, tmp_path / "run")
-    runs.record_progress(writer, run_id, 1, 2, {"loss": 1.5, "accuracy": 0.6, "val_loss": 1.2, "val_accuracy": 0.7})
-    seen = runs.get_run(reader, run_id)
-    assert (seen.status, seen.progress_done, seen.progress_total, seen.stage) == ("running", 1, 2, "epoch 1 of 2")
-    assert seen.fraction_done == pytest.approx(0.5)
-    assert runs.epoch_history(reader, run_id) == {
-        "loss": [1.5],
-        "accuracy": [0.6],
-        "val_loss": [1.2],
-        "val_accuracy": [0.7],
-    }
+        writer.mark_running(run_id, 4242, tmp_path / "run")
+        writer.record_progress(run_id, 1, 2, {"loss": 1.5, "accuracy": 0.6, "val_loss": 1.2, "val_accuracy": 0.7})
+        seen = reader.get_run(run_id)
+        assert (seen.status, seen.progress_done, seen.progress_total, seen.stage) == ("running", 1, 2, "epoch 1 of 2")
+        assert seen.fraction_done == pytest.approx(0.5)
+        assert reader.epoch_history(run_id) == {
+            "loss": [1.5],
+            "accuracy": [0.6],
+            "val_loss": [1.2],
+            "val_accuracy": [0.7],
+        }
 
-    outcome = {
-        "data": {"mnist_images": 500, "train_images": 500},
-        "metrics": {"test": {"accuracy": 0.8, "errors": 2000}},
-        "training_seconds": 3.5,
-        "total_seconds": 9.0,
-        "artifact": str(tmp_path / "run" / "mlp.keras"),
-        "sha256": "ab" * 32,
-        "size_bytes": 1234,
-    }
-    runs.mark_succeeded(writer, run_id, outcome)
-    finished = runs.get_run(reader, run_id)
-    assert finished.finished and finished.fraction_done == 1.0
-    assert (finished.sha256, finished.artifact, finished.training_seconds) == ("ab" * 32, outcome["artifact"], 3.5)
-    assert runs.summary_row(finished)["accuracy"] == 0.8
+        outcome = {
+            "data": {"mnist_images": 500, "train_images": 500},
+            "metrics": {"test": {"accuracy": 0.8, "errors": 2000}},
+            "training_seconds": 3.5,
+            "total_seconds": 9.0,
+            "artifact": str(tmp_path / "run" / "mlp.keras"),
+            "sha256": "ab" * 32,
+            "size_bytes": 1234,
+        }
+        writer.mark_succeeded(run_id, outcome)
+        finished = reader.get_run(run_id)
+        assert finished.finished and finished.fraction_done == 1.0
+        assert (finished.sha256, finished.artifact, finished.training_seconds) == ("ab" * 32, outcome["artifact"], 3.5)
+        assert runs.summary_row(finished)["accuracy"] == 0.8
+        # Users' registries hold these times to the second, in UTC.
+        for moment in (finished.created_at, finished.started_at, finished.finished_at):
+            assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00", moment), moment
 
 
 def test_a_run_cannot_be_started_twice(registry, tmp_path):
-    run_id = runs.create_run(registry, runs.TrainingRequest("cnn", train_size=200, epochs=1))
-    runs.mark_running(registry, run_id, 1, tmp_path)
+    run_id = registry.create_run(runs.TrainingRequest("cnn", train_size=200, epochs=1))
+    registry.mark_running(run_id, 1, tmp_path)
     with pytest.raises(DigitlabError, match="is running, so it cannot be started again"):
-        runs.mark_running(registry, run_id, 2, tmp_path)
+        registry.mark_running(run_id, 2, tmp_path)
 
 
 def test_cancelling_sets_the_flag_only_while_the_run_is_unfinished(registry):
-    run_id = runs.create_run(registry, runs.TrainingRequest("mlp", train_size=200, epochs=1))
-    assert not runs.cancel_requested(registry, run_id)
-    assert runs.request_cancel(registry, run_id)
-    assert runs.cancel_requested(registry, run_id)
-    runs.mark_finished_without_model(registry, run_id, "cancelled", "Cancelled on request.")
-    assert not runs.request_cancel(registry, run_id)
-    assert runs.get_run(registry, run_id).status == "cancelled"
+    run_id = registry.create_run(runs.TrainingRequest("mlp", train_size=200, epochs=1))
+    assert not registry.cancel_requested(run_id)
+    assert registry.request_cancel(run_id)
+    assert registry.cancel_requested(run_id)
+    registry.mark_finished_without_model(run_id, "cancelled", "Cancelled on request.")
+    assert not registry.request_cancel(run_id)
+    assert registry.get_run(run_id).status == "cancelled"
 
 
 def test_a_run_whose_worker_died_is_marked_failed(registry, tmp_path):
-    lost = runs.create_run(registry, runs.TrainingRequest("mlp", train_size=200, epochs=1))
-    alive = runs.create_run(registry, runs.TrainingRequest("mlp", train_size=200, epochs=1))
-    never_started = runs.create_run(registry, runs.TrainingRequest("mlp", train_size=200, epochs=1))
-    in_the_foreground = runs.create_run(registry, runs.TrainingRequest("mlp", train_size=200, epochs=1))
-    runs.mark_running(registry, lost, finished_process_id(), tmp_path)
-    runs.mark_running(registry, alive, os.getpid(), tmp_path)
-    runs.record_worker(registry, never_started, finished_process_id())
+    lost = registry.create_run(runs.TrainingRequest("mlp", train_size=200, epochs=1))
+    alive = registry.create_run(runs.TrainingRequest("mlp", train_size=200, epochs=1))
+    never_started = registry.create_run(runs.TrainingRequest("mlp", train_size=200, epochs=1))
+    in_the_foreground = registry.create_run(runs.TrainingRequest("mlp", train_size=200, epochs=1))
+    registry.mark_running(lost, finished_process_id(), tmp_path)
+    registry.mark_running(alive, os.getpid(), tmp_path)
+    registry.record_worker(never_started, finished_process_id())
 
-    assert sorted(runs.mark_lost_runs(registry)) == [lost, never_started]
-    assert runs.get_run(registry, lost).status == "failed"
-    assert runs.get_run(registry, lost).error == runs.LOST_WORKER_MESSAGE
-    assert runs.get_run(registry, never_started).status == "failed"
-    assert runs.get_run(registry, alive).status == "running"
-    assert runs.get_run(registry, in_the_foreground).status == "queued"
+    assert sorted(registry.mark_lost_runs()) == [lost, never_started]
+    assert registry.get_run(lost).status == "failed"
+    assert registry.get_run(lost).error == runs.LOST_WORKER_MESSAGE
+    assert registry.get_run(never_started).status == "failed"
+    assert registry.get_run(alive).status == "running"
+    assert registry.get_run(in_the_foreground).status == "queued"
 
 
 def test_a_queued_run_never_given_a_worker_is_marked_failed_after_the_grace_period(registry):
-    stale = runs.create_run(registry, runs.TrainingRequest("mlp", train_size=200, epochs=1))
-    starting = runs.create_run(registry, runs.TrainingRequest("mlp", train_size=200, epochs=1))
+    stale = registry.create_run(runs.TrainingRequest("mlp", train_size=200, epochs=1))
+    starting = registry.create_run(runs.TrainingRequest("mlp", train_size=200, epochs=1))
     # The launch that created ``stale`` was interrupted two minutes ago, before its worker was started.
     created = datetime.datetime.now(datetime.UTC) - datetime.timedelta(seconds=runs.UNSTARTED_GRACE_SECONDS + 60)
-    registry.execute("UPDATE training_runs SET created_at = ? WHERE id = ?", (created.isoformat(), stale))
+    rewrite(registry.path, "UPDATE training_runs SET created_at = ? WHERE id = ?", (created.isoformat(), stale))
 
-    assert runs.mark_lost_runs(registry) == [stale]
-    assert runs.get_run(registry, stale).status == "failed"
-    assert runs.get_run(registry, stale).error == runs.UNSTARTED_MESSAGE
-    assert runs.get_run(registry, starting).status == "queued"
+    assert registry.mark_lost_runs() == [stale]
+    assert registry.get_run(stale).status == "failed"
+    assert registry.get_run(stale).error == runs.UNSTARTED_MESSAGE
+    assert registry.get_run(starting).status == "queued"
 
 
 @pytest.mark.skipif(runs.process_start(os.getpid()) is None, reason="needs Linux's /proc start times")
 def test_a_running_run_whose_worker_id_now_belongs_to_a_newer_process_is_marked_failed(registry, tmp_path):
-    reused = runs.create_run(registry, runs.TrainingRequest("mlp", train_size=200, epochs=1))
-    current = runs.create_run(registry, runs.TrainingRequest("mlp", train_size=200, epochs=1))
-    runs.mark_running(registry, reused, os.getpid(), tmp_path)
-    runs.mark_running(registry, current, os.getpid(), tmp_path)
+    reused = registry.create_run(runs.TrainingRequest("mlp", train_size=200, epochs=1))
+    current = registry.create_run(runs.TrainingRequest("mlp", train_size=200, epochs=1))
+    registry.mark_running(reused, os.getpid(), tmp_path)
+    registry.mark_running(current, os.getpid(), tmp_path)
     # This test's process id was recorded for a run that started long before the process did.
-    registry.execute("UPDATE training_runs SET started_at = '2000-01-01T00:00:00+00:00' WHERE id = ?", (reused,))
+    rewrite(registry.path, "UPDATE training_runs SET started_at = '2000-01-01T00:00:00+00:00' WHERE id = ?", (reused,))
 
-    assert runs.mark_lost_runs(registry) == [reused]
-    assert runs.get_run(registry, reused).error == runs.LOST_WORKER_MESSAGE
-    assert runs.get_run(registry, current).status == "running"
+    assert registry.mark_lost_runs() == [reused]
+    assert registry.get_run(reused).error == runs.LOST_WORKER_MESSAGE
+    assert registry.get_run(current).status == "running"
 
 
 def test_a_missing_run_is_reported_with_a_sentence(registry):
     with pytest.raises(runs.RunNotFoundError, match="no training run #99"):
-        runs.get_run(registry, 99)
+        registry.get_run(99)
 
 
 def test_a_finished_run_needs_a_final_status(registry):
-    run_id = runs.create_run(registry, runs.TrainingRequest("mlp", train_size=200, epochs=1))
+    run_id = registry.create_run(runs.TrainingRequest("mlp", train_size=200, epochs=1))
     with pytest.raises(ValueError, match="failed or cancelled"):
-        runs.mark_finished_without_model(registry, run_id, "succeeded", None)
+        registry.mark_finished_without_model(run_id, "succeeded", None)
 
 
 def test_learning_curves_group_succeeded_runs_by_family_and_settings(registry, tmp_path):
     def finished(family, size, accuracy, seconds, **options):
-        run_id = runs.create_run(registry, runs.TrainingRequest(family, train_size=size, **options))
-        runs.mark_running(registry, run_id, 1, tmp_path)
-        runs.mark_succeeded(
-            registry,
+        run_id = registry.create_run(runs.TrainingRequest(family, train_size=size, **options))
+        registry.mark_running(run_id, 1, tmp_path)
+        registry.mark_succeeded(
             run_id,
             {
                 "data": {"mnist_images": size},
@@ -178,27 +212,26 @@ def test_learning_curves_group_succeeded_runs_by_family_and_settings(registry, t
     finished("mlp", 2000, 0.9, 10.0, epochs=2)
     finished("mlp", 1000, 0.85, 5.0, epochs=2)
     finished("svm", 1000, 0.93, 2.0)
-    failed = runs.create_run(registry, runs.TrainingRequest("mlp", train_size=500, epochs=2))
-    runs.mark_finished_without_model(registry, failed, "failed", "broken")
+    failed = registry.create_run(runs.TrainingRequest("mlp", train_size=500, epochs=2))
+    registry.mark_finished_without_model(failed, "failed", "broken")
 
-    rows = runs.learning_curve_rows(runs.list_runs(registry))
+    rows = runs.learning_curve_rows(registry.list_runs())
     assert [(row["family"], row["train_size"], row["accuracy"]) for row in rows] == [
         ("mlp", 1000, 0.85),
         ("mlp", 2000, 0.9),
         ("svm", 1000, 0.93),
     ]
     assert rows[0]["curve"] == "MLP (epochs 2, augment True)"
-    assert [run.id for run in runs.list_runs(registry, ("failed",))] == [failed]
+    assert [run.id for run in registry.list_runs(("failed",))] == [failed]
 
 
 def test_the_command_line_lists_runs_and_refuses_an_unknown_one_with_a_sentence(tmp_path, monkeypatch, capsys):
     from digitlab.cli import main
 
     monkeypatch.setenv(settings.DATABASE_VARIABLE, str(tmp_path / "lab.sqlite3"))
-    connection = runs.open_registry()
-    run_id = runs.create_run(connection, runs.TrainingRequest("svm", train_size=1000))
-    runs.mark_finished_without_model(connection, run_id, "failed", "broken")
-    connection.close()
+    with runs.RunRegistry() as registry:
+        run_id = registry.create_run(runs.TrainingRequest("svm", train_size=1000))
+        registry.mark_finished_without_model(run_id, "failed", "broken")
 
     assert main(["runs", "list"]) == 0
     listed = capsys.readouterr()
@@ -212,48 +245,80 @@ def test_the_command_line_lists_runs_and_refuses_an_unknown_one_with_a_sentence(
     assert capsys.readouterr().err.startswith("error: The SVM trains on at most 20,000 images")
 
 
-def test_the_command_line_reports_a_locked_registry_with_a_sentence(tmp_path, monkeypatch, capsys):
-    import sqlite3
+def test_a_locked_registry_is_a_database_error_that_says_what_to_do(registry, monkeypatch):
+    monkeypatch.setattr("digitlab.lab.database.BUSY_TIMEOUT_SECONDS", 0.1)
+    with (
+        runs.RunRegistry(registry.path) as waiting,
+        write_lock_held(registry.path),
+        pytest.raises(DatabaseError, match="could not be used: database is locked; try again once") as raised,
+    ):
+        waiting.create_run(runs.TrainingRequest("mlp", train_size=200, epochs=1))
+    assert str(registry.path) in str(raised.value)
+    assert isinstance(raised.value.__cause__, sqlite3.OperationalError)
+    assert registry.list_runs() == [], "the failed write left a run behind"
 
+
+def test_a_registry_file_that_is_not_a_database_is_refused_with_a_sentence(tmp_path):
+    path = tmp_path / "lab.sqlite3"
+    path.write_bytes(b"not a database" * 200)
+    with pytest.raises(DatabaseError, match="is not a digitlab database: file is not a database; move the file aside"):
+        runs.RunRegistry(path)
+
+
+def test_the_runs_command_reports_a_file_that_is_not_a_database_in_one_sentence(tmp_path):
+    path = tmp_path / "lab.sqlite3"
+    path.write_bytes(b"not a database" * 200)
+    result = subprocess.run(
+        [sys.executable, "-m", "digitlab", "runs", "list"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=PROJECT_ROOT,
+        env={**os.environ, settings.DATABASE_VARIABLE: str(path)},
+    )
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    (line,) = result.stderr.splitlines()
+    assert line.startswith(f"error: The database {path} is damaged or is not a digitlab database") and line.endswith(
+        "."
+    )
+    assert result.stdout == ""
+
+
+def test_the_command_line_reports_a_locked_registry_with_a_sentence(tmp_path, monkeypatch, capsys):
     from digitlab.cli import main
 
     path = tmp_path / "lab.sqlite3"
     monkeypatch.setenv(settings.DATABASE_VARIABLE, str(path))
-    connection = runs.open_registry()
-    run_id = runs.create_run(connection, runs.TrainingRequest("svm", train_size=1000))
-    # A worker process id that no process has: listing will want to mark the run as failed, which is a write.
-    runs.record_worker(connection, run_id, 2**22 + 12345)
-    connection.close()
+    with runs.RunRegistry() as registry:
+        run_id = registry.create_run(runs.TrainingRequest("svm", train_size=1000))
+        # A worker process id that no process has: listing will want to mark the run as failed, which is a write.
+        registry.record_worker(run_id, 2**22 + 12345)
     monkeypatch.setattr("digitlab.lab.database.BUSY_TIMEOUT_SECONDS", 0.1)
-    holder = sqlite3.connect(path, isolation_level=None)
-    holder.execute("BEGIN EXCLUSIVE")
-    try:
+    with write_lock_held(path):
         assert main(["runs", "list"]) == 2
-    finally:
-        holder.execute("ROLLBACK")
-        holder.close()
-    error = capsys.readouterr().err
-    assert error.startswith(f"error: the database {path} could not be used") and "locked" in error
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith(f"error: The database {path} could not be used: database is locked; try again")
 
 
-def test_the_run_commands_close_the_connections_they_open(tmp_path, monkeypatch, capsys):
+def test_the_run_commands_close_the_registries_they_open(tmp_path, monkeypatch, capsys):
     from digitlab.cli import main
     from digitlab.lab import worker
 
     monkeypatch.setenv(settings.DATABASE_VARIABLE, str(tmp_path / "lab.sqlite3"))
     opened = []
-    open_registry = runs.open_registry
 
-    def recorded_registry(*arguments):
-        opened.append(open_registry(*arguments))
-        return opened[-1]
+    class RecordedRegistry(runs.RunRegistry):
+        def __init__(self, *arguments):
+            super().__init__(*arguments)
+            opened.append(self)
 
-    monkeypatch.setattr(runs, "open_registry", recorded_registry)
+    monkeypatch.setattr(runs, "RunRegistry", RecordedRegistry)
     monkeypatch.setattr(worker, "run_worker", lambda run_id, **options: runs.Run(run_id, "svm", "failed", {}, ""))
 
     assert main(["runs", "list"]) == 0
     assert main(["runs", "train", "--model", "svm", "--train-size", "1000"]) == 1
     assert len(opened) == 2
-    for connection in opened:
-        with pytest.raises(sqlite3.ProgrammingError, match="closed"):
-            connection.execute("SELECT 1")
+    for registry in opened:
+        with pytest.raises(DatabaseError, match="closed database"):
+            registry.list_runs()

@@ -26,16 +26,13 @@ def snapshot(folder: Path) -> dict[str, str]:
 
 def wait_for(database: Path, run_id: int, condition, what: str) -> runs.Run:
     """Poll the registry, as the Train page does, until ``condition(run)`` holds."""
-    connection = runs.open_registry(database)
-    try:
+    with runs.RunRegistry(database) as registry:
         deadline = time.monotonic() + WAIT_SECONDS
         while time.monotonic() < deadline:
-            run = runs.get_run(connection, run_id)
+            run = registry.get_run(run_id)
             if condition(run):
                 return run
             time.sleep(0.3)
-    finally:
-        connection.close()
     log = runs.run_folder(run_id, database.parent / "runs") / worker.LOG_NAME
     pytest.fail(f"run #{run_id} never {what}; last state {run}; log:\n{log.read_text()[-3000:]}")
 
@@ -59,11 +56,8 @@ def no_leftover_workers(active_models):
 
 
 def queued_run(database: Path, request: runs.TrainingRequest) -> int:
-    connection = runs.open_registry(database)
-    try:
-        return runs.create_run(connection, request)
-    finally:
-        connection.close()
+    with runs.RunRegistry(database) as registry:
+        return registry.create_run(request)
 
 
 def test_a_run_trains_on_mnist_and_saved_drawings_and_records_everything(tmp_path, mnist_dir, mnist_train):
@@ -94,9 +88,8 @@ def test_a_run_trains_on_mnist_and_saved_drawings_and_records_everything(tmp_pat
     artefact = Path(run.artifact)
     assert artefact.parent == database.parent / "runs" / f"run-{run_id:05d}"
     assert hashlib.sha256(artefact.read_bytes()).hexdigest() == run.sha256
-    connection = runs.open_registry(database)
-    assert runs.epoch_history(connection, run_id)["val_accuracy"] == run.metrics["history"]["val_accuracy"]
-    connection.close()
+    with runs.RunRegistry(database) as registry:
+        assert registry.epoch_history(run_id)["val_accuracy"] == run.metrics["history"]["val_accuracy"]
 
 
 def test_a_run_that_cannot_get_its_data_ends_failed_with_the_reason(tmp_path, monkeypatch):
@@ -114,9 +107,8 @@ def test_a_run_that_cannot_get_its_data_ends_failed_with_the_reason(tmp_path, mo
 def test_a_run_cancelled_before_it_starts_never_trains(tmp_path, mnist_dir):
     database = tmp_path / "lab.sqlite3"
     run_id = queued_run(database, runs.TrainingRequest("mlp", train_size=300, epochs=1))
-    connection = runs.open_registry(database)
-    runs.request_cancel(connection, run_id)
-    connection.close()
+    with runs.RunRegistry(database) as registry:
+        registry.request_cancel(run_id)
 
     run = worker.run_worker(run_id, database, mnist_dir)
 
@@ -127,9 +119,9 @@ def test_an_interrupt_inside_a_write_still_records_the_run_as_cancelled(tmp_path
     database = tmp_path / "lab.sqlite3"
     run_id = queued_run(database, runs.TrainingRequest("mlp", train_size=300, epochs=1))
 
-    def interrupted_mid_write(connection, *arguments):
+    def interrupted_mid_write(registry, *arguments):
         # The cancel watcher's interrupt can arrive just after a progress write has begun its transaction.
-        connection.execute("BEGIN IMMEDIATE")
+        registry._connection.execute("BEGIN IMMEDIATE")
         raise KeyboardInterrupt
 
     monkeypatch.setattr(worker, "_train", interrupted_mid_write)
@@ -146,9 +138,8 @@ def test_cancelling_a_worker_process_mid_training_leaves_the_models_in_use_untou
     run_id = worker.launch(runs.TrainingRequest("mlp", train_size=3000, epochs=40), database)
 
     wait_for(database, run_id, lambda run: run.progress_done >= 1 or run.finished, "finished an epoch")
-    connection = runs.open_registry(database)
-    assert runs.request_cancel(connection, run_id)
-    connection.close()
+    with runs.RunRegistry(database) as registry:
+        assert registry.request_cancel(run_id)
     run = wait_for(database, run_id, lambda run: run.finished, "finished")
 
     assert run.status == "cancelled"
@@ -168,10 +159,9 @@ def test_a_crashed_worker_process_is_marked_failed_and_the_models_in_use_stay_by
     wait_for(database, run_id, lambda run: run.progress_done >= 1 or run.finished, "finished an epoch")
     process.send_signal(signal.SIGKILL)
     process.wait(timeout=30)
-    connection = runs.open_registry(database)
-    assert runs.mark_lost_runs(connection) == [run_id]
-    run = runs.get_run(connection, run_id)
-    connection.close()
+    with runs.RunRegistry(database) as registry:
+        assert registry.mark_lost_runs() == [run_id]
+        run = registry.get_run(run_id)
 
     assert (run.status, run.error) == ("failed", runs.LOST_WORKER_MESSAGE)
     assert (active_models / "active" / promotion.POINTER_NAME).read_bytes() == pointer
