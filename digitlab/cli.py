@@ -53,6 +53,25 @@ def command_train(arguments) -> int:
     return 0
 
 
+def command_train_detector(arguments) -> int:
+    from digitlab.detection import train_detector
+    from digitlab.persistence import writable_models_dir
+
+    out = writable_models_dir(arguments.out)
+
+    def report(message: str) -> None:
+        print(message, file=sys.stderr, flush=True)
+
+    record = train_detector(data_dir=arguments.data_dir, out=out, epochs=arguments.epochs, progress=report)
+    refused = ", ".join(f"{kind} {share:.1%}" for kind, share in record.non_digits_refused.items())
+    print(
+        f"not-a-digit detector: threshold {record.threshold:.2f}, AUROC {record.auroc:.4f} on validation; "
+        f"real digits refused at most {max(record.digits_refused.values()):.2%}; non-digits refused: {refused}; "
+        f"saved to {out / record.artifact}"
+    )
+    return 0
+
+
 def command_evaluate(arguments) -> int:
     from digitlab.evaluation import evaluate_folder
 
@@ -73,7 +92,9 @@ def command_predict(arguments) -> int:
     def show(outcome) -> None:
         for reading in outcome.predictions:
             if arguments.json:
-                print(json.dumps({"path": outcome.path, **reading.to_json()}))
+                print(json.dumps(outcome.reading_json(reading)))
+            elif outcome.verdict is not None and not outcome.verdict.is_digit:
+                print(f"{outcome.path}: {reading.model}: not a digit (closest: {reading.digit})")
             else:
                 print(f"{outcome.path}: {reading.model} reads {reading.digit} ({describe_confidence(reading)})")
 
@@ -88,8 +109,10 @@ def predict_numbers(arguments) -> int:
         for reading in outcome.readings:
             if arguments.json:
                 print(json.dumps({"path": outcome.path, **reading.to_json()}))
+            elif not reading.number:
+                print(f"{outcome.path}: {reading.model} finds no number: nothing in the image looks like a digit")
             else:
-                digits = ", ".join(f"{entry.digit} {describe_confidence(entry)}" for entry in reading.digits)
+                digits = ", ".join(describe_piece(entry) for entry in reading.digits)
                 print(f"{outcome.path}: {reading.model} reads {reading.number} ({digits})")
 
     outcomes = read_number_files(arguments.paths, served_models(arguments), serving_models(arguments))
@@ -122,6 +145,13 @@ def print_outcomes(outcomes, show) -> int:
         else:
             show(outcome)
     return 1 if failures else 0
+
+
+def describe_piece(entry) -> str:
+    """``7 97.3%`` for a digit of a number, ``not a digit (closest: 1)`` for a piece left out of it."""
+    if entry.not_a_digit:
+        return f"not a digit (closest: {entry.digit})"
+    return f"{entry.digit} {describe_confidence(entry)}"
 
 
 def describe_confidence(reading) -> str:
@@ -368,6 +398,14 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--out", help="models folder to write (default: the shipped models/)")
     add_folder_options(train, models=None, data=True)
     train.set_defaults(handler=command_train)
+
+    detector = commands.add_parser(
+        "train-detector", help="train the not-a-digit detector on MNIST and drawn letters, symbols and doodles"
+    )
+    detector.add_argument("--epochs", type=positive_int, default=10)
+    detector.add_argument("--out", help="models folder to write (default: the shipped models/)")
+    add_folder_options(detector, models=None, data=True)
+    detector.set_defaults(handler=command_train_detector)
 
     evaluate = commands.add_parser("evaluate", help="recompute every metric from the saved models")
     add_folder_options(evaluate, models="shipped", data=True)

@@ -9,11 +9,20 @@ from typing import TypeVar
 
 import numpy as np
 
+from digitlab import settings
 from digitlab.errors import DigitlabError
 from digitlab.imaging.preprocess import clean_ink, preprocess
-from digitlab.imaging.segment import NumberReading, Segment, displayed_gray, read_segments, segment_ink
+from digitlab.imaging.segment import (
+    NumberReading,
+    Segment,
+    digit_like,
+    displayed_gray,
+    read_segments,
+    segment_ink,
+)
 from digitlab.models.base import DigitClassifier, Reading
-from digitlab.persistence import load_model
+from digitlab.models.detector import RECORD_NAME, ScreenedDetector, Verdict, load_detector
+from digitlab.persistence import load_model, resolve_models_dir
 
 Prepared = TypeVar("Prepared")
 
@@ -25,7 +34,17 @@ class Outcome:
     path: str
     model_input: np.ndarray | None = None
     predictions: list[Reading] = field(default_factory=list)
+    verdict: Verdict | None = None
     error: str | None = None
+
+    def reading_json(self, reading: Reading) -> dict:
+        """One model's reading as ``predict --json`` prints it: with ``"digit": null`` when it is not a digit."""
+        answer = {"path": self.path, **reading.to_json()}
+        if self.verdict is None:
+            return answer
+        if not self.verdict.is_digit:
+            answer = {**answer, "digit": None, "closest": reading.digit}
+        return {**answer, **self.verdict.to_json()}
 
 
 def predict_digit(models: dict[str, DigitClassifier], model_input: np.ndarray) -> list[Reading]:
@@ -58,6 +77,19 @@ def load_models(model_names: list[str], models_dir=None) -> dict[str, DigitClass
         return {name: load_model(name, models_dir) for name in model_names}
 
 
+def load_screen(models_dir=None) -> ScreenedDetector | None:
+    """The not-a-digit detector saved beside the models, else the one shipped with the lab; None if neither has one.
+
+    The detector does not depend on which classifiers are served, so promoted
+    models and training runs use the shipped one.
+    """
+    for folder in dict.fromkeys([resolve_models_dir(models_dir), settings.shipped_models_dir()]):
+        if (folder / RECORD_NAME).exists():
+            with native_stderr_silenced():
+                return load_detector(folder)
+    return None
+
+
 def with_path(path: str | os.PathLike, error: DigitlabError) -> str:
     """The error's sentence, starting with the path unless it already names it."""
     return str(error) if str(path) in str(error) else f"{path}: {error}"
@@ -87,11 +119,15 @@ def prepared_files(
 
 
 def recognise_files(paths: Iterable[str | os.PathLike], model_names: list[str], models_dir=None) -> Iterator[Outcome]:
-    """One :class:`Outcome` per path; an unreadable file yields an error and the rest go on."""
+    """One :class:`Outcome` per path, with the not-a-digit verdict; an unreadable file yields an error and the rest
+    go on."""
+    screen: ScreenedDetector | None = None
     for path, model_input, models, error in prepared_files(paths, preprocess, model_names, models_dir):
         outcome = Outcome(path=str(path), model_input=model_input, error=error)
         if error is None:
+            screen = screen or load_screen(models_dir)
             outcome.predictions = predict_digit(models, model_input)
+            outcome.verdict = screen.verdict(model_input) if screen is not None else None
         yield outcome
 
 
@@ -110,16 +146,20 @@ def read_number_files(
 ) -> Iterator[NumberOutcome]:
     """One :class:`NumberOutcome` per path; an unreadable file yields an error and the rest go on.
 
+    Pieces that do not look like digits (a dash, a comma, a currency sign) are marked and left out of the number.
+
     Each image is read and cleaned before the models are loaded, so a run
     over unreadable files alone never starts TensorFlow.
     """
+    screen: ScreenedDetector | None = None
     for path, cleaned, models, error in prepared_files(paths, _cleaned_ink, model_names, models_dir):
         outcome = NumberOutcome(path=str(path), error=error)
         if error is None:
             ink, size = cleaned
+            screen = screen or load_screen(models_dir)
             try:
                 outcome.segments = segment_ink(ink, size, next(iter(models.values())))
-                outcome.readings = read_segments(outcome.segments, models)
+                outcome.readings = read_segments(outcome.segments, models, digit_like(outcome.segments, screen))
             except DigitlabError as reading_error:
                 outcome.error = with_path(path, reading_error)
         yield outcome

@@ -39,10 +39,10 @@ def show_result(source, key: str, empty_hint: str) -> None:
     model_input = problems.read_image_or_explain(lambda: preprocess(source), empty_hint)
     if model_input is None:
         return
-    predictions = show_predictions(model_input, models, titles, key=key)
+    predictions, verdict = show_predictions(model_input, models, titles, key=key)
     if st.toggle("Why this answer: heat maps of the pixels that drove each model", key=f"why-{key}"):
         show_why(model_input, models, titles)
-    show_save_form(source, model_input, predictions, key=key)
+    show_save_form(source, model_input, predictions, key=key, is_digit=verdict is None or verdict.is_digit)
 
 
 mode = st.radio(

@@ -2,11 +2,13 @@
 and the clean-up of training workers."""
 
 import http.server
+import io
 import os
 import signal
 from pathlib import Path
 
 import numpy as np
+from PIL import Image, ImageDraw
 
 from digitlab.lab import runs
 from digitlab.lab.database import DatabaseError
@@ -28,6 +30,29 @@ def digit_like_stroke(size: int = 64) -> np.ndarray:
     image = np.zeros((size, size), dtype=np.float32)
     image[size // 6 : size - size // 6, size // 2 - size // 16 : size // 2 + size // 16] = 1.0
     return image
+
+
+# Drawings that are not digits, as strokes on a 200-pixel page: what a user draws to test the lab.
+NOT_DIGITS = {
+    "house": (
+        [(40, 90), (40, 170), (160, 170), (160, 90), (40, 90), (100, 30), (160, 90)],
+        [(85, 170), (85, 125), (115, 125), (115, 170)],
+    ),
+    "H": ([(55, 30), (55, 170)], [(145, 30), (145, 170)], [(55, 100), (145, 100)]),
+    "star": ([(100, 20), (147, 165), (24, 75), (176, 75), (53, 165), (100, 20)],),
+    "plus": ([(100, 35), (100, 165)], [(35, 100), (165, 100)]),
+}
+
+
+def not_a_digit_png(kind: str, width: int = 10) -> bytes:
+    """A dark-on-light PNG of one of :data:`NOT_DIGITS`, drawn with a pen ``width`` pixels wide."""
+    image = Image.new("L", (200, 200), 255)
+    pen = ImageDraw.Draw(image)
+    for stroke in NOT_DIGITS[kind]:
+        pen.line(stroke, fill=0, width=width, joint="curve")
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
 
 
 VERSIONS = {"svm": "a" * 64, "cnn": "c" * 64}

@@ -7,6 +7,8 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from digitlab.models.detector import ScoreHistogram
+
 # Okabe-Ito colours: distinguishable with colour-vision deficiencies and on a projector.
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000")
 MUTED = "#B8BCC6"
@@ -249,3 +251,34 @@ def intensity_histogram(histograms: dict[str, tuple[np.ndarray, np.ndarray]], co
     return _compact(
         figure, 340, barmode="group", bargap=0.15, legend={"orientation": "h", "y": 1.02, "yanchor": "bottom"}
     )
+
+
+def digit_score_chart(histogram: ScoreHistogram, score: float, threshold: float) -> go.Figure:
+    """Where one image's digit score falls against the scores of validation digits and non-digits.
+
+    Each kind is drawn as its share per bin, so the two shapes compare
+    whatever their counts; the threshold and this image's score are lines.
+    """
+    edges = np.asarray(histogram.edges)
+    centres = (edges[:-1] + edges[1:]) / 2
+    figure = go.Figure()
+    for counts, name, colour in (
+        (histogram.digits, "real digits (validation)", PALETTE[2]),
+        (histogram.non_digits, "letters, symbols, doodles (validation)", PALETTE[5]),
+    ):
+        shares = np.asarray(counts, dtype=float) / max(1, sum(counts))
+        figure.add_bar(
+            x=centres,
+            y=shares,
+            name=name,
+            marker_color=colour,
+            opacity=0.6,
+            hovertemplate="score %{x}: %{y:.1%}<extra>" + name + "</extra>",
+        )
+    shown = float(np.clip(score, edges[0], edges[-1]))
+    figure.add_vline(x=threshold, line_dash="dot", line_color="#555", annotation_text="threshold")
+    figure.add_vline(x=shown, line_width=3, line_color=PALETTE[7], annotation_text="this image")
+    figure.update_layout(barmode="overlay", bargap=0, legend={"orientation": "h", "y": -0.35})
+    figure.update_xaxes(title="digit score (higher: more like a digit)", fixedrange=True)
+    figure.update_yaxes(tickformat=".0%", fixedrange=True, title=None)
+    return _compact(figure, 230)

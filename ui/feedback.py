@@ -71,8 +71,14 @@ def model_versions() -> dict[str, str]:
     return {name: entry.sha256 or "unknown" for name, entry in resources.manifest().models.items()}
 
 
-def show_save_form(source: Any, model_input: np.ndarray, predictions: list[Reading], key: str) -> None:
-    """Below a prediction: confirm the models' reading or pick the right digit, and save the drawing."""
+def show_save_form(
+    source: Any, model_input: np.ndarray, predictions: list[Reading], key: str, *, is_digit: bool = True
+) -> None:
+    """Below a prediction: confirm the models' reading or pick the right digit, and save the drawing.
+
+    For a drawing the lab took for something other than a digit, nothing is preselected: the user may still keep
+    it by picking the digit it is.
+    """
     fingerprint = hashlib.sha256(model_input.tobytes()).hexdigest()[:16]
     saved = st.session_state.setdefault(SAVED_KEY, {})
     if (key, fingerprint) in saved:
@@ -83,12 +89,15 @@ def show_save_form(source: Any, model_input: np.ndarray, predictions: list[Readi
         )
         return
     with st.form(f"{key}-save-form"):
-        st.markdown("**Is this right?** Save this digit with the right label to measure and retrain the models.")
+        if is_digit:
+            st.markdown("**Is this right?** Save this digit with the right label to measure and retrain the models.")
+        else:
+            st.markdown("**Is it a digit after all?** Pick the digit it is and save it, to measure and retrain.")
         # A new drawing gets a new widget, so the models' new reading becomes the preselected answer.
         label = st.segmented_control(
-            "The right digit (the models' reading is preselected)",
+            "The right digit (the models' reading is preselected)" if is_digit else "The digit it is",
             options=DIGITS,
-            default=tally(predictions).leading_digit,
+            default=tally(predictions).leading_digit if is_digit else None,
             key=f"{key}-label-{fingerprint}",
         )
         submitted = st.form_submit_button("Save with this digit", icon=":material/bookmark_add:")

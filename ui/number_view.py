@@ -19,6 +19,7 @@ from ui.images import enlarge
 DISPLAY_WIDTH = 900
 SURE_COLOUR = (0, 158, 115)
 UNSURE_COLOUR = (230, 159, 0)
+NOT_A_DIGIT_COLOUR = (140, 140, 140)
 # Digit cards per row; longer numbers wrap onto further rows.
 CARDS_PER_ROW = 8
 
@@ -47,14 +48,28 @@ def annotated_image(source, digits: list[NumberDigit]) -> Image.Image:
     font = ImageFont.load_default(size=max(12, round(min(picture.size) / 10)))
     for entry in digits:
         left, top, width, height = (round(value * scale) for value in entry.box)
-        colour = UNSURE_COLOUR if entry.low_confidence else SURE_COLOUR
+        if entry.not_a_digit:
+            colour, label = NOT_A_DIGIT_COLOUR, "?"
+        else:
+            colour, label = UNSURE_COLOUR if entry.low_confidence else SURE_COLOUR, str(entry.digit)
         pen.rectangle([left, top, left + width - 1, top + height - 1], outline=colour, width=line)
-        pen.text((left + line, top + line), str(entry.digit), fill=colour, font=font)
+        pen.text((left + line, top + line), label, fill=colour, font=font)
     return picture
 
 
 def show_verdict(lead: NumberReading, title: str) -> None:
-    unsure = [position for position, entry in enumerate(lead.digits, start=1) if entry.low_confidence]
+    if not lead.number:
+        st.warning("**Nothing here looks like a digit**, so no number is read.", icon=":material/help:")
+        return
+    skipped = sum(entry.not_a_digit for entry in lead.digits)
+    if skipped:
+        marks = "mark that does not look like a digit" if skipped == 1 else "marks that do not look like digits"
+        st.info(f"Left out {skipped} {marks} (grey boxes).", icon=":material/filter_alt:")
+    unsure = [
+        position
+        for position, entry in enumerate(lead.digits, start=1)
+        if entry.low_confidence and not entry.not_a_digit
+    ]
     if not unsure:
         st.success(f"{title} reads **{lead.number}**.", icon=":material/check_circle:")
         return
@@ -73,6 +88,10 @@ def show_digit_cards(segments: list[Segment], lead: NumberReading) -> None:
         row = zip(segments[start : start + CARDS_PER_ROW], lead.digits[start : start + CARDS_PER_ROW], strict=True)
         for offset, (segment, entry) in enumerate(row):
             with columns[offset].container(border=True):
+                if entry.not_a_digit:
+                    st.markdown(f"Piece {start + offset + 1}  \n:gray[not a digit (closest: {entry.digit})]")
+                    st.image(enlarge(segment.model_input, 3), width=84)
+                    continue
                 st.metric(f"Digit {start + offset + 1}", entry.digit)
                 confidence = f"{entry.confidence:.0%}"
                 if entry.low_confidence:
@@ -95,7 +114,8 @@ def show_other_readings(readings: list[NumberReading], titles: dict[str, str]) -
 
 def show_number(source, models: dict[str, Any], titles: dict[str, str], empty_hint: str) -> None:
     """Segment ``source`` into digits and show the number, or a hint when it holds none."""
-    number = problems.read_image_or_explain(lambda: read_number(source, models_by_accuracy(models)), empty_hint)
+    screen, _ = resources.screen()
+    number = problems.read_image_or_explain(lambda: read_number(source, models_by_accuracy(models), screen), empty_hint)
     if number is None:
         return
     segments, readings = number

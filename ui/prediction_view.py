@@ -7,12 +7,20 @@ import streamlit as st
 
 from digitlab.insight.agreement import tally
 from digitlab.models.base import Reading
+from digitlab.models.detector import ScreenedDetector, Verdict
 from digitlab.recognise import predict_digit
-from ui import charts
+from ui import charts, resources
 from ui.images import enlarge
 
 
-def show_verdict(predictions: list[Reading], titles: dict[str, str]) -> None:
+def show_verdict(predictions: list[Reading], titles: dict[str, str], verdict: Verdict | None) -> None:
+    if verdict is not None and not verdict.is_digit:
+        st.warning(
+            "**This does not look like a digit.** The models' closest answers are shown dimmed below; "
+            "the chart underneath shows why.",
+            icon=":material/help:",
+        )
+        return
     agreement = tally(predictions)
     if agreement.unanimous:
         count = len(predictions)
@@ -26,31 +34,70 @@ def show_verdict(predictions: list[Reading], titles: dict[str, str]) -> None:
     st.warning(f"**The models disagree.** {readings}.", icon=":material/warning:")
 
 
-def show_prediction_card(prediction: Reading, title: str, colour: str, key: str) -> None:
-    """One model's answer as a row: the digit and confidence beside its ten probabilities."""
+def show_prediction_card(prediction: Reading, title: str, colour: str, key: str, *, dimmed: bool = False) -> None:
+    """One model's answer as a row: the digit and confidence beside its ten probabilities.
+
+    ``dimmed`` shows the answer as the closest digit to something that is not one, in grey.
+    """
     with st.container(border=True):
         answer_column, chart_column = st.columns([1, 2], vertical_alignment="center")
-        answer_column.metric(title, prediction.digit)
-        answer_column.markdown(f"confidence **{prediction.confidence:.1%}**")
+        if dimmed:
+            answer_column.markdown(f"{title}  \n:gray[closest digit]  \n### :gray[{prediction.digit}]")
+            answer_column.markdown(f":gray[probability {prediction.confidence:.1%}]")
+        else:
+            answer_column.metric(title, prediction.digit)
+            answer_column.markdown(f"confidence **{prediction.confidence:.1%}**")
         chart_column.plotly_chart(
-            charts.probability_bars(list(prediction.probabilities), colour),
+            charts.probability_bars(list(prediction.probabilities), charts.MUTED if dimmed else colour),
             config=charts.COMPACT_CONFIG,
             key=key,
         )
 
 
+def show_digit_score(verdict: Verdict, screen: ScreenedDetector, key: str) -> None:
+    """The image's digit score against the scores real digits and non-digits had on validation."""
+    decision = "a digit" if verdict.is_digit else "not a digit"
+    with st.expander(
+        f"Is it a digit at all? Digit score {verdict.score:.1f}: {decision}", expanded=not verdict.is_digit
+    ):
+        st.plotly_chart(
+            charts.digit_score_chart(screen.record.histogram, verdict.score, verdict.threshold),
+            config=charts.COMPACT_CONFIG,
+            key=f"{key}-digit-score",
+        )
+        st.caption(
+            f"A small network trained on digits against letters, symbols and doodles scores every input. Below "
+            f'{verdict.threshold:.1f} the lab says "not a digit"; on validation that refuses '
+            f"{max(screen.record.digits_refused.values()):.1%} of real digits at most and "
+            f"{min(screen.record.non_digits_refused.values()):.0%} or more of each kind of non-digit."
+        )
+
+
 def show_predictions(
     model_input: np.ndarray, models: dict[str, Any], titles: dict[str, str], key: str
-) -> list[Reading]:
-    """The 28x28 input next to the verdict, then one card per model with its probabilities; returns the readings."""
+) -> tuple[list[Reading], Verdict | None]:
+    """The 28x28 input next to the verdict, then one card per model with its probabilities.
+
+    Returns the readings and the not-a-digit verdict (None when no detector could be loaded).
+
+    When the not-a-digit detector refuses the input, the verdict says so and the cards show each model's closest
+    digit dimmed; a chart explains the decision either way.
+    """
     predictions = predict_digit(models, model_input)
+    screen, problem = resources.screen()
+    verdict = screen.verdict(model_input) if screen is not None else None
     colours = charts.model_colours(list(titles))
     image_column, verdict_column = st.columns([1, 2], vertical_alignment="center")
     with image_column:
         st.image(enlarge(model_input, 5), caption="What the models received (28x28)", width=140)
     with verdict_column:
-        show_verdict(predictions, titles)
+        show_verdict(predictions, titles, verdict)
+        if problem:
+            st.caption(f"Not checked for being a digit at all: {problem}")
+    if verdict is not None:
+        show_digit_score(verdict, screen, key)
+    dimmed = verdict is not None and not verdict.is_digit
     for prediction in predictions:
         name = prediction.model
-        show_prediction_card(prediction, titles[name], colours[name], key=f"{key}-probabilities-{name}")
-    return predictions
+        show_prediction_card(prediction, titles[name], colours[name], key=f"{key}-probabilities-{name}", dimmed=dimmed)
+    return predictions, verdict

@@ -17,7 +17,9 @@ from digitlab.data.mnist import load_mnist
 from digitlab.errors import DataUnavailableError, DigitlabError
 from digitlab.lab.promotion import serving_models_dir
 from digitlab.manifest import Manifest, ModelEntry
+from digitlab.models.detector import ScreenedDetector
 from digitlab.persistence import MANIFEST_NAME, PROBABILITIES_NAME, load_model, load_test_probabilities, read_manifest
+from digitlab.recognise import load_screen
 from ui.downloads import fetch_mnist
 
 LOADED = "loaded"
@@ -114,3 +116,19 @@ def load_models() -> tuple[dict[str, Any], dict[str, str], bool]:
 def load_state(name: str, entry: ModelEntry) -> str | None:
     """``"loaded"``, the error message of a failed load, or None when this process has not tried yet."""
     return _load_outcomes().get(_outcome_key(name, entry))
+
+
+@st.cache_resource(show_spinner=False, max_entries=4)
+def _screen(folder: str) -> ScreenedDetector | None:
+    return load_screen(folder)
+
+
+def screen() -> tuple[ScreenedDetector | None, str | None]:
+    """The not-a-digit detector for the served models, or None and the reason it cannot be used."""
+    try:
+        detector = _screen(str(models_folder()))
+    except DigitlabError as error:
+        return None, str(error)
+    if detector is None:
+        return None, "No not-a-digit detector was found beside the models or among the shipped ones."
+    return detector, None

@@ -85,6 +85,24 @@ def measure_canvas_pipeline(models_dir: str, names: list[str], latency_calls: in
     return latency_summary(latencies)
 
 
+def measure_not_a_digit_check(models_dir: str, latency_calls: int) -> dict[str, Any]:
+    """What the not-a-digit decision adds to one drawing's reading: the detector's verdict on one model input."""
+    from digitlab.imaging.preprocess import preprocess
+    from digitlab.recognise import load_screen
+
+    screen = load_screen(models_dir)
+    if screen is None:
+        return {"available": False}
+    model_input = preprocess(synthetic_canvas())
+    screen.verdict(model_input)
+    latencies = np.empty(latency_calls)
+    for call in range(latency_calls):
+        started = time.perf_counter()
+        screen.verdict(model_input)
+        latencies[call] = (time.perf_counter() - started) * 1000
+    return {"available": True, "single_image": latency_summary(latencies)}
+
+
 def measure_explanations(models_dir: str, names: list[str], data_dir: str | None, images: int) -> dict[str, Any]:
     """Seconds per test image to compute every "why this answer" heat map of each model, as the pages do."""
     from digitlab.data.mnist import load_mnist
@@ -220,6 +238,7 @@ def run_benchmark(
         results["models"][name] = measured
     base_models = [name for name in manifest.models if not REGISTRY[name].members]
     results["canvas_pipeline"] = _in_child(measure_canvas_pipeline, str(folder), base_models, latency_calls)
+    results["not_a_digit_check"] = _in_child(measure_not_a_digit_check, str(folder), latency_calls)
     results["explanations"] = _in_child(measure_explanations, str(folder), list(results["models"]), data, 20)
     for name in results["models"]:
         for export_format in EXPORT_FORMATS:
@@ -299,6 +318,12 @@ def benchmark_table(results: dict[str, Any]) -> str:
         f"\n\nCanvas drawing through preprocessing and every base model: "
         f"p50 {pipeline['p50_ms']:.2f} ms, p95 {pipeline['p95_ms']:.2f} ms."
     )
+    check = results.get("not_a_digit_check", {})
+    if check.get("available"):
+        footer += (
+            f"\nThe not-a-digit check adds p50 {check['single_image']['p50_ms']:.2f} ms, "
+            f"p95 {check['single_image']['p95_ms']:.2f} ms to one drawing's reading."
+        )
     if "explanations" in results:
         footer += (
             "\nWhy-this-answer heat maps per image (median): "

@@ -15,9 +15,10 @@ from digitlab.checks.bench import BENCHMARK_NAME, benchmark_table
 from digitlab.errors import DigitlabError
 from digitlab.formatting import markdown_table
 from digitlab.manifest import Manifest
+from digitlab.models.detector import RECORD_NAME, DetectorRecord, read_detector_record
 
 README = settings.PROJECT_ROOT / "README.md"
-SECTIONS = ("scores", "benchmark")
+SECTIONS = ("scores", "benchmark", "refusals")
 
 
 def scores_table(manifest: Manifest) -> str:
@@ -41,6 +42,20 @@ def scores_table(manifest: Manifest) -> str:
     return markdown_table(headers, rows)
 
 
+def refusals_table(record: DetectorRecord) -> str:
+    """How the not-a-digit detector did on its validation drawings, from its record."""
+    headers = ["validation set", "refused as not a digit"]
+    rows = [[f"digits: {source}", f"{share:.2%}"] for source, share in record.digits_refused.items()]
+    rows += [[f"not digits: {kind}s", f"{share:.1%}"] for kind, share in record.non_digits_refused.items()]
+    training = record.training
+    return markdown_table(headers, rows) + (
+        f"\n\nThreshold {record.threshold:.2f} on the digit score; AUROC {record.auroc:.4f}. "
+        f"Validation: {training.get('validation_digits', 0):,} digits and {training.get('validation_non_digits', 0):,} "
+        f"drawings that are not digits, from the fonts {', '.join(training.get('validation_fonts', []))}, "
+        "which the detector never trained on."
+    )
+
+
 def generated_sections(models_dir: str | os.PathLike | None = None) -> dict[str, str]:
     folder = persistence.resolve_models_dir(models_dir)
     sections = {"scores": scores_table(persistence.read_manifest(folder))}
@@ -49,6 +64,11 @@ def generated_sections(models_dir: str | os.PathLike | None = None) -> dict[str,
         benchmark_table(json.loads(benchmark.read_text()))
         if benchmark.exists()
         else "No benchmark has been run yet: `make bench`."
+    )
+    sections["refusals"] = (
+        refusals_table(read_detector_record(folder))
+        if (folder / RECORD_NAME).exists()
+        else "No not-a-digit detector has been trained yet: `python -m digitlab train-detector`."
     )
     return sections
 
@@ -63,7 +83,7 @@ def readme_sections(text: str) -> dict[str, str]:
     for section in SECTIONS:
         match = _pattern(section).search(text)
         if match is None:
-            raise ValueError(f"README.md lacks the <!-- {section}:start --> and <!-- {section}:end --> markers.")
+            raise DigitlabError(f"README.md lacks the <!-- {section}:start --> and <!-- {section}:end --> markers.")
         found[section] = match.group(2)
     return found
 

@@ -535,7 +535,9 @@ def reject_soft_marks(gray: np.ndarray) -> None:
         return
     rows, columns = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
     fill = mask.sum() / ((rows[-1] - rows[0] + 1) * (columns[-1] - columns[0] + 1))
-    solid = (gray > SOLID_LEVEL).sum() / mask.sum()
+    # A pixel is part of a solid stroke when it or a neighbour is at full ink: the soft rim of a 1-2 pixel pen
+    # line lies beside its solid centre, while a noise ridge is faint along its whole length.
+    solid = (ndimage.grey_dilation(gray, size=(3, 3))[mask] > SOLID_LEVEL).sum() / mask.sum()
     if fill < SOFT_FILL and solid < SOFT_SOLID:
         raise NoDigitFoundError("No digit found: the image holds faint shading, like noise, not a digit's strokes.")
 

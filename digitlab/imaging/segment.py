@@ -23,7 +23,7 @@ as displayed (after its EXIF rotation).
 """
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,6 +45,7 @@ from digitlab.imaging.preprocess import (
     to_grayscale,
 )
 from digitlab.models.base import Predictor, is_low_confidence
+from digitlab.models.detector import ScreenedDetector
 
 # Components sharing at least this share of the narrower one's columns belong to one digit.
 COLUMN_OVERLAP = 0.5
@@ -95,18 +96,23 @@ class NumberDigit:
     digit: int
     confidence: float
     box: tuple[int, int, int, int]
+    # A piece the not-a-digit check refused (a dash, a comma, a currency sign): ``digit`` is only its closest
+    # digit, and the piece is left out of the number.
+    not_a_digit: bool = False
 
     @property
     def low_confidence(self) -> bool:
         return is_low_confidence(self.confidence)
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "digit": self.digit,
+        answer = {
+            "digit": None if self.not_a_digit else self.digit,
             "confidence": self.confidence,
             "low_confidence": self.low_confidence,
             "box": list(self.box),
+            "not_a_digit": self.not_a_digit,
         }
+        return {**answer, "closest": self.digit} if self.not_a_digit else answer
 
 
 @dataclass
@@ -411,28 +417,45 @@ def segment_ink(ink: np.ndarray, size: tuple[int, int], judge: Predictor) -> lis
 
 
 def read_number(
-    source: str | os.PathLike | bytes | Image.Image | np.ndarray, models: Mapping[str, Predictor]
+    source: str | os.PathLike | bytes | Image.Image | np.ndarray,
+    models: Mapping[str, Predictor],
+    screen: ScreenedDetector | None = None,
 ) -> tuple[list[Segment], list[NumberReading]]:
     """Segment the image once and let every model read each digit; the first model decides the cuts.
 
     Returns the segments (boxes and model inputs) and one :class:`NumberReading`
-    per model, whose ``digits`` are ``{"digit", "confidence", "low_confidence", "box"}``.
+    per model. With a not-a-digit ``screen``, pieces it refuses are marked and left out of the number.
     """
     if not models:
         raise ValueError("read_number needs at least one model.")
     segments = segment_digits(source, next(iter(models.values())))
-    return segments, read_segments(segments, models)
+    return segments, read_segments(segments, models, digit_like(segments, screen))
 
 
-def read_segments(segments: list[Segment], models: Mapping[str, Predictor]) -> list[NumberReading]:
-    """Every model's reading of the segmented digits, as one number per model."""
+def digit_like(segments: list[Segment], screen: ScreenedDetector | None) -> list[bool] | None:
+    """Whether each segmented piece looks like a digit; None (every piece counts) without a screen."""
+    if screen is None or not segments:
+        return None
+    return [verdict.is_digit for verdict in screen.verdicts(np.stack([segment.model_input for segment in segments]))]
+
+
+def read_segments(
+    segments: list[Segment], models: Mapping[str, Predictor], is_digit: Sequence[bool] | None = None
+) -> list[NumberReading]:
+    """Every model's reading of the segmented digits, as one number per model.
+
+    Pieces whose ``is_digit`` is False are kept in the reading, marked, but
+    not in the number; a number of such pieces alone is empty.
+    """
     inputs = np.stack([segment.model_input for segment in segments])
+    kept = [True] * len(segments) if is_digit is None else list(is_digit)
     readings = []
     for name, model in models.items():
         probabilities = model.predict_proba(inputs)
         digits = []
-        for segment, row in zip(segments, probabilities, strict=True):
+        for segment, row, digit_like in zip(segments, probabilities, kept, strict=True):
             digit = int(np.argmax(row))
-            digits.append(NumberDigit(digit, round(float(row[digit]), 6), tuple(segment.box)))
-        readings.append(NumberReading(name, "".join(str(entry.digit) for entry in digits), digits))
+            digits.append(NumberDigit(digit, round(float(row[digit]), 6), tuple(segment.box), not digit_like))
+        number = "".join(str(entry.digit) for entry in digits if not entry.not_a_digit)
+        readings.append(NumberReading(name, number, digits))
     return readings

@@ -82,7 +82,7 @@ class KerasClassifier(DigitClassifier):
             )
         ]
         if progress:
-            callbacks.append(_epoch_progress_callback(progress, self.epochs))
+            callbacks.append(epoch_progress_callback(progress, self.epochs))
         history = network.fit(
             network_input(images[train_part]),
             labels[train_part],
@@ -156,7 +156,7 @@ def batched_probabilities(run: Callable[[np.ndarray], np.ndarray], batch: np.nda
     return normalised_rows(np.concatenate(parts))
 
 
-def _epoch_progress_callback(progress: ProgressCallback, epochs: int):
+def epoch_progress_callback(progress: ProgressCallback, epochs: int):
     """A Keras callback that reports each finished epoch to ``progress(done, total, details)``."""
     import keras
 

@@ -27,6 +27,7 @@ from tests.app.apptest import (
     plotly_specs,
     texts,
 )
+from tests.support import not_a_digit_png
 from ui import downloads
 
 # Draw page.
@@ -54,7 +55,29 @@ def test_uploaded_digit_is_read_by_every_model(manifest, titles, digit):
     assert any(image.captions == ["What the models received (28x28)"] for image in app.image)
     verdict = texts(app.success) + texts(app.warning)
     assert "read" in verdict
-    assert len(app.get("plotly_chart")) == len(titles)
+    assert "does not look like a digit" not in verdict
+    # One probability chart per model, and the digit score against the range real digits have.
+    assert len(app.get("plotly_chart")) == len(titles) + 1
+    assert any(expander.label.startswith("Is it a digit at all?") for expander in app.expander)
+
+
+@pytest.mark.parametrize("kind", ["house", "H"])
+def test_a_drawing_that_is_not_a_digit_is_said_so_and_can_still_be_saved(manifest, titles, kind):
+    app = page("draw").run()
+    app.file_uploader[0].set_value((f"{kind}.png", not_a_digit_png(kind), "image/png"))
+    app.run()
+
+    assert_no_exception(app)
+    assert "This does not look like a digit" in texts(app.warning)
+    assert not app.success, "no model may be said to read a digit"
+    # Each model's closest digit is shown, dimmed, instead of a confident answer.
+    assert not app.metric
+    assert texts(app.markdown).count("closest digit") == len(titles)
+    score = next(expander for expander in app.expander if expander.label.startswith("Is it a digit at all?"))
+    assert "not a digit" in score.label
+    # The drawing can still be kept, as the digit the user says it is; nothing is preselected.
+    assert button_labelled(app, "Save with this digit") is not None
+    assert app.get("button_group")[0].value is None
 
 
 def test_blank_or_broken_upload_shows_a_message_and_no_prediction(manifest):

@@ -173,3 +173,22 @@ def test_server_log_has_no_tracebacks_or_deprecations(browser, server_url):
 
     assert "Traceback" not in log, log
     assert "deprecat" not in log.lower(), log
+
+
+def test_a_drawn_house_is_not_read_as_a_digit(browser, server_url):
+    trained_manifest_or_skip()
+    page = open_page(browser, server_url, PAGES["draw"][1], DESKTOP)
+    canvas = page.locator("canvas.upper-canvas").first
+    canvas.wait_for(timeout=MODEL_LOAD_TIMEOUT_MS)
+    house = [
+        [(0.2, 0.45), (0.2, 0.85), (0.8, 0.85), (0.8, 0.45), (0.2, 0.45)],
+        [(0.2, 0.45), (0.5, 0.15), (0.8, 0.45)],
+        [(0.42, 0.85), (0.42, 0.65), (0.58, 0.65), (0.58, 0.85)],
+    ]
+    draw(page, canvas, house)
+    page.get_by_text("This does not look like a digit").wait_for(timeout=PREDICTION_TIMEOUT_MS)
+
+    assert page.locator('[data-testid="stException"]').count() == 0
+    assert page.get_by_text("closest digit").count() >= 1
+    screenshot_whole_page(page, ARTIFACTS / "draw-not-a-digit.png", DESKTOP)
+    page.close()

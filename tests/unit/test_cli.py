@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 
 from digitlab import settings
+from digitlab.checks.realworld import NON_DIGIT_SOURCES, SOURCES, STYLE_SOURCE
 from digitlab.cli import main
 from digitlab.models.base import LOW_CONFIDENCE
 from digitlab.models.registry import REGISTRY
@@ -45,7 +46,11 @@ def test_predict_prints_one_json_line_per_file_and_model(digit_files, tiny_model
     assert code == 0
     assert len(lines) == len(digit_files) * len(REGISTRY)
     for line in lines:
-        assert set(line) == {"path", "model", "digit", "confidence", "low_confidence", "probabilities"}
+        reading = {"path", "model", "digit", "confidence", "low_confidence", "probabilities"}
+        verdict = {"not_a_digit", "digit_score", "threshold"}
+        assert set(line) == reading | verdict | ({"closest"} if line["not_a_digit"] else set())
+        assert line["not_a_digit"] == (line["digit_score"] < line["threshold"])
+        assert (line["digit"] is None) == line["not_a_digit"]
         assert line["low_confidence"] == (line["confidence"] < LOW_CONFIDENCE)
         assert len(line["probabilities"]) == 10 and abs(sum(line["probabilities"]) - 1) < 1e-3
         assert line["confidence"] == max(line["probabilities"])
@@ -204,11 +209,12 @@ def test_predict_multi_prints_the_number_with_digits_and_boxes(number_file, tiny
     assert code == 0
     assert set(line) == {"path", "model", "number", "digits"}
     assert line["path"] == str(path) and line["model"] == "svm"
-    assert len(line["number"]) == 3 and line["number"] == "".join(str(digit["digit"]) for digit in line["digits"])
+    kept = [digit for digit in line["digits"] if not digit["not_a_digit"]]
+    assert len(line["number"]) == 3 and line["number"] == "".join(str(digit["digit"]) for digit in kept)
     width, height = Image.open(path).size
     lefts = []
     for digit in line["digits"]:
-        assert set(digit) == {"digit", "confidence", "low_confidence", "box"}
+        assert set(digit) == {"digit", "confidence", "low_confidence", "box", "not_a_digit"}
         x, y, w, h = digit["box"]
         assert x >= 0 and y >= 0 and w > 0 and h > 0
         assert x + w <= width and y + h <= height
@@ -229,7 +235,7 @@ def test_realworld_reports_every_source_and_the_naive_baseline(tiny_models_dir, 
     code = main([*arguments, "--models-dir", str(tiny_models_dir), "--data-dir", str(mnist_dir)])
     output = capsys.readouterr().out
     assert code == 0
-    for source in ("envelope-scan", "binarised-form", "canvas-drawing", "phone-photo", "overall"):
+    for source in (*SOURCES, STYLE_SOURCE, *NON_DIGIT_SOURCES, "overall"):
         assert f"| {source} | " in output
     assert "plain 28x28 resize" in output and "Hardest source:" in output and "read exactly right" in output
 
@@ -238,5 +244,8 @@ def test_realworld_json_and_saved_samples(tiny_models_dir, mnist_dir, tmp_path, 
     arguments = ["realworld", "--model", "svm", "--count", "1", "--json", "--save", str(tmp_path)]
     assert main([*arguments, "--models-dir", str(tiny_models_dir), "--data-dir", str(mnist_dir)]) == 0
     report = json.loads(capsys.readouterr().out)
-    assert report["digits"]["overall"]["samples"] == 4
-    assert len(list(tmp_path.rglob("*digit*"))) == 4
+    # One rendering of a held-out MNIST digit per source and one font-drawn digit, then one drawing of each
+    # kind that is not a digit.
+    assert report["digits"]["overall"]["samples"] == len(SOURCES) + 1
+    assert len(list(tmp_path.rglob("*[0-9]-digit[0-9]*"))) == len(SOURCES) + 1
+    assert len(list(tmp_path.rglob("*-not-a-digit*"))) == len(NON_DIGIT_SOURCES)

@@ -476,6 +476,16 @@ def test_chalk_on_a_board_reads_like_the_same_digit_drawn_solid():
     assert ink_overlap(pp.preprocess(chalk), pp.preprocess(solid)) >= 0.6
 
 
+def test_an_antialiased_thin_pen_is_not_taken_for_faint_noise():
+    # A 1.6-pixel pen with a soft edge, as drawing apps render it: only the centre line is at full ink, yet each
+    # soft pixel lies beside it, unlike the faint ridges that smooth noise leaves. It was refused as noise.
+    centre = drawn_strokes(600, OPEN_FOUR, 1) > 0.5
+    soft = np.clip(0.8 + 0.5 - ndimage.distance_transform_edt(~centre), 0.0, 1.0).astype(np.float32)
+    assert (soft > pp.SOLID_LEVEL).sum() < pp.SOFT_SOLID * (soft > pp.INK_THRESHOLD).sum()
+    thin = pp.preprocess(soft)
+    assert ink_overlap(thin, pp.preprocess(drawn_strokes(600, OPEN_FOUR, 45))) >= 0.6
+
+
 def test_fill_porous_ink_leaves_separate_solid_strokes_apart():
     bars = np.zeros((200, 200), dtype=np.float32)
     bars[40:160, 50:60] = 1.0

@@ -29,6 +29,20 @@ class ReadsEverythingAs:
     def predict(self, images):
         return np.full(len(images), self.digit)
 
+    def predict_proba(self, images):
+        return np.eye(10)[self.predict(images)]
+
+
+class ScoresBy:
+    """A stand-in detector whose score is the ink's mean brightness, with a threshold: enough to count refusals."""
+
+    def __init__(self, threshold: float):
+        self.record = type("Record", (), {"threshold": threshold})()
+        self.detector = self
+
+    def score(self, images):
+        return np.asarray(images, dtype=float).mean(axis=(1, 2))
+
 
 def recorded_entry(mnist_train, *, seed=0, train_size=60000, validation_size=5000, members=None, drawings=0):
     """A manifest entry as ``train_and_record`` writes it, for a run on ``train_size`` MNIST images drawn with ``seed``.
@@ -120,11 +134,13 @@ def test_a_model_trained_on_another_split_is_scored_only_on_digits_it_never_fitt
     write_manifest(Manifest(models={"cnn": entry}), tmp_path)
     monkeypatch.setattr("digitlab.recognise.load_models", lambda names, models_dir: {"cnn": ReadsEverythingAs(1)})
     scored = []
-    monkeypatch.setattr(realworld, "evaluate", lambda samples, model: scored.extend(samples) or {})
+    monkeypatch.setattr(realworld, "evaluate", lambda samples, model, detector: scored.extend(samples) or {})
     report = realworld.run_realworld("cnn", count=5, seed=0, models_dir=tmp_path)
     assert report["held_out_images"] == len(pool)
-    assert len(scored) == 5 * len(realworld.SOURCES)
-    assert not np.isin([sample.mnist_index for sample in scored], fitted).any()
+    # Font-drawn digits and non-digits come from no MNIST image (index -1); the rest from the model's own pool.
+    rendered = [sample.mnist_index for sample in scored if sample.mnist_index >= 0]
+    assert len(rendered) == 5 * len(realworld.SOURCES)
+    assert not np.isin(rendered, fitted).any()
 
 
 def test_an_entry_that_cannot_say_what_it_trained_on_is_refused(mnist_train):
@@ -157,7 +173,14 @@ def test_an_ensembles_pool_is_unseen_by_it_and_by_every_member(mnist_train):
 
 @pytest.mark.parametrize(
     ("source", "shortest", "longest"),
-    [("envelope-scan", 12, 24), ("binarised-form", 16, 48), ("canvas-drawing", 90, 1024), ("phone-photo", 300, 1200)],
+    [
+        ("envelope-scan", 12, 24),
+        ("binarised-form", 16, 48),
+        ("canvas-drawing", 90, 1024),
+        ("phone-photo", 300, 1200),
+        ("thin-pen", 180, 1280),
+        ("thick-pen", 72, 768),
+    ],
 )
 def test_each_source_is_an_ordinary_image_at_its_own_size(samples, source, shortest, longest):
     for sample in (sample for sample in samples if sample.source == source):
@@ -229,6 +252,59 @@ def test_saved_samples_are_image_files_named_by_source_and_digit(samples, tmp_pa
     for path, sample in zip(paths, samples[:8], strict=True):
         assert path.parent.name == sample.source and f"digit{sample.label}" in path.name
         assert path.read_bytes() == sample.payload
+
+
+def test_thin_and_thick_pens_are_as_named(samples):
+    for source, low, high in (("thin-pen", 0.001, 0.015), ("thick-pen", 0.15, 0.4)):
+        shares = [
+            float(condition.split(", ")[1].split("%")[0]) / 100
+            for sample in samples
+            if sample.source == source
+            for condition in sample.conditions
+            if condition.startswith("pen ")
+        ]
+        assert shares and all(low <= share <= high for share in shares), (source, shares)
+
+
+@pytest.fixture(scope="module")
+def drawn():
+    return realworld.generate_drawn(4, seed=0)
+
+
+def test_drawn_samples_are_font_digits_and_three_kinds_of_non_digit(drawn):
+    by_source = {}
+    for sample in drawn:
+        by_source.setdefault(sample.source, []).append(sample)
+    assert {source: len(found) for source, found in by_source.items()} == {
+        realworld.STYLE_SOURCE: 4,
+        **{source: 4 for source in realworld.NON_DIGIT_SOURCES},
+    }
+    assert all(sample.label in range(10) for sample in by_source[realworld.STYLE_SOURCE])
+    assert all(
+        sample.label == realworld.NOT_A_DIGIT for source in realworld.NON_DIGIT_SOURCES for sample in by_source[source]
+    )
+    assert [sample.payload for sample in drawn] == [sample.payload for sample in realworld.generate_drawn(4, seed=0)]
+
+
+def test_evaluation_counts_refusals_of_digits_and_of_non_digits(samples, drawn):
+    everything = samples + drawn
+    inputs, refused_by_preprocessing, _ = realworld.model_inputs(everything)
+    brightness = inputs.astype(float).mean(axis=(1, 2))
+    threshold = float(np.median(brightness))
+    report = realworld.evaluate(everything, ReadsEverythingAs(1), ScoresBy(threshold))
+    refused = (brightness < threshold) | refused_by_preprocessing
+    sources = np.array([sample.source for sample in everything])
+    for source, row in report["sources"].items():
+        assert row["not_a_digit"] == pytest.approx(refused[sources == source].mean())
+    for source, row in report["non_digits"].items():
+        chosen = sources == source
+        assert row["refused"] == pytest.approx(refused[chosen].mean())
+        # The stand-in model is certain of every answer, so whatever is not refused is a confident digit.
+        assert row["confident_digit"] == pytest.approx(1 - refused[chosen].mean())
+        assert row["confident_digit_without_detector"] == pytest.approx(1 - refused_by_preprocessing[chosen].mean())
+    assert report["overall"]["samples"] == len(samples) + 4
+    assert 0 <= report["detector_auroc"] <= 1
+    assert "| not digits |" in realworld.report_table(report, "stub")
 
 
 def test_invalid_counts_are_refused(mnist_train, shipped_pool):

@@ -193,7 +193,18 @@ def test_read_number_joins_the_digits_and_flags_unsure_ones():
     assert [digit.low_confidence for digit in readings[1].digits] == [True, True]
     assert not readings[0].digits[0].low_confidence
     assert readings[0].to_json()["digits"][0]["box"] == list(segments[0].box)
-    assert set(readings[0].to_json()["digits"][0]) == {"digit", "confidence", "low_confidence", "box"}
+    assert set(readings[0].to_json()["digits"][0]) == {"digit", "confidence", "low_confidence", "box", "not_a_digit"}
+
+
+def test_pieces_that_are_not_digits_are_marked_and_left_out_of_the_number():
+    canvas, _ = line_of([ring(100, 70, 12), ring(100, 70, 12), ring(100, 70, 12)], [40, 40])
+    segments = segment.segment_digits(canvas, FixedReader(7, 0.99, 0.99))
+    (reading,) = segment.read_segments(segments, {"sure": FixedReader(7, 0.99, 0.99)}, [True, False, True])
+    assert reading.number == "77"
+    middle = reading.to_json()["digits"][1]
+    assert middle["not_a_digit"] is True and middle["digit"] is None and middle["closest"] == 7
+    (nothing,) = segment.read_segments(segments, {"sure": FixedReader(7, 0.99, 0.99)}, [False] * 3)
+    assert nothing.number == ""
 
 
 def test_read_number_accepts_image_files_and_reports_displayed_pixels():

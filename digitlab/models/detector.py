@@ -1,0 +1,246 @@
+"""Whether a model input shows a digit at all: a small network that tells digits from other drawings.
+
+The digit classifiers answer one of ten digits for anything they are shown,
+and do so with confidence for a letter A or a smiley. This network is trained
+on the question they cannot answer: digit or not. Its score is a logit, the
+evidence that the image is a digit; the lab refuses an image whose score
+falls below a threshold chosen on validation digits (see
+:mod:`digitlab.detection`).
+"""
+
+import dataclasses
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sklearn.base import BaseEstimator
+
+from digitlab.atomic import save_atomically, write_atomically
+from digitlab.checksums import sha256_file
+from digitlab.data.mnist import IMAGE_SHAPE
+from digitlab.errors import ModelUnavailableError
+from digitlab.models.base import ProgressCallback, as_image_batch
+from digitlab.models.neural import PREDICTION_BATCH, epoch_progress_callback, network_input
+
+DETECTOR_ARTIFACT = "detector.keras"
+RECORD_NAME = "detector.json"
+# The score histogram's bins: digit evidence from -20 to 20 in steps of 1; scores beyond land in the end bins.
+HISTOGRAM_EDGES = tuple(float(edge) for edge in range(-20, 21))
+
+
+def build_detector_network(*, seed: int = 0):
+    """Three convolutions, a small dense layer and one logit: digit (positive) or not (negative)."""
+    import keras
+    from keras import layers
+
+    return keras.Sequential(
+        [
+            keras.Input(shape=(*IMAGE_SHAPE, 1), name="image"),
+            layers.Rescaling(1 / 255, name="rescale"),
+            layers.RandomRotation(0.03, fill_mode="constant", seed=seed, name="random_rotation"),
+            layers.RandomTranslation(0.06, 0.06, fill_mode="constant", seed=seed + 1, name="random_shift"),
+            layers.Conv2D(32, 3, activation="relu", name="conv1"),
+            layers.MaxPooling2D(name="pool1"),
+            layers.Conv2D(64, 3, activation="relu", name="conv2"),
+            layers.MaxPooling2D(name="pool2"),
+            layers.Conv2D(64, 3, activation="relu", name="conv3"),
+            layers.Flatten(name="flatten"),
+            layers.Dropout(0.3, seed=seed + 2, name="dropout"),
+            layers.Dense(64, activation="relu", name="dense"),
+            layers.Dense(1, name="digit_evidence"),
+        ],
+        name="digit_detector",
+    )
+
+
+class DigitDetector(BaseEstimator):
+    """Scores MNIST-format images by how much they look like a digit (a logit; above 0 leans to digit).
+
+    ``fit`` takes digits and non-digits, weighs the two kinds equally whatever
+    their counts, and trains with Adam on a cosine schedule.
+    """
+
+    def __init__(self, *, epochs: int = 10, batch_size: int = 128, learning_rate: float = 2e-3, seed: int = 0):
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.seed = seed
+
+    def fit(self, digits: np.ndarray, non_digits: np.ndarray, *, progress: ProgressCallback | None = None):
+        import keras
+
+        if len(digits) == 0 or len(non_digits) == 0:
+            raise ValueError("The detector needs both digits and non-digits to learn from.")
+        keras.utils.set_random_seed(self.seed)
+        images = np.concatenate([as_image_batch(digits), as_image_batch(non_digits)])
+        targets = np.concatenate([np.ones(len(digits)), np.zeros(len(non_digits))]).astype(np.float32)
+        weights = np.where(targets == 1, len(images) / (2 * len(digits)), len(images) / (2 * len(non_digits)))
+        network = build_detector_network(seed=self.seed)
+        steps = math.ceil(len(images) / self.batch_size) * self.epochs
+        network.compile(
+            optimizer=keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(self.learning_rate, steps)),
+            loss=keras.losses.BinaryCrossentropy(from_logits=True),
+        )
+        callbacks = []
+        if progress:
+            callbacks.append(epoch_progress_callback(progress, self.epochs))
+        network.fit(
+            network_input(images),
+            targets,
+            sample_weight=weights.astype(np.float32),
+            epochs=self.epochs,
+            batch_size=self.batch_size,
+            shuffle=True,
+            callbacks=callbacks,
+            verbose=0,
+        )
+        self._set_network(network)
+        return self
+
+    def _set_network(self, network) -> None:
+        import tensorflow as tf
+
+        self.network_ = network
+        # A traced function avoids Model.predict's per-call overhead, which dominates single images.
+        self._forward = tf.function(
+            lambda batch: network(batch, training=False),
+            input_signature=[tf.TensorSpec([None, *IMAGE_SHAPE, 1], tf.float32)],
+            reduce_retracing=True,
+        )
+
+    def score(self, images: np.ndarray) -> np.ndarray:
+        """The digit evidence (a logit) of each image in a batch of MNIST-format images, as float64."""
+        batch = network_input(images)
+        parts = [
+            self._forward(batch[start : start + PREDICTION_BATCH]).numpy()[:, 0]
+            for start in range(0, len(batch), PREDICTION_BATCH)
+        ]
+        return np.concatenate(parts).astype(np.float64)
+
+    def save(self, path) -> None:
+        # Rebuilt from its configuration, the network is saved without the optimiser's state.
+        weights_only = type(self.network_).from_config(self.network_.get_config())
+        weights_only.set_weights(self.network_.get_weights())
+        weights_only.save(path)
+
+    @classmethod
+    def load(cls, path, *, params: dict | None = None) -> "DigitDetector":
+        import keras
+
+        detector = cls(**(params or {}))
+        detector._set_network(keras.saving.load_model(path, compile=False, safe_mode=True))
+        return detector
+
+
+@dataclass(frozen=True)
+class ScoreHistogram:
+    """How validation digits and non-digits scored: counts per bin of :data:`HISTOGRAM_EDGES`."""
+
+    edges: tuple[float, ...]
+    digits: tuple[int, ...]
+    non_digits: tuple[int, ...]
+
+    @classmethod
+    def of(cls, digit_scores: np.ndarray, non_digit_scores: np.ndarray) -> "ScoreHistogram":
+        edges = np.array(HISTOGRAM_EDGES)
+
+        def counts(scores: np.ndarray) -> tuple[int, ...]:
+            clipped = np.clip(scores, edges[0], edges[-1] - 1e-9)
+            return tuple(int(count) for count in np.histogram(clipped, bins=edges)[0])
+
+        return cls(edges=HISTOGRAM_EDGES, digits=counts(digit_scores), non_digits=counts(non_digit_scores))
+
+
+@dataclass(frozen=True)
+class DetectorRecord:
+    """What is known of a saved detector: its file, threshold and how it did on validation data."""
+
+    artifact: str
+    sha256: str
+    threshold: float
+    hyperparameters: dict[str, Any]
+    digits_refused: dict[str, float]
+    non_digits_refused: dict[str, float]
+    auroc: float
+    histogram: ScoreHistogram
+    training: dict[str, Any]
+
+    def with_training(self, training: dict[str, Any]) -> "DetectorRecord":
+        return dataclasses.replace(self, training=training)
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "DetectorRecord":
+        histogram = data["histogram"]
+        return cls(**{**data, "histogram": ScoreHistogram(**{key: tuple(value) for key, value in histogram.items()})})
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """Whether one model input shows a digit, with the score and threshold that decided it."""
+
+    is_digit: bool
+    score: float
+    threshold: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {"not_a_digit": not self.is_digit, "digit_score": round(self.score, 3), "threshold": self.threshold}
+
+
+class ScreenedDetector:
+    """A loaded detector with its threshold: gives a :class:`Verdict` for each model input."""
+
+    def __init__(self, detector: DigitDetector, record: DetectorRecord):
+        self.detector = detector
+        self.record = record
+
+    def verdicts(self, images: np.ndarray) -> list[Verdict]:
+        threshold = self.record.threshold
+        return [Verdict(bool(score >= threshold), float(score), threshold) for score in self.detector.score(images)]
+
+    def verdict(self, image: np.ndarray) -> Verdict:
+        return self.verdicts(image[None] if np.asarray(image).ndim == 2 else image)[0]
+
+
+def write_detector(detector: DigitDetector, record: DetectorRecord, folder: str | Path) -> DetectorRecord:
+    """Save the network and its record (with the network's SHA-256) atomically into ``folder``."""
+    folder = Path(folder)
+    path = folder / record.artifact
+    save_atomically(path, detector.save)
+    record = dataclasses.replace(record, sha256=sha256_file(path))
+    write_atomically(folder / RECORD_NAME, (json.dumps(record.to_json(), indent=1) + "\n").encode())
+    return record
+
+
+def read_detector_record(folder: str | Path) -> DetectorRecord:
+    """The detector record in ``folder``; a clear error when it is missing or damaged."""
+    path = Path(folder) / RECORD_NAME
+    if not path.exists():
+        raise ModelUnavailableError(f"No not-a-digit detector in {folder} ({RECORD_NAME} is missing).")
+    try:
+        return DetectorRecord.from_json(json.loads(path.read_text()))
+    except (OSError, ValueError, TypeError, KeyError) as error:
+        raise ModelUnavailableError(f"{path} is not a readable detector record ({error}).") from None
+
+
+def load_detector(folder: str | Path) -> ScreenedDetector:
+    """The detector saved in ``folder``, checked against its record's SHA-256 before it is loaded."""
+    record = read_detector_record(folder)
+    path = Path(folder) / record.artifact
+    if not path.exists():
+        raise ModelUnavailableError(f"{path} is missing, so images cannot be checked for being digits.")
+    actual = sha256_file(path)
+    if actual != record.sha256:
+        raise ModelUnavailableError(
+            f"{path} does not match its record (SHA-256 {actual[:12]}..., expected {record.sha256[:12]}...); "
+            "it was modified or damaged, so it is not loaded."
+        )
+    try:
+        return ScreenedDetector(DigitDetector.load(path, params=record.hyperparameters), record)
+    except Exception as error:  # noqa: BLE001 - any loader failure means the same thing to the user.
+        raise ModelUnavailableError(f"{path} could not be loaded ({type(error).__name__}: {error}).") from None
