@@ -11,7 +11,8 @@ import numpy as np
 
 from digitlab import settings
 from digitlab.errors import DigitlabError
-from digitlab.imaging.preprocess import clean_ink, preprocess
+from digitlab.imaging.clean import clean_ink
+from digitlab.imaging.preprocess import preprocess
 from digitlab.imaging.segment import (
     NumberReading,
     Segment,

@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from digitlab.checks.realworld import NumberSample, generate_numbers, held_out_indices  # noqa: E402
 from digitlab.data.mnist import load_mnist  # noqa: E402
 from digitlab.imaging import segment  # noqa: E402
-from digitlab.imaging.preprocess import clean_ink, ink_components  # noqa: E402
+from digitlab.imaging.clean import clean_ink, ink_components  # noqa: E402
 from digitlab.models.base import Predictor  # noqa: E402
 from digitlab.recognise import load_models  # noqa: E402
 from digitlab.settings import DEFAULT_MODELS_DIR  # noqa: E402

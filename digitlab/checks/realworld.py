@@ -38,7 +38,8 @@ from sklearn.metrics import roc_auc_score
 from digitlab.data import synthetic
 from digitlab.data.mnist import IMAGE_SHAPE, TRAIN_IMAGES, data_checksum, load_mnist
 from digitlab.errors import DigitlabError
-from digitlab.imaging.preprocess import preprocess, resize
+from digitlab.imaging.decode import resize
+from digitlab.imaging.preprocess import preprocess
 from digitlab.imaging.renderings import (
     RENDERERS,
     Rendering,

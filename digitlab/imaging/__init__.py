@@ -1,2 +1,2 @@
-"""From a picture to model input: decoding, cleaning and normalising an image (``preprocess``), and cutting a
-number into its digits (``segment``)."""
+"""From a picture to model input: decoding (``decode``), cleaning (``clean``) and normalising (``normalise``) an
+image, the pipeline that runs them (``preprocess``), and cutting a number into its digits (``segment``)."""

@@ -15,7 +15,8 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage
 
-from digitlab.imaging.preprocess import crop_to_ink, resize, thin_to_skeleton
+from digitlab.imaging.decode import resize
+from digitlab.imaging.normalise import crop_to_ink, thin_to_skeleton
 from digitlab.models.features import deskew
 
 # Skeletons are traced with the digit's longer side at this many pixels.

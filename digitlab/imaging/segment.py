@@ -1,6 +1,6 @@
 """Read a whole number: split an image into its digits, recognise each, and join them left to right.
 
-The image is cleaned exactly as for a single digit (:func:`digitlab.imaging.preprocess.clean_ink`),
+The image is cleaned exactly as for a single digit (:func:`digitlab.imaging.clean.clean_ink`),
 then its ink is grouped into digits:
 
 1. connected components of ink are found, and the line's height is taken
@@ -34,16 +34,9 @@ from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import connected_components
 
 from digitlab.errors import NoDigitFoundError
-from digitlab.imaging.preprocess import (
-    array_to_gray,
-    clean_ink,
-    crop_to_ink,
-    digit_to_mnist,
-    ink_components,
-    ink_mask,
-    load_image,
-    to_grayscale,
-)
+from digitlab.imaging.clean import clean_ink, ink_components, ink_mask
+from digitlab.imaging.decode import array_to_gray, load_image, to_grayscale
+from digitlab.imaging.normalise import crop_to_ink, digit_to_mnist
 from digitlab.models.base import Predictor, is_low_confidence
 from digitlab.models.detector import ScreenedDetector
 

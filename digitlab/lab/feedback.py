@@ -29,7 +29,8 @@ from digitlab.data.idx import idx_bytes
 from digitlab.data.mnist import IMAGE_SIDE
 from digitlab.errors import DigitlabError
 from digitlab.formatting import markdown_table
-from digitlab.imaging.preprocess import PREPROCESS_VERSION, load_image
+from digitlab.imaging.decode import load_image
+from digitlab.imaging.preprocess import PREPROCESS_VERSION
 from digitlab.lab.database import Schema, connect, reports_sqlite_errors, transaction
 from digitlab.models.base import Reading
 from digitlab.settings import database_path

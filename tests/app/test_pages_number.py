@@ -14,7 +14,8 @@ import numpy as np
 from PIL import Image
 
 from digitlab.checks.realworld import held_out_indices
-from digitlab.imaging.preprocess import crop_to_ink, resize
+from digitlab.imaging.decode import resize
+from digitlab.imaging.normalise import crop_to_ink
 from tests.app.apptest import (
     assert_no_exception,
     page,

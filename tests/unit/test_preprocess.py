@@ -6,6 +6,7 @@ from PIL import Image, ImageDraw
 from scipy import ndimage
 
 from digitlab.errors import ImageError, NoDigitFoundError
+from digitlab.imaging import clean, decode, normalise
 from digitlab.imaging import preprocess as pp
 from tests.support import digit_like_stroke
 
@@ -58,8 +59,8 @@ def test_dark_on_light_is_inverted_to_white_on_black():
 
 def test_to_white_on_black_keeps_dark_background_images():
     image = square_ring(50, 10, 10, 20, 4)
-    np.testing.assert_array_equal(pp.to_white_on_black(image), image)
-    np.testing.assert_array_equal(pp.to_white_on_black(1 - image), image)
+    np.testing.assert_array_equal(clean.to_white_on_black(image), image)
+    np.testing.assert_array_equal(clean.to_white_on_black(1 - image), image)
 
 
 def test_thick_stroke_on_large_canvas_matches_mnist_intensity_range():
@@ -167,27 +168,27 @@ def lit_paper(size: int = 200, gradient: float = 0.5) -> np.ndarray:
 
 
 def test_limit_resolution_bounds_the_longer_side_and_keeps_the_aspect():
-    small = pp.limit_resolution(np.zeros((3000, 1500), dtype=np.float32))
-    assert small.shape == (pp.ANALYSIS_SIDE, pp.ANALYSIS_SIDE // 2)
+    small = decode.limit_resolution(np.zeros((3000, 1500), dtype=np.float32))
+    assert small.shape == (decode.ANALYSIS_SIDE, decode.ANALYSIS_SIDE // 2)
     untouched = np.zeros((100, 50), dtype=np.float32)
-    assert pp.limit_resolution(untouched) is untouched
+    assert decode.limit_resolution(untouched) is untouched
 
 
 def test_reject_noise_refuses_random_pixels_but_not_strokes():
     rng = np.random.default_rng(0)
     with pytest.raises(NoDigitFoundError, match="noise"):
-        pp.reject_noise(rng.random((100, 100)).astype(np.float32))
-    pp.reject_noise(square_ring(100, 20, 20, 60, 8))
+        clean.reject_noise(rng.random((100, 100)).astype(np.float32))
+    clean.reject_noise(square_ring(100, 20, 20, 60, 8))
     # A one-pixel diagonal line is correlated only along the diagonal, and still passes.
-    pp.reject_noise(np.eye(16, dtype=np.float32))
+    clean.reject_noise(np.eye(16, dtype=np.float32))
 
 
 def test_smooth_noise_blurs_grain_and_leaves_clean_images_alone():
-    clean = square_ring(100, 20, 20, 60, 8)
-    np.testing.assert_array_equal(pp.smooth_noise(clean), clean)
-    grainy = clean + np.random.default_rng(1).normal(0, 0.15, clean.shape).astype(np.float32)
-    smoothed = pp.smooth_noise(grainy)
-    background = clean == 0
+    clean_image = square_ring(100, 20, 20, 60, 8)
+    np.testing.assert_array_equal(clean.smooth_noise(clean_image), clean_image)
+    grainy = clean_image + np.random.default_rng(1).normal(0, 0.15, clean_image.shape).astype(np.float32)
+    smoothed = clean.smooth_noise(grainy)
+    background = clean_image == 0
     assert smoothed[background].std() < 0.6 * grainy[background].std()
 
 
@@ -195,15 +196,15 @@ def test_background_class_is_the_edge_even_when_a_thick_digit_covers_most_of_the
     image = np.ones((16, 16), dtype=np.float32)
     image[1:15, 2:14] = 0.0  # dark ink over 66 % of a tight crop, white paper at the edge
     assert image.mean() < 0.5
-    assert pp.background_class(image)[0, 0]
-    assert not pp.background_class(image)[8, 8]
+    assert clean.background_class(image)[0, 0]
+    assert not clean.background_class(image)[8, 8]
 
 
 def test_background_class_for_a_ring_touching_every_side_is_the_inside_and_corners():
     rows, columns = np.mgrid[:16, :16]
     distance = np.hypot(rows - 7.5, columns - 7.5)
     ring = ((distance > 4) & (distance < 8.2)).astype(np.float32)
-    background = pp.background_class(ring)
+    background = clean.background_class(ring)
     assert background[7, 7] and background[0, 0] and not background[0, 7]
 
 
@@ -214,20 +215,20 @@ def test_background_class_for_a_ring_touching_every_side_is_the_inside_and_corne
 def test_ink_is_dark_on_uniform_backgrounds(paper, ink, dark):
     image = np.full((60, 60), paper, dtype=np.float32)
     image[10:50, 25:33] = ink
-    assert pp.ink_is_dark(image) is dark
+    assert clean.ink_is_dark(image) is dark
 
 
 def test_ink_is_dark_under_a_lighting_gradient():
     photo = lit_paper()
     photo[40:160, 95:105] -= 0.4
-    assert pp.ink_is_dark(photo)
-    assert not pp.ink_is_dark(1.0 - photo)
+    assert clean.ink_is_dark(photo)
+    assert not clean.ink_is_dark(1.0 - photo)
 
 
 def test_estimate_background_follows_a_gradient_and_ignores_a_thick_stroke():
     photo = lit_paper()
     photo[30:170, 85:105] *= 0.2  # a marker stroke a tenth of the image wide
-    background = pp.estimate_background(photo, dark_ink=True)
+    background = clean.estimate_background(photo, dark_ink=True)
     paper = lit_paper()
     assert np.abs(background - paper)[:, 150:].max() < 0.05
     assert np.abs(background - paper)[30:170, 85:105].mean() < 0.1
@@ -240,7 +241,7 @@ def test_to_white_on_black_flattens_a_shadow_and_keeps_the_stroke():
     photo = np.tile(0.9 * shadow, (200, 1)) + texture
     photo[30:170, 60:66] = 0.15
     photo[30:170, 140:146] = 0.08
-    flat = pp.to_white_on_black(photo)
+    flat = clean.to_white_on_black(photo)
     assert flat[5:195, 10:50].max() < 0.1 and flat[5:195, 160:195].max() < 0.1
     assert flat[100, 62] > 0.6 and flat[100, 142] > 0.6
 
@@ -249,22 +250,22 @@ def test_stretch_contrast_is_not_set_by_a_dark_speck():
     image = np.zeros((200, 200), dtype=np.float32)
     image[40:160, 98:102] = 0.3  # a faint pencil stroke
     image[10:13, 10:13] = 1.0  # a speck of dust darker than the pencil
-    stretched = pp.stretch_contrast(image)
-    assert stretched[100, 100] > 2 * pp.INK_THRESHOLD
+    stretched = clean.stretch_contrast(image)
+    assert stretched[100, 100] > 2 * clean.INK_THRESHOLD
 
 
 def test_suppress_texture_zeroes_the_paper_and_keeps_the_peak():
     rng = np.random.default_rng(2)
     image = np.abs(rng.normal(0, 0.02, (100, 100))).astype(np.float32)
     image[20:80, 45:55] = 1.0
-    cleaned = pp.suppress_texture(image)
+    cleaned = clean.suppress_texture(image)
     assert (cleaned[:, :30] > 0).mean() < 0.001 and cleaned.max() == 1.0
 
 
 def test_remove_specks_keeps_the_digit_and_drops_dots():
     image = square_ring(100, 20, 20, 60, 8)
     image[5, 5] = image[90, 95] = 1.0
-    cleaned = pp.remove_specks(image)
+    cleaned = clean.remove_specks(image)
     assert cleaned[5, 5] == 0 and cleaned[90, 95] == 0
     np.testing.assert_array_equal(cleaned[20:80, 20:80], image[20:80, 20:80])
 
@@ -274,7 +275,7 @@ def test_drop_stray_marks_keeps_a_close_bar_and_drops_a_far_smudge():
     image[60:140, 80:90] = 1.0  # the body
     image[50:56, 85:120] = 1.0  # a bar just above it, like a 5's
     image[180:190, 5:15] = 1.0  # a smudge in the corner
-    cleaned = pp.drop_stray_marks(image)
+    cleaned = clean.drop_stray_marks(image)
     assert cleaned[53, 100] == 1.0 and cleaned[185, 10] == 0.0
 
 
@@ -282,43 +283,45 @@ def test_reject_scattered_ink_refuses_many_small_marks():
     image = np.zeros((100, 100), dtype=np.float32)
     image[5::10, 5::10] = 1.0
     with pytest.raises(NoDigitFoundError, match="scattered"):
-        pp.reject_scattered_ink(image)
-    pp.reject_scattered_ink(square_ring(100, 20, 20, 60, 8))
+        clean.reject_scattered_ink(image)
+    clean.reject_scattered_ink(square_ring(100, 20, 20, 60, 8))
 
 
 def test_thin_to_skeleton_finds_the_centre_line_of_a_bar():
     bar = np.zeros((60, 40), dtype=bool)
     bar[10:50, 15:24] = True
-    skeleton = pp.thin_to_skeleton(bar)
+    skeleton = normalise.thin_to_skeleton(bar)
     rows, columns = np.nonzero(skeleton)
     assert set(np.unique(columns)) <= {18, 19, 20}
     assert rows.max() - rows.min() >= 30
     other = np.zeros_like(bar)
     other[20:30, 5:35] = True
-    stack = pp.thin_to_skeleton(np.stack([bar, other]))
+    stack = normalise.thin_to_skeleton(np.stack([bar, other]))
     np.testing.assert_array_equal(stack[0], skeleton)
-    np.testing.assert_array_equal(stack[1], pp.thin_to_skeleton(other))
+    np.testing.assert_array_equal(stack[1], normalise.thin_to_skeleton(other))
 
 
 def test_stroke_width_and_draw_strokes_agree():
     skeleton = np.zeros((80, 80), dtype=bool)
     skeleton[10:70, 40] = True
     for width in (3, 7, 12):
-        drawn = pp.draw_strokes(skeleton, width)
+        drawn = normalise.draw_strokes(skeleton, width)
         assert abs(drawn[40].sum() - width) < 1.0
-        assert abs(pp.stroke_width(drawn > 0.5) - width) <= 0.2 * width + 1
+        assert abs(normalise.stroke_width(drawn > 0.5) - width) <= 0.2 * width + 1
 
 
 def test_normalise_stroke_width_redraws_hair_thin_and_pares_fat_strokes():
     thin = square_ring(400, 50, 50, 300, 1)
     fat = square_ring(400, 50, 50, 300, 110)
     typical = square_ring(400, 50, 50, 300, 40)
-    low, high = pp.TYPICAL_STROKE_RANGE
+    low, high = normalise.TYPICAL_STROKE_RANGE
     for image in (thin, fat):
-        redrawn = pp.normalise_stroke_width(image)
-        assert low - 1 <= pp.stroke_width(redrawn > 0.5) <= high + 1
-    kept = pp.normalise_stroke_width(typical)
-    np.testing.assert_allclose(kept, pp.scale_to_box(typical, pp.WORK_BOX) / pp.scale_to_box(typical, 80).max())
+        redrawn = normalise.normalise_stroke_width(image)
+        assert low - 1 <= normalise.stroke_width(redrawn > 0.5) <= high + 1
+    kept = normalise.normalise_stroke_width(typical)
+    np.testing.assert_allclose(
+        kept, normalise.scale_to_box(typical, normalise.WORK_BOX) / normalise.scale_to_box(typical, 80).max()
+    )
 
 
 def test_a_thick_digit_with_a_filled_loop_keeps_its_shape():
@@ -326,7 +329,7 @@ def test_a_thick_digit_with_a_filled_loop_keeps_its_shape():
     # overstates the stroke width, which once pared the whole digit down to a dot.
     rows, columns = np.mgrid[:80, :80]
     nine = ((rows - 22) ** 2 + (columns - 40) ** 2 <= 18**2) | ((columns >= 47) & (columns < 58) & (rows >= 22))
-    normalised = pp.normalise_stroke_width(nine.astype(np.float32)) > 0.5
+    normalised = normalise.normalise_stroke_width(nine.astype(np.float32)) > 0.5
     inked_rows, inked_columns = np.flatnonzero(normalised.any(axis=1)), np.flatnonzero(normalised.any(axis=0))
     assert inked_rows[-1] - inked_rows[0] >= 0.85 * 80
     assert inked_columns[-1] - inked_columns[0] >= 0.8 * 36
@@ -336,7 +339,7 @@ def test_a_thick_digit_with_a_filled_loop_keeps_its_shape():
 def test_erode_strokes_always_keeps_a_blobs_core():
     blob = np.zeros((40, 40), dtype=bool)
     blob[10:30, 10:30] = True
-    pared = pp.erode_strokes(blob, width=60.0, target=12.0)
+    pared = normalise.erode_strokes(blob, width=60.0, target=12.0)
     assert pared.max() == 1.0
 
 
@@ -356,8 +359,8 @@ def test_photo_with_uneven_lighting_and_texture_matches_the_clean_digit():
     buffer = io.BytesIO()
     Image.fromarray(rgb).save(buffer, format="JPEG", quality=70)
     from_photo = pp.preprocess(buffer.getvalue()).astype(np.float32)
-    clean = pp.preprocess(ring).astype(np.float32)
-    assert np.corrcoef(from_photo.ravel(), clean.ravel())[0, 1] > 0.9
+    clean_image = pp.preprocess(ring).astype(np.float32)
+    assert np.corrcoef(from_photo.ravel(), clean_image.ravel())[0, 1] > 0.9
 
 
 def test_sixteen_bit_and_gray_alpha_images_are_read():
@@ -409,12 +412,12 @@ def test_reject_soft_marks_keeps_solid_thin_strokes_and_soft_thick_ones():
     faint_ridge = np.zeros((200, 200), dtype=np.float32)
     faint_ridge[np.arange(20, 180), np.arange(20, 180)] = 0.5  # a thin diagonal, nowhere at full ink
     with pytest.raises(NoDigitFoundError, match="faint shading"):
-        pp.reject_soft_marks(faint_ridge)
+        clean.reject_soft_marks(faint_ridge)
     thin_solid = square_ring(200, 20, 20, 160, 2)
-    pp.reject_soft_marks(thin_solid)
+    clean.reject_soft_marks(thin_solid)
     soft_thick = 0.7 * ndimage.gaussian_filter(square_ring(200, 20, 20, 160, 40), 6)
-    assert (soft_thick > pp.SOLID_LEVEL).sum() < pp.SOFT_SOLID * pp.ink_mask(soft_thick).sum()
-    pp.reject_soft_marks(soft_thick)
+    assert (soft_thick > clean.SOLID_LEVEL).sum() < clean.SOFT_SOLID * clean.ink_mask(soft_thick).sum()
+    clean.reject_soft_marks(soft_thick)
 
 
 def drawn_strokes(size: int, strokes: list[list[tuple[float, float]]], width: int) -> np.ndarray:
@@ -441,7 +444,7 @@ def test_a_hair_thin_four_stays_whole(pen):
     # upright stroke too faint to survive the threshold, so the 4 came out as its crossbar alone.
     thin = pp.preprocess(drawn_strokes(600, OPEN_FOUR, pen))
     usual = pp.preprocess(drawn_strokes(600, OPEN_FOUR, 45))
-    labels, areas = pp.ink_components(thin / 255)
+    labels, areas = clean.ink_components(thin / 255)
     assert areas.size == 1
     assert ink_overlap(thin, usual) >= 0.6
 
@@ -481,7 +484,7 @@ def test_an_antialiased_thin_pen_is_not_taken_for_faint_noise():
     # soft pixel lies beside it, unlike the faint ridges that smooth noise leaves. It was refused as noise.
     centre = drawn_strokes(600, OPEN_FOUR, 1) > 0.5
     soft = np.clip(0.8 + 0.5 - ndimage.distance_transform_edt(~centre), 0.0, 1.0).astype(np.float32)
-    assert (soft > pp.SOLID_LEVEL).sum() < pp.SOFT_SOLID * (soft > pp.INK_THRESHOLD).sum()
+    assert (soft > clean.SOLID_LEVEL).sum() < clean.SOFT_SOLID * (soft > clean.INK_THRESHOLD).sum()
     thin = pp.preprocess(soft)
     assert ink_overlap(thin, pp.preprocess(drawn_strokes(600, OPEN_FOUR, 45))) >= 0.6
 
@@ -490,4 +493,4 @@ def test_fill_porous_ink_leaves_separate_solid_strokes_apart():
     bars = np.zeros((200, 200), dtype=np.float32)
     bars[40:160, 50:60] = 1.0
     bars[40:160, 120:130] = 1.0
-    np.testing.assert_array_equal(pp.fill_porous_ink(bars), bars)
+    np.testing.assert_array_equal(clean.fill_porous_ink(bars), bars)

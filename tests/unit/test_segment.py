@@ -7,7 +7,7 @@ from scipy import ndimage
 
 from digitlab.errors import NoDigitFoundError
 from digitlab.imaging import segment
-from digitlab.imaging.preprocess import crop_to_ink
+from digitlab.imaging.normalise import crop_to_ink
 
 
 class FixedReader:

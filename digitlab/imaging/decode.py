@@ -1,0 +1,214 @@
+"""Turn any image source into a float luminance array in [0, 1], the first step of preprocessing.
+
+A path, raw bytes, a PIL image or a NumPy array (grayscale, gray+alpha, RGB
+or RGBA, of any number type) becomes one 2-D ``float32`` array: EXIF
+rotation is applied, transparent parts take the colour opposite the ink, and
+very large images are averaged down first, which bounds time and memory.
+Damaged, oversized and non-image input is refused with :class:`ImageError`.
+:func:`resize` and :func:`limit_resolution`, which bring such an array to a
+size, live here too, as cleaning and normalising both use them.
+"""
+
+import io
+import os
+import struct
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from digitlab.errors import ImageError
+
+MAX_FILE_BYTES = 50 * 1024 * 1024
+MAX_PIXELS = 40_000_000
+# Only these decoders are used (JPEG includes the multi-picture files some phones write); none of them
+# runs an external program, as EPS would.
+READABLE_FORMATS = ("PNG", "JPEG", "BMP", "DIB", "GIF", "TIFF", "WEBP", "PPM")
+# Larger images are averaged down to this longer side before any analysis, which bounds time and memory.
+ANALYSIS_SIDE = 768
+
+
+def load_image(source: str | os.PathLike | bytes | Image.Image) -> Image.Image:
+    """Open an image from a path, raw bytes or a PIL image, with its EXIF rotation applied.
+
+    Raises :class:`ImageError` with a sentence naming the problem for a
+    missing path, a directory, an empty, oversized, truncated or non-image file.
+    Images far larger than :data:`ANALYSIS_SIDE` are decoded at reduced size
+    where the format allows it (JPEG), which keeps phone photos quick.
+    """
+    if isinstance(source, Image.Image):
+        return source
+    if isinstance(source, bytes | bytearray | memoryview):
+        label, payload = "the uploaded data", bytes(source)
+    else:
+        path = Path(source)
+        label = str(path)
+        if not path.exists():
+            raise ImageError(f"{label}: no such file.")
+        if path.is_dir():
+            raise ImageError(f"{label}: is a directory, not an image file.")
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise ImageError(f"{label}: file is {size:,} bytes, over the {MAX_FILE_BYTES:,}-byte limit.")
+        try:
+            payload = path.read_bytes()
+        except OSError as error:
+            raise ImageError(f"{label}: cannot be read ({error.strerror or error}).") from None
+    if not payload:
+        raise ImageError(f"{label}: file is empty.")
+    if len(payload) > MAX_FILE_BYTES:
+        raise ImageError(f"{label}: data is over the {MAX_FILE_BYTES:,}-byte limit.")
+    try:
+        with warnings.catch_warnings():
+            # Pillow warns about damaged metadata it skips; the image itself is what matters here.
+            warnings.simplefilter("ignore")
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(payload), formats=READABLE_FORMATS)
+            width, height = image.size
+            if width * height > MAX_PIXELS:
+                raise ImageError(f"{label}: image is {width}x{height} pixels, over the {MAX_PIXELS:,}-pixel limit.")
+            if width < 1 or height < 1:
+                raise ImageError(f"{label}: image has no pixels ({width}x{height}).")
+            image.draft(image.mode, (ANALYSIS_SIDE, ANALYSIS_SIDE))
+            image.load()
+            return ImageOps.exif_transpose(image)
+    except ImageError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ImageError(f"{label}: image has too many pixels (over the {MAX_PIXELS:,}-pixel limit).") from None
+    except UnidentifiedImageError:
+        raise ImageError(f"{label}: not a readable image (PNG, JPEG, BMP, GIF, TIFF, WebP or PPM).") from None
+    except (OSError, ValueError, SyntaxError, struct.error, EOFError, IndexError, KeyError, TypeError) as error:
+        # Pillow's decoders report damaged files through all of these.
+        raise ImageError(f"{label}: the image is damaged or truncated ({error}).") from None
+    except MemoryError:
+        raise ImageError(f"{label}: the image needs more memory to decode than is available.") from None
+
+
+def to_grayscale(image: Image.Image) -> np.ndarray:
+    """A float32 array in [0, 1] of the image's luminance, transparency flattened.
+
+    Transparent pixels take the colour opposite to the ink, so a canvas export
+    with white strokes on a transparent background reads like white on black.
+    16-bit, 32-bit and floating-point images outside 0-1 and 0-255 are
+    scaled by their own value range.
+    """
+    try:
+        image = shrink_for_analysis(image)
+        if image.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
+            return _scale_wide_values(np.asarray(image, dtype=np.float64))
+        if image.mode in ("P", "PA"):
+            image = image.convert("RGBA")
+        if image.mode in ("RGBA", "LA", "RGBa", "La") or "transparency" in image.info:
+            return _flatten_transparency(np.asarray(image.convert("RGBA"), dtype=np.float32) / 255.0)
+        if image.mode not in ("1", "L", "RGB"):
+            image = image.convert("RGB")
+        return np.asarray(image.convert("L"), dtype=np.float32) / 255.0
+    except (OSError, ValueError) as error:
+        raise ImageError(f"The image's colour mode {image.mode} cannot be read ({error}).") from None
+
+
+def shrink_for_analysis(image: Image.Image) -> Image.Image:
+    """Average a very large image down by a whole factor before it becomes a float array.
+
+    A 40-megapixel upload would otherwise take gigabytes as floats; the
+    result stays at least :data:`ANALYSIS_SIDE` pixels on its longer side.
+    """
+    factor = max(image.size) // ANALYSIS_SIDE
+    if factor < 2:
+        return image
+    if image.mode in ("1", "P", "PA"):
+        image = image.convert("RGBA" if image.mode != "1" else "L")
+    return image.reduce(factor)
+
+
+def _scale_wide_values(values: np.ndarray) -> np.ndarray:
+    """Map 16-bit, 32-bit or float pixel values onto [0, 1]: 0-1 and 0-255 as they are, others by their range."""
+    finite = values[np.isfinite(values)]
+    if finite.size == 0:
+        raise ImageError("The image holds no finite pixel values.")
+    low, high = float(finite.min()), float(finite.max())
+    if low >= 0 and high <= 1:
+        scale_low, scale_high = 0.0, 1.0
+    elif low >= 0 and high <= 255:
+        scale_low, scale_high = 0.0, 255.0
+    elif high > low:
+        scale_low, scale_high = low, high
+    else:
+        return np.zeros(values.shape, dtype=np.float32)
+    if not np.isfinite(scale_high - scale_low):
+        # Values spanning most of float64's range overflow when subtracted; a quarter of them does not.
+        values, scale_low, scale_high = values / 4, scale_low / 4, scale_high / 4
+    scaled = (np.nan_to_num(values, nan=scale_low) - scale_low) / (scale_high - scale_low)
+    return np.clip(scaled, 0.0, 1.0).astype(np.float32)
+
+
+def _flatten_transparency(rgba: np.ndarray) -> np.ndarray:
+    """Luminance of an RGBA float array with transparent parts set to the colour opposite the ink."""
+    alpha = rgba[..., 3]
+    luminance = rgba[..., :3] @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+    if alpha.min() >= 1.0:
+        return luminance
+    visible = alpha > 0.5
+    ink_is_bright = visible.any() and luminance[visible].mean() >= 0.5
+    backdrop = 0.0 if ink_is_bright else 1.0
+    return alpha * luminance + (1.0 - alpha) * backdrop
+
+
+def limit_resolution(gray: np.ndarray, side: int = ANALYSIS_SIDE) -> np.ndarray:
+    """Average the image down so its longer side is at most ``side`` pixels."""
+    height, width = gray.shape
+    scale = side / max(height, width)
+    if scale >= 1:
+        return gray
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    return resize(gray, size)
+
+
+def resize(gray: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Resize a float image to ``size`` (width, height): area averaging down, bilinear up."""
+    height, width = gray.shape
+    shrinking = size[0] * size[1] < width * height
+    resample = Image.Resampling.BOX if shrinking else Image.Resampling.BILINEAR
+    return np.asarray(Image.fromarray(gray.astype(np.float32), "F").resize(size, resample), dtype=np.float32)
+
+
+def source_to_gray(source: str | os.PathLike | bytes | Image.Image | np.ndarray) -> np.ndarray:
+    """The float luminance in [0, 1] of any accepted source, transparency flattened."""
+    if isinstance(source, np.ndarray):
+        return array_to_gray(source)
+    return to_grayscale(load_image(source))
+
+
+def array_to_gray(array: np.ndarray) -> np.ndarray:
+    """A float luminance in [0, 1] from a grayscale, gray+alpha, RGB or RGBA array."""
+    if array.dtype.kind not in "biuf":
+        raise ImageError(f"Expected an array of numbers, got dtype {array.dtype}.")
+    if array.ndim == 3 and array.shape[2] == 1:
+        array = array[..., 0]
+    if array.ndim == 3 and array.shape[2] in (2, 3, 4):
+        if array.size == 0:
+            raise ImageError(f"Expected a non-empty image, got shape {array.shape}.")
+        channels = _array_to_unit(array)
+        if array.shape[2] == 2:
+            channels = np.concatenate([np.repeat(channels[..., :1], 3, axis=2), channels[..., 1:]], axis=2)
+        if channels.shape[2] == 4:
+            return _flatten_transparency(channels)
+        return channels @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+    if array.ndim != 2:
+        raise ImageError(f"Expected a grayscale, RGB or RGBA image, got shape {array.shape}.")
+    return _array_to_unit(array)
+
+
+def _array_to_unit(array: np.ndarray) -> np.ndarray:
+    """Values in [0, 1]: bools as 0 and 1, ``uint8`` by 255, other numbers as :func:`_scale_wide_values` does."""
+    if array.size == 0:
+        raise ImageError(f"Expected a non-empty image, got shape {array.shape}.")
+    if array.dtype.kind == "b":
+        return array.astype(np.float32)
+    if array.dtype == np.uint8:
+        return array.astype(np.float32) / 255.0
+    if array.dtype.kind == "f" and not np.isfinite(array).all():
+        raise ImageError("The image holds values that are not finite numbers.")
+    return _scale_wide_values(array.astype(np.float64))
