@@ -19,8 +19,10 @@ family = st.segmented_control("Model family", list(families), default="mlp", for
 family = family or "mlp"
 size_column, epochs_column = st.columns(2)
 sizes = TRAIN_SIZES if family != "svm" else [size for size in TRAIN_SIZES if size <= runs.LARGEST_SVM_TRAIN_SIZE]
-train_size = size_column.select_slider("Training images (from MNIST's 60,000)", sizes, value=5_000, key="train_size")
 defaults = runs.REQUEST_DEFAULTS
+train_size = size_column.select_slider(
+    "Training images (from MNIST's 60,000)", sizes, value=defaults["train_size"], key="train_size"
+)
 epochs, C, gamma = defaults["epochs"], defaults["C"], defaults["gamma"]
 if family in runs.KERAS_FAMILIES:
     epochs = epochs_column.slider("Epochs", 1, 30, epochs, key="epochs", help="Early stopping may end training sooner.")
