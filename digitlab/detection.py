@@ -39,7 +39,7 @@ from digitlab.models.detector import (
 HELD_OUT_SIZE = 5000
 HELD_OUT_SEED = 0
 # At most this share of each kind of validation digit may be refused; the threshold is set to meet it.
-REFUSAL_BUDGET = 0.003
+REFUSAL_BUDGET = 0.0075
 TRAINING_NON_DIGITS = 20_000
 TRAINING_FONT_DIGITS = 8_000
 PREPROCESSED_MNIST = 5_000

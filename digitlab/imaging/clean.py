@@ -50,9 +50,11 @@ MIN_MAIN_SHARE = 0.35
 SOFT_FILL = 0.15
 SOFT_SOLID = 0.4
 SOLID_LEVEL = 0.75
-# Ink whose largest piece holds less than this share is porous (chalk, worn pens) when closing small gaps joins
-# it; gaps are closed with windows up to POROUS_GAP_SHARE of the image's longer side.
-POROUS_MAIN_SHARE = 0.5
+# Ink broken into at least POROUS_MIN_PIECES pieces is porous (chalk, a dry pen) when closing gaps no wider than
+# POROUS_GAP_SHARE of the image's longer side joins them into at most POROUS_JOINED of as many pieces. The digits of
+# a number, or a digit and a few specks of dust, lie too far apart to be joined that way.
+POROUS_MIN_PIECES = 8
+POROUS_JOINED = 0.25
 POROUS_GAP_SHARE = 0.03
 
 
@@ -382,26 +384,22 @@ def clean_ink(gray: np.ndarray) -> np.ndarray:
     return remove_specks(fill_porous_ink(suppress_texture(stretch_contrast(to_white_on_black(gray)))))
 
 
-def main_share(gray: np.ndarray) -> float:
-    """The share of all ink in the largest 8-connected piece (1 when there is no ink)."""
-    _, areas = ink_components(gray)
-    return float(areas.max() / areas.sum()) if areas.size else 1.0
-
-
 def fill_porous_ink(gray: np.ndarray) -> np.ndarray:
     """Close the small gaps of grainy strokes (chalk on a board, a dry pen) so each stroke is one piece.
 
-    Such strokes come out of cleaning as hundreds of grains, which speck
+    Such strokes come out of cleaning as dozens of fragments, which speck
     removal would then thin out and the scattered-ink check refuse. Closing
-    with growing windows stops as soon as one piece holds most of the ink; a
-    window never spans more than :data:`POROUS_GAP_SHARE` of the image, so
-    separate strokes and digits stay apart. Solid strokes are left untouched.
+    with growing windows stops as soon as most pieces are joined; a window
+    never spans more than :data:`POROUS_GAP_SHARE` of the image, so separate
+    digits stay apart. Solid strokes, and digits written side by side, are
+    left untouched.
     """
-    if main_share(gray) >= POROUS_MAIN_SHARE:
+    pieces = ink_components(gray)[1].size
+    if pieces < POROUS_MIN_PIECES:
         return gray
     largest = max(3, round(POROUS_GAP_SHARE * max(gray.shape)))
     for window in range(3, largest + 1, 2):
         closed = ndimage.grey_closing(gray, size=(window, window))
-        if main_share(closed) >= POROUS_MAIN_SHARE:
+        if ink_components(closed)[1].size <= POROUS_JOINED * pieces:
             return closed
     return gray

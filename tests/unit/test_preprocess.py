@@ -489,6 +489,14 @@ def test_an_antialiased_thin_pen_is_not_taken_for_faint_noise():
     assert ink_overlap(thin, pp.preprocess(drawn_strokes(600, OPEN_FOUR, 45))) >= 0.6
 
 
+def test_fill_porous_ink_leaves_the_digits_of_a_number_and_specks_of_dust_apart():
+    # Nine rings side by side with a speck under each: many pieces, but none that small gaps would join.
+    row = np.concatenate([square_ring(60, 10, 10, 40, 6) for _ in range(9)], axis=1)
+    row[55, 30::60] = 1.0
+    assert clean.ink_components(row)[1].size >= clean.POROUS_MIN_PIECES
+    np.testing.assert_array_equal(clean.fill_porous_ink(row), row)
+
+
 def test_fill_porous_ink_leaves_separate_solid_strokes_apart():
     bars = np.zeros((200, 200), dtype=np.float32)
     bars[40:160, 50:60] = 1.0
