@@ -127,7 +127,7 @@ def widen_before_shrinking(digit: np.ndarray) -> np.ndarray:
     return ndimage.grey_dilation(digit, size=(window, window))
 
 
-def normalise_stroke_width(digit: np.ndarray) -> np.ndarray:
+def normalise_stroke_width(digit: np.ndarray, *, keep_thin_parts: bool = True) -> np.ndarray:
     """The digit at :data:`WORK_BOX` pixels, its strokes brought into MNIST's range of widths.
 
     Hair-thin lines (a 1-pixel pen on a large canvas) are redrawn along their
@@ -136,7 +136,7 @@ def normalise_stroke_width(digit: np.ndarray) -> np.ndarray:
     within MNIST's usual range are left as they are. Whatever the case, every
     part of the centre line is kept at least :data:`MIN_STROKE_WIDTH` wide, so
     the thin base of a 2 drawn with a pressure-sensitive pen is neither pared
-    away nor left faint.
+    away nor left faint; ``keep_thin_parts=False`` leaves that out.
     """
     work = scale_to_box(widen_before_shrinking(digit), WORK_BOX)
     peak = float(work.max())
@@ -156,7 +156,7 @@ def normalise_stroke_width(digit: np.ndarray) -> np.ndarray:
         width = min(width, 2 * float(np.median(ndimage.distance_transform_edt(mask)[skeleton])))
         if width > high:
             work = erode_strokes(mask, width, THICK_STROKE_TARGET)
-    return np.maximum(work, draw_strokes(skeleton, MIN_STROKE_WIDTH))
+    return np.maximum(work, draw_strokes(skeleton, MIN_STROKE_WIDTH)) if keep_thin_parts else work
 
 
 def fit_into_box(gray: np.ndarray, box: int = DIGIT_BOX) -> np.ndarray:
@@ -178,7 +178,7 @@ def centre_by_mass(digit: np.ndarray, size: int = IMAGE_SIDE) -> np.ndarray:
     return ndimage.shift(canvas, shift, order=1, mode="constant", cval=0.0)
 
 
-def digit_to_mnist(digit: np.ndarray) -> np.ndarray:
+def digit_to_mnist(digit: np.ndarray, *, keep_thin_parts: bool = True) -> np.ndarray:
     """The ``uint8`` 28x28 model input from a white-on-black crop holding exactly one digit."""
-    centred = centre_by_mass(fit_into_box(normalise_stroke_width(digit)))
+    centred = centre_by_mass(fit_into_box(normalise_stroke_width(digit, keep_thin_parts=keep_thin_parts)))
     return np.clip(np.round(centred * 255), 0, 255).astype(np.uint8)

@@ -235,7 +235,9 @@ def digit_input(ink: np.ndarray, region: np.ndarray) -> np.ndarray:
     pixel of a neighbouring digit does.
     """
     rim = ndimage.binary_dilation(region, iterations=2) & ~(ink_mask(ink) & ~region)
-    return digit_to_mnist(crop_to_ink(np.where(rim, ink, 0.0).astype(np.float32)))
+    # A cut leaves thin stubs, which widening would turn into strokes; the cut evidence (SPLIT_WEIGHTS) was
+    # fitted on pieces without it, and with it 2.5 % fewer composed numbers were read exactly.
+    return digit_to_mnist(crop_to_ink(np.where(rim, ink, 0.0).astype(np.float32)), keep_thin_parts=False)
 
 
 def logit(probability: float) -> float:
