@@ -12,6 +12,7 @@ and on digits and non-digits drawn from the *validation* fonts, which the
 detector never saw; MNIST's test set is not used.
 """
 
+import itertools
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -38,7 +39,7 @@ from digitlab.models.detector import (
 # digits stay unseen by every model the lab ships.
 HELD_OUT_SIZE = 5000
 HELD_OUT_SEED = 0
-# At most this share of each kind of validation digit may be refused; the threshold is set to meet it.
+# About this share of the hardest kind of validation digit is refused: the threshold is that kind's quantile.
 REFUSAL_BUDGET = 0.0075
 TRAINING_NON_DIGITS = 20_000
 TRAINING_FONT_DIGITS = 8_000
@@ -108,7 +109,7 @@ def build_data(
     mnist_canvases = (("mnist-preprocessed", mnist_digits[index].astype(np.float32) / 255) for index in chosen)
     font_canvases = (("font-digit", canvas) for _, canvas in synthetic.digit_drawings(fonts, font_digit_count, seed))
     files = rendered(mnist_digits, rendered_count, rng)
-    drawn_digits, drawn_sources, _ = _stack(preprocessed(_chain(mnist_canvases, files, font_canvases)))
+    drawn_digits, drawn_sources, _ = _stack(preprocessed(itertools.chain(mnist_canvases, files, font_canvases)))
     non_digit_canvases = (
         (drawing.kind, drawing.image) for drawing in synthetic.non_digit_drawings(fonts, non_digit_count, seed)
     )
@@ -122,13 +123,9 @@ def build_data(
     )
 
 
-def _chain(*iterables):
-    for iterable in iterables:
-        yield from iterable
-
-
 def threshold_for(scores_by_source: dict[str, np.ndarray], budget: float = REFUSAL_BUDGET) -> float:
-    """The highest threshold that refuses at most ``budget`` of the digits of every source."""
+    """The lowest of the sources' ``budget`` quantiles (interpolated): each source has about ``budget`` of its digits
+    or fewer below it."""
     return float(min(np.quantile(scores, budget) for scores in scores_by_source.values()))
 
 

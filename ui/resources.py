@@ -17,7 +17,7 @@ from digitlab.data.mnist import load_mnist
 from digitlab.errors import DataUnavailableError, DigitlabError
 from digitlab.lab.promotion import serving_models_dir
 from digitlab.manifest import Manifest, ModelEntry
-from digitlab.models.detector import ScreenedDetector
+from digitlab.models.detector import RECORD_NAME, ScreenedDetector
 from digitlab.persistence import MANIFEST_NAME, PROBABILITIES_NAME, load_model, load_test_probabilities, read_manifest
 from digitlab.recognise import load_screen
 from ui.downloads import fetch_mnist
@@ -119,14 +119,19 @@ def load_state(name: str, entry: ModelEntry) -> str | None:
 
 
 @st.cache_resource(show_spinner=False, max_entries=4)
-def _screen(folder: str) -> ScreenedDetector | None:
+def _screen(folder: str, modified: float) -> ScreenedDetector | None:
+    # The record's modification time is part of the key, so a retrained detector replaces the one in memory.
     return load_screen(folder)
 
 
 def screen() -> tuple[ScreenedDetector | None, str | None]:
     """The not-a-digit detector for the served models, or None and the reason it cannot be used."""
     try:
-        detector = _screen(str(models_folder()))
+        folder = models_folder()
+        record = (
+            folder / RECORD_NAME if (folder / RECORD_NAME).exists() else settings.shipped_models_dir() / RECORD_NAME
+        )
+        detector = _screen(str(folder), _modified(record))
     except DigitlabError as error:
         return None, str(error)
     if detector is None:

@@ -64,6 +64,8 @@ SOURCES = ("envelope-scan", "binarised-form", "canvas-drawing", "phone-photo", "
 STYLE_SOURCE = "writing-styles"
 NON_DIGIT_SOURCES = ("letters", "symbols", "doodles")
 NOT_A_DIGIT = -1
+# Mixed into the seeds of the drawn samples, so they are not the drawings the detector was trained or set with.
+DRAWN_SEED_BASE = 16
 # The split the families' default hyperparameters hold out (the shipped models use it). Evaluation never
 # assumes it: a promoted run may have trained on another split, so run_realworld asks held_out_pool instead.
 HELD_OUT_SIZE = 5000
@@ -229,13 +231,15 @@ def generate_drawn(count: int, seed: int) -> list[Sample]:
     All come from :data:`synthetic.VALIDATION_FONTS`, which the not-a-digit
     detector never trained on, and are saved as a drawing app would save them.
     """
-    rng = np.random.default_rng(seed + 1)
+    # Streams of their own, which never meet the seeds the detector trained (1) and set its threshold (2) with.
+    export_seed, digit_seed, drawing_seed = np.random.SeedSequence([DRAWN_SEED_BASE, seed]).spawn(3)
+    rng = np.random.default_rng(export_seed)
     samples = []
-    for label, ink in synthetic.digit_drawings(synthetic.VALIDATION_FONTS, count, seed + 1):
+    for label, ink in synthetic.digit_drawings(synthetic.VALIDATION_FONTS, count, digit_seed):
         rendering = canvas_export(ink, rng, (f"{ink.shape[1]}x{ink.shape[0]}px",))
         payload = encode(rendering.image, rendering.suffix)
         samples.append(Sample(STYLE_SOURCE, label, payload, rendering.suffix, -1, rendering.conditions))
-    drawings = synthetic.non_digit_drawings(synthetic.VALIDATION_FONTS, count * len(NON_DIGIT_SOURCES), seed + 2)
+    drawings = synthetic.non_digit_drawings(synthetic.VALIDATION_FONTS, count * len(NON_DIGIT_SOURCES), drawing_seed)
     for drawing in drawings:
         rendering = canvas_export(drawing.image, rng, (drawing.name, f"{drawing.image.shape[0]}px"))
         payload = encode(rendering.image, rendering.suffix)
@@ -388,9 +392,10 @@ def evaluate(samples: list[Sample], model: DigitClassifier, detector: ScreenedDe
 
     A digit that preprocessing refuses (for instance "no digit found")
     counts as an error and is listed under ``refused``; one the detector
-    refuses is read all the same (its closest digit) and counted under
-    ``not_a_digit``. A non-digit is refused when preprocessing or the
-    detector refuses it, and read as a confident digit when neither does and
+    refuses is read all the same (its closest digit). Both count under
+    ``not_a_digit``, the share of digits the user is told are not digits. A
+    non-digit is refused when preprocessing or the detector refuses it, and
+    read as a confident digit when neither does and
     the model's confidence is above :data:`LOW_CONFIDENCE`.
     """
     inputs, refused_mask, refused = model_inputs(samples)
@@ -404,7 +409,8 @@ def evaluate(samples: list[Sample], model: DigitClassifier, detector: ScreenedDe
     scores = detector.detector.score(inputs) if detector is not None else np.full(len(samples), np.inf)
     scores[refused_mask] = -np.inf
     threshold = detector.record.threshold if detector is not None else -np.inf
-    not_a_digit = scores < threshold
+    # What the user is told is "no digit found" or "not a digit": either way the image is refused.
+    not_a_digit = refused_mask | (scores < threshold)
     sources = np.array([sample.source for sample in samples])
     is_digit = truth != NOT_A_DIGIT
     rows, non_digit_rows = {}, {}

@@ -304,7 +304,9 @@ class SyntheticDrawing:
     image: np.ndarray
 
 
-def non_digit_drawings(fonts: tuple[str, ...], count: int, seed: int) -> Iterator[SyntheticDrawing]:
+def non_digit_drawings(
+    fonts: tuple[str, ...], count: int, seed: int | np.random.SeedSequence
+) -> Iterator[SyntheticDrawing]:
     """``count`` drawings that are not digits: letters and symbols from ``fonts``, and doodles, in equal shares."""
     rng = np.random.default_rng(seed)
     letters = glyphs(fonts, LETTER_CHARACTERS)
@@ -330,7 +332,9 @@ def with_bar(seven: Drawing) -> Drawing:
     return [*seven, _polyline((centre - 0.2, 0.55), (centre + 0.2, 0.53))]
 
 
-def digit_drawings(fonts: tuple[str, ...], count: int, seed: int) -> Iterator[tuple[int, np.ndarray]]:
+def digit_drawings(
+    fonts: tuple[str, ...], count: int, seed: int | np.random.SeedSequence
+) -> Iterator[tuple[int, np.ndarray]]:
     """``count`` digits drawn from ``fonts`` the same way as the non-digits, with their labels; a third of the
     7s get a bar."""
     rng = np.random.default_rng(seed)

@@ -176,8 +176,37 @@ class DetectorRecord:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "DetectorRecord":
-        histogram = data["histogram"]
-        return cls(**{**data, "histogram": ScoreHistogram(**{key: tuple(value) for key, value in histogram.items()})})
+        """The record from its JSON form; ``ValueError`` naming the field when one is missing or of the wrong kind."""
+        if not isinstance(data, dict):
+            raise ValueError("the record is not a JSON object")
+        checks = {
+            "artifact": lambda value: isinstance(value, str) and value,
+            "sha256": lambda value: isinstance(value, str) and len(value) == 64,
+            "threshold": lambda value: isinstance(value, int | float) and math.isfinite(value),
+            "hyperparameters": lambda value: isinstance(value, dict),
+            "digits_refused": _shares,
+            "non_digits_refused": _shares,
+            "auroc": lambda value: isinstance(value, int | float),
+            "histogram": _histogram,
+            "training": lambda value: isinstance(value, dict),
+        }
+        for field, valid in checks.items():
+            if not valid(data.get(field)):
+                raise ValueError(f"its {field!r} is missing or not what a detector record holds")
+        histogram = ScoreHistogram(**{key: tuple(data["histogram"][key]) for key in ("edges", "digits", "non_digits")})
+        return cls(**{field: data[field] for field in checks if field != "histogram"}, histogram=histogram)
+
+
+def _shares(value: Any) -> bool:
+    return isinstance(value, dict) and bool(value) and all(isinstance(share, int | float) for share in value.values())
+
+
+def _histogram(value: Any) -> bool:
+    if not isinstance(value, dict) or not all(
+        isinstance(value.get(key), list) for key in ("edges", "digits", "non_digits")
+    ):
+        return False
+    return len(value["edges"]) == len(value["digits"]) + 1 == len(value["non_digits"]) + 1
 
 
 @dataclass(frozen=True)

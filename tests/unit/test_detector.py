@@ -100,8 +100,21 @@ def test_record_round_trips_through_json():
     assert len(histogram.digits) == len(HISTOGRAM_EDGES) - 1
     # Scores beyond the edges land in the end bins rather than being lost.
     assert histogram.digits[0] == 1 and histogram.non_digits[-1] == 1
-    record = DetectorRecord("detector.keras", "0" * 64, -1.5, {"epochs": 1}, {"mnist": 0.002}, {}, 0.99, histogram, {})
+    record = DetectorRecord(
+        "detector.keras", "0" * 64, -1.5, {"epochs": 1}, {"mnist": 0.002}, {"letter": 0.9}, 0.99, histogram, {}
+    )
     assert DetectorRecord.from_json(json.loads(json.dumps(record.to_json()))) == record
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("histogram", []), ("threshold", "low"), ("threshold", None), ("digits_refused", {}), ("sha256", None)],
+)
+def test_a_record_with_a_damaged_field_is_refused_with_a_sentence(saved, tmp_path, field, value):
+    _, record, _ = saved
+    (tmp_path / RECORD_NAME).write_text(json.dumps({**record.to_json(), field: value}))
+    with pytest.raises(ModelUnavailableError, match=f"not a readable detector record.*{field}"):
+        read_detector_record(tmp_path)
 
 
 def test_verdict_json_says_not_a_digit():
