@@ -23,7 +23,13 @@ from digitlab.checksums import sha256_file
 from digitlab.data.mnist import IMAGE_SHAPE
 from digitlab.errors import ModelUnavailableError
 from digitlab.models.base import ProgressCallback, as_image_batch
-from digitlab.models.neural import PREDICTION_BATCH, epoch_progress_callback, network_input
+from digitlab.models.neural import (
+    batched_run,
+    epoch_progress_callback,
+    network_input,
+    save_weights_only,
+    traced_forward,
+)
 
 DETECTOR_ARTIFACT = "detector.keras"
 RECORD_NAME = "detector.json"
@@ -101,30 +107,15 @@ class DigitDetector(BaseEstimator):
         return self
 
     def _set_network(self, network) -> None:
-        import tensorflow as tf
-
         self.network_ = network
-        # A traced function avoids Model.predict's per-call overhead, which dominates single images.
-        self._forward = tf.function(
-            lambda batch: network(batch, training=False),
-            input_signature=[tf.TensorSpec([None, *IMAGE_SHAPE, 1], tf.float32)],
-            reduce_retracing=True,
-        )
+        self._forward = traced_forward(network)
 
     def score(self, images: np.ndarray) -> np.ndarray:
         """The digit evidence (a logit) of each image in a batch of MNIST-format images, as float64."""
-        batch = network_input(images)
-        parts = [
-            self._forward(batch[start : start + PREDICTION_BATCH]).numpy()[:, 0]
-            for start in range(0, len(batch), PREDICTION_BATCH)
-        ]
-        return np.concatenate(parts).astype(np.float64)
+        return batched_run(self._forward, network_input(images))[:, 0].astype(np.float64)
 
     def save(self, path) -> None:
-        # Rebuilt from its configuration, the network is saved without the optimiser's state.
-        weights_only = type(self.network_).from_config(self.network_.get_config())
-        weights_only.set_weights(self.network_.get_weights())
-        weights_only.save(path)
+        save_weights_only(self.network_, path)
 
     @classmethod
     def load(cls, path, *, params: dict | None = None) -> "DigitDetector":

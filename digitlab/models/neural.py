@@ -97,22 +97,11 @@ class KerasClassifier(DigitClassifier):
         return self
 
     def _set_network(self, network) -> None:
-        import tensorflow as tf
-
         self.network_ = network
-
-        def forward(batch):
-            return network(batch, training=False)
-
-        # A traced function avoids Model.predict's per-call overhead, which dominates single images.
-        self._forward = tf.function(
-            forward,
-            input_signature=[tf.TensorSpec([None, *IMAGE_SHAPE, 1], tf.float32)],
-            reduce_retracing=True,
-        )
+        self._forward = traced_forward(network)
 
     def predict_proba(self, images):
-        return batched_probabilities(lambda batch: self._forward(batch).numpy(), network_input(images))
+        return normalised_rows(batched_run(self._forward, network_input(images)))
 
     def complexity(self):
         return {"parameters": int(self.network_.count_params())}
@@ -130,11 +119,7 @@ class KerasClassifier(DigitClassifier):
         return notes
 
     def save(self, path):
-        # A copy rebuilt from the configuration is uncompiled, so the optimiser's state (twice the weights'
-        # size, of no use for inference) stays out of the file; keras.models.clone_model would keep it.
-        weights_only = type(self.network_).from_config(self.network_.get_config())
-        weights_only.set_weights(self.network_.get_weights())
-        weights_only.save(path)
+        save_weights_only(self.network_, path)
 
     @classmethod
     def load(cls, path, *, params=None, members=None):
@@ -152,8 +137,40 @@ def network_input(images: np.ndarray) -> np.ndarray:
 
 def batched_probabilities(run: Callable[[np.ndarray], np.ndarray], batch: np.ndarray) -> np.ndarray:
     """``run`` over ``batch`` in parts of ``PREDICTION_BATCH`` images, as float64 rows that sum to 1."""
-    parts = [run(batch[start : start + PREDICTION_BATCH]) for start in range(0, len(batch), PREDICTION_BATCH)]
-    return normalised_rows(np.concatenate(parts))
+    return normalised_rows(batched_run(run, batch))
+
+
+def batched_run(run: Callable, batch: np.ndarray) -> np.ndarray:
+    """``run`` (a NumPy function or a traced TensorFlow one) over ``batch`` in parts of ``PREDICTION_BATCH``."""
+    parts = [
+        np.asarray(run(batch[start : start + PREDICTION_BATCH])) for start in range(0, len(batch), PREDICTION_BATCH)
+    ]
+    return np.concatenate(parts)
+
+
+def traced_forward(network) -> Callable:
+    """The network's inference pass as a traced function for float32 batches with a channel axis.
+
+    A traced function avoids Model.predict's per-call overhead, which dominates single images.
+    """
+    import tensorflow as tf
+
+    return tf.function(
+        lambda batch: network(batch, training=False),
+        input_signature=[tf.TensorSpec([None, *IMAGE_SHAPE, 1], tf.float32)],
+        reduce_retracing=True,
+    )
+
+
+def save_weights_only(network, path) -> None:
+    """Save ``network`` without its optimiser's state.
+
+    A copy rebuilt from the configuration is uncompiled, so the optimiser's state (twice the weights' size, of
+    no use for inference) stays out of the file; keras.models.clone_model would keep it.
+    """
+    weights_only = type(network).from_config(network.get_config())
+    weights_only.set_weights(network.get_weights())
+    weights_only.save(path)
 
 
 def epoch_progress_callback(progress: ProgressCallback, epochs: int):
