@@ -12,9 +12,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import streamlit as st  # noqa: E402
 
-from ui.sidebar import show_model_status  # noqa: E402
+from ui.sidebar import keep_page_state, show_model_status  # noqa: E402
 
-st.set_page_config(page_title="digitlab", page_icon=":material/draw:", layout="wide")
+# An emoji needs nothing from the network, unlike a Material icon, which the browser fetches from a font server.
+PAGE_ICON = "✍️"
 
 page = st.navigation(
     [
@@ -26,5 +27,8 @@ page = st.navigation(
         st.Page("pages/train.py", title="Train", icon=":material/model_training:"),
     ]
 )
+# Each page names its browser tab, so that several open tabs can be told apart.
+st.set_page_config(page_title=f"{page.title} · digitlab", page_icon=PAGE_ICON, layout="wide")
+keep_page_state(page.url_path)
 show_model_status()
 page.run()

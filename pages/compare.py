@@ -7,6 +7,7 @@ import streamlit as st
 
 from digitlab.insight import comparison
 from ui import charts, confusion_view, problems, resources, training_view
+from ui.sidebar import route_through_app
 
 
 class Figure(NamedTuple):
@@ -40,6 +41,7 @@ DEFAULT_FIGURES = [
 # Counts of different kinds of parts (parameters, support vectors), listed in the table but not charted side by side.
 TABLE_ONLY = {"complexity"}
 
+route_through_app()
 st.title("Compare models")
 
 manifest = problems.trained_manifest_or_stop()
@@ -138,7 +140,7 @@ with st.expander("How each model was trained"):
         size = entry.train_size
         images = f"{size:,} training images" if isinstance(size, int) else "the full training set"
         st.markdown(f"**{titles[name]}** · trained on {images}, seed {entry.seed}")
-        st.json({"hyperparameters": entry.hyperparameters, "notes": entry.training_notes}, expanded=1)
+        training_view.show_training_recipe(entry.hyperparameters, entry.training_notes)
 
 st.header("Training runs", divider="gray")
 st.caption("Runs trained on the Train page, compared with each other; the models above are the ones in use.")

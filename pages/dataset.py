@@ -8,6 +8,7 @@ from digitlab.data import stats as dataset_stats
 from digitlab.data.mnist import CLASSES
 from ui import charts, problems, resources
 from ui.images import enlarge, montage
+from ui.sidebar import route_through_app
 
 SPLITS = ("train", "test")
 SPLIT_COLOURS = {"train": charts.PALETTE[0], "test": charts.PALETTE[1]}
@@ -28,6 +29,7 @@ def split_statistics(split: str, data_folder: str) -> dict:
     }
 
 
+route_through_app()
 st.title("The MNIST dataset")
 st.caption(
     "70,000 handwritten digits from American census employees and high-school students, "

@@ -1,5 +1,6 @@
 """Draw a digit (or upload a picture of one) and watch every model read it."""
 
+import numpy as np
 import streamlit as st
 from streamlit_drawable_canvas import st_canvas
 
@@ -7,8 +8,11 @@ from digitlab.imaging.preprocess import preprocess
 from ui import problems, resources
 from ui.feedback import show_save_form
 from ui.insight_views import show_why
-from ui.number_view import show_number
+from ui.number_view import digit_count, show_number
 from ui.prediction_view import show_predictions
+from ui.sidebar import route_through_app
+
+route_through_app()
 
 CANVAS_SIZE = 280
 # In "whole number" mode the canvas is a strip wide enough for several digits side by side; the narrow
@@ -16,6 +20,9 @@ CANVAS_SIZE = 280
 NUMBER_CANVAS_SIZES = {"Wide": (720, 240), "Narrow, for phones": (360, 120)}
 ONE_DIGIT, WHOLE_NUMBER = "One digit", "A whole number"
 UPLOAD_TYPES = ["png", "jpg", "jpeg", "bmp", "gif", "tif", "tiff", "webp"]
+# Each canvas's latest drawing and what it started with on this visit, kept for the session by canvas key, and the
+# page's choices (what to read, the strip's size), which Streamlit forgets while another page is shown.
+KEPT_DRAWINGS, CANVAS_STARTS, KEPT_CHOICES = "kept-drawings", "canvas-starts", "kept-draw-choices"
 
 st.title("Draw a digit")
 st.caption("Every trained model reads your digit at once. Draw large and centred, like on a sheet of squared paper.")
@@ -34,9 +41,27 @@ if not models:
     st.stop()
 
 
-def show_result(source, key: str, empty_hint: str) -> None:
-    """Preprocess ``source``, show every model's answer and offer to save it, or a hint when it holds no digit."""
-    model_input = problems.read_image_or_explain(lambda: preprocess(source), empty_hint)
+def read_as_whole_number() -> None:
+    st.session_state["draw_mode"] = WHOLE_NUMBER
+
+
+def offer_whole_number(source, key: str) -> None:
+    """Say so when one-digit mode is given several digits side by side, and offer to read them as a number."""
+    count = digit_count(source, models)
+    if count < 2:
+        return
+    st.warning(
+        f"**This looks like {count} digits side by side.** One digit reads an image as a single digit; "
+        f"**{WHOLE_NUMBER}** reads each digit on its own.",
+        icon=":material/pin:",
+    )
+    st.button("Read it as a whole number", icon=":material/pin:", on_click=read_as_whole_number, key=f"number-{key}")
+
+
+def show_result(source, key: str) -> None:
+    """Preprocess ``source``, show every model's answer and offer to save it, or why it holds no digit."""
+    offer_whole_number(source, key)
+    model_input = problems.read_image_or_explain(lambda: preprocess(source))
     if model_input is None:
         return
     predictions, verdict = show_predictions(model_input, models, titles, key=key)
@@ -45,11 +70,53 @@ def show_result(source, key: str, empty_hint: str) -> None:
     show_save_form(source, model_input, predictions, key=key, is_digit=verdict is None or verdict.is_digit)
 
 
+def starting_drawing(key: str) -> dict | None:
+    """What the canvas ``key`` starts with: the drawing kept from an earlier visit when it is drawn afresh.
+
+    A canvas shown on the previous run keeps what it started with, since a changed starting drawing would redraw
+    the canvas, dropping its undo history and any stroke not yet sent.
+    """
+    starts = st.session_state.setdefault(CANVAS_STARTS, {})
+    if key not in st.session_state:
+        kept = st.session_state.setdefault(KEPT_DRAWINGS, {}).get(key)
+        starts[key] = kept["json"] if kept else None
+    return starts[key]
+
+
+def kept_image(key: str, drawing) -> np.ndarray | None:
+    """The canvas's image, kept for the session; a canvas drawn afresh has sent none yet, so the kept one is used."""
+    kept = st.session_state.setdefault(KEPT_DRAWINGS, {})
+    if drawing.image_data is None:
+        return kept[key]["image"] if key in kept else None
+    kept[key] = {"json": drawing.json_data, "image": drawing.image_data}
+    return drawing.image_data
+
+
+def forget_drawing(key: str) -> None:
+    for store in (KEPT_DRAWINGS, CANVAS_STARTS):
+        st.session_state.setdefault(store, {}).pop(key, None)
+
+
+def kept_choice(key: str) -> str:
+    """``key`` for a widget whose choice is kept for the session: restored after a visit to another page."""
+    kept = st.session_state.setdefault(KEPT_CHOICES, {})
+    if key in st.session_state:
+        kept[key] = st.session_state[key]
+    elif key in kept:
+        st.session_state[key] = kept[key]
+    return key
+
+
+def holds_ink(image: np.ndarray) -> bool:
+    """Whether a canvas's RGBA image has any visible stroke (the pen is white on a black or transparent canvas)."""
+    return bool(image[..., :3].max(axis=-1)[image[..., 3] > 0].any())
+
+
 mode = st.radio(
     "What to read",
     [ONE_DIGIT, WHOLE_NUMBER],
     horizontal=True,
-    key="draw_mode",
+    key=kept_choice("draw_mode"),
     help="A whole number (a postcode, an amount) is split into its digits, and each digit is read on its own.",
 )
 whole_number = mode == WHOLE_NUMBER
@@ -66,10 +133,11 @@ with draw_tab:
         stroke_width = st.slider("Pen width", min_value=8, max_value=36, value=20, step=2)
         canvas_width, canvas_height = CANVAS_SIZE, CANVAS_SIZE
         if whole_number:
-            strip = st.radio("Strip size", list(NUMBER_CANVAS_SIZES), horizontal=True, key="number_strip")
+            strip = st.radio("Strip size", list(NUMBER_CANVAS_SIZES), horizontal=True, key=kept_choice("number_strip"))
             canvas_width, canvas_height = NUMBER_CANVAS_SIZES[strip]
         # A new key gives a fresh, empty canvas; the toolbar on the canvas (on hover) also has undo and reset.
         clears = st.session_state.setdefault("canvas_clears", 0)
+        canvas_key = f"canvas-{canvas_width}x{canvas_height}-{clears}"
         drawing = st_canvas(
             stroke_width=stroke_width,
             stroke_color="#FFFFFF",
@@ -78,29 +146,33 @@ with draw_tab:
             height=canvas_height,
             width=canvas_width,
             drawing_mode="freedraw",
+            initial_drawing=starting_drawing(canvas_key),
             return_image_data=True,
-            key=f"canvas-{canvas_width}x{canvas_height}-{clears}",
+            key=canvas_key,
         )
+        image = kept_image(canvas_key, drawing)
         if st.button("Clear the canvas", icon=":material/ink_eraser:"):
+            forget_drawing(canvas_key)
             st.session_state["canvas_clears"] = clears + 1
             st.rerun()
-        st.caption("Hover over the canvas for undo, redo and reset.")
+        st.caption(
+            "Hover over or tap the canvas for its toolbar: undo, redo, and the bin, which clears the canvas. The "
+            "pencil turns on editing, for moving or deleting a stroke you click; the pen does not draw until you "
+            "click the pencil again."
+        )
     with result_column:
-        if drawing.image_data is None:
+        if image is None:
             st.info("Draw a digit on the black square: the models answer as soon as you lift the pen.")
+        elif not holds_ink(image):
+            st.info(
+                "The canvas is empty: write a number, digits side by side, to see what the models read."
+                if whole_number
+                else "The canvas is empty: draw a digit to see what the models read."
+            )
         elif whole_number:
-            show_number(
-                drawing.image_data,
-                models,
-                titles,
-                empty_hint="The canvas is empty: write a number, digits side by side, to see what the models read.",
-            )
+            show_number(image, models, titles)
         else:
-            show_result(
-                drawing.image_data,
-                key="drawn",
-                empty_hint="The canvas is empty or holds too little ink: draw a digit to see what the models read.",
-            )
+            show_result(image, key="drawn")
 
 with upload_tab:
     upload = st.file_uploader(
@@ -113,6 +185,6 @@ with upload_tab:
     elif upload is None:
         st.info("Upload a photo or scan of a single digit, the same way `python -m digitlab predict` reads files.")
     elif whole_number:
-        show_number(upload.getvalue(), models, titles, empty_hint="No digit found in this image: it looks blank.")
+        show_number(upload.getvalue(), models, titles)
     else:
-        show_result(upload.getvalue(), key="uploaded", empty_hint="No digit found in this image: it looks blank.")
+        show_result(upload.getvalue(), key="uploaded")

@@ -9,7 +9,9 @@ import streamlit as st
 
 from digitlab.insight.explorer import mistake_indices, predicted_digits, usable_probabilities
 from ui import explorer_view, insight_resources, problems, resources
+from ui.sidebar import route_through_app
 
+route_through_app()
 st.title("Misclassification explorer")
 
 manifest = problems.trained_manifest_or_stop()

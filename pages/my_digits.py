@@ -14,7 +14,9 @@ from ui.saved_drawings import (
     show_export,
     show_notice,
 )
+from ui.sidebar import route_through_app
 
+route_through_app()
 st.title("My digits")
 st.caption(
     "Every digit you saved on the Draw page, with the label you gave it and what each model read. "

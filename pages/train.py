@@ -5,6 +5,9 @@ import streamlit as st
 from digitlab.errors import DigitlabError
 from digitlab.lab import runs, worker
 from ui import training_view
+from ui.sidebar import route_through_app
+
+route_through_app()
 
 TRAIN_SIZES = [500, 1_000, 2_000, 5_000, 10_000, 20_000, 30_000, 60_000]
 
@@ -40,7 +43,7 @@ include_drawings = st.toggle(
     key="include_drawings",
     help="A quarter of them is kept out of training to score the run on drawings it has not seen.",
 )
-if st.button("Start training", icon=":material/model_training:", type="primary", key="start"):
+if training_view.start_clicked():
     try:
         request = runs.TrainingRequest(
             family,

@@ -15,6 +15,8 @@ MUTED = "#B8BCC6"
 DIGITS = list(range(10))
 # Plotly's toolbar is noise on the small charts; the large ones keep it for zooming and saving.
 COMPACT_CONFIG = {"displayModeBar": False}
+# The toolbar sits over the top right corner of a chart, so legends go below the plot, where nothing covers them.
+LEGEND_BELOW = {"orientation": "h", "y": -0.3, "yanchor": "top", "x": 0}
 
 
 def model_colours(names: Sequence[str]) -> dict[str, str]:
@@ -64,24 +66,37 @@ def probability_bars(probabilities: Sequence[float], colour: str) -> go.Figure:
     return figure
 
 
+def shortfall_title(label: str) -> str:
+    """The title of a chart of what a score lacks to be perfect, such as the error rate for the accuracy."""
+    return f"100 % − {label} (lower is better)"
+
+
 def metric_bars(rows: Sequence[dict], key: str, label: str, colours: dict[str, str], *, log: bool, percent: bool):
-    """One bar per model for a single figure, on a log axis when the values span orders of magnitude."""
+    """One bar per model for a single figure, on a log axis when the values span orders of magnitude.
+
+    Scores near 100 % are drawn as what they lack to 100 % (for the accuracy, the error rate) on an axis from
+    zero: bars of the scores themselves would either look equal or, on an axis starting near the lowest score,
+    make a difference of a few tenths of a point look like half the bar.
+    """
     shown = [row for row in rows if row.get(key) is not None]
     values = [row[key] for row in shown]
-    text = [f"{value:.2%}" if percent else readable_number(value) for value in values]
+    heights = [1 - value for value in values] if percent else values
+    text = [f"{height:.2%}" if percent else readable_number(height) for height in heights]
+    hover = f"{label} %{{customdata[1]:.2%}}, %{{text}} short of 100 %" if percent else "%{text}"
     figure = go.Figure(
         go.Bar(
             x=[short_name(row["model"]) for row in shown],
-            y=values,
-            customdata=[row["title"] for row in shown],
+            y=heights,
+            customdata=[[row["title"], value] for row, value in zip(shown, values, strict=True)],
             marker_color=[colours[row["model"]] for row in shown],
             text=text,
             textposition="outside",
             cliponaxis=False,
-            hovertemplate="%{customdata}: %{text}<extra></extra>",
+            hovertemplate="%{customdata[0]}: " + hover + "<extra></extra>",
         )
     )
-    title = f"{label} (log scale)" if log else label
+    title = shortfall_title(label) if percent else label
+    title = f"{title} (log scale)" if log else title
     figure.update_xaxes(fixedrange=True)
     figure.update_yaxes(
         type="log" if log else "linear",
@@ -91,38 +106,55 @@ def metric_bars(rows: Sequence[dict], key: str, label: str, colours: dict[str, s
         title=None,
         fixedrange=True,
     )
-    if percent and values and not log:
-        # Accuracies all sit near 100 %, so the axis starts just below the lowest one to show the differences.
-        low = max(0.0, min(values) - (1 - min(values)) * 0.6 - 0.002)
-        figure.update_yaxes(range=[low, 1.0])
+    if not log:
+        # Bars are read by their length, so the axis starts at zero; the headroom keeps the labels inside.
+        figure.update_yaxes(range=[0, max(heights, default=0) * 1.2 or 1])
     return _compact(figure, 320, title={"text": title, "font": {"size": 15}}, showlegend=False)
 
 
 def per_class_bars(rows: Sequence[dict], metric: str, label: str, colours: dict[str, str]) -> go.Figure:
-    """Grouped bars: for each digit, one bar per model."""
+    """Grouped bars: for each digit, one bar per model, of what its score lacks to 100 % on an axis from zero."""
     figure = go.Figure()
     models = list(dict.fromkeys(row["model"] for row in rows))
     for model in models:
         own = [row for row in rows if row["model"] == model]
         figure.add_bar(
             x=[row["digit"] for row in own],
-            y=[row[metric] for row in own],
+            y=[1 - row[metric] for row in own],
+            customdata=[row[metric] for row in own],
             name=own[0]["title"],
             marker_color=colours[model],
-            hovertemplate=f"{own[0]['title']}<br>digit %{{x}}: %{{y:.2%}}<extra></extra>",
+            hovertemplate=f"{own[0]['title']}<br>digit %{{x}}: {label} %{{customdata:.2%}}, %{{y:.2%}} short of 100 %"
+            "<extra></extra>",
         )
-    values = [row[metric] for row in rows]
-    low = max(0.0, min(values) - 0.02) if values else 0.0
+    highest = max((1 - row[metric] for row in rows), default=0)
     figure.update_xaxes(tickmode="array", tickvals=DIGITS, title="digit")
-    figure.update_yaxes(range=[low, 1.0], tickformat=".0%", title=label)
-    return _compact(figure, 360, barmode="group", legend={"orientation": "h", "y": 1.02, "yanchor": "bottom", "x": 0})
+    figure.update_yaxes(range=[0, highest * 1.1 or 1], tickformat=".1%", title=shortfall_title(label))
+    return _compact(figure, 400, barmode="group", legend=LEGEND_BELOW)
 
 
-def confusion_heatmap(matrix: np.ndarray, title: str, *, shares: bool, selected: tuple[int, int] | None = None):
+def largest_mistake(matrix: np.ndarray) -> float:
+    """The largest off-diagonal value of a confusion matrix: its commonest mistake."""
+    errors = np.asarray(matrix, dtype=float).copy()
+    np.fill_diagonal(errors, 0)
+    return float(errors.max())
+
+
+def confusion_heatmap(
+    matrix: np.ndarray,
+    title: str,
+    *,
+    shares: bool,
+    selected: tuple[int, int] | None = None,
+    darkest: float | None = None,
+):
     """A 10x10 heatmap, true digits down and predicted digits across, with a number in every cell.
 
     The diagonal (correct answers) would swamp the colour scale, so colours
     show only the mistakes and the diagonal is drawn in a neutral tone.
+    ``darkest`` is the value drawn in the darkest red (by default this
+    matrix's largest mistake); matrices shown side by side share it, so that
+    one shade means one number in all of them.
     An invisible marker sits on every cell so that clicking a cell selects it.
     """
     values = np.asarray(matrix, dtype=float)
@@ -132,8 +164,8 @@ def confusion_heatmap(matrix: np.ndarray, title: str, *, shares: bool, selected:
     text = [[(f"{value:.1%}" if shares else f"{value:,.0f}") if value else "" for value in row] for row in values]
     for digit in DIGITS:
         text[digit][digit] = f"<b>{values[digit][digit]:.1%}</b>" if shares else f"<b>{values[digit][digit]:,.0f}</b>"
+    darkest = (darkest if darkest is not None else largest_mistake(values)) or 1.0
     # Numbers on the darkest reds are written in white so they stay readable.
-    darkest = np.nanmax(errors) if np.nanmax(errors) > 0 else 1.0
     ink = np.where(np.nan_to_num(errors) > 0.55 * darkest, "#FFFFFF", "#1F2430").ravel().tolist()
     figure = go.Figure()
     figure.add_heatmap(
@@ -150,6 +182,7 @@ def confusion_heatmap(matrix: np.ndarray, title: str, *, shares: bool, selected:
         y=DIGITS,
         colorscale="Reds",
         zmin=0,
+        zmax=darkest,
         showscale=False,
         hoverinfo="skip",
     )
@@ -230,7 +263,7 @@ def class_distribution(rows: Sequence[dict], colours: dict[str, str]) -> go.Figu
         )
     figure.update_xaxes(tickmode="array", tickvals=DIGITS, title="digit")
     figure.update_yaxes(tickformat=".0%", title="share of the split")
-    return _compact(figure, 340, barmode="group", legend={"orientation": "h", "y": 1.02, "yanchor": "bottom"})
+    return _compact(figure, 380, barmode="group", legend=LEGEND_BELOW)
 
 
 def intensity_histogram(histograms: dict[str, tuple[np.ndarray, np.ndarray]], colours: dict[str, str], log: bool):
@@ -248,9 +281,7 @@ def intensity_histogram(histograms: dict[str, tuple[np.ndarray, np.ndarray]], co
         )
     figure.update_xaxes(title="pixel value (0 = black background, 255 = full ink)", range=[-4, 260])
     figure.update_yaxes(title="share of pixels", type="log" if log else "linear", tickformat=".1%" if not log else None)
-    return _compact(
-        figure, 340, barmode="group", bargap=0.15, legend={"orientation": "h", "y": 1.02, "yanchor": "bottom"}
-    )
+    return _compact(figure, 380, barmode="group", bargap=0.15, legend=LEGEND_BELOW)
 
 
 def digit_score_chart(histogram: ScoreHistogram, score: float, threshold: float) -> go.Figure:

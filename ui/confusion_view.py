@@ -21,13 +21,22 @@ def show_confusion_matrices(manifest: Manifest, chosen: list[str], titles: dict[
     normalise = st.toggle(
         "Row-normalised (share of each true digit)", key="confusion_normalised", help="Off: image counts."
     )
-    st.caption("Red cells are mistakes; click one (or use the selectors below) to see its test images.")
+    matrices = {name: comparison.confusion_matrix(manifest.models[name]) for name in chosen}
+    if normalise:
+        matrices = {name: comparison.row_normalised(matrix) for name, matrix in matrices.items()}
+    # One colour scale for every matrix, so that the same red means the same number of mistakes in each.
+    darkest = max(charts.largest_mistake(matrix) for matrix in matrices.values())
+    darkest_text = f"{darkest:.1%} of a digit's images" if normalise else f"{darkest:,.0f} images"
+    st.caption(
+        f"Red cells are mistakes, on one colour scale for all the matrices: the darkest red is {darkest_text}. "
+        "Click or tap a cell (or use the selectors below) to see its test images."
+    )
     with st.grid(columns=3, min_column_width=330):
-        for name in chosen:
-            matrix = comparison.confusion_matrix(manifest.models[name])
-            values = comparison.row_normalised(matrix) if normalise else matrix
+        for name, values in matrices.items():
             event = st.plotly_chart(
-                charts.confusion_heatmap(values, titles[name], shares=normalise, selected=_selected_cell(name)),
+                charts.confusion_heatmap(
+                    values, titles[name], shares=normalise, selected=_selected_cell(name), darkest=darkest
+                ),
                 on_select="rerun",
                 selection_mode="points",
                 config=charts.COMPACT_CONFIG,

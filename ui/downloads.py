@@ -6,8 +6,10 @@ from pathlib import Path
 import streamlit as st
 
 from digitlab.data.mnist import DownloadProgress, download_mnist
+from digitlab.formatting import megabytes
 
-MEGABYTE = 1_000_000
+# The same share of the download that a training run records as its progress while it fetches MNIST.
+from digitlab.lab.worker import download_fraction as progress_fraction
 
 
 @st.cache_resource(show_spinner=False)
@@ -18,18 +20,10 @@ def _download_lock() -> threading.Lock:
 
 def progress_text(progress: DownloadProgress) -> str:
     """What the bar says: the file, which of how many, and its megabytes so far."""
-    done = f"{progress.bytes_done / MEGABYTE:.1f}"
-    size = f"{done} of {progress.bytes_total / MEGABYTE:.1f} MB" if progress.bytes_total else f"{done} MB"
     return (
         f"Downloading MNIST (first use on this machine): file {progress.file_number} of {progress.file_count}, "
-        f"`{progress.file_name}`, {size}"
+        f"`{progress.file_name}`, {megabytes(progress.bytes_done, progress.bytes_total)}"
     )
-
-
-def progress_fraction(progress: DownloadProgress) -> float:
-    """How far the whole download is, counting each file as an equal share."""
-    within = progress.bytes_done / progress.bytes_total if progress.bytes_total else 0.0
-    return min(1.0, (progress.file_number - 1 + within) / progress.file_count)
 
 
 def fetch_mnist(folder: Path) -> None:

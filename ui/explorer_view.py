@@ -19,12 +19,15 @@ from digitlab.insight.explorer import (
 )
 from digitlab.insight.label_issues import LabelIssues
 from ui import insight_views, resources
+from ui.charts import short_name
 from ui.images import enlarge
 from ui.insight_charts import selected_test_indices, test_map_figure
 
 PER_PAGE = 24
 # Where another page leaves the cell the explorer should open on.
 HANDOFF_KEY = "explorer_handoff"
+# Whether the inspected image's dialog is open; a visit's state (ui.sidebar), so coming back does not reopen it.
+INSPECTING_KEY = "visit_inspecting"
 DIGIT_CHOICES = [None, *range(10)]
 
 
@@ -88,6 +91,11 @@ def take_handoff(probabilities: dict[str, np.ndarray]) -> None:
 
 def select_image(index: int) -> None:
     st.session_state["explore_selected"] = index
+    st.session_state[INSPECTING_KEY] = True
+
+
+def stop_inspecting() -> None:
+    st.session_state[INSPECTING_KEY] = False
 
 
 def next_sample() -> None:
@@ -134,8 +142,15 @@ def show_selected(data: ExplorerData, index: int, model: str) -> None:
         insight_views.show_why(data.images[index], models, data.titles)
 
 
+# A dialog opens where the user is, on a phone too, instead of below two dozen cards; "large" leaves the heat
+# maps room for several in a row.
+@st.dialog("Inspect a test image", width="large", on_dismiss=stop_inspecting)
+def inspect_dialog(data: ExplorerData, index: int, model: str) -> None:
+    show_selected(data, index, model)
+
+
 def show_mistakes_tab(data: ExplorerData, selection: MapSelection) -> None:
-    """Filters, a page of the chosen model's mistakes as cards and the inspected image beside them."""
+    """Filters, a page of the chosen model's mistakes as cards, and the image chosen with Inspect in a dialog."""
     labels, probabilities, titles = data.labels, data.probabilities, data.titles
     # Fixed widths in a wrapping row: one line on a wide screen, two or three on a phone.
     with st.container(horizontal=True):
@@ -172,11 +187,17 @@ def show_mistakes_tab(data: ExplorerData, selection: MapSelection) -> None:
             st.button("Show the whole test set", icon=":material/filter_alt_off:", on_click=clear_region)
     found = find_mistakes(labels, probabilities, query, within=region)
     all_mistakes = len(data.mistakes[model])
-    # Each combination of filters has its own page widget, so changing a filter starts again at page 1.
-    page_key = f"explore_page-{model}-{true_digit}-{predicted_digit}-{others}-{order}-{selection.key}"
+    # Each combination of filters has its own page widget, so changing a filter starts again at page 1. Its key
+    # is not kept between pages (ui.sidebar): st.pagination always has a default, which a kept value would clash with.
+    page_key = f"mistakes_page-{model}-{true_digit}-{predicted_digit}-{others}-{order}-{selection.key}"
     page = paginate(len(found), st.session_state.get(page_key, 1), PER_PAGE)
 
-    shown_range = f"{page.start + 1:,}–{page.stop:,}" if len(found) else "0"
+    if not len(found):
+        shown_range = "0"
+    elif page.stop == page.start + 1:
+        shown_range = f"{page.stop:,}"
+    else:
+        shown_range = f"{page.start + 1:,}–{page.stop:,}"
     st.markdown(
         f"Showing **{shown_range}** of **{len(found):,}** matching images · "
         f"{titles[model]} gets **{all_mistakes:,}** of {len(labels):,} test images wrong "
@@ -194,28 +215,25 @@ def show_mistakes_tab(data: ExplorerData, selection: MapSelection) -> None:
         st.info("No test image matches these filters. Widen them to see more.", icon=":material/filter_alt_off:")
         return
     on_page = found[page.start : page.stop]
-    if st.session_state.get("explore_selected") not in set(on_page.tolist()):
-        st.session_state["explore_selected"] = int(on_page[0])
-    grid_column, detail_column = st.columns([5, 2], gap="medium")
-    with grid_column:
-        grid = st.grid(columns="auto", min_column_width=112, gap="xsmall", border=True)
+    selected = st.session_state.get("explore_selected")
+    grid = st.grid(columns="auto", min_column_width=112, gap="xsmall", border=True)
     for index in on_page.tolist():
         digit, confidence = int(data.predicted[model][index]), float(probabilities[model][index].max())
-        chosen = st.session_state["explore_selected"] == index
         with grid.cell():
             st.image(enlarge(data.images[index], 3), width=84)
             st.markdown(f"**{labels[index]}** → **:red[{digit}]** · {confidence:.0%}  \n:gray[test #{index}]")
+            # The last image inspected stays marked, so the user sees where they were after closing the dialog.
             st.button(
-                "Shown" if chosen else "Inspect",
+                "Inspect",
                 key=f"inspect-{index}",
-                type="primary" if chosen else "secondary",
+                type="primary" if selected == index else "secondary",
                 width="stretch",
                 on_click=select_image,
                 args=(index,),
             )
-    with detail_column, st.container(border=True):
-        show_selected(data, st.session_state["explore_selected"], model)
     st.pagination(page.count, key=page_key, width="stretch")
+    if st.session_state.get(INSPECTING_KEY) and selected in set(on_page.tolist()):
+        inspect_dialog(data, selected, model)
 
 
 def show_sample_tab(data: ExplorerData) -> None:
@@ -252,7 +270,8 @@ def show_map_tab(data: ExplorerData, selection: MapSelection) -> None:
     st.caption(
         f"Each dot is a test image placed by {insight.about.get('map_method', 'a projection')} of the "
         f"{insight.about.get('source_model', '')} model's features, so look-alike images lie together. "
-        "Select dots (click, box or lasso) to see them below and to limit the Mistakes tab to them."
+        "Select dots (click or tap one, or draw a box or lasso) to see them below and to limit the Mistakes tab "
+        "to them."
     )
     marked = st.pills(
         "Mark the mistakes of",
@@ -271,27 +290,42 @@ def show_map_tab(data: ExplorerData, selection: MapSelection) -> None:
     region = selection.region
     if region is None:
         return
+    ordered = mistakes_first(region, data.predicted, labels)
+    wrong = int((wrong_counts(region, data.predicted, labels) > 0).sum())
     with st.container(horizontal=True, vertical_alignment="center"):
-        st.markdown(f"**{len(region):,}** images selected; the first {min(len(region), PER_PAGE)}:")
+        st.markdown(
+            f"**{len(region):,}** images selected, **{wrong:,}** of them misread by at least one model; "
+            f"the first {min(len(region), PER_PAGE)}, mistakes first:"
+        )
         st.button("Clear the selection", icon=":material/deselect:", on_click=clear_region, key="map_clear")
-    region_grid = st.grid(columns="auto", min_column_width=112, gap="xsmall", border=True)
-    for index in region[:PER_PAGE].tolist():
-        answers = " ".join(str(data.predicted[name][index]) for name in probabilities)
+    region_grid = st.grid(columns="auto", min_column_width=150, gap="xsmall", border=True)
+    for index in ordered[:PER_PAGE].tolist():
+        label = int(labels[index])
+        # Short model names (as under the Compare page's bars) keep each card a few lines long.
+        lines = [f"**true {label}** · :gray[test image #{index}]"]
+        for name in probabilities:
+            digit = int(data.predicted[name][index])
+            colour, mark = ("green", "✓") if digit == label else ("red", "✗")
+            lines.append(f":{colour}[{mark} {short_name(name)}: **{digit}**]")
         with region_grid.cell():
             st.image(enlarge(data.images[index], 3), width=84)
-            st.markdown(f"**{labels[index]}** · read {answers}  \n:gray[test image #{index}]")
+            st.markdown("  \n".join(lines))
+
+
+def wrong_counts(indices: np.ndarray, predicted: dict[str, np.ndarray], labels: np.ndarray) -> np.ndarray:
+    """For each of ``indices``, how many models misread that test image."""
+    return np.sum([answers[indices] != labels[indices] for answers in predicted.values()], axis=0)
+
+
+def mistakes_first(indices: np.ndarray, predicted: dict[str, np.ndarray], labels: np.ndarray) -> np.ndarray:
+    """``indices`` with the images most models misread first; ties keep their order."""
+    return indices[np.argsort(-wrong_counts(indices, predicted, labels), kind="stable")]
 
 
 def show_label_issues_tab(data: ExplorerData) -> None:
     """The test images ranked by how likely their label is wrong, with a CSV of the ranking."""
     issues, titles = data.issues, data.titles
-    st.markdown(
-        f"Test images ranked by how likely their **label** is wrong: confident learning on the out-of-sample "
-        f"probabilities of {', '.join(titles[name] for name in data.issue_models)} (averaged). The score is the "
-        "margin: the probability of the given label minus that of the likeliest other digit; the most negative come "
-        f"first. The models read another digit than the label on **{int(issues.flagged.sum())}** test images, "
-        f"confidently on **{int(issues.confidently_flagged.sum())}**."
-    )
+    st.markdown(label_issues_summary(issues, [titles[name] for name in data.issue_models]))
     shown = st.slider("Images to show", 10, 100, 30, step=10, key="label_issue_count", width=320)
     st.download_button(
         "Download this ranking as CSV",
@@ -302,3 +336,17 @@ def show_label_issues_tab(data: ExplorerData) -> None:
         key="download_label_issues",
     )
     insight_views.show_label_issue_grid(data.images, data.labels, issues, data.probabilities, titles, shown)
+
+
+def label_issues_summary(issues: LabelIssues, model_titles: list[str]) -> str:
+    """What the ranking is and what its two counts mean, in the words the cards below use."""
+    low, high = float(issues.thresholds.min()), float(issues.thresholds.max())
+    return (
+        f"Test images ranked by how likely their **label** is wrong, from the averaged out-of-sample probabilities "
+        f"of {', '.join(model_titles)}. The score is the margin: the probability of the given label minus that of "
+        "the likeliest other digit; the most negative come first. The averaged models read another digit than the "
+        f"label on **{int(issues.flagged.sum())}** test images. Confident learning flags "
+        f"**{int(issues.confidently_flagged.sum())}** of them: those where the probability of the digit read "
+        "reaches that digit's threshold, the average probability the models give it on the images labelled with "
+        f"it ({low:.1%} to {high:.1%} here), so a reading below {low:.1%} is never flagged, however sure it looks."
+    )

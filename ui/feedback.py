@@ -14,6 +14,7 @@ import streamlit as st
 
 from digitlab import settings
 from digitlab.errors import DigitlabError
+from digitlab.formatting import indefinite_article
 from digitlab.insight.agreement import tally
 from digitlab.lab.database import DatabaseError
 from digitlab.lab.feedback import DIGITS, FeedbackStore, original_png
@@ -84,7 +85,8 @@ def show_save_form(
     if (key, fingerprint) in saved:
         drawing_id, label = saved[key, fingerprint]
         st.success(
-            f"Saved as a **{label}** (drawing #{drawing_id}). Find it on the **My digits** page.",
+            f"Saved as {indefinite_article(label)} **{label}** (drawing #{drawing_id}). "
+            "Find it on the **My digits** page.",
             icon=":material/bookmark_added:",
         )
         return
@@ -93,11 +95,13 @@ def show_save_form(
             st.markdown("**Is this right?** Save this digit with the right label to measure and retrain the models.")
         else:
             st.markdown("**Is it a digit after all?** Pick the digit it is and save it, to measure and retrain.")
-        # A new drawing gets a new widget, so the models' new reading becomes the preselected answer.
+        # A new drawing gets a new widget, so the models' new reading becomes the preselected answer. A digit once
+        # chosen stays chosen: clicking it again, to confirm the preselected reading, must not leave none.
         label = st.segmented_control(
             "The right digit (the models' reading is preselected)" if is_digit else "The digit it is",
             options=DIGITS,
             default=tally(predictions).leading_digit if is_digit else None,
+            required=True,
             key=f"{key}-label-{fingerprint}",
         )
         submitted = st.form_submit_button("Save with this digit", icon=":material/bookmark_add:")

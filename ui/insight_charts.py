@@ -51,10 +51,11 @@ def test_map_figure(
     figure.update_xaxes(visible=False)
     figure.update_yaxes(visible=False, scaleanchor="x")
     figure.update_layout(
-        height=620,
+        height=680,
         margin={"l": 8, "r": 8, "t": 8, "b": 8},
         dragmode="lasso",
-        legend={"itemsizing": "constant"},
+        # Below the map, where plotly's toolbar (top right) does not cover it.
+        legend={"itemsizing": "constant", "orientation": "h", "y": -0.02, "yanchor": "top", "x": 0},
         clickmode="event+select",
     )
     return figure

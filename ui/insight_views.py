@@ -12,7 +12,16 @@ from digitlab.insight.label_issues import LabelIssues
 from ui import insight_resources, resources
 from ui.images import enlarge, montage
 
-HEAT_SCALE = 4
+HEAT_SCALE = 6
+# Pixels across one heat map on screen: large enough to see which strokes light up, three or four to a row.
+HEAT_WIDTH = 160
+
+
+@st.cache_data(show_spinner=False)
+def colour_scale() -> np.ndarray:
+    """A strip of the heat maps' colours, from no support on the left to the strongest on the right."""
+    ramp = np.tile(np.linspace(0.0, 1.0, 28, dtype=np.float32), (28, 1))
+    return heat_overlay(np.zeros((28, 28), dtype=np.float32), ramp, scale=HEAT_SCALE)[: 2 * HEAT_SCALE]
 
 
 def show_why(image: np.ndarray, models: dict[str, Any], titles: dict[str, str]) -> None:
@@ -21,12 +30,16 @@ def show_why(image: np.ndarray, models: dict[str, Any], titles: dict[str, str]) 
         "Red to yellow marks the pixels that most support each model's answer. "
         + " ".join(f"**{name}**:{detail}." for name, detail in (text.split(":", 1) for text in METHODS.values()))
     )
-    grid = st.grid(columns="auto", min_column_width=120, gap="xsmall", border=True)
+    with st.container(horizontal=True, vertical_alignment="center", gap="small"):
+        st.caption("no support")
+        st.image(colour_scale(), width=HEAT_WIDTH)
+        st.caption("strongest support (each map is scaled to its own strongest pixel)")
+    grid = st.grid(columns="auto", min_column_width=HEAT_WIDTH + 16, gap="xsmall", border=True)
     for name, model in models.items():
         digit, maps, seconds = insight_resources.heat_maps(name, model, image)
         for method, heat in maps.items():
             with grid.cell():
-                st.image(heat_overlay(image, heat, scale=HEAT_SCALE), width=112)
+                st.image(heat_overlay(image, heat, scale=HEAT_SCALE), width=HEAT_WIDTH)
                 st.markdown(f"**{titles.get(name, name)}** reads **{digit}**  \n:gray[{method} · {seconds:.2f} s]")
 
 
@@ -67,7 +80,7 @@ def show_label_issue_grid(
         lines = [
             f"**{rank}.** test image #{index}",
             f"labelled **{label}**, models read **:red[{suggested}]**"
-            + (" (confidently)" if issues.confidently_flagged[index] else ""),
+            + (" · flagged by confident learning" if issues.confidently_flagged[index] else ""),
             f":gray[margin {issues.margin[index]:+.2f}]",
         ]
         for name, values in probabilities.items():

@@ -11,7 +11,16 @@ import numpy as np
 import streamlit as st
 from PIL import Image, ImageDraw, ImageFont
 
-from digitlab.imaging.segment import NumberDigit, NumberReading, Segment, displayed_gray, read_number
+from digitlab.errors import DigitlabError
+from digitlab.imaging.segment import (
+    NumberDigit,
+    NumberReading,
+    Segment,
+    digit_like,
+    displayed_gray,
+    read_number,
+    segment_digits,
+)
 from ui import problems, resources
 from ui.images import enlarge
 
@@ -112,10 +121,24 @@ def show_other_readings(readings: list[NumberReading], titles: dict[str, str]) -
         st.markdown("The other models read the same digits as:\n" + "\n".join(lines))
 
 
-def show_number(source, models: dict[str, Any], titles: dict[str, str], empty_hint: str) -> None:
-    """Segment ``source`` into digits and show the number, or a hint when it holds none."""
+def digit_count(source, models: dict[str, Any]) -> int:
+    """How many digits a whole-number reading finds in ``source``: pieces the not-a-digit check refuses do not count.
+
+    An image it cannot read counts as none; the one-digit reading says why.
+    """
     screen, _ = resources.screen()
-    number = problems.read_image_or_explain(lambda: read_number(source, models_by_accuracy(models), screen), empty_hint)
+    try:
+        segments = segment_digits(source, next(iter(models_by_accuracy(models).values())))
+    except DigitlabError:
+        return 0
+    looks_like_digits = digit_like(segments, screen)
+    return len(segments) if looks_like_digits is None else sum(looks_like_digits)
+
+
+def show_number(source, models: dict[str, Any], titles: dict[str, str]) -> None:
+    """Segment ``source`` into digits and show the number, or why it holds none."""
+    screen, _ = resources.screen()
+    number = problems.read_image_or_explain(lambda: read_number(source, models_by_accuracy(models), screen))
     if number is None:
         return
     segments, readings = number

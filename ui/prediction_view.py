@@ -6,14 +6,31 @@ import numpy as np
 import streamlit as st
 
 from digitlab.insight.agreement import tally
-from digitlab.models.base import Reading
+from digitlab.models.base import LOW_CONFIDENCE, Reading
 from digitlab.models.detector import ScreenedDetector, Verdict
 from digitlab.recognise import predict_digit
 from ui import charts, resources
 from ui.images import enlarge
 
 
+def names(titles: list[str]) -> str:
+    """Titles joined as in a sentence: "A", "A and B", "A, B and C"."""
+    return titles[0] if len(titles) == 1 else f"{', '.join(titles[:-1])} and {titles[-1]}"
+
+
+def unsure_note(unsure: list[Reading], titles: dict[str, str]) -> str:
+    """Which models are unsure, with their confidence: "MLP (47%) is below the 70% ..." without the full stop."""
+    listed = names([f"{titles[reading.model]} ({reading.confidence:.0%})" for reading in unsure])
+    verb = "is" if len(unsure) == 1 else "are"
+    return f"{listed} {verb} below the {LOW_CONFIDENCE:.0%} confidence of a sure reading"
+
+
 def show_verdict(predictions: list[Reading], titles: dict[str, str], verdict: Verdict | None) -> None:
+    """One line over the cards: not a digit, every model sure of the same digit, unsure, or in disagreement.
+
+    Agreement counts only when every model is sure: a model below the low-confidence line
+    (:data:`digitlab.models.base.LOW_CONFIDENCE`) makes the verdict unsure, even when it leans to the same digit.
+    """
     if verdict is not None and not verdict.is_digit:
         st.warning(
             "**This does not look like a digit.** The models' closest answers are shown dimmed below; "
@@ -22,16 +39,26 @@ def show_verdict(predictions: list[Reading], titles: dict[str, str], verdict: Ve
         )
         return
     agreement = tally(predictions)
-    if agreement.unanimous:
-        count = len(predictions)
+    unsure = [reading for reading in predictions if reading.low_confidence]
+    count = len(predictions)
+    if agreement.unanimous and not unsure:
         who = "The model reads" if count == 1 else f"All {count} models read"
         st.success(f"{who} **{agreement.leading_digit}**.", icon=":material/check_circle:")
         return
+    if agreement.unanimous:
+        who = "The model leans to" if count == 1 else f"All {count} models lean to"
+        st.warning(
+            f"**Unsure.** {who} **{agreement.leading_digit}**, but {unsure_note(unsure, titles)}. "
+            "A larger, clearer digit gives a sure reading.",
+            icon=":material/help:",
+        )
+        return
     readings = "; ".join(
-        f"{' and '.join(titles[name] for name in names)} {'read' if len(names) > 1 else 'reads'} **{digit}**"
-        for digit, names in agreement.votes.items()
+        f"{names([titles[name] for name in voters])} {'read' if len(voters) > 1 else 'reads'} **{digit}**"
+        for digit, voters in agreement.votes.items()
     )
-    st.warning(f"**The models disagree.** {readings}.", icon=":material/warning:")
+    doubt = f" {unsure_note(unsure, titles)}." if unsure else ""
+    st.warning(f"**The models disagree.** {readings}.{doubt}", icon=":material/warning:")
 
 
 def show_prediction_card(prediction: Reading, title: str, colour: str, key: str, *, dimmed: bool = False) -> None:
@@ -46,7 +73,8 @@ def show_prediction_card(prediction: Reading, title: str, colour: str, key: str,
             answer_column.markdown(f":gray[probability {prediction.confidence:.1%}]")
         else:
             answer_column.metric(title, prediction.digit)
-            answer_column.markdown(f"confidence **{prediction.confidence:.1%}**")
+            confidence = f"confidence **{prediction.confidence:.1%}**"
+            answer_column.markdown(f":orange[{confidence} · unsure]" if prediction.low_confidence else confidence)
         chart_column.plotly_chart(
             charts.probability_bars(list(prediction.probabilities), charts.MUTED if dimmed else colour),
             config=charts.COMPACT_CONFIG,

@@ -20,12 +20,16 @@ TRAIN_COMMAND = "python -m digitlab train"
 Read = TypeVar("Read")
 
 
-def read_image_or_explain(read: Callable[[], Read], empty_hint: str) -> Read | None:
-    """What ``read()`` returns, or None after a hint (the image holds no digit) or the reason it cannot be used."""
+def read_image_or_explain(read: Callable[[], Read]) -> Read | None:
+    """What ``read()`` returns, or None after saying why the image holds no digit or cannot be used.
+
+    The sentence is the one ``python -m digitlab predict`` prints for the same file (blank, random noise, ink
+    scattered in many small marks...), so the page and the command line give the same reason.
+    """
     try:
         return read()
-    except NoDigitFoundError:
-        st.info(empty_hint, icon=":material/gesture:")
+    except NoDigitFoundError as error:
+        st.info(str(error), icon=":material/gesture:")
     except ImageError as error:
         st.error(f"**This image cannot be used.** {error}", icon=":material/broken_image:")
     return None

@@ -12,6 +12,13 @@ FAMILY_COLOURS = model_colours(list(REGISTRY))
 DASHES = ("solid", "dash", "dot", "dashdot", "longdash")
 
 
+def size_tick(size: int) -> str:
+    """A training-set size as a short tick label: ``500``, ``1k``, ``2.5k``, ``60k``."""
+    if size < 1_000:
+        return f"{size:,}"
+    return f"{size / 1_000:g}k"
+
+
 def learning_curves(rows: Sequence[dict], key: str, label: str, *, percent: bool) -> go.Figure:
     """One line per family and settings: ``key`` against the number of training images, on a log x axis."""
     figure = go.Figure()
@@ -31,7 +38,11 @@ def learning_curves(rows: Sequence[dict], key: str, label: str, *, percent: bool
             line={"color": FAMILY_COLOURS.get(family), "dash": dash},
             hovertemplate=f"run #%{{customdata}}: %{{x:,}} images, %{{y:{value_format}}}<extra>{curve}</extra>",
         )
-    figure.update_xaxes(type="log", title="training images")
+    # Ticks at the sizes that were trained on, in words: plotly's own log ticks read "5, 1000, 2, 5, 10k".
+    sizes = sorted({row["train_size"] for row in rows})
+    figure.update_xaxes(
+        type="log", title="training images", tickvals=sizes, ticktext=[size_tick(size) for size in sizes]
+    )
     figure.update_yaxes(title=None, tickformat=".1%" if percent else None)
     figure.update_layout(
         height=360,

@@ -22,6 +22,8 @@ from ui.images import enlarge
 PAGE_SIZE = 12
 COLUMNS = 4
 NOTICE_KEY = "my-digits-notice"
+# The drawing whose Delete button was clicked: it is deleted only once the user confirms.
+CONFIRM_DELETE_KEY = "my-digits-confirm-delete"
 # The export's files and the format each belongs to.
 EXPORT_FILES = {IDX_IMAGES_NAME: "idx", IDX_LABELS_NAME: "idx", CSV_NAME: "csv"}
 
@@ -65,7 +67,16 @@ def _relabel(store: FeedbackStore, drawing_id: int, widget_key: str) -> None:
         )
 
 
+def _ask_to_delete(drawing_id: int) -> None:
+    st.session_state[CONFIRM_DELETE_KEY] = drawing_id
+
+
+def _keep() -> None:
+    st.session_state.pop(CONFIRM_DELETE_KEY, None)
+
+
 def _delete(store: FeedbackStore, drawing_id: int) -> None:
+    st.session_state.pop(CONFIRM_DELETE_KEY, None)
     try:
         store.delete(drawing_id)
     except DigitlabError as error:
@@ -109,13 +120,31 @@ def show_drawing_card(store: FeedbackStore, drawing, titles: dict[str, str]) -> 
             on_change=_relabel,
             args=(store, drawing.id, widget_key),
         )
-        st.button(
-            "Delete",
-            key=f"delete-{drawing.id}",
-            icon=":material/delete:",
-            on_click=_delete,
-            args=(store, drawing.id),
-        )
+        if st.session_state.get(CONFIRM_DELETE_KEY) == drawing.id:
+            _confirm_delete(store, drawing.id)
+        else:
+            st.button(
+                "Delete",
+                key=f"delete-{drawing.id}",
+                icon=":material/delete:",
+                on_click=_ask_to_delete,
+                args=(drawing.id,),
+            )
+
+
+def _confirm_delete(store: FeedbackStore, drawing_id: int) -> None:
+    """The question a Delete click asks: the drawing and its readings go for good, so one slip must not lose them."""
+    st.warning(f"Delete drawing #{drawing_id} and its readings? This cannot be undone.", icon=":material/warning:")
+    delete_column, keep_column = st.columns(2)
+    delete_column.button(
+        "Delete",
+        key=f"confirm-delete-{drawing_id}",
+        icon=":material/delete_forever:",
+        type="primary",
+        on_click=_delete,
+        args=(store, drawing_id),
+    )
+    keep_column.button("Keep", key=f"keep-{drawing_id}", on_click=_keep)
 
 
 def show_drawings(store: FeedbackStore, filters: DrawingFilter, titles: dict[str, str]) -> None:

@@ -11,6 +11,7 @@ import pandas as pd
 import streamlit as st
 
 from digitlab.errors import DigitlabError
+from digitlab.formatting import markdown_table
 from digitlab.insight import comparison
 from digitlab.lab import promotion, runs
 from digitlab.lab.database import DatabaseError
@@ -20,12 +21,17 @@ from ui import charts, run_charts
 PROGRESS_REFRESH_SECONDS = 1.0
 FAMILY_COLOURS = run_charts.FAMILY_COLOURS
 OUTCOME_KEY = "promotion-outcome"
+PENDING_KEY = "promotion-pending"
 WATCHED_KEY = "watched-runs"
+START_TOKEN_KEY = "start-token"
 OUTCOME_ICONS = {"success": ":material/check:", "error": ":material/error:"}
+# What the tables show where a run has no value (an SVM's epochs, a failed run's accuracy), instead of "None".
+MISSING = "-"
 REGISTRY_COLUMNS = {
     "run": st.column_config.NumberColumn("Run", format="#%d"),
     "family": st.column_config.TextColumn("Family"),
-    "status": st.column_config.TextColumn("Status"),
+    # Wide enough for "succeeded" and "cancelled", which sizing to the first rows cut short.
+    "status": st.column_config.TextColumn("Status", width=100),
     "train_size": st.column_config.NumberColumn("MNIST images", format="localized"),
     "epochs": st.column_config.NumberColumn("Epochs"),
     "augment": st.column_config.CheckboxColumn("Augmented"),
@@ -36,8 +42,8 @@ REGISTRY_COLUMNS = {
         "Drawings accuracy", format="percent", help="On saved drawings that the run did not train on."
     ),
     "training_seconds": st.column_config.NumberColumn("Training (s)", format="%.1f"),
-    "created_at": st.column_config.TextColumn("Started"),
-    "error": st.column_config.TextColumn("Why it stopped"),
+    "created_at": st.column_config.TextColumn("Started", width=170),
+    "error": st.column_config.TextColumn("Why it stopped", width="large"),
 }
 
 
@@ -50,6 +56,20 @@ def open_registry() -> Iterator[runs.RunRegistry]:
     except DatabaseError as error:
         st.error(f"**The run registry cannot be used.** {error}", icon=":material/database:")
         st.stop()
+
+
+def start_clicked() -> bool:
+    """The Start training button: true once per click, however quickly clicks follow each other.
+
+    Clicks that come while the page is still answering the first are sent for the button as it was drawn
+    then. A click that is taken gives the button a new key before anything starts, so those later clicks
+    name a button that no longer exists and start nothing.
+    """
+    token = st.session_state.setdefault(START_TOKEN_KEY, 0)
+    clicked = st.button("Start training", icon=":material/model_training:", type="primary", key=f"start-{token}")
+    if clicked:
+        st.session_state[START_TOKEN_KEY] = token + 1
+    return clicked
 
 
 def show_active_runs() -> None:
@@ -75,14 +95,14 @@ def _active_runs() -> None:
         for run in active:
             with st.container(border=True):
                 title_column, cancel_column = st.columns([5, 1], vertical_alignment="center")
-                title_column.markdown(f"**{run.label}** · {_describe_parameters(run)}")
+                title_column.markdown(f"**{run.label}**")
                 if run.cancel_requested:
                     cancel_column.caption("Cancelling...")
                 else:
                     cancel_column.button(
                         "Cancel", key=f"cancel-{run.id}", icon=":material/cancel:", on_click=_cancel, args=(run.id,)
                     )
-                st.progress(run.fraction_done, text=f"{run.status}: {run.stage or 'waiting for the worker'}")
+                st.progress(run.fraction_done, text=f"{run.status} · {run.stage or 'waiting for the worker'}")
                 history = registry.epoch_history(run.id)
                 if history["loss"]:
                     st.plotly_chart(
@@ -100,15 +120,6 @@ def _cancel(run_id: int) -> None:
         registry.request_cancel(run_id)
 
 
-def _describe_parameters(run: runs.Run) -> str:
-    parameters = run.parameters
-    parts = [f"{key} {parameters[key]}" for key in ("epochs", "C", "gamma") if key in parameters]
-    parts.append("augmented" if parameters.get("augment") else "no augmentation")
-    if parameters.get("include_drawings"):
-        parts.append("with saved drawings")
-    return ", ".join(parts)
-
-
 def show_registry() -> list[runs.Run]:
     """The table of every run, newest first; returns the runs."""
     with open_registry() as registry:
@@ -120,13 +131,18 @@ def show_registry() -> list[runs.Run]:
         pd.DataFrame([runs.summary_row(run) for run in recorded]),
         hide_index=True,
         column_config=REGISTRY_COLUMNS,
+        placeholder=MISSING,
         key="run-registry",
     )
     return recorded
 
 
 def show_promotion(recorded: list[runs.Run]) -> None:
-    """Which models are in use, a way to promote a succeeded run and to roll the last promotion back."""
+    """Which models are in use, a way to promote a succeeded run and to roll the last promotion back.
+
+    Promoting asks first, showing what would change: the family's test accuracy before and after, and the
+    models that would drop out with the one replaced.
+    """
     # The buttons act in callbacks, before this run reads the pointer, so the page shows the outcome at once.
     outcome = st.session_state.pop(OUTCOME_KEY, None)
     if outcome is not None:
@@ -136,44 +152,126 @@ def show_promotion(recorded: list[runs.Run]) -> None:
     except promotion.PromotionError as error:
         st.error(str(error), icon=":material/error:")
         return
-    st.info(promotion.describe_pointer(pointer), icon=":material/verified:")
+    # A success already says which models are in use now; the same sentence twice reads as two events.
+    if outcome is None or outcome[0] != "success":
+        st.info(promotion.describe_pointer(pointer), icon=":material/verified:")
     succeeded = [run for run in recorded if run.status == "succeeded"]
+    chosen = None
     promote_column, rollback_column = st.columns(2, vertical_alignment="bottom")
     with promote_column:
         if succeeded:
             labels = {run.id: f"{run.label} · {run.metrics['test']['accuracy']:.2%}" for run in succeeded}
             chosen = st.selectbox("Run to promote", list(labels), format_func=labels.get, key="promote-run")
-            st.button(
-                "Promote",
-                icon=":material/upgrade:",
-                type="primary",
-                key="promote",
-                on_click=_act,
-                args=(lambda: promotion.promote_run(chosen),),
-            )
+            st.button("Promote...", icon=":material/upgrade:", key="promote", on_click=_ask_to_promote, args=(chosen,))
         else:
             st.caption("A run that succeeded can be promoted to be the model the draw page and `predict` use.")
     if pointer["generation"] is not None:
         rollback_column.button(
-            "Roll back the last promotion",
-            icon=":material/undo:",
-            key="rollback",
-            on_click=_act,
-            args=(promotion.rollback,),
+            "Roll back the last promotion", icon=":material/undo:", key="rollback", on_click=_rollback
         )
+    pending = st.session_state.get(PENDING_KEY)
+    if pending is not None and pending == chosen:
+        _confirm_promotion(pending)
+    else:
+        # Choosing another run, or one that is gone, drops a question that was about a different run.
+        st.session_state.pop(PENDING_KEY, None)
     st.caption(
         "Promoted models live in the user data folder; the shipped `models/` folder is never changed. "
         f"In use now: `{promotion.serving_models_dir()}`."
     )
 
 
-def _act(action) -> None:
+def _ask_to_promote(run_id: int) -> None:
+    st.session_state[PENDING_KEY] = run_id
+
+
+def _confirm_promotion(run_id: int) -> None:
+    """What promoting ``run_id`` would change, with buttons to go ahead or to keep the models in use."""
     try:
-        pointer = action()
+        plan = promotion.plan_run_promotion(run_id)
+    except DigitlabError as error:
+        st.session_state.pop(PENDING_KEY, None)
+        st.error(str(error), icon=":material/error:")
+        return
+    with st.container(border=True, key="promotion-confirmation"):
+        st.warning(promotion_preview(plan), icon=":material/warning:")
+        confirm_column, cancel_column = st.columns(2)
+        confirm_column.button(
+            f"Promote run #{run_id}",
+            icon=":material/upgrade:",
+            type="primary",
+            key="confirm-promote",
+            on_click=_promote,
+            args=(run_id,),
+        )
+        cancel_column.button("Keep the models in use", key="cancel-promote", on_click=_forget_pending)
+
+
+def promotion_preview(plan: promotion.PromotionPlan) -> str:
+    """The question the Promote button asks: the accuracy change and the models that would drop out."""
+    family = promotion.short_name(plan.family)
+    lines = [f"**Promote run #{plan.run_id}?** {_accuracy_change(plan, family)}"]
+    for name in plan.left_out:
+        lines.append(
+            f"The {promotion.short_name(name)} would drop out of the Draw page and the sidebar: its weights were "
+            f"fitted to the {family} being replaced. Rolling back this promotion brings it back; the Train page "
+            f"cannot retrain it, `python -m digitlab train --model {name} --out FOLDER` fits a new one to the "
+            "models in FOLDER."
+        )
+    return "\n\n".join(lines)
+
+
+def _accuracy_change(plan: promotion.PromotionPlan, family: str) -> str:
+    new = "no recorded score" if plan.new_accuracy is None else f"{plan.new_accuracy:.2%}"
+    if plan.current_accuracy is None:
+        return f"Its {family} ({new} test accuracy) would be the first {family} in use."
+    sentence = f"Its {family} would replace the {family} in use: test accuracy {plan.current_accuracy:.2%} → {new}"
+    if plan.new_accuracy is None:
+        return sentence + "."
+    points = 100 * (plan.new_accuracy - plan.current_accuracy)
+    if round(points, 2) == 0:
+        return sentence + ", the same."
+    return sentence + f", {abs(points):.2f} points {'higher' if points > 0 else 'lower'}."
+
+
+def _forget_pending() -> None:
+    st.session_state.pop(PENDING_KEY, None)
+
+
+def _promote(run_id: int) -> None:
+    _forget_pending()
+    try:
+        plan = promotion.plan_run_promotion(run_id)
+        pointer = promotion.promote_run(run_id)
     except DigitlabError as error:
         st.session_state[OUTCOME_KEY] = ("error", str(error))
     else:
-        st.session_state[OUTCOME_KEY] = ("success", promotion.describe_pointer(pointer))
+        st.session_state[OUTCOME_KEY] = ("success", promoted_message(plan, pointer))
+
+
+def promoted_message(plan: promotion.PromotionPlan, pointer: dict) -> str:
+    """The one message after a promotion: what is in use now, what it scored before, and what dropped out."""
+    family = promotion.short_name(plan.family)
+    message = f"Run #{plan.run_id}'s {family} is now in use on the Draw page and in `predict`"
+    if plan.new_accuracy is not None and plan.current_accuracy is not None:
+        message += f": test accuracy {plan.new_accuracy:.2%}, {plan.current_accuracy:.2%} before"
+    message += f" (promoted {pointer['promoted_at']})."
+    dropped = [promotion.short_name(name) for name in pointer.get("left_out") or {}]
+    if dropped:
+        message += (
+            f" The {' and the '.join(dropped)} left the Draw page and the sidebar, as its weights were fitted to "
+            f"the {family} replaced; rolling back brings it back."
+        )
+    return message
+
+
+def _rollback() -> None:
+    try:
+        restored = promotion.rollback()
+    except DigitlabError as error:
+        st.session_state[OUTCOME_KEY] = ("error", str(error))
+    else:
+        st.session_state[OUTCOME_KEY] = ("success", f"Rolled back. {promotion.describe_pointer(restored)}")
 
 
 def show_run_comparison() -> None:
@@ -195,6 +293,7 @@ def show_run_comparison() -> None:
         pd.DataFrame([runs.summary_row(run) for run in chosen]).drop(columns=["status", "error"]),
         hide_index=True,
         column_config=REGISTRY_COLUMNS,
+        placeholder=MISSING,
         key="compared-runs-table",
     )
     rows = runs.learning_curve_rows(chosen)
@@ -223,3 +322,23 @@ def show_run_comparison() -> None:
                     ),
                     key=f"run-curves-{run.id}",
                 )
+
+
+def show_training_recipe(hyperparameters: dict, notes: dict) -> None:
+    """A model's hyperparameters as a setting/value table and its training notes as sentences."""
+    if hyperparameters:
+        rows = [(name.replace("_", " "), recipe_value(value)) for name, value in hyperparameters.items()]
+        st.markdown(markdown_table(["setting", "value"], rows))
+    for name, note in notes.items():
+        st.markdown(f"- **{name.replace('_', ' ').capitalize()}**: {recipe_value(note)}")
+
+
+def recipe_value(value) -> str:
+    """One hyperparameter or note as words: lists joined, tables as ``key value`` pairs, nothing as a dash."""
+    if value is None:
+        return "-"
+    if isinstance(value, dict):
+        return ", ".join(f"{key} {recipe_value(item)}" for key, item in value.items())
+    if isinstance(value, list | tuple):
+        return ", ".join(recipe_value(item) for item in value)
+    return str(value)

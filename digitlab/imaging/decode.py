@@ -21,7 +21,14 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from digitlab.errors import ImageError
 
 MAX_FILE_BYTES = 50 * 1024 * 1024
-MAX_PIXELS = 40_000_000
+# Images larger than this are refused before decoding. Today's phones save photos of 12 to 108 megapixels,
+# which pass; a file declaring more is a decompression bomb or no photo anyone takes of a digit. Pillow's own
+# guard refuses anything over twice its MAX_IMAGE_PIXELS (about 179 megapixels) even earlier.
+MAX_PIXELS = 150_000_000
+# At most this many pixels are decoded at full size (about 250 MB as RGBA). JPEG files decode scaled down by up to
+# eight in each direction, so only PNG, TIFF and the other formats ever come near it: a 48-megapixel PNG passes,
+# a 144-megapixel one-bit PNG of a few kilobytes does not.
+MAX_DECODED_PIXELS = 60_000_000
 # Only these decoders are used (JPEG includes the multi-picture files some phones write); none of them
 # runs an external program, as EPS would.
 READABLE_FORMATS = ("PNG", "JPEG", "BMP", "DIB", "GIF", "TIFF", "WEBP", "PPM")
@@ -29,61 +36,109 @@ READABLE_FORMATS = ("PNG", "JPEG", "BMP", "DIB", "GIF", "TIFF", "WEBP", "PPM")
 ANALYSIS_SIDE = 768
 
 
+def _sentence(label: str | None, problem: str) -> str:
+    """``problem`` after the file's name, as the command line prints it, or on its own as a whole sentence."""
+    return f"{label}: {problem}" if label else problem[:1].upper() + problem[1:]
+
+
+def _megapixels(pixels: int) -> str:
+    return f"{pixels / 1_000_000:,.0f} megapixels"
+
+
+# The key of Image.info where load_image records how much a JPEG was scaled down while decoding.
+DECODED_SCALE = "digitlab_decoded_scale"
+
+
 def load_image(source: str | os.PathLike | bytes | Image.Image) -> Image.Image:
     """Open an image from a path, raw bytes or a PIL image, with its EXIF rotation applied.
 
-    Raises :class:`ImageError` with a sentence naming the problem for a
-    missing path, a directory, an empty, oversized, truncated or non-image file.
-    Images far larger than :data:`ANALYSIS_SIDE` are decoded at reduced size
-    where the format allows it (JPEG), which keeps phone photos quick.
+    Raises :class:`ImageError` with a whole sentence naming the problem for
+    a missing path, a directory, an empty, oversized, truncated or non-image
+    file; a path's message starts with the path. Images far larger than
+    :data:`ANALYSIS_SIDE` are decoded at reduced size where the format allows
+    it (JPEG), which keeps phone photos quick and small in memory.
     """
     if isinstance(source, Image.Image):
         return source
     if isinstance(source, bytes | bytearray | memoryview):
-        label, payload = "the uploaded data", bytes(source)
+        label, payload = None, bytes(source)
     else:
-        path = Path(source)
-        label = str(path)
-        if not path.exists():
-            raise ImageError(f"{label}: no such file.")
-        if path.is_dir():
-            raise ImageError(f"{label}: is a directory, not an image file.")
-        size = path.stat().st_size
-        if size > MAX_FILE_BYTES:
-            raise ImageError(f"{label}: file is {size:,} bytes, over the {MAX_FILE_BYTES:,}-byte limit.")
-        try:
-            payload = path.read_bytes()
-        except OSError as error:
-            raise ImageError(f"{label}: cannot be read ({error.strerror or error}).") from None
+        label, payload = str(source), _read_file(Path(source))
     if not payload:
-        raise ImageError(f"{label}: file is empty.")
+        raise ImageError(_sentence(label, "the file is empty."))
     if len(payload) > MAX_FILE_BYTES:
-        raise ImageError(f"{label}: data is over the {MAX_FILE_BYTES:,}-byte limit.")
+        raise ImageError(_sentence(label, f"the file is over the {MAX_FILE_BYTES:,}-byte limit."))
     try:
         with warnings.catch_warnings():
-            # Pillow warns about damaged metadata it skips; the image itself is what matters here.
+            # Pillow warns about damaged metadata it skips, which does not matter here, and about images over its
+            # MAX_IMAGE_PIXELS, which _decode_scaled_down checks against this module's own limits instead.
             warnings.simplefilter("ignore")
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(payload), formats=READABLE_FORMATS)
-            width, height = image.size
-            if width * height > MAX_PIXELS:
-                raise ImageError(f"{label}: image is {width}x{height} pixels, over the {MAX_PIXELS:,}-pixel limit.")
-            if width < 1 or height < 1:
-                raise ImageError(f"{label}: image has no pixels ({width}x{height}).")
-            image.draft(image.mode, (ANALYSIS_SIDE, ANALYSIS_SIDE))
-            image.load()
+            _decode_scaled_down(image, label)
             return ImageOps.exif_transpose(image)
     except ImageError:
         raise
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise ImageError(f"{label}: image has too many pixels (over the {MAX_PIXELS:,}-pixel limit).") from None
+    except Image.DecompressionBombError:
+        raise ImageError(
+            _sentence(label, f"the image has more pixels than the {_megapixels(MAX_PIXELS)} that can be read safely.")
+        ) from None
     except UnidentifiedImageError:
-        raise ImageError(f"{label}: not a readable image (PNG, JPEG, BMP, GIF, TIFF, WebP or PPM).") from None
+        raise ImageError(
+            _sentence(label, "the file is not a readable image (PNG, JPEG, BMP, GIF, TIFF, WebP or PPM).")
+        ) from None
     except (OSError, ValueError, SyntaxError, struct.error, EOFError, IndexError, KeyError, TypeError) as error:
         # Pillow's decoders report damaged files through all of these.
-        raise ImageError(f"{label}: the image is damaged or truncated ({error}).") from None
+        raise ImageError(_sentence(label, f"the image is damaged or truncated ({error}).")) from None
     except MemoryError:
-        raise ImageError(f"{label}: the image needs more memory to decode than is available.") from None
+        raise ImageError(_sentence(label, "the image needs more memory to decode than is available.")) from None
+
+
+def _read_file(path: Path) -> bytes:
+    """The bytes of an image file, or :class:`ImageError` naming the path when there are none to read."""
+    if not path.exists():
+        raise ImageError(f"{path}: no such file.")
+    if path.is_dir():
+        raise ImageError(f"{path}: is a directory, not an image file.")
+    size = path.stat().st_size
+    if size > MAX_FILE_BYTES:
+        raise ImageError(f"{path}: the file is {size:,} bytes, over the {MAX_FILE_BYTES:,}-byte limit.")
+    try:
+        return path.read_bytes()
+    except OSError as error:
+        raise ImageError(f"{path}: cannot be read ({error.strerror or error}).") from None
+
+
+def _decode_scaled_down(image: Image.Image, label: str | None) -> None:
+    """Decode an opened image, a JPEG scaled down towards :data:`ANALYSIS_SIDE`, within the size limits.
+
+    The limits are checked on the size the file declares and on the size
+    that is actually decoded, before any pixel is decoded.
+    """
+    width, height = image.size
+    if width < 1 or height < 1:
+        raise ImageError(_sentence(label, f"the image has no pixels ({width}x{height})."))
+    if width * height > MAX_PIXELS:
+        raise ImageError(
+            _sentence(
+                label,
+                f"the image is {width}x{height} pixels ({_megapixels(width * height)}), more than the "
+                f"{_megapixels(MAX_PIXELS)} that can be read safely.",
+            )
+        )
+    image.draft(image.mode, (ANALYSIS_SIDE, ANALYSIS_SIDE))
+    # What a decoded pixel spans in the file's own pixels, so that boxes found on it can be given in the latter.
+    image.info[DECODED_SCALE] = width / image.size[0]
+    decoded = image.size[0] * image.size[1]
+    if decoded > MAX_DECODED_PIXELS:
+        raise ImageError(
+            _sentence(
+                label,
+                f"the image is {width}x{height} pixels ({_megapixels(decoded)}); a {image.format} file that large "
+                f"cannot be read safely (up to {_megapixels(MAX_DECODED_PIXELS)}; JPEG photos up to "
+                f"{_megapixels(MAX_PIXELS)}). Save it as a JPEG or at a smaller size.",
+            )
+        )
+    image.load()
 
 
 def to_grayscale(image: Image.Image) -> np.ndarray:
@@ -112,7 +167,7 @@ def to_grayscale(image: Image.Image) -> np.ndarray:
 def shrink_for_analysis(image: Image.Image) -> Image.Image:
     """Average a very large image down by a whole factor before it becomes a float array.
 
-    A 40-megapixel upload would otherwise take gigabytes as floats; the
+    A 60-megapixel PNG would otherwise take gigabytes as floats; the
     result stays at least :data:`ANALYSIS_SIDE` pixels on its longer side.
     """
     factor = max(image.size) // ANALYSIS_SIDE

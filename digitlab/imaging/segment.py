@@ -35,7 +35,7 @@ from scipy.sparse.csgraph import connected_components
 
 from digitlab.errors import NoDigitFoundError
 from digitlab.imaging.clean import clean_ink, ink_components, ink_mask
-from digitlab.imaging.decode import array_to_gray, load_image, to_grayscale
+from digitlab.imaging.decode import DECODED_SCALE, array_to_gray, load_image, to_grayscale
 from digitlab.imaging.normalise import crop_to_ink, digit_to_mnist
 from digitlab.models.base import Predictor, is_low_confidence
 from digitlab.models.detector import ScreenedDetector
@@ -127,7 +127,8 @@ def displayed_gray(source: str | os.PathLike | bytes | Image.Image | np.ndarray)
         gray = array_to_gray(source)
         return gray, (gray.shape[1], gray.shape[0])
     image = load_image(source)
-    return to_grayscale(image), image.size
+    scale = image.info.get(DECODED_SCALE, 1.0)
+    return to_grayscale(image), (round(image.size[0] * scale), round(image.size[1] * scale))
 
 
 def line_height(heights: np.ndarray, areas: np.ndarray) -> float:

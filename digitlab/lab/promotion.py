@@ -19,7 +19,7 @@ import shutil
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +44,26 @@ SELF_CHECKING_FILES = ("insight.npz",)
 
 class PromotionError(DigitlabError):
     """A model cannot be promoted or the promotion cannot be undone."""
+
+
+@dataclass(frozen=True)
+class PromotionPlan:
+    """What promoting a model would change, for the user to see before anything changes.
+
+    ``current_accuracy`` is None when no model of the family is in use (or it records no score);
+    ``left_out`` names each model that would leave the models in use, with the reason.
+    """
+
+    family: str
+    run_id: int | None
+    new_accuracy: float | None
+    current_accuracy: float | None
+    left_out: dict[str, str]
+
+
+def short_name(name: str) -> str:
+    """How sentences name a model: ``MLP`` for a family, ``ensemble`` for a model built from others."""
+    return name if name in REGISTRY and REGISTRY[name].members else name.upper()
 
 
 def read_pointer(root: Path | None = None) -> dict[str, Any]:
@@ -96,8 +116,6 @@ def promote(
     """
     root = root if root is not None else settings.active_dir()
     run_folder = Path(run_folder)
-    if family not in REGISTRY:
-        raise PromotionError(f"Unknown model {family!r}; choose one of {', '.join(REGISTRY)}.")
     try:
         with _pointer_lock(root):
             return _promote(run_folder, family, run_id, root, base)
@@ -105,14 +123,55 @@ def promote(
         raise PromotionError(f"The new models folder could not be built ({error}); nothing was changed.") from error
 
 
-def _promote(run_folder: Path, family: str, run_id: int | None, root: Path, base) -> dict[str, Any]:
-    previous = read_pointer(root)
-    if base is None:
-        base = active_folder(root) or settings.models_dir()
-    base = Path(base)
+def plan_promotion(
+    run_folder: str | os.PathLike,
+    family: str,
+    *,
+    run_id: int | None = None,
+    root: Path | None = None,
+    base: str | os.PathLike | None = None,
+) -> PromotionPlan:
+    """What ``promote`` with the same arguments would change: the family's accuracy before and after, who leaves."""
+    root = root if root is not None else settings.active_dir()
+    base = _base_folder(root, base)
+    run_entry = _run_entry(Path(run_folder), family)
+    base_models = persistence.read_manifest(base).models
+    current = base_models.get(family)
+    return PromotionPlan(
+        family=family,
+        run_id=run_id,
+        new_accuracy=run_entry.accuracy,
+        current_accuracy=None if current is None else current.accuracy,
+        left_out=_left_out(base_models, family),
+    )
+
+
+def _base_folder(root: Path, base: str | os.PathLike | None) -> Path:
+    return Path(base) if base is not None else active_folder(root) or settings.models_dir()
+
+
+def _run_entry(run_folder: Path, family: str) -> ModelEntry:
+    if family not in REGISTRY:
+        raise PromotionError(f"Unknown model {family!r}; choose one of {', '.join(REGISTRY)}.")
     run_entry = persistence.read_manifest(run_folder).models.get(family)
     if run_entry is None:
         raise PromotionError(f"{run_folder} holds no trained {family} model to promote.")
+    return run_entry
+
+
+def _left_out(base_models: dict[str, ModelEntry], family: str) -> dict[str, str]:
+    """The models built on ``family`` (the ensemble), which a new model of it leaves without valid weights."""
+    return {
+        name: f"its weights were fitted to the {short_name(family)} that was replaced"
+        for name in base_models
+        if family in REGISTRY[name].members
+    }
+
+
+def _promote(run_folder: Path, family: str, run_id: int | None, root: Path, base) -> dict[str, Any]:
+    previous = read_pointer(root)
+    base = _base_folder(root, base)
+    run_entry = _run_entry(run_folder, family)
 
     generations = root / GENERATIONS_NAME
     generations.mkdir(parents=True, exist_ok=True)
@@ -184,12 +243,9 @@ def _build_generation(
     """Write the complete new models folder; return the models left out and why."""
     folder.mkdir(parents=True)
     base_manifest = persistence.read_manifest(base)
-    models, left_out = {}, {}
+    models, left_out = {}, _left_out(base_manifest.models, family)
     for name, entry in base_manifest.models.items():
-        if name == family:
-            continue
-        if family in REGISTRY[name].members:
-            left_out[name] = f"its weights were fitted to the {family} model that was replaced; retrain it"
+        if name == family or name in left_out:
             continue
         for artifact in entry.files:
             _link_or_copy(base / artifact, folder / artifact)
@@ -259,13 +315,26 @@ def _sync_folder(folder: Path) -> None:
 
 def promote_run(run_id: int, database: str | os.PathLike | None = None, root: Path | None = None) -> dict[str, Any]:
     """Promote the model of the succeeded training run ``run_id`` from the registry."""
+    run = _succeeded_run(run_id, database)
+    return promote(run.folder, run.family, run_id=run.id, root=root)
+
+
+def plan_run_promotion(
+    run_id: int, database: str | os.PathLike | None = None, root: Path | None = None
+) -> PromotionPlan:
+    """What ``promote_run`` would change, without changing anything."""
+    run = _succeeded_run(run_id, database)
+    return plan_promotion(run.folder, run.family, run_id=run.id, root=root)
+
+
+def _succeeded_run(run_id: int, database: str | os.PathLike | None):
     from digitlab.lab import runs
 
     with runs.RunRegistry(database) as registry:
         run = registry.get_run(run_id)
     if run.status != "succeeded":
         raise PromotionError(f"Run #{run_id} is {run.status}; only a run that succeeded can be promoted.")
-    return promote(run.folder, run.family, run_id=run.id, root=root)
+    return run
 
 
 def describe_pointer(pointer: dict[str, Any]) -> str:
@@ -275,5 +344,5 @@ def describe_pointer(pointer: dict[str, Any]) -> str:
     source = f"run #{pointer['run_id']}" if pointer.get("run_id") is not None else "a trained folder"
     sentence = f"The {pointer['family']} model from {source} is in use (promoted {pointer['promoted_at']})."
     for name, reason in (pointer.get("left_out") or {}).items():
-        sentence += f" The {name} is left out: {reason}."
+        sentence += f" The {name} is left out: {reason}; rolling back brings it back."
     return sentence

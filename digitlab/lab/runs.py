@@ -197,7 +197,20 @@ class Run:
 
     @property
     def label(self) -> str:
-        return f"#{self.id} {self.family.upper()} · {self.parameters.get('train_size', 0):,} images"
+        """``#10 MLP · 5,000 images · 5 epochs, augmented``: runs of one family differ in their settings."""
+        label = f"#{self.id} {self.family.upper()} · {self.parameters.get('train_size', 0):,} images"
+        label += f" · {describe_settings(self.parameters)}"
+        return label + (" · with saved drawings" if self.parameters.get("include_drawings") else "")
+
+
+def describe_settings(parameters: dict[str, Any]) -> str:
+    """A run's family settings in words, such as ``5 epochs, augmented`` or ``C 10, gamma 0.02, not augmented``."""
+    parts = []
+    if "epochs" in parameters:
+        parts.append(f"{parameters['epochs']} epoch" + ("" if parameters["epochs"] == 1 else "s"))
+    parts += [f"{key} {parameters[key]:g}" for key in ("C", "gamma") if key in parameters]
+    parts.append("augmented" if parameters.get("augment") else "not augmented")
+    return ", ".join(parts)
 
 
 def run_folder(run_id: int, root: Path | None = None) -> Path:
@@ -470,14 +483,11 @@ def learning_curve_rows(runs: list[Run]) -> list[dict[str, Any]]:
     for run in runs:
         if run.status != "succeeded" or run.train_size is None:
             continue
-        settings_label = ", ".join(
-            f"{key} {value}" for key, value in run.parameters.items() if key in ("epochs", "augment", "C", "gamma")
-        )
         rows.append(
             {
                 "run": run.id,
                 "family": run.family,
-                "curve": f"{run.family.upper()} ({settings_label})",
+                "curve": f"{run.family.upper()} ({describe_settings(run.parameters)})",
                 "train_size": int(run.train_size),
                 "accuracy": float(run.metrics["test"]["accuracy"]),
                 "training_seconds": float(run.training_seconds or 0.0),

@@ -23,8 +23,9 @@ from typing import Any
 import numpy as np
 
 from digitlab import settings
-from digitlab.data.mnist import TRAIN_IMAGES
+from digitlab.data.mnist import TRAIN_IMAGES, DownloadProgress, download_mnist
 from digitlab.errors import DigitlabError
+from digitlab.formatting import megabytes
 from digitlab.lab import runs
 from digitlab.lab.feedback import load_labelled_drawings
 from digitlab.models.registry import REGISTRY
@@ -127,7 +128,9 @@ def _train(registry: runs.RunRegistry, run: runs.Run, folder: Path, database: Pa
         if registry.cancel_requested(run.id):
             raise TrainingCancelled
 
-    registry.record_stage(run.id, "training")
+    _download_mnist(registry, run.id, data_dir)
+    # The download's percentages made the progress bar full; training counts its own steps from nothing.
+    registry.record_progress(run.id, 0, 0, {"stage": "training"})
     entry = train_and_record(
         request.family,
         seed=request.seed,
@@ -166,6 +169,42 @@ def _train(registry: runs.RunRegistry, run: runs.Run, folder: Path, database: Pa
         "sha256": entry.sha256,
         "size_bytes": entry.size_bytes,
     }
+
+
+def _download_mnist(registry: runs.RunRegistry, run_id: int, data_dir) -> None:
+    """Fetch the MNIST files the data folder lacks, recording each percent as the run's progress and stage.
+
+    The first run on a machine downloads about 11 MB before it can train; the Train page shows the run's
+    stage, so the user sees the download there rather than a run that seems stuck.
+    """
+    recorded_percent = -1
+
+    def report(progress: DownloadProgress) -> None:
+        nonlocal recorded_percent
+        percent = int(100 * download_fraction(progress))
+        # A write per whole percent keeps the database quiet; one per 64 KiB chunk would flood it.
+        if percent == recorded_percent:
+            return
+        recorded_percent = percent
+        registry.record_progress(run_id, percent, 100, {"stage": download_stage(progress)})
+        if registry.cancel_requested(run_id):
+            raise TrainingCancelled
+
+    download_mnist(data_dir, progress=report)
+
+
+def download_fraction(progress: DownloadProgress) -> float:
+    """How far the whole download is, counting each file as an equal share."""
+    within = progress.bytes_done / progress.bytes_total if progress.bytes_total else 0.0
+    return min(1.0, (progress.file_number - 1 + within) / progress.file_count)
+
+
+def download_stage(progress: DownloadProgress) -> str:
+    """The run's stage while MNIST downloads: the file, which of how many, and its megabytes so far."""
+    return (
+        f"downloading MNIST (first use on this machine): file {progress.file_number} of {progress.file_count}, "
+        f"{megabytes(progress.bytes_done, progress.bytes_total)}"
+    )
 
 
 def _saved_drawings(request: runs.TrainingRequest, database: Path):

@@ -4,12 +4,16 @@ The fixtures (``tests/app/conftest.py``) say where the models and the data come 
 the pages at damaged copies in a temporary folder.
 """
 
+import sys
+import types
+
 import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
 from digitlab import settings
 from digitlab.data.mnist import FILES, DownloadProgress
+from digitlab.models.base import LOW_CONFIDENCE
 from digitlab.models.registry import REGISTRY
 from digitlab.persistence import MANIFEST_NAME, PROBABILITIES_NAME
 from tests.app.apptest import (
@@ -115,6 +119,118 @@ def test_draw_page_works_on_with_the_other_models_when_one_file_is_damaged(model
     assert all(f"{title} is not available" in warnings for title in set(titles.values()) - answering)
 
 
+class FixedReader:
+    """A stand-in model that reads every image as ``digit`` with probability ``confidence``."""
+
+    def __init__(self, digit: int, confidence: float):
+        self.digit, self.confidence = digit, confidence
+
+    def predict_proba(self, images):
+        probabilities = np.full((len(np.asarray(images).reshape(-1, 28, 28)), 10), (1 - self.confidence) / 9)
+        probabilities[:, self.digit] = self.confidence
+        return probabilities
+
+
+def test_a_reading_below_the_low_confidence_line_is_unsure_not_agreement(monkeypatch, manifest, titles):
+    sure, unsure = list(manifest.models)[:2]
+    doubtful = round(LOW_CONFIDENCE - 0.23, 2)
+    readers = {sure: FixedReader(1, 0.99), unsure: FixedReader(1, doubtful)}
+    monkeypatch.setattr("ui.resources.load_models", lambda: (readers, {}, False))
+    app = page("draw").run()
+    app.file_uploader[0].set_value(("1.png", digit_image_png("1"), "image/png"))
+    app.run()
+
+    assert_no_exception(app)
+    assert not app.success, "two models reading 1, one of them unsure, is not a sure agreement"
+    verdict = texts(app.warning)
+    assert "Unsure" in verdict and "**1**" in verdict
+    assert f"{titles[unsure]} ({doubtful:.0%})" in verdict and titles[sure] not in verdict
+    assert sum("unsure" in element.value for element in app.markdown) == 1, "the unsure card is marked"
+
+
+def test_models_that_all_read_the_same_digit_surely_agree(monkeypatch, manifest):
+    readers = {name: FixedReader(7, 0.95) for name in list(manifest.models)[:2]}
+    monkeypatch.setattr("ui.resources.load_models", lambda: (readers, {}, False))
+    app = page("draw").run()
+    app.file_uploader[0].set_value(("7.png", digit_image_png("7"), "image/png"))
+    app.run()
+
+    assert_no_exception(app)
+    assert "All 2 models read **7**" in texts(app.success)
+    assert not any("unsure" in element.value for element in app.markdown)
+
+
+class KeepingCanvas:
+    """Stands in for the canvas component, which AppTest cannot draw on.
+
+    It hands the page ``image`` and ``drawing`` (its Fabric.js JSON), as the real canvas does when the pen is
+    lifted; with ``image`` None it is a canvas drawn afresh that has sent nothing yet, so it returns the
+    ``initial_drawing`` it was given. Every ``initial_drawing`` the page passes is recorded.
+    """
+
+    def __init__(self, image: np.ndarray | None, drawing: dict | None):
+        self.image, self.drawing = image, drawing
+        self.initial_drawings: list[dict | None] = []
+
+    def __call__(self, **options):
+        self.initial_drawings.append(options.get("initial_drawing"))
+        if self.image is None:
+            return types.SimpleNamespace(image_data=None, json_data=options.get("initial_drawing"))
+        return types.SimpleNamespace(image_data=self.image, json_data=self.drawing)
+
+
+def drawn_one() -> np.ndarray:
+    """A "1" as the canvas returns it: a white stroke on a transparent 280x280 RGBA image."""
+    image = np.zeros((280, 280, 4), dtype=np.uint8)
+    image[50:230, 130:150] = 255
+    return image
+
+
+def test_a_drawing_and_its_reading_are_still_there_after_another_page(monkeypatch, manifest, titles):
+    strokes = {"objects": [{"type": "path", "path": [["M", 140, 50], ["L", 140, 230]]}], "background": "#000000"}
+    canvas = KeepingCanvas(drawn_one(), strokes)
+    module = types.ModuleType("streamlit_drawable_canvas")
+    module.st_canvas = canvas
+    monkeypatch.setitem(sys.modules, "streamlit_drawable_canvas", module)
+    app = dashboard().run()
+    readings = {metric.label: metric.value for metric in app.metric}
+    assert set(readings) == set(titles.values())
+
+    app.switch_page("pages/my_digits.py").run()
+    assert not app.metric
+    # Back on the Draw page the canvas is drawn afresh: it has sent nothing yet and shows what it starts with.
+    canvas.image = None
+    app.switch_page("pages/draw.py").run()
+
+    assert_no_exception(app)
+    assert canvas.initial_drawings[-1] == strokes, "the canvas starts with the drawing made before"
+    assert {metric.label: metric.value for metric in app.metric} == readings
+    assert "Draw a digit on the black square" not in texts(app.info)
+
+
+def test_a_cleared_canvas_starts_empty_and_is_not_read(monkeypatch, manifest):
+    canvas = KeepingCanvas(drawn_one(), {"objects": [{"type": "path"}]})
+    module = types.ModuleType("streamlit_drawable_canvas")
+    module.st_canvas = canvas
+    monkeypatch.setitem(sys.modules, "streamlit_drawable_canvas", module)
+    app = page("draw").run()
+    assert app.metric
+
+    canvas.image = None
+    button_labelled(app, "Clear the canvas").click().run()
+
+    assert_no_exception(app)
+    assert canvas.initial_drawings[-1] is None
+    assert not app.metric and "Draw a digit on the black square" in texts(app.info)
+
+
+def test_the_draw_page_says_what_the_canvas_pencil_does(manifest):
+    app = page("draw").run()
+
+    captions = texts(app.caption)
+    assert "pencil turns on editing" in captions and "does not draw until you click the pencil again" in captions
+
+
 # Compare page.
 
 
@@ -175,6 +291,17 @@ def test_compare_page_shows_training_curves_of_models_with_a_history(manifest):
     assert {spec["layout"]["title"]["text"] for spec in curve_specs(app)} == with_history
 
 
+def test_compare_page_says_how_each_model_was_trained_in_words_not_json(manifest):
+    app = page("compare").run()
+    shown = texts(app.markdown)
+
+    assert not app.json
+    assert "| setting | value |" in shown
+    cnn = manifest.models["cnn"]
+    assert f"| learning rate | {cnn.hyperparameters['learning_rate']} |" in shown
+    assert f"**Learning rate schedule**: {cnn.training_notes['learning_rate_schedule']}" in shown
+
+
 # Misclassification explorer.
 
 
@@ -187,8 +314,8 @@ def test_explorer_lists_a_models_mistakes_and_filters_narrow_them(manifest, test
 
     assert explorer_count(app) == metrics.errors
     shown = app.tabs[0].image
-    # The grid shows one page of mistakes and the panel shows the selected one large.
-    assert len(shown) == min(24, metrics.errors) + (1 if metrics.errors else 0)
+    # The grid shows one page of mistakes; an image is shown large only once the user inspects it.
+    assert len(shown) == min(24, metrics.errors)
 
     digit = int(np.argmax(matrix.sum(axis=1) - np.diag(matrix)))
     app.selectbox(key="explore_true").set_value(digit).run()
@@ -256,7 +383,7 @@ def test_explorer_inspects_the_chosen_image_with_every_models_top_three(manifest
     assert f"Test image #{indices[1]}" in markdown_containing(app, "Test image #")
     readings = [element.value for element in app.markdown if "**" in element.value and " · " in element.value]
     assert all(any(title in reading for reading in readings) for title in titles.values())
-    assert app.button(key=f"inspect-{indices[1]}").label == "Shown"
+    assert app.button(key=f"inspect-{indices[1]}").proto.type == "primary"
 
 
 def test_explorer_sample_is_seeded_and_redrawn_on_request(manifest, titles, test_labels):

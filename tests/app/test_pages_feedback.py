@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from digitlab import settings
+from digitlab.formatting import indefinite_article
 from digitlab.lab.feedback import CSV_NAME, DrawingFilter, FeedbackStore
 from digitlab.persistence import read_manifest
 from tests.app.apptest import (
@@ -138,6 +139,7 @@ def test_my_digits_relabels_and_deletes(filled, database):
         assert {drawing.id: drawing.label for drawing in store.drawings()} == {first: 4, second: 7, third: 7}
 
     app.button(key=f"delete-{second}").click().run()
+    app.button(key=f"confirm-delete-{second}").click().run()
 
     assert_no_exception(app)
     assert f"Drawing #{second} was deleted" in texts(app.success)
@@ -169,3 +171,23 @@ def test_draw_page_saves_an_uploaded_digit_with_the_corrected_label(database, ma
     assert drawing.model_input.dtype == np.uint8 and drawing.model_input.max() > 0
     # The confirmation replaces the form, so the same drawing is not saved twice.
     assert not app.segmented_control
+
+
+def test_the_preselected_digit_stays_chosen_when_it_is_clicked_to_confirm_it(database, manifest):
+    app = page("draw").run()
+    app.file_uploader[0].set_value(("1.png", digit_image_png("1"), "image/png"))
+    app.run()
+    (choice,) = app.segmented_control
+    preselected = choice.value
+
+    # The browser lets a click on the chosen option take the choice back unless the control requires one.
+    assert choice.proto.required, "clicking the preselected digit must not leave no digit chosen"
+    assert preselected is not None
+    button_labelled(app, "Save with this digit").click().run()
+
+    assert_no_exception(app)
+    assert "Pick the right digit" not in texts(app.warning)
+    assert f"Saved as {indefinite_article(preselected)} **{preselected}**" in texts(app.success)
+    with FeedbackStore(database) as store:
+        (drawing,) = store.drawings()
+    assert drawing.label == preselected

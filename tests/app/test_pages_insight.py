@@ -13,6 +13,7 @@ from digitlab import settings
 from digitlab.insight import attribution
 from digitlab.insight.artefact import INSIGHT_NAME, load_insight, save_insight
 from digitlab.insight.explorer import hardness
+from digitlab.insight.label_issues import consensus, find_label_issues, independent_models
 from digitlab.models.neural import KerasClassifier
 from digitlab.models.registry import REGISTRY
 from digitlab.persistence import load_test_probabilities
@@ -26,6 +27,7 @@ from tests.app.apptest import (
     plotly_specs,
     texts,
 )
+from ui.charts import short_name
 
 MAP_TAB, LABELS_TAB = 2, 3
 
@@ -55,6 +57,19 @@ def plotly_array(value) -> np.ndarray:
 
 def map_specs(app) -> list[dict]:
     return [spec for spec in plotly_specs(app) if any(t["type"] == "scattergl" for t in spec["data"])]
+
+
+def inspect(app, position: int = 0):
+    """Press Inspect on a card of the Mistakes tab, which opens that image in a dialog."""
+    return app.button(key=f"inspect-{card_indices(app)[position]}").click().run()
+
+
+def dialogs(block) -> list:
+    """The dialog blocks anywhere under ``block`` of the app's element tree."""
+    children = list(getattr(block, "children", {}).values())
+    return [child for child in children if getattr(child, "type", None) == "dialog"] + [
+        found for child in children for found in dialogs(child)
+    ]
 
 
 def test_the_map_colours_every_test_image_by_label_and_marks_each_models_mistakes(insight, titles, test_labels):
@@ -107,8 +122,8 @@ def test_mistakes_sort_by_hardness_and_offer_the_view_as_csv(manifest, test_labe
 
 
 def test_look_alikes_show_training_images_of_the_label_and_of_the_digit_read(insight, test_labels):
-    app = page("explore").run()
-    images_before = len(app.tabs[0].image)
+    app = inspect(page("explore").run())
+    images_before = len(app.image)
     selected = int(card_indices(app)[0])
 
     app.segmented_control(key="explore_explain").set_value("look-alikes").run()
@@ -117,11 +132,27 @@ def test_look_alikes_show_training_images_of_the_label_and_of_the_digit_read(ins
     rows = [element.value for element in app.markdown if element.value.startswith("Training **")]
     assert rows[0] == f"Training **{test_labels[selected]}s** nearest to it (labelled digit):"
     assert len(rows) >= 2 and all("read instead" in row for row in rows[1:])
-    assert len(app.tabs[0].image) == images_before + len(rows)
+    assert len(app.image) == images_before + len(rows)
+
+
+def test_inspect_opens_the_image_in_a_dialog_instead_of_below_the_cards(manifest, titles, test_labels):
+    app = page("explore").run()
+    assert not dialogs(app._tree), "nothing is inspected until the user asks"
+    cards_images = len(app.tabs[0].image)
+
+    inspect(app, 1)
+
+    assert_no_exception(app)
+    (dialog,) = dialogs(app._tree)
+    headings = [element.value for element in dialog.markdown if "Test image #" in element.value]
+    assert headings == [f"#### Test image #{card_indices(app)[1]} · true digit **{test_labels[card_indices(app)[1]]}**"]
+    assert all(any(title in element.value for element in dialog.markdown) for title in titles.values())
+    assert len(app.tabs[0].image) == cards_images, "the Mistakes tab itself only shows the cards"
+    assert app.button(key=f"inspect-{card_indices(app)[1]}").proto.type == "primary"
 
 
 def test_heat_maps_explain_every_models_answer_on_a_test_image(manifest, titles, test_labels):
-    app = page("explore").run()
+    app = inspect(page("explore").run())
     app.segmented_control(key="explore_explain").set_value("heat maps").run()
 
     assert_no_exception(app)
@@ -130,6 +161,9 @@ def test_heat_maps_explain_every_models_answer_on_a_test_image(manifest, titles,
     saliency = [element.value for element in app.markdown if ":gray[saliency" in element.value]
     keras_titles = {title for name, title in titles.items() if issubclass(REGISTRY[name], KerasClassifier)}
     assert {caption.split("**")[1] for caption in saliency} == keras_titles
+    # The colour scale the maps are drawn in is shown with them.
+    assert any("strongest support" in element.value for element in app.caption)
+    assert any(element.value == "no support" for element in app.caption)
 
 
 def test_heat_maps_are_not_recomputed_when_the_page_reruns(manifest, titles, test_labels, monkeypatch):
@@ -140,7 +174,7 @@ def test_heat_maps_are_not_recomputed_when_the_page_reruns(manifest, titles, tes
         "occlusion_map",
         lambda *arguments, **keywords: occlusions.append(1) or compute_occlusion(*arguments, **keywords),
     )
-    app = page("explore").run()
+    app = inspect(page("explore").run())
     app.segmented_control(key="explore_explain").set_value("heat maps").run()
     computed = len(occlusions)
 
@@ -192,6 +226,7 @@ def test_the_explorer_says_so_when_the_insight_artefact_is_missing_or_stale(mode
     assert_no_exception(app)
     assert "python -m digitlab insight" in texts(app.tabs[MAP_TAB].info)
     assert explorer_count(app) > 0, "the rest of the explorer works without it"
+    inspect(app)
     app.segmented_control(key="explore_explain").set_value("look-alikes").run()
     assert "Look-alikes are not available" in texts(app.info)
 
@@ -211,6 +246,38 @@ def test_a_freshly_trained_models_folder_without_the_artefact_still_explores(tin
     assert_no_exception(app)
     assert f"{tiny_models_dir / INSIGHT_NAME} is missing" in texts(app.tabs[MAP_TAB].info)
     assert len(app.tabs[LABELS_TAB].image) == 30, "label issues need only the stored probabilities"
+    inspect(app)
     app.segmented_control(key="explore_explain").set_value("heat maps").run()
     assert_no_exception(app)
     assert any(":gray[saliency" in element.value for element in app.markdown)
+
+
+def test_a_map_selection_names_each_models_answer_and_lists_mistakes_first(insight, titles, test_labels):
+    probabilities = load_test_probabilities()
+    read_right = np.all([values.argmax(axis=1) == test_labels for values in probabilities.values()], axis=0)
+    app = page("explore").run()
+    mistakes = card_indices(app)[:2]
+    right = int(np.flatnonzero(read_right)[0])
+
+    selected_on_map(app, [right, *mistakes]).run()
+
+    assert_no_exception(app)
+    cards = [element.value for element in app.tabs[MAP_TAB].markdown if "test image #" in element.value]
+    shown = [int(card.split("test image #")[1].split("]")[0]) for card in cards]
+    assert shown[-1] == right and sorted(shown[:2]) == sorted(mistakes)
+    assert all(all(f"{short_name(name)}: **" in card for name in titles) for card in cards)
+    assert ":red[✗" in cards[0] and ":red[" not in cards[-1]
+
+
+def test_the_label_issue_summary_says_what_confident_learning_requires(manifest, titles, test_labels):
+    app = page("explore").run()
+
+    assert_no_exception(app)
+    (summary,) = [element.value for element in app.tabs[LABELS_TAB].markdown if "ranked by how likely" in element.value]
+    assert "confidently on" not in summary
+    probabilities = load_test_probabilities()
+    issues = find_label_issues(consensus(probabilities, independent_models(probabilities)), test_labels)
+    flagged, confident = int(issues.flagged.sum()), int(issues.confidently_flagged.sum())
+    assert f"another digit than the label on **{flagged}** test images" in summary
+    assert f"Confident learning flags **{confident}** of them" in summary
+    assert f"({issues.thresholds.min():.1%} to {issues.thresholds.max():.1%} here)" in summary

@@ -16,8 +16,11 @@ from PIL import Image
 from digitlab.checks.realworld import held_out_indices
 from digitlab.imaging.decode import resize
 from digitlab.imaging.normalise import crop_to_ink
+from digitlab.recognise import recognise_files
 from tests.app.apptest import (
     assert_no_exception,
+    button_labelled,
+    digit_image_png,
     page,
     texts,
 )
@@ -174,3 +177,83 @@ def test_one_digit_mode_keeps_the_square_canvas(monkeypatch, manifest):
     assert_no_exception(app)
     assert set(canvas.sizes) == {(280, 280)}
     assert "Draw a digit on the black square" in texts(app.info)
+
+
+def command_line_reason(tmp_path, name: str, payload: bytes) -> str:
+    """The sentence ``python -m digitlab predict FILE`` prints for the file, without its path."""
+    path = tmp_path / name
+    path.write_bytes(payload)
+    (outcome,) = recognise_files([path], ["cnn"])
+    assert outcome.error is not None, f"the command line reads {name}"
+    return outcome.error.removeprefix(f"{path}: ")
+
+
+def noise_png() -> bytes:
+    noise = np.random.default_rng(0).integers(0, 256, (120, 120), dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(noise).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_one_digit_mode_gives_the_command_lines_reason_for_an_upload_with_no_digit(monkeypatch, tmp_path, manifest):
+    use_canvas(monkeypatch, None)
+    app = number_page("One digit")
+
+    reasons = {}
+    for name, payload in (("noise.png", noise_png()), ("blank.png", digit_image_png("blank"))):
+        app.file_uploader[0].set_value((name, payload, "image/png")).run()
+
+        assert_no_exception(app)
+        reasons[name] = command_line_reason(tmp_path, name, payload)
+        assert reasons[name] in texts(app.info)
+        assert "it looks blank" not in texts(app.info)
+        assert not app.metric
+    assert "random noise" in reasons["noise.png"] and "blank" in reasons["blank.png"]
+
+
+def test_one_digit_mode_says_an_upload_holds_several_digits_and_reads_it_as_a_number(
+    monkeypatch, tmp_path, manifest, mnist_train
+):
+    use_canvas(monkeypatch, None)
+    drawing, number = written_number(mnist_train, [0, 1, 2, 3], size=(1000, 240))
+    payload = png_bytes(drawing)
+    app = number_page("One digit")
+
+    app.file_uploader[0].set_value(("number.png", payload, "image/png")).run()
+
+    assert_no_exception(app)
+    reason = command_line_reason(tmp_path, "number.png", payload)
+    assert "scattered in many small marks" in reason
+    assert reason in texts(app.info)
+    assert f"This looks like {len(number)} digits side by side" in texts(app.warning)
+
+    button_labelled(app, "Read it as a whole number").click().run()
+
+    assert_no_exception(app)
+    assert app.radio(key="draw_mode").value == NUMBER_MODE
+    assert "".join(digit_metrics(app).values()) == number
+
+
+def test_one_digit_mode_reads_a_single_digit_without_offering_a_number(monkeypatch, manifest):
+    use_canvas(monkeypatch, None)
+    app = number_page("One digit")
+
+    app.file_uploader[0].set_value(("7.png", digit_image_png("7"), "image/png")).run()
+
+    assert_no_exception(app)
+    assert app.metric and "digits side by side" not in texts(app.warning)
+    assert not [button for button in app.button if button.label == "Read it as a whole number"]
+
+
+def test_one_digit_mode_offers_a_number_for_a_drawing_and_an_upload_at_once(monkeypatch, manifest, mnist_train):
+    drawn, _ = written_number(mnist_train, [0, 1], size=(480, 240))
+    use_canvas(monkeypatch, drawn)
+    uploaded, _ = written_number(mnist_train, [0, 1, 2, 3], size=(1000, 240))
+    app = number_page("One digit")
+
+    app.file_uploader[0].set_value(("number.png", png_bytes(uploaded), "image/png")).run()
+
+    assert_no_exception(app)
+    offers = texts(app.warning)
+    assert "This looks like 2 digits side by side" in offers and "This looks like 4 digits side by side" in offers
+    assert [button.label for button in app.button].count("Read it as a whole number") == 2

@@ -9,6 +9,7 @@ import os
 import sqlite3
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,7 @@ import pytest
 from digitlab import settings
 from digitlab.errors import DigitlabError
 from digitlab.lab import promotion, runs
-from digitlab.persistence import read_manifest
+from digitlab.persistence import read_manifest, write_manifest
 from tests.app.apptest import (
     assert_no_exception,
     button_labelled,
@@ -38,11 +39,17 @@ def database(tmp_path, monkeypatch) -> Iterator[Path]:
 
 
 def succeeded_run(
-    registry: runs.RunRegistry, family: str, size: int, accuracy: float, seconds: float, **options
+    registry: runs.RunRegistry,
+    family: str,
+    size: int,
+    accuracy: float,
+    seconds: float,
+    folder: Path = Path("unused"),
+    **options,
 ) -> int:
     """A run recorded as finished, with the figures a tiny real run would have."""
     run_id = registry.create_run(runs.TrainingRequest(family, train_size=size, **options))
-    registry.mark_running(run_id, os.getpid(), Path("unused"))
+    registry.mark_running(run_id, os.getpid(), folder)
     registry.mark_succeeded(
         run_id,
         {
@@ -109,12 +116,15 @@ def test_a_run_started_on_the_page_trains_in_the_background_and_can_be_promoted_
     assert table.loc[0, "status"] == "succeeded"
     assert table.loc[0, "accuracy"] == pytest.approx(run.metrics["test"]["accuracy"])
 
-    button_labelled(app, "Promote").click().run()
+    button_labelled(app, "Promote...").click().run()
+    button_labelled(app, f"Promote run #{run.id}").click().run()
 
     assert_no_exception(app)
-    assert f"from run #{run.id} is in use" in texts(app.success)
+    assert f"Run #{run.id}'s MLP is now in use on the Draw page" in texts(app.success)
     pointer = promotion.read_pointer()
     assert pointer["run_id"] == run.id
+    # One message for the outcome: the box that says which models are in use does not repeat it.
+    assert promotion.describe_pointer(pointer) not in texts(app.info)
     serving = promotion.serving_models_dir()
     assert serving.parent.parent == database.parent / "active"
     assert read_manifest(serving).models["mlp"].sha256 == run.sha256
@@ -122,9 +132,92 @@ def test_a_run_started_on_the_page_trains_in_the_background_and_can_be_promoted_
     button_labelled(app, "Roll back the last promotion").click().run()
 
     assert_no_exception(app)
-    assert "The shipped models are in use." in texts(app.success)
+    assert "Rolled back. The shipped models are in use." in texts(app.success)
+    assert "The shipped models are in use." not in texts(app.info)
     assert promotion.serving_models_dir() == settings.models_dir()
     assert json.loads((database.parent / "active" / promotion.POINTER_NAME).read_text())["generation"] is None
+
+
+def test_start_starts_one_run_per_click_however_quickly_the_clicks_come(database, monkeypatch):
+    launched = []
+    monkeypatch.setattr(
+        "digitlab.lab.worker.launch", lambda request: launched.append(request) or len(launched), raising=True
+    )
+    app = page("train").run()
+    start = button_labelled(app, "Start training")
+
+    # Clicks sent before the page redrew carry the button as it was first drawn, as quick clicks in a browser do.
+    for _ in range(3):
+        start.click().run()
+
+    assert_no_exception(app)
+    assert len(launched) == 1
+
+    button_labelled(app, "Start training").click().run()
+
+    assert_no_exception(app)
+    assert len(launched) == 2, "a click on the redrawn button is a new request"
+
+
+def run_with_accuracy(database: Path, folder: Path, accuracy: float) -> int:
+    """A succeeded MLP run whose folder holds the shipped MLP's manifest entry with ``accuracy`` as its score."""
+    shipped = read_manifest(settings.models_dir())
+    entry = shipped.models["mlp"]
+    folder.mkdir(parents=True)
+    write_manifest(
+        replace(shipped, models={"mlp": replace(entry, metrics=replace(entry.metrics, accuracy=accuracy))}), folder
+    )
+    with runs.RunRegistry(database) as registry:
+        return succeeded_run(registry, "mlp", 5000, accuracy, 30.0, folder, epochs=3)
+
+
+def test_promote_asks_first_showing_the_accuracy_change_and_the_ensemble_dropping_out(database, tmp_path):
+    shipped = read_manifest(settings.models_dir()).models
+    if not {"mlp", "ensemble"} <= set(shipped):
+        pytest.skip("The models in use hold no MLP and ensemble to replace.")
+    run_id = run_with_accuracy(database, tmp_path / "run", 0.956)
+    pointer_file = database.parent / "active" / promotion.POINTER_NAME
+    app = page("train").run()
+
+    button_labelled(app, "Promote...").click().run()
+
+    assert_no_exception(app)
+    question = texts(app.warning)
+    before = shipped["mlp"].accuracy
+    assert f"**Promote run #{run_id}?**" in question
+    assert f"test accuracy {before:.2%} → 95.60%, {100 * (before - 0.956):.2f} points lower" in question
+    assert "The ensemble would drop out of the Draw page and the sidebar" in question
+    assert "Rolling back this promotion brings it back" in question
+    assert "python -m digitlab train --model ensemble" in question
+    assert not pointer_file.exists(), "asking must not change the models in use"
+
+    button_labelled(app, "Keep the models in use").click().run()
+
+    assert_no_exception(app)
+    assert not app.warning
+    assert not pointer_file.exists()
+    assert "The shipped models are in use." in texts(app.info)
+
+
+def test_the_registry_names_runs_by_their_settings_and_shows_a_dash_for_what_a_run_lacks(database):
+    with runs.RunRegistry(database) as registry:
+        succeeded_run(registry, "mlp", 5000, 0.95, 20.0, epochs=2)
+        succeeded_run(registry, "mlp", 5000, 0.97, 40.0, epochs=10, augment=False)
+        failed = registry.create_run(runs.TrainingRequest("svm", train_size=1000))
+        registry.mark_finished_without_model(failed, "cancelled", "Cancelled on request.")
+
+    app = page("train").run()
+
+    assert_no_exception(app)
+    registry_table = app.dataframe[0]
+    assert registry_table.proto.placeholder == "-"
+    columns = json.loads(registry_table.proto.columns)
+    assert columns["status"]["width"] >= 100, "'succeeded' and 'cancelled' must fit"
+    labels = app.selectbox(key="promote-run").options
+    assert labels == [
+        "#2 MLP · 5,000 images · 10 epochs, not augmented · 97.00%",
+        "#1 MLP · 5,000 images · 2 epochs, augmented · 95.00%",
+    ]
 
 
 def test_the_cancel_button_asks_the_worker_to_stop(database):
@@ -144,6 +237,21 @@ def test_the_cancel_button_asks_the_worker_to_stop(database):
         assert_no_exception(app)
         assert registry.cancel_requested(run_id)
         assert "Cancelling..." in texts(app.caption)
+
+
+def test_a_run_downloading_mnist_shows_the_download_on_the_page(database):
+    stage = "downloading MNIST (first use on this machine): file 2 of 4, 1.0 of 9.9 MB"
+    with runs.RunRegistry(database) as registry:
+        run_id = registry.create_run(runs.TrainingRequest("mlp", train_size=1000, epochs=3))
+        # This process stands in for the worker, so the page does not mark the run as lost.
+        registry.mark_running(run_id, os.getpid(), database.parent)
+        registry.record_progress(run_id, 40, 100, {"stage": stage})
+
+    app = page("train").run()
+
+    assert_no_exception(app)
+    (bar,) = app.get("progress")
+    assert (bar.proto.value, bar.proto.text) == (40, f"running · {stage}")
 
 
 def test_a_database_that_cannot_be_used_is_one_sentence(database):
@@ -196,8 +304,11 @@ def test_the_compare_page_draws_learning_curves_of_the_runs(database):
         if spec["layout"].get("title", {}).get("text") == "Test accuracy by training images"
     )
     curves = {trace["name"]: (trace["x"], trace["y"]) for trace in accuracy["data"]}
-    assert curves["MLP (epochs 2, augment True)"] == ([500, 1000, 2000], [0.80, 0.86, 0.90])
-    assert curves["SVM (augment True, C 10.0, gamma 0.02)"] == ([1000], [0.91])
+    assert curves["MLP (2 epochs, augmented)"] == ([500, 1000, 2000], [0.80, 0.86, 0.90])
+    assert curves["SVM (C 10, gamma 0.02, augmented)"] == ([1000], [0.91])
+    # The log axis is labelled at the sizes trained on, not with plotly's "5, 1000, 2, 5".
+    assert accuracy["layout"]["xaxis"]["tickvals"] == [500, 1000, 2000]
+    assert accuracy["layout"]["xaxis"]["ticktext"] == ["500", "1k", "2k"]
     time_chart = next(
         spec
         for spec in specs.values()

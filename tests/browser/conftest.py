@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from tests.browser.dashboard import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, DESKTOP, PAGES, open_page, start_dashboard
+from tests.browser.dashboard import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, start_dashboard
 
 
 @pytest.fixture(scope="module")
@@ -14,13 +14,10 @@ def server_url(request):
 
 
 @pytest.fixture(scope="module")
-def browser(server_url):
+def browser():
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        # Until some session has run app.py, Streamlit treats pages/ as an old-style multipage folder and runs a
-        # deep-linked page without app.py (no page config, no sidebar); opening the entry page first avoids that.
-        open_page(chromium, server_url, PAGES["draw"][1], DESKTOP).close()
         yield chromium
         chromium.close()

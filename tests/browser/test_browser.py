@@ -16,6 +16,7 @@ from digitlab.persistence import read_manifest
 from tests.browser.dashboard import (
     ARTIFACTS,
     DESKTOP,
+    MAIN,
     METRICS,
     MODEL_LOAD_TIMEOUT_MS,
     PAGE_TIMEOUT_MS,
@@ -76,6 +77,50 @@ def test_cnn_reads_the_drawn_digits(drawn_readings):
         pytest.skip(f"The manifest in {settings.models_dir()} has no cnn, so there is no CNN reading to check.")
     for digit, readings in drawn_readings.items():
         assert readings[cnn.title] == digit, f"the CNN read the drawn {digit} as {readings[cnn.title]}"
+
+
+def white_pixels(canvas) -> int:
+    """How many pixels of a canvas element the pen has drawn on (white strokes on black)."""
+    return canvas.evaluate(
+        """element => {
+            const data = element.getContext("2d").getImageData(0, 0, element.width, element.height).data;
+            let count = 0;
+            for (let i = 0; i < data.length; i += 4) if (data[i] > 128 && data[i + 3] > 0) count++;
+            return count;
+        }"""
+    )
+
+
+def test_a_drawing_outlives_another_page_and_its_preselected_digit_can_be_confirmed(browser, server_url):
+    manifest = trained_manifest_or_skip()
+    page = open_page(browser, server_url, PAGES["draw"][1], DESKTOP)
+    canvas = page.locator("canvas.upper-canvas").first
+    canvas.wait_for(timeout=MODEL_LOAD_TIMEOUT_MS)
+    draw(page, canvas, [[(0.5, 0.15), (0.5, 0.85)]])
+    before = model_readings(page, len(manifest.models))
+
+    page.get_by_role("link", name="My digits").first.click()
+    page.get_by_role("heading", name="My digits").first.wait_for(timeout=PAGE_TIMEOUT_MS)
+    wait_until_idle(page)
+    page.get_by_role("link", name=PAGES["draw"][1]).first.click()
+    page.get_by_role("heading", name=PAGES["draw"][1]).first.wait_for(timeout=PAGE_TIMEOUT_MS)
+
+    assert model_readings(page, len(manifest.models)) == before
+    assert white_pixels(page.locator("canvas.dc-canvas.lower-canvas").first) > 0, "the canvas shows the drawing again"
+    screenshot_whole_page(page, ARTIFACTS / "draw-after-another-page.png", DESKTOP)
+
+    # Clicking the preselected digit confirms it: it stays chosen, and the drawing is saved with it.
+    form = page.locator(f'{MAIN} [data-testid="stForm"]')
+    chosen = form.locator('[role="radio"][aria-checked="true"]')
+    digit = chosen.inner_text().strip()
+    chosen.click()
+    wait_until_idle(page)
+    assert form.locator('[role="radio"][aria-checked="true"]').count() == 1
+    form.get_by_role("button", name="Save with this digit").click()
+    page.get_by_text(f"Saved as a {digit}").wait_for(timeout=PAGE_TIMEOUT_MS)
+    assert page.get_by_text("Pick the right digit before saving").count() == 0
+    assert page.locator('[data-testid="stException"]').count() == 0
+    page.close()
 
 
 @pytest.mark.parametrize("viewport_name", ["desktop", "phone"])

@@ -9,6 +9,7 @@ import os
 import pytest
 
 from digitlab import settings
+from digitlab.formatting import indefinite_article
 from digitlab.lab.feedback import FeedbackStore
 from tests.browser.dashboard import (
     ARTIFACTS,
@@ -59,7 +60,7 @@ def test_a_corrected_drawing_is_saved_and_listed_on_my_digits(browser, server_ur
     # Streamlit draws the segmented control as a group of radio buttons.
     form.get_by_role("radio", name=str(corrected), exact=True).click()
     form.get_by_role("button", name="Save with this digit").click()
-    page.get_by_text(f"Saved as a {corrected}").wait_for(timeout=PAGE_TIMEOUT_MS)
+    page.get_by_text(f"Saved as {indefinite_article(corrected)} {corrected}").wait_for(timeout=PAGE_TIMEOUT_MS)
     wait_until_idle(page)
     assert page.locator('[data-testid="stException"]').count() == 0
     screenshot_whole_page(page, ARTIFACTS / "draw-saved.png", DESKTOP)

@@ -27,6 +27,7 @@ from ui.resources import model_titles
 
 pytestmark = pytest.mark.browser
 
+DIALOG = '[role="dialog"]'
 EXCEPTION = '[data-testid="stException"]'
 MARKDOWN = '[data-testid="stMarkdownContainer"]'
 
@@ -76,19 +77,29 @@ def test_a_drawn_digit_gets_a_heat_map_from_every_model(browser, server_url, tit
 
 def test_a_test_images_mistake_shows_look_alikes_and_heat_maps(browser, server_url, titles, insight):
     page = open_page(browser, f"{server_url}/explore", PAGES["explore"][1], DESKTOP)
+    page.get_by_role("button", name="Inspect").first.click()
+    dialog = page.locator(DIALOG)
 
-    page.get_by_text("look-alikes", exact=True).click()
-    page.get_by_text("nearest to it (labelled digit)").wait_for(timeout=PAGE_TIMEOUT_MS)
+    dialog.get_by_text("look-alikes", exact=True).click()
+    dialog.get_by_text("nearest to it (labelled digit)").wait_for(timeout=PAGE_TIMEOUT_MS)
     wait_until_idle(page)
-    assert page.get_by_text("nearest to it (read instead)").count() >= 1
-    screenshot_whole_page(page, ARTIFACTS / "insight-explore-look-alikes.png", DESKTOP)
+    assert dialog.get_by_text("nearest to it (read instead)").count() >= 1
+    page.screenshot(path=ARTIFACTS / "insight-explore-look-alikes.png")
 
-    page.get_by_text("heat maps", exact=True).click()
+    dialog.get_by_text("heat maps", exact=True).click()
     captions = heat_map_captions(page, len(titles))
+    # Large enough to see which strokes light up, and in rows rather than one tall column.
+    heat_maps = dialog.locator('[data-testid="stImage"] img')
+    widths = [heat_maps.nth(position).bounding_box()["width"] for position in range(heat_maps.count())]
+    assert min(widths) >= 150, widths
+    content_height = page.evaluate(
+        f"Math.max(...Array.from(document.querySelectorAll('{DIALOG} *')).map(element => element.scrollHeight))"
+    )
+    assert content_height < 2 * DESKTOP["height"], content_height
 
     assert page.locator(EXCEPTION).count() == 0
     assert all(any(title in caption for caption in captions) for title in titles.values()), captions
-    screenshot_whole_page(page, ARTIFACTS / "insight-explore-heat-maps.png", DESKTOP)
+    page.screenshot(path=ARTIFACTS / "insight-explore-heat-maps.png")
     page.close()
 
 
@@ -103,7 +114,7 @@ def test_a_lasso_on_the_map_selects_images_and_filters_the_mistakes(browser, ser
     # A lasso around the middle third of the map, drawn with real mouse moves.
     corners = [(0.33, 0.33), (0.67, 0.33), (0.67, 0.67), (0.33, 0.67), (0.34, 0.34)]
     draw(page, plot, [corners], steps=12)
-    page.get_by_text("images selected; the first").wait_for(timeout=PAGE_TIMEOUT_MS)
+    page.get_by_text("mistakes first:").wait_for(timeout=PAGE_TIMEOUT_MS)
     wait_until_idle(page)
 
     assert page.locator(EXCEPTION).count() == 0

@@ -9,6 +9,7 @@ from digitlab.errors import ImageError, NoDigitFoundError
 from digitlab.imaging import clean, decode, normalise
 from digitlab.imaging import preprocess as pp
 from tests.support import digit_like_stroke
+from tests.unit.test_cli import one_bit_png
 
 
 def centre_of_mass(image: np.ndarray) -> tuple[float, float]:
@@ -148,7 +149,7 @@ def test_missing_path_and_directory(tmp_path):
 def test_huge_image_is_refused_before_decoding(tmp_path):
     path = tmp_path / "huge.png"
     Image.new("1", (30_000, 30_000)).save(path)
-    with pytest.raises(ImageError, match="pixel limit"):
+    with pytest.raises(ImageError, match="more pixels than the 150 megapixels that can be read safely"):
         pp.preprocess(path)
 
 
@@ -384,7 +385,64 @@ def test_decompression_bomb_is_refused_without_decoding(tmp_path):
     path = tmp_path / "bomb.png"
     Image.new("1", (12_000, 12_000)).save(path)
     assert path.stat().st_size < 100_000
-    with pytest.raises(ImageError, match="pixel limit"):
+    with pytest.raises(ImageError, match="12000x12000 pixels .* cannot be read safely"):
+        pp.preprocess(path)
+
+
+PHONE_PHOTO_SIZE = (8064, 6048)
+
+
+@pytest.fixture(scope="module")
+def phone_photo() -> bytes:
+    """A 48-megapixel JPEG the size a phone saves: a dark upright stroke, a "1", on off-white paper."""
+    width, height = PHONE_PHOTO_SIZE
+    photo = Image.new("RGB", PHONE_PHOTO_SIZE, (232, 228, 218))
+    ImageDraw.Draw(photo).line([(width // 2, height // 4), (width // 2, 3 * height // 4)], fill=(25, 25, 35), width=320)
+    buffer = io.BytesIO()
+    photo.save(buffer, format="JPEG", quality=90)
+    return buffer.getvalue()
+
+
+def test_a_48_megapixel_phone_photo_is_decoded_scaled_down_and_read(phone_photo, tmp_path):
+    decoded = decode.load_image(phone_photo)
+    # JPEG's reduced decoding keeps at most a quarter of each side, never less than the analysis needs.
+    assert decoded.size[0] <= PHONE_PHOTO_SIZE[0] // 4 and min(decoded.size) >= decode.ANALYSIS_SIDE
+
+    path = tmp_path / "phone.jpg"
+    path.write_bytes(phone_photo)
+    for source in (phone_photo, path):
+        result = pp.preprocess(source)
+        assert result.shape == (28, 28)
+        height, width = ink_box(result)
+        assert abs(height - 20) <= 1 and width < 10, "the upright stroke fills the 20-pixel box"
+
+
+@pytest.mark.parametrize(
+    ("size", "problem"),
+    [
+        ((12_000, 12_000), "The image is 12000x12000 pixels (144 megapixels); a PNG file that large cannot be read"),
+        ((16_000, 10_000), "The image is 16000x10000 pixels (160 megapixels), more than the 150 megapixels"),
+        ((30_000, 30_000), "The image has more pixels than the 150 megapixels that can be read safely."),
+    ],
+)
+def test_hostile_oversized_uploads_are_refused_in_a_whole_sentence(size, problem):
+    # A one-bit PNG of a few kilobytes that would take hundreds of megabytes once decoded.
+    payload = one_bit_png(*size)
+    assert len(payload) < 200_000
+
+    with pytest.raises(ImageError) as refusal:
+        pp.preprocess(payload)
+
+    sentence = str(refusal.value)
+    assert sentence.startswith(problem)
+    assert sentence.endswith(".") and "uploaded data" not in sentence
+
+
+def test_an_oversized_file_is_refused_in_a_sentence_that_starts_with_its_path(tmp_path):
+    path = tmp_path / "bomb.png"
+    path.write_bytes(one_bit_png(16_000, 10_000))
+
+    with pytest.raises(ImageError, match=r"bomb\.png: the image is 16000x10000 pixels \(160 megapixels\), more than"):
         pp.preprocess(path)
 
 

@@ -76,6 +76,42 @@ def test_promoting_switches_the_models_in_use_and_leaves_the_base_untouched(trai
     assert "from run #7 is in use" in promotion.describe_pointer(pointer)
 
 
+def test_a_plan_says_what_promoting_would_change_and_changes_nothing(trained, root):
+    base, run = trained
+    before = snapshot(base)
+
+    plan = promotion.plan_promotion(run, "mlp", run_id=7, root=root, base=base)
+
+    assert (plan.family, plan.run_id) == ("mlp", 7)
+    assert plan.current_accuracy == read_manifest(base).models["mlp"].accuracy
+    assert plan.new_accuracy == read_manifest(run).models["mlp"].accuracy
+    assert plan.current_accuracy is not None and plan.new_accuracy is not None
+    assert plan.left_out == {"ensemble": "its weights were fitted to the MLP that was replaced"}
+    assert not root.exists() and snapshot(base) == before
+
+    pointer = promotion.promote(run, "mlp", run_id=7, root=root, base=base)
+
+    assert pointer["left_out"] == plan.left_out
+    assert promotion.describe_pointer(pointer).endswith(
+        "The ensemble is left out: its weights were fitted to the MLP that was replaced; rolling back brings it back."
+    )
+    # Once the ensemble is out, promoting another member leaves nothing more out.
+    assert promotion.plan_promotion(base, "svm", root=root).left_out == {}
+
+
+def test_a_plan_for_a_family_not_in_use_has_no_accuracy_to_compare(trained, root, tmp_path):
+    base, run = trained
+    without_mlp = tmp_path / "without-mlp"
+    shutil.copytree(base, without_mlp)
+    manifest = read_manifest(without_mlp)
+    write_manifest(replace(manifest, models={"svm": manifest.models["svm"]}), without_mlp)
+
+    plan = promotion.plan_promotion(run, "mlp", root=root, base=without_mlp)
+
+    assert plan.current_accuracy is None and plan.new_accuracy is not None
+    assert plan.left_out == {}
+
+
 def test_rollback_returns_to_each_earlier_generation_and_then_to_the_shipped_models(trained, root):
     base, run = trained
     first = promotion.promote(run, "mlp", root=root, base=base)
@@ -173,6 +209,8 @@ def test_only_a_succeeded_run_can_be_promoted(tmp_path):
         run_id = registry.create_run(runs.TrainingRequest("mlp", train_size=200, epochs=1))
     with pytest.raises(promotion.PromotionError, match="is queued; only a run that succeeded"):
         promotion.promote_run(run_id, database, root=tmp_path / "active")
+    with pytest.raises(promotion.PromotionError, match="is queued; only a run that succeeded"):
+        promotion.plan_run_promotion(run_id, database, root=tmp_path / "active")
 
 
 def test_a_promoted_run_is_found_through_the_registry(trained, tmp_path, monkeypatch):

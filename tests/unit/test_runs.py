@@ -221,8 +221,26 @@ def test_learning_curves_group_succeeded_runs_by_family_and_settings(registry, t
         ("mlp", 2000, 0.9),
         ("svm", 1000, 0.93),
     ]
-    assert rows[0]["curve"] == "MLP (epochs 2, augment True)"
+    assert rows[0]["curve"] == "MLP (2 epochs, augmented)"
+    assert rows[2]["curve"] == "SVM (C 10, gamma 0.02, augmented)"
     assert [run.id for run in registry.list_runs(("failed",))] == [failed]
+
+
+def test_run_labels_tell_runs_of_one_family_apart_by_their_settings(registry):
+    labels = [
+        registry.get_run(registry.create_run(request)).label
+        for request in (
+            runs.TrainingRequest("mlp", train_size=5000, epochs=1),
+            runs.TrainingRequest("mlp", train_size=5000, epochs=10, augment=False, include_drawings=True),
+            runs.TrainingRequest("svm", train_size=5000, C=5.0, gamma=0.01),
+        )
+    ]
+
+    assert labels == [
+        "#1 MLP · 5,000 images · 1 epoch, augmented",
+        "#2 MLP · 5,000 images · 10 epochs, not augmented · with saved drawings",
+        "#3 SVM · 5,000 images · C 5, gamma 0.01, augmented",
+    ]
 
 
 def test_the_command_line_lists_runs_and_refuses_an_unknown_one_with_a_sentence(tmp_path, monkeypatch, capsys):

@@ -73,6 +73,20 @@ def test_boxes_are_in_the_pixels_of_a_large_image():
     assert canvas.shape[1] > 768  # analysed at a reduced size, reported at full size
     for segment_, box in zip(found, boxes, strict=True):
         assert overlap_share(segment_.box, box) > 0.95
+
+
+def test_boxes_are_in_the_pixels_of_a_large_jpeg_that_was_decoded_scaled_down():
+    import io
+
+    from PIL import Image
+
+    canvas, boxes = line_of([ring(1200, 840, 120), ring(1200, 840, 120)], [600])
+    buffer = io.BytesIO()
+    Image.fromarray((255 - canvas * 255).astype(np.uint8)).save(buffer, format="JPEG", quality=90)
+    found = segment.segment_digits(buffer.getvalue(), FixedReader())
+    assert len(found) == 2
+    for segment_, box in zip(found, boxes, strict=True):
+        assert overlap_share(segment_.box, box) > 0.9
         assert abs(segment_.box[2] - box[2]) <= 4
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from digitlab import settings
+from digitlab.errors import DigitlabError
 from digitlab.lab import feedback, promotion, runs, worker
 from tests.support import stop_unfinished_workers
 
@@ -102,6 +103,67 @@ def test_a_run_that_cannot_get_its_data_ends_failed_with_the_reason(tmp_path, mo
     assert run.status == "failed"
     assert "MNIST" in run.error or "mnist" in run.error
     assert run.artifact is None and run.finished_at is not None
+
+
+@pytest.fixture
+def recorded_progress(monkeypatch) -> list[tuple[str, int, int]]:
+    """Every (stage, done, total) the worker records, in order, as the Train page would read them one by one."""
+    recorded = []
+    original = runs.RunRegistry.record_progress
+
+    def recording(registry, run_id, done, total, details):
+        original(registry, run_id, done, total, details)
+        recorded.append((registry.get_run(run_id).stage, done, total))
+
+    monkeypatch.setattr(runs.RunRegistry, "record_progress", recording)
+    return recorded
+
+
+def test_the_first_run_on_a_machine_shows_the_mnist_download_as_its_stage(
+    tmp_path, mnist_dir, monkeypatch, recorded_progress
+):
+    # The machine's data folder is empty; the mirror serves the session's copy of the four files.
+    monkeypatch.setenv(settings.MNIST_MIRRORS_VARIABLE, mnist_dir.as_uri())
+    data_dir = tmp_path / "mnist"
+
+    def stop_after_the_download(*arguments, **options):
+        raise DigitlabError("Stopped once the data was there.")
+
+    monkeypatch.setattr("digitlab.training.train_and_record", stop_after_the_download)
+    database = tmp_path / "lab.sqlite3"
+    run_id = queued_run(database, runs.TrainingRequest("mlp", train_size=300, epochs=1))
+
+    run = worker.run_worker(run_id, database, data_dir)
+
+    assert (run.status, run.error) == ("failed", "Stopped once the data was there.")
+    downloading = [entry for entry in recorded_progress if entry[0].startswith("downloading MNIST")]
+    assert downloading[0][0].startswith("downloading MNIST (first use on this machine): file 1 of 4, 0.0 of ")
+    assert downloading[-1][1:] == (100, 100)
+    assert any(
+        stage.startswith("downloading MNIST (first use on this machine): file 4 of 4") for stage, *_ in downloading
+    )
+    assert [done for _, done, _ in downloading] == sorted({done for _, done, _ in downloading})
+    # Training then starts its own count from nothing, not from a full bar.
+    assert recorded_progress[-1] == ("training", 0, 0)
+    assert sorted(path.name for path in data_dir.iterdir()) == sorted(path.name for path in mnist_dir.glob("*.gz"))
+
+
+def test_a_run_cancelled_while_mnist_downloads_stops_there(tmp_path, mnist_dir, monkeypatch):
+    monkeypatch.setenv(settings.MNIST_MIRRORS_VARIABLE, mnist_dir.as_uri())
+    database = tmp_path / "lab.sqlite3"
+    run_id = queued_run(database, runs.TrainingRequest("mlp", train_size=300, epochs=1))
+    original = runs.RunRegistry.record_progress
+
+    def cancel_on_first_report(registry, run_id, done, total, details):
+        original(registry, run_id, done, total, details)
+        registry.request_cancel(run_id)
+
+    monkeypatch.setattr(runs.RunRegistry, "record_progress", cancel_on_first_report)
+
+    run = worker.run_worker(run_id, database, tmp_path / "mnist")
+
+    assert (run.status, run.error) == ("cancelled", "Cancelled on request.")
+    assert run.progress_total == 100 and run.progress_done < 100
 
 
 def test_a_run_cancelled_before_it_starts_never_trains(tmp_path, mnist_dir):
