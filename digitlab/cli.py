@@ -22,9 +22,18 @@ def chosen_models(choice: str) -> list[str]:
     return list(REGISTRY) if choice == "all" else [choice]
 
 
+def style_share(arguments, name: str) -> dict[str, float]:
+    """``--style-share`` as the keyword for the families that take it (the Keras networks), else nothing."""
+    if arguments.style_share is None or "style_share" not in REGISTRY[name]._get_param_names():
+        return {}
+    return {"style_share": arguments.style_share}
+
+
 def command_train(arguments) -> int:
     from digitlab.training import train_and_record
 
+    # The MLP and the CNN of one command learn from the same writing-style examples, made once.
+    style_cache = {}
     for name in chosen_models(arguments.model):
         print(f"Training {name} (seed {arguments.seed})...", file=sys.stderr)
 
@@ -42,8 +51,10 @@ def command_train(arguments) -> int:
             epochs=arguments.epochs,
             train_size=arguments.train_size,
             models_dir=arguments.out,
+            **style_share(arguments, name),
             data_dir=arguments.data_dir,
             progress=report,
+            style_cache=style_cache,
         )
         print(
             f"{name}: test accuracy {entry.metrics.accuracy:.2%} "
@@ -363,6 +374,13 @@ def command_runs_rollback(arguments) -> int:
     return 0
 
 
+def non_negative_float(text: str) -> float:
+    value = float(text)
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, not {text}")
+    return value
+
+
 def positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -395,6 +413,13 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--epochs", type=int, help="epochs for the Keras models (default: each model's own)")
     train.add_argument("--train-size", type=int, help="train on a random subset of this many images")
     train.add_argument("--seed", type=int, default=0)
+    train.add_argument(
+        "--style-share",
+        type=non_negative_float,
+        help="also learn from this many writing-style examples per training image for the MLP and the CNN "
+        "(scans, forms, drawings and photos made from training digits, font digits, elastic distortions; "
+        "default 0, as the shipped models; try 0.2)",
+    )
     train.add_argument("--out", help="models folder to write (default: the shipped models/)")
     add_folder_options(train, models=None, data=True)
     train.set_defaults(handler=command_train)

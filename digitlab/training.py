@@ -20,6 +20,7 @@ from digitlab.manifest import ModelEntry
 from digitlab.models.base import ProgressCallback
 from digitlab.models.neural import KerasClassifier
 from digitlab.models.registry import REGISTRY
+from digitlab.styles import StyleExamples, style_examples
 
 LIBRARIES = ("numpy", "scipy", "scikit-learn", "skops", "tensorflow", "keras")
 
@@ -60,6 +61,31 @@ def build_model(name: str, *, seed: int = 0, epochs: int | None = None, **overri
     return family(seed=seed, **overrides)
 
 
+def writing_style_examples(
+    model,
+    images: np.ndarray,
+    labels: np.ndarray,
+    count: int,
+    seed: int,
+    cache: dict[tuple[str, int, int], StyleExamples] | None,
+    progress: ProgressCallback | None,
+) -> StyleExamples:
+    """``count`` writing-style examples made from the images ``model`` fits on, from ``cache`` when it has them."""
+    part = model.training_part(len(images))
+    key = (data_checksum(images[part], labels[part]), count, seed)
+    if cache is not None and key in cache:
+        return cache[key]
+
+    def report(done: int, total: int) -> None:
+        if progress:
+            progress(0, 0, {"stage": f"making writing-style examples ({done:,} of {total:,})"})
+
+    styles = style_examples(images[part], labels[part], count=count, seed=seed, progress=report)
+    if cache is not None:
+        cache[key] = styles
+    return styles
+
+
 def train_and_record(
     name: str,
     *,
@@ -71,11 +97,14 @@ def train_and_record(
     progress: ProgressCallback | None = None,
     verbose: int | str = 0,
     extra_training: tuple[np.ndarray, np.ndarray] | None = None,
+    style_cache: dict[tuple[str, int, int], StyleExamples] | None = None,
     **overrides,
 ) -> ModelEntry:
     """Train one model, evaluate it on the test set, save it and update the manifest entry.
 
     ``extra_training`` (images, labels) are added to the sampled MNIST training images, e.g. users' own drawings.
+    Pass the same ``style_cache`` (an empty dict at first) when training several models on the same images, so the
+    writing-style examples (minutes of rendering) are made once.
     """
     train_images, train_labels = load_mnist("train", data_dir)
     test_images, test_labels = load_mnist("test", data_dir)
@@ -88,6 +117,10 @@ def train_and_record(
     if model.members:
         fit_options["members"] = {member: persistence.load_model(member, models_dir) for member in model.members}
     started = time.perf_counter()
+    wanted = model.extra_examples_wanted(len(train_images))
+    if wanted:
+        styles = writing_style_examples(model, train_images, train_labels, wanted, seed, style_cache, progress)
+        fit_options["extra_examples"] = (styles.images, styles.labels)
     model.fit(train_images, train_labels, progress=progress, **fit_options)
     training_seconds = time.perf_counter() - started
     metrics, timing, probabilities = evaluate_model(model, test_images, test_labels)

@@ -160,6 +160,18 @@ class DigitClassifier(BaseEstimator, ABC):
         known = cls._get_param_names()
         return cls(**{name: value for name, value in (params or {}).items() if name in known})
 
+    def extra_examples_wanted(self, count: int) -> int:
+        """How many extra examples in other writing styles ``fit`` takes beside ``count`` training images.
+
+        Families that want some accept them as ``fit(..., extra_examples=(images, labels))`` and name the
+        images they may be made from in :meth:`training_part`.
+        """
+        return 0
+
+    def training_part(self, count: int) -> np.ndarray:
+        """Positions of the ``count`` training images that ``fit`` learns from (not those it holds out)."""
+        return np.arange(count)
+
     def training_notes(self) -> dict[str, Any]:
         """What the manifest should record about how the model was trained."""
         return {}

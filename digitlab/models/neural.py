@@ -32,6 +32,7 @@ class KerasClassifier(DigitClassifier):
         validation_size: int = 5000,
         patience: int = 8,
         augment: bool = True,
+        style_share: float = 0.0,
         seed: int = 0,
         initialisation_seed: int | None = None,
     ):
@@ -41,6 +42,11 @@ class KerasClassifier(DigitClassifier):
         self.validation_size = validation_size
         self.patience = patience
         self.augment = augment
+        # Extra examples in other writing styles (digitlab.styles) per training image, which training makes
+        # from the training part and hands to ``fit`` as ``extra_examples``. The shipped networks use none: with a
+        # fifth, the CNN read more of realworld's renderings (97.5 % instead of 96.7 %) but less of MNIST's test
+        # set (99.53 % instead of 99.65 %), which the shipped models must not lose.
+        self.style_share = style_share
         self.seed = seed
         # The held-out split always follows ``seed``, so networks that differ only in how they were
         # initialised, shuffled and augmented are validated on the same images and can be weighed together.
@@ -55,15 +61,27 @@ class KerasClassifier(DigitClassifier):
     def build_network(self):
         """A fresh, uncompiled Keras model."""
 
-    def fit(self, images, labels, *, progress=None, verbose: int | str = 0):
+    def extra_examples_wanted(self, count: int) -> int:
+        return round(self.style_share * len(self.training_part(count)))
+
+    def training_part(self, count: int) -> np.ndarray:
+        return validation_split(count, self.validation_size, self.seed)[0]
+
+    def fit(self, images, labels, *, progress=None, verbose: int | str = 0, extra_examples=None):
+        """Fit on the training part of ``images``; ``extra_examples`` (images, labels) join that part only."""
         import keras
 
         images = as_image_batch(images)
         labels = np.asarray(labels)
         keras.utils.set_random_seed(self.initialisation_seed_)
         train_part, validation_part = validation_split(len(images), self.validation_size, self.seed)
+        train_images, train_labels = images[train_part], labels[train_part]
+        if extra_examples is not None:
+            train_images = np.concatenate([train_images, as_image_batch(extra_examples[0]).astype(images.dtype)])
+            train_labels = np.concatenate([train_labels, np.asarray(extra_examples[1], dtype=labels.dtype)])
+        self.extra_examples_ = 0 if extra_examples is None else len(extra_examples[1])
         network = self.build_network()
-        steps_per_epoch = math.ceil(len(train_part) / self.batch_size)
+        steps_per_epoch = math.ceil(len(train_labels) / self.batch_size)
         warmup_steps = steps_per_epoch
         schedule = keras.optimizers.schedules.CosineDecay(
             initial_learning_rate=self.learning_rate / 10,
@@ -84,8 +102,8 @@ class KerasClassifier(DigitClassifier):
         if progress:
             callbacks.append(epoch_progress_callback(progress, self.epochs))
         history = network.fit(
-            network_input(images[train_part]),
-            labels[train_part],
+            network_input(train_images),
+            train_labels,
             validation_data=(network_input(images[validation_part]), labels[validation_part]),
             epochs=self.epochs,
             batch_size=self.batch_size,
@@ -114,6 +132,12 @@ class KerasClassifier(DigitClassifier):
             "validation": f"{self.validation_size} held-out training images, early stopping on validation accuracy",
             "learning_rate_schedule": "one-epoch warm-up, then cosine decay",
         }
+        if getattr(self, "extra_examples_", 0):
+            notes["writing_styles"] = (
+                f"{self.extra_examples_} extra examples made from the training part: digits rendered as scans, forms, "
+                "drawings and photos and preprocessed, digits drawn from the training fonts, elastically "
+                "distorted digits with thinner and thicker pens"
+            )
         if hasattr(self, "history_"):
             notes["epochs_run"] = len(self.history_.get("loss", []))
         return notes
@@ -213,6 +237,7 @@ class CNNClassifier(KerasClassifier):
         validation_size: int = 5000,
         patience: int = 8,
         augment: bool = True,
+        style_share: float = 0.0,
         seed: int = 0,
         initialisation_seed: int | None = None,
     ):
@@ -227,6 +252,7 @@ class CNNClassifier(KerasClassifier):
             validation_size=validation_size,
             patience=patience,
             augment=augment,
+            style_share=style_share,
             seed=seed,
             initialisation_seed=initialisation_seed,
         )

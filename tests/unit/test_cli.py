@@ -14,6 +14,7 @@ from digitlab.checks.realworld import NON_DIGIT_SOURCES, SOURCES, STYLE_SOURCE
 from digitlab.cli import main
 from digitlab.models.base import LOW_CONFIDENCE
 from digitlab.models.registry import REGISTRY
+from digitlab.persistence import read_manifest
 
 
 @pytest.fixture(scope="module")
@@ -109,6 +110,24 @@ def test_train_and_evaluate_from_the_command_line(tmp_path, mnist_dir, capsys):
     assert (out / "mlp.keras").exists() and (out / "manifest.json").exists()
     assert main(["evaluate", "--models-dir", str(out), "--data-dir", str(mnist_dir)]) == 0
     assert "| mlp |" in capsys.readouterr().out
+
+
+def test_train_with_writing_styles_records_the_extra_examples(tmp_path, mnist_dir, capsys):
+    out = tmp_path / "models"
+    arguments = ["--model", "cnn", "--epochs", "1", "--train-size", "300", "--style-share", "0.1", "--out", str(out)]
+    assert main(["train", *arguments, "--data-dir", str(mnist_dir)]) == 0
+    entry = read_manifest(out).models["cnn"]
+    assert entry.hyperparameters["style_share"] == 0.1
+    # 300 images hold out 30 for validation; a tenth of the other 270 is 27 examples, less any preprocessing refused.
+    assert "extra examples made from the training part" in entry.training_notes["writing_styles"]
+    assert 24 <= int(entry.training_notes["writing_styles"].split()[0]) <= 27
+    assert "making writing-style examples" in capsys.readouterr().err
+
+
+def test_a_negative_style_share_is_refused_by_the_parser(capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "--model", "cnn", "--style-share", "-1"])
+    assert "must be 0 or more" in capsys.readouterr().err
 
 
 def png_chunk(kind: bytes, data: bytes) -> bytes:
