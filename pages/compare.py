@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from digitlab.insight import comparison
-from ui import charts, confusion_view, problems, resources, training_view
+from ui import calibration_view, charts, confusion_view, problems, resources, training_view
 from ui.sidebar import route_through_app
 
 
@@ -40,7 +40,6 @@ DEFAULT_FIGURES = [
 ]
 # Counts of different kinds of parts (parameters, support vectors), listed in the table but not charted side by side.
 TABLE_ONLY = {"complexity"}
-
 route_through_app()
 st.title("Compare models")
 
@@ -118,6 +117,9 @@ st.plotly_chart(
     ),
     key="per-class",
 )
+
+st.header("Confidence and calibration", divider="gray")
+calibration_view.show_calibration(chosen, titles, colours)
 
 st.header("Confusion matrices", divider="gray")
 confusion_view.show_confusion_matrices(manifest, chosen, titles)

@@ -15,9 +15,11 @@ from ui.sidebar import route_through_app
 route_through_app()
 
 CANVAS_SIZE = 280
-# In "whole number" mode the canvas is a strip wide enough for several digits side by side; the narrow
-# one fits a phone held upright (390 px wide or more).
-NUMBER_CANVAS_SIZES = {"Wide": (720, 240), "Narrow, for phones": (360, 120)}
+# In "whole number" mode the canvas is a strip wide enough for several digits side by side. The narrow one, the
+# first and so the default, fits the page's column on a phone held upright (328 px wide on a phone 360 px wide):
+# Streamlit cannot tell the page how wide the screen is, a strip wider than the column sticks out past the screen's
+# edge, and on a wide screen the wide strip is one click away (and kept for the session).
+NUMBER_CANVAS_SIZES = {"Narrow, for phones": (320, 120), "Wide": (720, 240)}
 ONE_DIGIT, WHOLE_NUMBER = "One digit", "A whole number"
 UPLOAD_TYPES = ["png", "jpg", "jpeg", "bmp", "gif", "tif", "tiff", "webp"]
 # Each canvas's latest drawing and what it started with on this visit, kept for the session by canvas key, and the
@@ -65,7 +67,12 @@ def show_result(source, key: str) -> None:
     if model_input is None:
         return
     predictions, verdict = show_predictions(model_input, models, titles, key=key)
-    if st.toggle("Why this answer: heat maps of the pixels that drove each model", key=f"why-{key}"):
+    # A short label, so that it fits on one line beside the switch on a phone; the help says the rest.
+    if st.toggle(
+        "Why this answer: heat maps",
+        key=f"why-{key}",
+        help="Heat maps over the 28x28 input of the pixels that drove each model's answer.",
+    ):
         show_why(model_input, models, titles)
     show_save_form(source, model_input, predictions, key=key, is_digit=verdict is None or verdict.is_digit)
 
@@ -135,6 +142,9 @@ with draw_tab:
         if whole_number:
             strip = st.radio("Strip size", list(NUMBER_CANVAS_SIZES), horizontal=True, key=kept_choice("number_strip"))
             canvas_width, canvas_height = NUMBER_CANVAS_SIZES[strip]
+        # The canvas's toolbar (undo, redo, the bin), shown on hover or after a tap, sits above the canvas's top
+        # edge; the space keeps it off the widget above, whose right end it would otherwise cover.
+        st.space("xsmall")
         # A new key gives a fresh, empty canvas; the toolbar on the canvas (on hover) also has undo and reset.
         clears = st.session_state.setdefault("canvas_clears", 0)
         canvas_key = f"canvas-{canvas_width}x{canvas_height}-{clears}"

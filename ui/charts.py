@@ -7,6 +7,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from digitlab.insight.calibration import BIN_COUNT
 from digitlab.models.detector import ScoreHistogram
 
 # Okabe-Ito colours: distinguishable with colour-vision deficiencies and on a projector.
@@ -313,3 +314,45 @@ def digit_score_chart(histogram: ScoreHistogram, score: float, threshold: float)
     figure.update_xaxes(title="digit score (higher: more like a digit)", fixedrange=True)
     figure.update_yaxes(tickformat=".0%", fixedrange=True, title=None)
     return _compact(figure, 230)
+
+
+def reliability_chart(rows: Sequence[dict], titles: dict[str, str], colours: dict[str, str]) -> go.Figure:
+    """Reliability diagram: per bin of confidence, the share of right answers, one line per model.
+
+    ``rows`` are ``digitlab.insight.calibration.reliability_rows``. A calibrated model's line follows the
+    dashed diagonal; a line below it is overconfident. A point's size grows with its bin's image count, which
+    hovering it gives with the bin's range.
+    """
+    figure = go.Figure()
+    figure.add_scatter(
+        x=[0, 1],
+        y=[0, 1],
+        mode="lines",
+        name="perfectly calibrated",
+        line={"color": MUTED, "dash": "dash"},
+        hoverinfo="skip",
+    )
+    for model in dict.fromkeys(row["model"] for row in rows):
+        own = [row for row in rows if row["model"] == model]
+        figure.add_scatter(
+            x=[row["confidence"] for row in own],
+            y=[row["accuracy"] for row in own],
+            mode="lines+markers",
+            name=titles.get(model, model),
+            line={"color": colours[model], "width": 1.5},
+            # Bins of a few images swing between 0 and 100 %; the point's size says how many images it stands for.
+            marker={"size": [4 + 3 * np.log10(row["count"]) for row in own]},
+            customdata=[[row["low"], row["high"], row["count"]] for row in own],
+            hovertemplate=f"{titles.get(model, model)}<br>"
+            "confidence %{customdata[0]:.0%}-%{customdata[1]:.0%}: %{customdata[2]:,} images<br>"
+            "mean confidence %{x:.1%}, right %{y:.1%}<extra></extra>",
+        )
+    axis = {"range": [0, 1.03], "tickformat": ".0%", "fixedrange": True}
+    figure.update_xaxes(title="confidence (the top digit's probability)", **axis)
+    figure.update_yaxes(title="share of right answers", **axis)
+    return _compact(
+        figure,
+        440,
+        title={"text": f"Reliability ({BIN_COUNT} bins of confidence)", "font": {"size": 15}},
+        legend=LEGEND_BELOW,
+    )

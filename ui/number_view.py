@@ -29,8 +29,9 @@ DISPLAY_WIDTH = 900
 SURE_COLOUR = (0, 158, 115)
 UNSURE_COLOUR = (230, 159, 0)
 NOT_A_DIGIT_COLOUR = (140, 140, 140)
-# Digit cards per row; longer numbers wrap onto further rows.
-CARDS_PER_ROW = 8
+# Digit cards per row on a wide screen, and the narrowest a card gets (border and padding included) before the grid
+# puts fewer in a row: three fit the 358 px column of a phone 390 px wide. The 28x28 input fits inside a card.
+CARDS_PER_ROW, CARD_WIDTH, CARD_IMAGE_WIDTH = 8, 108, 76
 
 
 def models_by_accuracy(models: dict[str, Any]) -> dict[str, Any]:
@@ -91,23 +92,24 @@ def show_verdict(lead: NumberReading, title: str) -> None:
 
 
 def show_digit_cards(segments: list[Segment], lead: NumberReading) -> None:
-    """One card per digit: the 28x28 input the models received, the digit and its confidence."""
-    for start in range(0, len(segments), CARDS_PER_ROW):
-        columns = st.columns(CARDS_PER_ROW)
-        row = zip(segments[start : start + CARDS_PER_ROW], lead.digits[start : start + CARDS_PER_ROW], strict=True)
-        for offset, (segment, entry) in enumerate(row):
-            with columns[offset].container(border=True):
-                if entry.not_a_digit:
-                    st.markdown(f"Piece {start + offset + 1}  \n:gray[not a digit (closest: {entry.digit})]")
-                    st.image(enlarge(segment.model_input, 3), width=84)
-                    continue
-                st.metric(f"Digit {start + offset + 1}", entry.digit)
-                confidence = f"{entry.confidence:.0%}"
-                if entry.low_confidence:
-                    st.markdown(f":orange[**{confidence}** · low confidence]")
-                else:
-                    st.markdown(f"confidence **{confidence}**")
-                st.image(enlarge(segment.model_input, 3), width=84)
+    """One card per digit: the 28x28 input the models received, the digit and its confidence.
+
+    The cards wrap in a grid: eight to a row on a wide screen, three on a phone; longer numbers take further rows.
+    """
+    grid = st.grid(CARDS_PER_ROW, min_column_width=CARD_WIDTH, gap="xsmall", border=True)
+    for position, (segment, entry) in enumerate(zip(segments, lead.digits, strict=True), start=1):
+        with grid.cell():
+            if entry.not_a_digit:
+                st.markdown(f"Piece {position}  \n:gray[not a digit (closest: {entry.digit})]")
+                st.image(enlarge(segment.model_input, 3), width=CARD_IMAGE_WIDTH)
+                continue
+            st.metric(f"Digit {position}", entry.digit)
+            confidence = f"{entry.confidence:.0%}"
+            if entry.low_confidence:
+                st.markdown(f":orange[**{confidence}** · low confidence]")
+            else:
+                st.markdown(f"confidence **{confidence}**")
+            st.image(enlarge(segment.model_input, 3), width=CARD_IMAGE_WIDTH)
 
 
 def show_other_readings(readings: list[NumberReading], titles: dict[str, str]) -> None:

@@ -67,7 +67,8 @@ def show_prediction_card(prediction: Reading, title: str, colour: str, key: str,
     ``dimmed`` shows the answer as the closest digit to something that is not one, in grey.
     """
     with st.container(border=True):
-        answer_column, chart_column = st.columns([1, 2], vertical_alignment="center")
+        # Two fifths for the answer, so that the longest title ("Ensemble (weighted soft vote)") is not cut short.
+        answer_column, chart_column = st.columns([2, 3], vertical_alignment="center")
         if dimmed:
             answer_column.markdown(f"{title}  \n:gray[closest digit]  \n### :gray[{prediction.digit}]")
             answer_column.markdown(f":gray[probability {prediction.confidence:.1%}]")

@@ -13,9 +13,10 @@ from streamlit.testing.v1 import AppTest
 
 from digitlab import settings
 from digitlab.data.mnist import FILES, DownloadProgress
+from digitlab.insight import calibration
 from digitlab.models.base import LOW_CONFIDENCE
 from digitlab.models.registry import REGISTRY
-from digitlab.persistence import MANIFEST_NAME, PROBABILITIES_NAME
+from digitlab.persistence import MANIFEST_NAME, PROBABILITIES_NAME, load_test_probabilities
 from tests.app.apptest import (
     assert_no_exception,
     button_labelled,
@@ -300,6 +301,23 @@ def test_compare_page_says_how_each_model_was_trained_in_words_not_json(manifest
     cnn = manifest.models["cnn"]
     assert f"| learning rate | {cnn.hyperparameters['learning_rate']} |" in shown
     assert f"**Learning rate schedule**: {cnn.training_notes['learning_rate_schedule']}" in shown
+
+
+def test_compare_page_shows_each_models_reliability_and_calibration_figures(manifest, titles, test_labels):
+    app = page("compare").run()
+
+    assert_no_exception(app)
+    (reliability,) = [
+        spec for spec in plotly_specs(app) if spec["layout"].get("title", {}).get("text", "").startswith("Reliability")
+    ]
+    assert [trace["name"] for trace in reliability["data"]] == ["perfectly calibrated", *titles.values()]
+    (table,) = [frame.value for frame in app.dataframe if "ece" in frame.value.columns]
+    assert list(table["title"]) == list(titles.values())
+    stored = load_test_probabilities()
+    for name, ece, auroc in zip(manifest.models, table["ece"], table["auroc"], strict=True):
+        assert ece == pytest.approx(calibration.expected_calibration_error(stored[name], test_labels) * 100)
+        assert auroc == pytest.approx(calibration.confidence_auroc(stored[name], test_labels))
+    assert "expected calibration error" in texts(app.caption)
 
 
 # Misclassification explorer.

@@ -20,12 +20,16 @@ from digitlab.recognise import recognise_files
 from tests.app.apptest import (
     assert_no_exception,
     button_labelled,
+    dashboard,
     digit_image_png,
     page,
     texts,
 )
 
 NUMBER_MODE = "A whole number"
+NARROW, WIDE = "Narrow, for phones", "Wide"
+# The page's column on a phone 360 px wide held upright, inside Streamlit's 16 px margins.
+SMALL_PHONE_COLUMN = 328
 
 
 class StandInCanvas:
@@ -101,16 +105,33 @@ def test_number_mode_reads_a_drawn_number_digit_by_digit(monkeypatch, manifest, 
     assert "confidence" in " ".join(element.value for element in app.markdown)
 
 
-def test_the_narrow_strip_fits_a_phone_and_still_reads_the_number(monkeypatch, manifest, mnist_train):
-    drawing, number = written_number(mnist_train, [7, 8, 9], size=(360, 120))
+def test_number_mode_starts_with_a_strip_that_fits_a_phone_and_reads_the_number_on_it(
+    monkeypatch, manifest, mnist_train
+):
+    drawing, number = written_number(mnist_train, [7, 8, 9], size=(320, 120))
     canvas = use_canvas(monkeypatch, drawing)
+
     app = number_page()
 
-    app.radio(key="number_strip").set_value("Narrow, for phones").run()
+    assert_no_exception(app)
+    assert app.radio(key="number_strip").value == NARROW
+    width, height = canvas.sizes[-1]
+    assert width <= SMALL_PHONE_COLUMN and width > 2 * height, f"a {width}x{height} strip does not fit a phone"
+    assert "".join(digit_metrics(app).values()) == number
+
+
+def test_the_wide_strip_once_chosen_is_kept_after_another_page(monkeypatch, manifest):
+    canvas = use_canvas(monkeypatch, None)
+    app = dashboard().run()
+    app.radio(key="draw_mode").set_value(NUMBER_MODE).run()
+
+    app.radio(key="number_strip").set_value(WIDE).run()
+    app.switch_page("pages/my_digits.py").run()
+    app.switch_page("pages/draw.py").run()
 
     assert_no_exception(app)
-    assert canvas.sizes[-1] == (360, 120)
-    assert "".join(digit_metrics(app).values()) == number
+    assert app.radio(key="number_strip").value == WIDE
+    assert canvas.sizes[-1] == (720, 240)
 
 
 def test_number_mode_hints_on_an_empty_canvas(monkeypatch, manifest):

@@ -38,6 +38,16 @@ STROKES = [
 ]
 
 
+def digit_cards(page):
+    """The "Digit n" cards, in order."""
+    cards = page.locator(DIGIT_CARDS)
+    return [
+        cards.nth(position)
+        for position in range(cards.count())
+        if cards.nth(position).locator('[data-testid="stMetricLabel"]').inner_text().strip().startswith("Digit ")
+    ]
+
+
 def shown_digits(page) -> list[str]:
     """The digit of every "Digit n" card, in order, once the cards have appeared."""
     page.wait_for_function(
@@ -47,13 +57,7 @@ def shown_digits(page) -> list[str]:
         timeout=PREDICTION_TIMEOUT_MS,
     )
     wait_until_idle(page)
-    cards = page.locator(DIGIT_CARDS)
-    digits = []
-    for position in range(cards.count()):
-        card = cards.nth(position)
-        if card.locator('[data-testid="stMetricLabel"]').inner_text().strip().startswith("Digit "):
-            digits.append(card.locator('[data-testid="stMetricValue"]').inner_text().strip())
-    return digits
+    return [card.locator('[data-testid="stMetricValue"]').inner_text().strip() for card in digit_cards(page)]
 
 
 @pytest.mark.parametrize(
@@ -79,8 +83,11 @@ def test_a_number_written_on_the_strip_is_read_digit_by_digit(browser, server_ur
     digits = shown_digits(page)
 
     assert page.locator('[data-testid="stException"]').count() == 0
+    # Side by side as the digits are written, on a phone too, rather than one above the other.
+    card_tops = {round(card.bounding_box()["y"]) for card in digit_cards(page)}
     overflow = horizontal_overflow(page)
     screenshot_whole_page(page, ARTIFACTS / f"draw-number-{viewport_name}.png", viewport)
     page.close()
     assert overflow <= 1, f"the number mode is {overflow} px wider than a {viewport['width']} px screen"
     assert "".join(digits) == NUMBER, f"the drawn {NUMBER} was read as {''.join(digits)}"
+    assert len(card_tops) == 1, f"the {len(NUMBER)} digit cards are not in one row: tops at {sorted(card_tops)}"

@@ -1,0 +1,105 @@
+"""The Draw page on a phone held upright (390x844) in a real browser: nothing cut off, nothing sticking out.
+
+Uses the server and browser fixtures of ``tests/browser/conftest.py``; its screenshots go to
+``test-artifacts/phone-draw-why.png`` and ``phone-draw-number-strip.png``.
+"""
+
+import pytest
+
+from tests.browser.dashboard import (
+    ARTIFACTS,
+    MODEL_LOAD_TIMEOUT_MS,
+    PAGES,
+    PHONE,
+    PREDICTION_TIMEOUT_MS,
+    draw,
+    horizontal_overflow,
+    open_page,
+    trained_manifest_or_skip,
+    wait_until_idle,
+)
+
+pytestmark = pytest.mark.browser
+
+CANVAS = "canvas.upper-canvas"
+# The visible part of the canvas's toolbar, without the transparent padding round it.
+CANVAS_TOOLBAR = ".dc-toolbar-card"
+MAIN_BLOCK = '[data-testid="stMainBlockContainer"]'
+TOGGLE = '[data-testid="stCheckbox"]'
+RADIO_GROUP = '[data-testid="stRadio"]'
+SEVEN = [[(0.25, 0.2), (0.75, 0.2), (0.42, 0.85)]]
+
+
+def clipped_parts(element) -> list[str]:
+    """The element and descendants with text wider than their box: text cut off or hidden behind an ellipsis.
+
+    Parts without text, such as the switch's visually hidden input, do not count.
+    """
+    return element.evaluate(
+        """root => [root, ...root.querySelectorAll('*')]
+            .filter(part => part.textContent.trim() && part.scrollWidth > part.clientWidth + 1)
+            .map(part => `${part.tagName} ${part.scrollWidth}>${part.clientWidth}: ${part.textContent}`)"""
+    )
+
+
+def column_edges(page) -> tuple[float, float]:
+    """The left and right edge of the page's content column, inside its padding."""
+    return tuple(
+        page.evaluate(
+            f"""() => {{
+                const block = document.querySelector('{MAIN_BLOCK}');
+                const box = block.getBoundingClientRect(), style = getComputedStyle(block);
+                return [box.left + parseFloat(style.paddingLeft), box.right - parseFloat(style.paddingRight)];
+            }}"""
+        )
+    )
+
+
+def test_the_why_this_answer_toggle_is_readable_in_full_on_a_phone(browser, server_url):
+    trained_manifest_or_skip()
+    page = open_page(browser, server_url, PAGES["draw"][1], PHONE)
+    canvas = page.locator(CANVAS).first
+    canvas.wait_for(timeout=MODEL_LOAD_TIMEOUT_MS)
+
+    draw(page, canvas, SEVEN)
+    toggle = page.locator(TOGGLE, has_text="Why this answer").first
+    toggle.wait_for(timeout=PREDICTION_TIMEOUT_MS)
+    wait_until_idle(page)
+    toggle.scroll_into_view_if_needed()
+
+    clipped = clipped_parts(toggle)
+    label = toggle.locator("label").first.bounding_box()
+    left, right = column_edges(page)
+    page.screenshot(path=ARTIFACTS / "phone-draw-why.png")
+    page.close()
+    assert not clipped, f"the toggle's label is cut off: {clipped}"
+    assert left - 1 <= label["x"] and label["x"] + label["width"] <= right + 1, f"the toggle sticks out: {label}"
+
+
+def test_whole_number_mode_starts_with_a_strip_that_fits_a_phone(browser, server_url):
+    trained_manifest_or_skip()
+    page = open_page(browser, server_url, PAGES["draw"][1], PHONE)
+    page.locator(CANVAS).first.wait_for(timeout=MODEL_LOAD_TIMEOUT_MS)
+
+    page.get_by_text("A whole number").click()
+    wait_until_idle(page)
+    canvas = page.locator(CANVAS).first
+    canvas.wait_for()
+    box = canvas.bounding_box()
+    left, right = column_edges(page)
+    # The canvas's toolbar shows while the pen is over the canvas, as after a tap on a phone.
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    # It slides into place once shown.
+    wait_until_idle(page)
+    toolbar = page.locator(CANVAS_TOOLBAR).first.bounding_box()
+    strip_choice = page.locator(RADIO_GROUP, has_text="Strip size").first.bounding_box()
+
+    overflow = horizontal_overflow(page)
+    page.screenshot(path=ARTIFACTS / "phone-draw-number-strip.png")
+    page.close()
+    assert box["width"] > 2 * box["height"], f"the number canvas is not a strip: {box}"
+    assert left - 1 <= box["x"] and box["x"] + box["width"] <= right + 1, (
+        f"the {box['width']:.0f} px strip does not fit the {right - left:.0f} px column"
+    )
+    assert overflow <= 1, f"the page is {overflow} px wider than the phone"
+    assert toolbar["y"] >= strip_choice["y"] + strip_choice["height"], "the canvas's toolbar covers the strip choice"
