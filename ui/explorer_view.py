@@ -114,16 +114,19 @@ def show_selected(data: ExplorerData, index: int, model: str) -> None:
     """The chosen test image, large, with every model's three most probable digits and, on request, why."""
     label = int(data.labels[index])
     st.markdown(f"#### Test image #{index} · true digit **{label}**")
-    st.image(enlarge(data.images[index], 8), width=224)
-    st.caption("Each model's three most probable digits:")
-    for reading in readings(data.probabilities, index, label):
-        colour, mark = ("green", ":material/check:") if reading.correct else ("red", ":material/close:")
-        (best, best_probability), *rest = reading.top
-        others = " · ".join(f"{digit} ({probability:.1%})" for digit, probability in rest)
-        st.markdown(
-            f":{colour}[{mark} **{data.titles[reading.model]}**]  \n"
-            f":{colour}[**{best}** ({best_probability:.1%})] · {others}"
-        )
+    # Side by side where the dialog is wide; a phone stacks the two.
+    with st.container(horizontal=True, gap="medium"):
+        st.image(enlarge(data.images[index], 8), width=224)
+        with st.container(width=420):
+            st.caption("Each model's three most probable digits:")
+            for reading in readings(data.probabilities, index, label):
+                colour, mark = ("green", ":material/check:") if reading.correct else ("red", ":material/close:")
+                (best, best_probability), *rest = reading.top
+                others = " · ".join(f"{digit} ({probability:.1%})" for digit, probability in rest)
+                st.markdown(
+                    f":{colour}[{mark} **{data.titles[reading.model]}**]  \n"
+                    f":{colour}[**{best}** ({best_probability:.1%})] · {others}"
+                )
     explanation = st.segmented_control(
         "Why this answer",
         ["look-alikes", "heat maps"],

@@ -34,6 +34,8 @@ MAX_DECODED_PIXELS = 60_000_000
 READABLE_FORMATS = ("PNG", "JPEG", "BMP", "DIB", "GIF", "TIFF", "WEBP", "PPM")
 # Larger images are averaged down to this longer side before any analysis, which bounds time and memory.
 ANALYSIS_SIDE = 768
+# The key of Image.info where load_image records how much a JPEG was scaled down while decoding.
+DECODED_SCALE = "digitlab_decoded_scale"
 
 
 def _sentence(label: str | None, problem: str) -> str:
@@ -43,10 +45,6 @@ def _sentence(label: str | None, problem: str) -> str:
 
 def _megapixels(pixels: int) -> str:
     return f"{pixels / 1_000_000:,.0f} megapixels"
-
-
-# The key of Image.info where load_image records how much a JPEG was scaled down while decoding.
-DECODED_SCALE = "digitlab_decoded_scale"
 
 
 def load_image(source: str | os.PathLike | bytes | Image.Image) -> Image.Image:
