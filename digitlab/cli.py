@@ -321,12 +321,14 @@ def command_runs_list(arguments) -> int:
     with runs.RunRegistry() as registry:
         registry.mark_lost_runs()
         listed = registry.list_runs()
+        line = [run.id for run in registry.waiting_runs()]
     for run in listed:
         row = runs.summary_row(run)
         accuracy = f"{row['accuracy']:.2%}" if row["accuracy"] is not None else "-"
         seconds = f"{row['training_seconds']:.0f} s" if row["training_seconds"] is not None else "-"
         size = f"{row['train_size']:,} images"
-        print(f"#{run.id:<4} {run.family:<4} {run.status:<10} {size:>14}  {accuracy:>7}  {seconds:>6}")
+        place = f"  ({line.index(run.id) + 1} of {len(line)} in line)" if run.id in line else ""
+        print(f"#{run.id:<4} {run.family:<4} {run.status:<10} {size:>14}  {accuracy:>7}  {seconds:>6}{place}")
     print(describe_pointer(read_pointer()), file=sys.stderr)
     return 0
 
@@ -364,6 +366,22 @@ def command_runs_promote(arguments) -> int:
     from digitlab.lab.promotion import describe_pointer, promote_run
 
     print(describe_pointer(promote_run(arguments.run_id)))
+    return 0
+
+
+def command_runs_cancel(arguments) -> int:
+    from digitlab.lab import runs
+
+    with runs.RunRegistry() as registry:
+        status = registry.get_run(arguments.run_id).status
+        waiting = arguments.run_id in {run.id for run in registry.waiting_runs()}
+        if not registry.request_cancel(arguments.run_id):
+            print(f"Run #{arguments.run_id} has already ended ({status}); there is nothing to cancel.", file=sys.stderr)
+            return 1
+    if waiting:
+        print(f"Run #{arguments.run_id} was cancelled while it waited in line; it never started.")
+    else:
+        print(f"Run #{arguments.run_id} was asked to stop; its worker stops after the current step.")
     return 0
 
 
@@ -545,6 +563,9 @@ def build_parser() -> argparse.ArgumentParser:
     runs_promote = runs_commands.add_parser("promote", help="make a run's model the one the dashboard and predict use")
     runs_promote.add_argument("run_id", type=int)
     runs_rollback = runs_commands.add_parser("rollback", help="return to the models in use before the last promotion")
+    runs_cancel = runs_commands.add_parser("cancel", help="take a run out of the line, or ask a training run to stop")
+    runs_cancel.add_argument("run_id", type=int)
+    runs_cancel.set_defaults(handler=command_runs_cancel)
     runs_list.set_defaults(handler=command_runs_list)
     runs_train.set_defaults(handler=command_runs_train)
     runs_promote.set_defaults(handler=command_runs_promote)

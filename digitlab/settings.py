@@ -1,7 +1,8 @@
-"""Where digitlab reads and writes files, and how users override it.
+"""Where digitlab reads and writes files, how many runs it trains at once, and how users override them.
 
-Each location has one environment variable so that the command line, the
-dashboard and CI can be pointed elsewhere without code changes.
+Each location, and the limit on training runs, has one environment variable so
+that the command line, the dashboard and CI can be pointed elsewhere or sized
+to their machine without code changes.
 """
 
 import os
@@ -16,6 +17,7 @@ DATA_DIR_VARIABLE = "DIGITLAB_DATA_DIR"
 MODELS_DIR_VARIABLE = "DIGITLAB_MODELS_DIR"
 DATABASE_VARIABLE = "DIGITLAB_DB"
 MNIST_MIRRORS_VARIABLE = "DIGITLAB_MNIST_MIRRORS"
+MAX_TRAINING_RUNS_VARIABLE = "DIGITLAB_MAX_TRAINING_RUNS"
 # Public mirrors of the original MNIST files, tried in order.
 DEFAULT_MNIST_MIRRORS = (
     "https://ossci-datasets.s3.amazonaws.com/mnist/",
@@ -25,6 +27,13 @@ DEFAULT_MNIST_MIRRORS = (
 # Beside the database: each training run's folder, and the promoted models.
 RUNS_FOLDER_NAME = "runs"
 ACTIVE_FOLDER_NAME = "active"
+# The default number of training runs at once is what the machine can hold without each run crawling:
+# TensorFlow spreads one run over about this many cores...
+CORES_PER_TRAINING_RUN = 2
+# ...and a worker (TensorFlow, MNIST and a model in training) takes up to about this much memory,
+TRAINING_RUN_MEMORY_BYTES = 3 * 2**29
+# after this much is left for the system and the dashboard itself.
+RESERVED_MEMORY_BYTES = 2**30
 
 
 def shipped_models_dir() -> Path:
@@ -87,3 +96,49 @@ def database_path() -> Path:
     if configured:
         return Path(configured).expanduser()
     return user_data_dir() / "digitlab.sqlite3"
+
+
+def max_training_runs() -> int:
+    """How many training runs may train at once; the others wait in line.
+
+    ``$DIGITLAB_MAX_TRAINING_RUNS`` when it is set, else :func:`default_max_training_runs`. A value that is
+    not a whole number of at least 1 is a ValueError whose message names the variable.
+    """
+    configured = os.environ.get(MAX_TRAINING_RUNS_VARIABLE, "").strip()
+    if not configured:
+        return default_max_training_runs()
+    try:
+        limit = int(configured)
+    except ValueError:
+        limit = 0
+    if limit < 1:
+        raise ValueError(f"{MAX_TRAINING_RUNS_VARIABLE} must be a whole number of at least 1, not {configured!r}.")
+    return limit
+
+
+def default_max_training_runs() -> int:
+    """One run per ``CORES_PER_TRAINING_RUN`` cores this process may use, as many as the memory holds, at least 1.
+
+    The memory is the machine's physical memory less ``RESERVED_MEMORY_BYTES``, at ``TRAINING_RUN_MEMORY_BYTES``
+    a run; where the system does not tell it, the cores alone decide.
+    """
+    by_cores = usable_cores() // CORES_PER_TRAINING_RUN
+    memory = physical_memory_bytes()
+    if memory is not None:
+        by_cores = min(by_cores, (memory - RESERVED_MEMORY_BYTES) // TRAINING_RUN_MEMORY_BYTES)
+    return max(1, by_cores)
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (a container or ``taskset`` may allow fewer than the machine has)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def physical_memory_bytes() -> int | None:
+    """The machine's memory in bytes, or None where the system does not report it (Windows)."""
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        return None

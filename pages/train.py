@@ -14,7 +14,8 @@ TRAIN_SIZES = [500, 1_000, 2_000, 5_000, 10_000, 20_000, 30_000, 60_000]
 st.title("Train a model")
 st.caption(
     "Training runs in a separate process: this page stays responsive, other tabs can keep drawing, and closing "
-    "the tab does not stop it. Scores are on the 10,000 MNIST test images, which training never sees."
+    "the tab does not stop it. When the server is busy with other runs, a new one waits in line for its turn. "
+    "Scores are on the 10,000 MNIST test images, which training never sees."
 )
 
 families = worker.trainable_families()
@@ -58,9 +59,9 @@ if training_view.start_clicked():
     except DigitlabError as error:
         st.error(str(error), icon=":material/error:")
     else:
-        st.toast(f"Run #{run_id} started.", icon=":material/model_training:")
+        st.toast(training_view.start_message(run_id), icon=":material/model_training:")
 
-st.header("Running", divider="gray")
+st.header("Running and queued", divider="gray")
 training_view.show_active_runs()
 
 st.header("Run registry", divider="gray")

@@ -1,7 +1,10 @@
-"""The Train page's and the compare page's views of the run registry: live progress, the registry, promotion.
+"""The Train page's and the compare page's views of the run registry: the line, live progress, promotion.
 
 Every view opens its own short-lived registry: the worker process writes to the
 same database at the same time, and WAL lets these reads go on while it does.
+Each time the page draws or refreshes its runs it also starts the runs in line
+that have a free slot, so the line moves even when no worker is left to move it
+(after the machine restarted, say).
 """
 
 from collections.abc import Iterator
@@ -10,10 +13,11 @@ from contextlib import contextmanager
 import pandas as pd
 import streamlit as st
 
+from digitlab import settings
 from digitlab.errors import DigitlabError
 from digitlab.formatting import markdown_table
 from digitlab.insight import comparison
-from digitlab.lab import promotion, runs
+from digitlab.lab import promotion, runs, worker
 from digitlab.lab.database import DatabaseError
 from ui import charts, run_charts
 
@@ -72,18 +76,56 @@ def start_clicked() -> bool:
     return clicked
 
 
+def start_message(run_id: int) -> str:
+    """What the page says once a run is submitted: started, or queued with its place in line."""
+    with open_registry() as registry:
+        run = registry.get_run(run_id)
+        line = [waiting.id for waiting in registry.waiting_runs()]
+    if run.id in line:
+        return f"Run #{run.id} is queued, {place_in_line(line.index(run.id) + 1, len(line))}."
+    return f"Run #{run.id} started."
+
+
+def place_in_line(place: int, length: int) -> str:
+    return "next in line" if place == 1 else f"number {place} of {length} in line"
+
+
 def show_active_runs() -> None:
     """Progress bars, live curves and cancel buttons for queued and running runs, redrawn every second."""
+    limit = _move_the_line()
+    at_once = "1 run trains" if limit == 1 else f"{limit} runs train"
+    st.caption(
+        f"At most {at_once} at once on this server (`{settings.MAX_TRAINING_RUNS_VARIABLE}`); later ones wait in "
+        "line and start in order as runs end."
+    )
     with open_registry() as registry:
-        registry.mark_lost_runs()
         watching = bool(registry.list_runs(runs.ACTIVE))
-    # Only while something runs does the section poll; a finished run then redraws the whole page once.
+    # Only while something runs or waits does the section poll; a change of status then redraws the whole page.
     st.fragment(run_every=PROGRESS_REFRESH_SECONDS if watching else None)(_active_runs)()
 
 
+def _move_the_line() -> int:
+    """Fail the runs no process will finish and start the runs in line that have a free slot; return the limit.
+
+    A limit set wrongly is reported and the page's run ends, as nothing could be started.
+    """
+    try:
+        limit = worker.training_slots()
+        worker.start_queued_runs(limit=limit)
+    except DatabaseError as error:
+        st.error(f"**The run registry cannot be used.** {error}", icon=":material/database:")
+        st.stop()
+    except DigitlabError as error:
+        st.error(str(error), icon=":material/error:")
+        st.stop()
+    return limit
+
+
 def _active_runs() -> None:
+    _move_the_line()
     with open_registry() as registry:
-        active = registry.list_runs(runs.ACTIVE)
+        active = sorted(registry.list_runs(runs.ACTIVE), key=lambda run: (run.status != "running", run.id))
+        line = [run.id for run in registry.waiting_runs()]
         # A run that started or finished since the page was drawn changes the registry too: redraw all of it.
         statuses = {run.id: run.status for run in active}
         if statuses != st.session_state.setdefault(WATCHED_KEY, statuses):
@@ -100,9 +142,14 @@ def _active_runs() -> None:
                     cancel_column.caption("Cancelling...")
                 else:
                     cancel_column.button(
-                        "Cancel", key=f"cancel-{run.id}", icon=":material/cancel:", on_click=_cancel, args=(run.id,)
+                        "Cancel",
+                        key=f"cancel-{run.id}",
+                        icon=":material/cancel:",
+                        on_click=_cancel,
+                        args=(run.id,),
+                        help="Takes the run out of the line." if run.id in line else "Stops the training.",
                     )
-                st.progress(run.fraction_done, text=f"{run.status} · {run.stage or 'waiting for the worker'}")
+                st.progress(run.fraction_done, text=progress_text(run, line))
                 history = registry.epoch_history(run.id)
                 if history["loss"]:
                     st.plotly_chart(
@@ -113,6 +160,13 @@ def _active_runs() -> None:
                         ),
                         key=f"live-curves-{run.id}",
                     )
+
+
+def progress_text(run: runs.Run, line: list[int]) -> str:
+    """The text of a run's progress bar: its status and stage, or its place in the line of waiting runs."""
+    if run.id in line:
+        return f"queued · {place_in_line(line.index(run.id) + 1, len(line))}, waiting for a free training slot"
+    return f"{run.status} · {run.stage or 'waiting for the worker'}"
 
 
 def _cancel(run_id: int) -> None:

@@ -1,10 +1,17 @@
 """The run registry: every training run started from the dashboard or the command line, in the lab's database.
 
 A run is created ``queued`` with its parameters, moves to ``running`` when a
-worker picks it up, and ends ``succeeded``, ``failed`` or ``cancelled``. The
-worker writes its progress and each epoch's loss and accuracy here, so any
-process (the Train page in another browser tab, the command line) can follow
-it; the page asks for a cancellation by setting a flag the worker reads.
+worker picks it up, and ends ``succeeded``, ``failed`` or ``cancelled``. A run
+for the background (the Train page's) waits in line: at most
+``settings.max_training_runs()`` runs are ``running`` at once, and
+:meth:`RunRegistry.claim_next_run` gives a free slot to the oldest run in line
+inside one write transaction, so two dashboards, or a dashboard and a finishing
+worker, never start one run twice; as the line lives in the database, it
+outlives a restart of the dashboard. A run trained in the foreground (``runs
+train`` on the command line) never waits in line. The worker writes its
+progress and each epoch's loss and accuracy here, so any process (the Train
+page in another browser tab, the command line) can follow it; the page asks for
+a cancellation by setting a flag the worker reads.
 A :class:`RunRegistry` does all of that reading and writing, and reports SQLite's
 failures as a ``DatabaseError`` sentence. Each run's artefacts live in its own
 folder under ``settings.runs_dir()``, never in the shipped ``models/``.
@@ -46,6 +53,9 @@ PROCESS_START_SLACK_SECONDS = 5
 UNSTARTED_MESSAGE = (
     "The training process was never started (the launch was interrupted before it began); start the run again."
 )
+# The stage of a run that has its training slot while its worker process starts.
+STARTING_STAGE = "starting the worker"
+CANCELLED_IN_LINE_MESSAGE = "Cancelled while it waited in line; it never started."
 
 SCHEMA = Schema(
     "runs",
@@ -84,6 +94,10 @@ SCHEMA = Schema(
             val_accuracy REAL,
             PRIMARY KEY (run_id, epoch)
         );
+        """,
+        # 1 for a run that waits in line for a worker process; 0 for one its creator trains in the foreground.
+        """
+        ALTER TABLE training_runs ADD COLUMN background INTEGER NOT NULL DEFAULT 0;
         """,
     ),
 )
@@ -180,6 +194,7 @@ class Run:
     cancel_requested: bool = False
     worker_pid: int | None = None
     error: str | None = None
+    background: bool = False
 
     @property
     def finished(self) -> bool:
@@ -220,7 +235,9 @@ def run_folder(run_id: int, root: Path | None = None) -> Path:
 def process_is_alive(pid: int | None, started_by: str | None = None) -> bool:
     """Whether process ``pid`` exists and, given ``started_by`` (an ISO time), had started by then.
 
-    Process ids are reused: a process that started after the run recorded its worker is another program.
+    Process ids are reused: a process that started after the run recorded its worker is another program. A
+    zombie (ended, never reaped, as a worker started by a worker is in a container whose first process reaps
+    nothing) is not alive.
     """
     if not pid:
         return False
@@ -230,6 +247,8 @@ def process_is_alive(pid: int | None, started_by: str | None = None) -> bool:
         return False
     except PermissionError:
         pass
+    if process_state(pid) == "Z":
+        return False
     if started_by is None:
         return True
     started = process_start(pid)
@@ -237,6 +256,15 @@ def process_is_alive(pid: int | None, started_by: str | None = None) -> bool:
         return True
     recorded = datetime.datetime.fromisoformat(started_by)
     return started <= recorded + datetime.timedelta(seconds=PROCESS_START_SLACK_SECONDS)
+
+
+def process_state(pid: int) -> str | None:
+    """Process ``pid``'s state letter from Linux's /proc (``Z`` for a zombie); None where that cannot be read."""
+    try:
+        # The command name (the second field) may hold spaces, so fields are counted after its parenthesis.
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return None
 
 
 def process_start(pid: int) -> datetime.datetime | None:
@@ -254,9 +282,21 @@ def process_start(pid: int) -> datetime.datetime | None:
 
 
 def _never_started(run: Run, moment: datetime.datetime) -> bool:
-    if run.status != "queued" or run.worker_pid:
+    """A foreground run still queued with no process long after it was created; runs in line wait for a slot."""
+    if run.status != "queued" or run.worker_pid or run.background:
         return False
-    age = moment - datetime.datetime.fromisoformat(run.created_at)
+    return _older_than_grace(run.created_at, moment)
+
+
+def _claimed_without_worker(run: Run) -> bool:
+    """A run that holds a training slot while whoever claimed it starts its worker (or died doing so)."""
+    return run.background and run.status == "running" and run.worker_pid is None
+
+
+def _older_than_grace(moment_text: str | None, moment: datetime.datetime) -> bool:
+    if moment_text is None:
+        return True
+    age = moment - datetime.datetime.fromisoformat(moment_text)
     return age.total_seconds() > UNSTARTED_GRACE_SECONDS
 
 
@@ -265,6 +305,7 @@ def _run_from_row(row: sqlite3.Row) -> Run:
     for column in ("parameters", "data", "metrics"):
         values[column] = json.loads(values[column]) if values[column] else {}
     values["cancel_requested"] = bool(values["cancel_requested"])
+    values["background"] = bool(values["background"])
     return Run(**values)
 
 
@@ -319,6 +360,19 @@ class RunRegistry:
         return {column: [row[column] for row in rows if row[column] is not None] for column in EPOCH_COLUMNS}
 
     @reports_sqlite_errors
+    def waiting_runs(self) -> list[Run]:
+        """The runs waiting in line for a training slot, first in line first."""
+        rows = self._connection.execute(
+            "SELECT * FROM training_runs WHERE status = 'queued' AND background = 1 ORDER BY id"
+        )
+        return [_run_from_row(row) for row in rows]
+
+    @reports_sqlite_errors
+    def running_count(self) -> int:
+        """How many runs hold a training slot: those training, in the background or the foreground, or starting."""
+        return self._connection.execute("SELECT COUNT(*) FROM training_runs WHERE status = 'running'").fetchone()[0]
+
+    @reports_sqlite_errors
     def cancel_requested(self, run_id: int) -> bool:
         row = self._connection.execute("SELECT cancel_requested FROM training_runs WHERE id = ?", (run_id,)).fetchone()
         return bool(row and row[0])
@@ -336,25 +390,73 @@ class RunRegistry:
         return int(cursor.lastrowid)
 
     @reports_sqlite_errors
+    def enqueue_run(self, request: TrainingRequest) -> int:
+        """Put a run in line for a worker process (see :meth:`claim_next_run`) and return its id."""
+        with transaction(self._connection) as connection:
+            cursor = connection.execute(
+                "INSERT INTO training_runs (family, status, parameters, created_at, background) "
+                "VALUES (?, 'queued', ?, ?, 1)",
+                (request.family, json.dumps(request.describe()), utc_timestamp()),
+            )
+        return int(cursor.lastrowid)
+
+    @reports_sqlite_errors
+    def claim_next_run(self, limit: int) -> int | None:
+        """Give a free training slot to the run first in line and return its id; None when there is no slot or run.
+
+        The run becomes ``running`` without a worker: whoever claimed it starts the worker and records it. The
+        count of running runs and the update are one statement in one write transaction, so claims made at once
+        by other registries or processes never take the same run, nor more than ``limit`` slots.
+        """
+        # Pages look every second; a read first means a full machine or an empty line costs no write lock.
+        if self.running_count() >= limit or not self._someone_waits():
+            return None
+        with transaction(self._connection) as connection:
+            claimed = connection.execute(
+                "UPDATE training_runs SET status = 'running', started_at = ?, stage = ? "
+                "WHERE id = (SELECT id FROM training_runs WHERE status = 'queued' AND background = 1 "
+                "ORDER BY id LIMIT 1) AND (SELECT COUNT(*) FROM training_runs WHERE status = 'running') < ? "
+                "RETURNING id",
+                (utc_timestamp(), STARTING_STAGE, limit),
+            ).fetchall()
+        return int(claimed[0][0]) if claimed else None
+
+    def _someone_waits(self) -> bool:
+        waiting = "SELECT 1 FROM training_runs WHERE status = 'queued' AND background = 1 LIMIT 1"
+        return self._connection.execute(waiting).fetchone() is not None
+
+    @reports_sqlite_errors
     def record_worker(self, run_id: int, pid: int) -> None:
-        """Note the process started for a queued run, so a worker that dies before it starts is noticed too."""
+        """Note the process started for a run, so a worker that dies before it starts is noticed too.
+
+        The worker may have recorded itself first (:meth:`mark_running`); a recorded process is never replaced.
+        """
         with transaction(self._connection) as connection:
             connection.execute(
-                "UPDATE training_runs SET worker_pid = ? WHERE id = ? AND status = 'queued'", (pid, run_id)
+                "UPDATE training_runs SET worker_pid = ? "
+                "WHERE id = ? AND status IN ('queued', 'running') AND worker_pid IS NULL",
+                (pid, run_id),
             )
 
     @reports_sqlite_errors
     def mark_running(self, run_id: int, pid: int, folder: Path) -> None:
-        """Claim a queued run for the worker with process id ``pid``; a run cannot be started twice."""
+        """Take a run for the worker with process id ``pid``; a run cannot be started twice.
+
+        That is a foreground run still queued, or a run from the line that was claimed for a worker and has no
+        other worker yet. A run still waiting in line is not taken: it has no slot.
+        """
         with transaction(self._connection) as connection:
             updated = connection.execute(
                 "UPDATE training_runs SET status = 'running', started_at = ?, worker_pid = ?, folder = ?, "
-                "stage = 'loading the data' WHERE id = ? AND status = 'queued'",
-                (utc_timestamp(), pid, str(folder), run_id),
+                "stage = 'loading the data' WHERE id = ? AND ((status = 'queued' AND background = 0) "
+                "OR (status = 'running' AND background = 1 AND stage = ? AND (worker_pid IS NULL OR worker_pid = ?)))",
+                (utc_timestamp(), pid, str(folder), run_id, STARTING_STAGE, pid),
             ).rowcount
         if not updated:
-            status = self.get_run(run_id).status
-            raise DigitlabError(f"Training run #{run_id} is {status}, so it cannot be started again.")
+            run = self.get_run(run_id)
+            if run.status == "queued":
+                raise DigitlabError(f"Training run #{run_id} is waiting in line for a free training slot.")
+            raise DigitlabError(f"Training run #{run_id} is {run.status}, so it cannot be started again.")
 
     @reports_sqlite_errors
     def record_progress(self, run_id: int, done: int, total: int, details: dict) -> None:
@@ -379,13 +481,25 @@ class RunRegistry:
 
     @reports_sqlite_errors
     def request_cancel(self, run_id: int) -> bool:
-        """Ask the run's worker to stop; False when the run has already finished."""
+        """Take a run waiting in line out of it, or ask the run's worker to stop; False when it has finished.
+
+        A run in line has no worker to read the flag, so it ends ``cancelled`` at once, in the same transaction
+        that would otherwise lose the race with a claim.
+        """
         with transaction(self._connection) as connection:
-            updated = connection.execute(
-                "UPDATE training_runs SET cancel_requested = 1 WHERE id = ? AND status IN ('queued', 'running')",
-                (run_id,),
+            taken_out = connection.execute(
+                "UPDATE training_runs SET status = 'cancelled', cancel_requested = 1, finished_at = ?, error = ?, "
+                "stage = 'cancelled' WHERE id = ? AND status = 'queued' AND background = 1",
+                (utc_timestamp(), CANCELLED_IN_LINE_MESSAGE, run_id),
             ).rowcount
-        return bool(updated)
+            flagged = (
+                taken_out
+                or connection.execute(
+                    "UPDATE training_runs SET cancel_requested = 1 WHERE id = ? AND status IN ('queued', 'running')",
+                    (run_id,),
+                ).rowcount
+            )
+        return bool(flagged)
 
     @reports_sqlite_errors
     def mark_succeeded(self, run_id: int, outcome: dict[str, Any]) -> None:
@@ -421,15 +535,20 @@ class RunRegistry:
 
     @reports_sqlite_errors
     def mark_lost_runs(self) -> list[int]:
-        """Mark unfinished runs that no process will finish as failed, so none stays unfinished forever.
+        """Mark unfinished runs that no process will finish as failed, so none stays unfinished forever; return them.
 
-        That is a run whose worker process no longer exists, and a run still queued without a recorded process
-        ``UNSTARTED_GRACE_SECONDS`` after it was created; a younger one may be starting in the foreground.
+        That is a run whose worker process no longer exists, and a foreground run still queued without a recorded
+        process ``UNSTARTED_GRACE_SECONDS`` after it was created; a younger one may be starting. A run claimed
+        from the line whose worker was never recorded that long after (whoever claimed it died before starting
+        it) goes back to the head of the line instead: no worker trained it.
         """
         moment = utc_now()
         lost = {}
         for run in self.list_runs(ACTIVE):
-            if _never_started(run, moment):
+            if _claimed_without_worker(run):
+                if _older_than_grace(run.started_at, moment):
+                    self._put_back_in_line(run.id)
+            elif _never_started(run, moment):
                 lost[run.id] = UNSTARTED_MESSAGE
             elif (run.status == "running" or run.worker_pid) and not process_is_alive(run.worker_pid, run.started_at):
                 lost[run.id] = LOST_WORKER_MESSAGE
@@ -441,6 +560,14 @@ class RunRegistry:
                     (utc_timestamp(), message, run_id),
                 )
         return list(lost)
+
+    def _put_back_in_line(self, run_id: int) -> None:
+        with transaction(self._connection) as connection:
+            connection.execute(
+                "UPDATE training_runs SET status = 'queued', started_at = NULL, stage = NULL "
+                "WHERE id = ? AND status = 'running' AND worker_pid IS NULL AND background = 1",
+                (run_id,),
+            )
 
     @reports_sqlite_errors
     def roll_back_interrupted_write(self) -> None:

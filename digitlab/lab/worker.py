@@ -1,9 +1,13 @@
 """Training in a background process that reports through the run registry.
 
-``launch`` records a run and starts ``python -m digitlab worker RUN_ID`` in its
-own session, so the dashboard's script run returns at once and a browser tab
-closing does not stop the training. The worker writes progress and each
-epoch's figures to the database, checks the run's cancel flag between steps,
+``launch`` puts a run in the registry's line and starts queued runs while a
+training slot is free (at most ``settings.max_training_runs()`` train at once),
+each as ``python -m digitlab worker RUN_ID`` in its own session, so the
+dashboard's script run returns at once and a browser tab closing, or the
+dashboard stopping, does not stop the training. Whoever sees a slot free starts
+the next run in line (:func:`start_queued_runs`): the Train page when it
+submits or refreshes, and each worker when its run ends. The worker writes
+progress and each epoch's figures to the database, checks the run's cancel flag between steps,
 and records how the run ended, failures included. It only ever writes into the
 run's own folder: the models that the dashboard and the command line use are
 changed by ``promotion.promote`` alone.
@@ -42,17 +46,47 @@ class TrainingCancelled(Exception):  # noqa: N818 - it is an outcome the user as
 
 
 def launch(request: runs.TrainingRequest, database: str | os.PathLike | None = None) -> int:
-    """Record a queued run for ``request`` and start its worker process; return the run's id."""
+    """Put a run for ``request`` in line and start the runs in line that have a free slot; return the run's id.
+
+    The run starts at once when a slot is free, else when an earlier run ends.
+    """
     database = Path(database) if database is not None else settings.database_path()
     with runs.RunRegistry(database) as registry:
-        run_id = registry.create_run(request)
-        try:
-            process = start_worker(run_id, database)
-        except OSError as error:
-            registry.mark_finished_without_model(run_id, "failed", f"The training process did not start: {error}.")
-            raise DigitlabError(f"The training process did not start: {error}.") from error
-        registry.record_worker(run_id, process.pid)
+        run_id = registry.enqueue_run(request)
+    start_queued_runs(database)
     return run_id
+
+
+def training_slots() -> int:
+    """How many runs may train at once (``settings.max_training_runs``), a bad setting reported as a sentence."""
+    try:
+        return settings.max_training_runs()
+    except ValueError as error:
+        raise DigitlabError(str(error)) from error
+
+
+def start_queued_runs(database: str | os.PathLike | None = None, limit: int | None = None) -> list[int]:
+    """Start a worker for each run in line, first in line first, while a training slot is free; return their ids.
+
+    Runs that no process will finish are marked first (:meth:`~runs.RunRegistry.mark_lost_runs`), so a dead
+    worker's slot is free again. Each run is claimed in the registry before its worker starts, so callers at the
+    same moment in other sessions or processes never start a run twice or exceed ``limit`` (default:
+    :func:`training_slots`).
+    """
+    database = Path(database) if database is not None else settings.database_path()
+    limit = training_slots() if limit is None else limit
+    started = []
+    with runs.RunRegistry(database) as registry:
+        registry.mark_lost_runs()
+        while (run_id := registry.claim_next_run(limit)) is not None:
+            try:
+                process = start_worker(run_id, database)
+            except OSError as error:
+                registry.mark_finished_without_model(run_id, "failed", f"The training process did not start: {error}.")
+                raise DigitlabError(f"The training process did not start: {error}.") from error
+            registry.record_worker(run_id, process.pid)
+            started.append(run_id)
+    return started
 
 
 def start_worker(run_id: int, database: Path) -> subprocess.Popen:
@@ -113,7 +147,20 @@ def run_worker(
             registry.mark_finished_without_model(run_id, "failed", f"{type(error).__name__}: {error}")
         else:
             registry.mark_succeeded(run_id, outcome)
-        return registry.get_run(run_id)
+        finished = registry.get_run(run_id)
+    _start_next_runs(database)
+    return finished
+
+
+def _start_next_runs(database: Path) -> None:
+    """Hand the slot this run held to the next run in line; a failure here must not change how the run ended."""
+    try:
+        start_queued_runs(database)
+    except DigitlabError as error:
+        print(
+            f"The next run in line could not be started: {error} The Train page starts it when it is next open.",
+            file=sys.stderr,
+        )
 
 
 def _train(registry: runs.RunRegistry, run: runs.Run, folder: Path, database: Path, data_dir) -> dict[str, Any]:

@@ -140,9 +140,16 @@ def test_a_run_started_on_the_page_trains_in_the_background_and_can_be_promoted_
 
 def test_start_starts_one_run_per_click_however_quickly_the_clicks_come(database, monkeypatch):
     launched = []
-    monkeypatch.setattr(
-        "digitlab.lab.worker.launch", lambda request: launched.append(request) or len(launched), raising=True
-    )
+
+    def launch(request):
+        launched.append(request)
+        with runs.RunRegistry(database) as registry:
+            run_id = registry.create_run(request)
+            # This process stands in for the worker, so the page does not mark the run as lost.
+            registry.mark_running(run_id, os.getpid(), database.parent)
+        return run_id
+
+    monkeypatch.setattr("digitlab.lab.worker.launch", launch, raising=True)
     app = page("train").run()
     start = button_labelled(app, "Start training")
 
@@ -316,3 +323,88 @@ def test_the_compare_page_draws_learning_curves_of_the_runs(database):
     )
     assert time_chart["data"][0]["y"] == [3.0, 5.5, 10.0]
     assert len(app.dataframe[-1].value) == 4
+
+
+def busy_server(database: Path, monkeypatch, waiting: int) -> list[int]:
+    """One run may train at a time, one is training (this process stands in for its worker), ``waiting`` wait."""
+    monkeypatch.setenv(settings.MAX_TRAINING_RUNS_VARIABLE, "1")
+    with runs.RunRegistry(database) as registry:
+        training = registry.create_run(runs.TrainingRequest("cnn", train_size=1000, epochs=3))
+        registry.mark_running(training, os.getpid(), database.parent)
+        return [registry.enqueue_run(runs.TrainingRequest("mlp", train_size=500, epochs=1)) for _ in range(waiting)]
+
+
+def queued_bars(app) -> list[str]:
+    return [bar.proto.text for bar in app.get("progress") if bar.proto.text.startswith("queued")]
+
+
+def test_runs_waiting_for_a_slot_show_their_place_in_line_and_cancelling_one_takes_it_out(database, monkeypatch):
+    first, second, third = busy_server(database, monkeypatch, waiting=3)
+
+    app = page("train").run()
+
+    assert_no_exception(app)
+    assert "At most 1 run trains at once on this server (`DIGITLAB_MAX_TRAINING_RUNS`)" in texts(app.caption)
+    assert queued_bars(app) == [
+        "queued · next in line, waiting for a free training slot",
+        "queued · number 2 of 3 in line, waiting for a free training slot",
+        "queued · number 3 of 3 in line, waiting for a free training slot",
+    ]
+    assert [element.value for element in app.markdown if element.value.startswith("**#")] == [
+        f"**#{run_id} {label}**"
+        for run_id, label in (
+            (1, "CNN · 1,000 images · 3 epochs, augmented"),
+            (first, "MLP · 500 images · 1 epoch, augmented"),
+            (second, "MLP · 500 images · 1 epoch, augmented"),
+            (third, "MLP · 500 images · 1 epoch, augmented"),
+        )
+    ]
+
+    app.button(key=f"cancel-{second}").click().run()
+
+    assert_no_exception(app)
+    with runs.RunRegistry(database) as registry:
+        assert registry.get_run(second).status == "cancelled"
+        assert [run.id for run in registry.waiting_runs()] == [first, third]
+        assert registry.get_run(first).worker_pid is None, "a run started while the only slot was taken"
+    assert queued_bars(app) == [
+        "queued · next in line, waiting for a free training slot",
+        "queued · number 2 of 2 in line, waiting for a free training slot",
+    ]
+    assert app.dataframe[0].value.set_index("run").loc[second, "status"] == "cancelled"
+
+
+def test_a_run_started_while_the_server_is_busy_is_queued_with_its_place(database, monkeypatch):
+    busy_server(database, monkeypatch, waiting=1)
+    app = page("train").run()
+
+    button_labelled(app, "Start training").click().run()
+
+    assert_no_exception(app)
+    assert [toast.value for toast in app.toast] == ["Run #3 is queued, number 2 of 2 in line."]
+    with runs.RunRegistry(database) as registry:
+        assert [run.id for run in registry.waiting_runs()] == [2, 3]
+
+
+def test_a_run_that_frees_the_slot_lets_the_page_start_the_next_in_line(database, monkeypatch):
+    (waiting,) = busy_server(database, monkeypatch, waiting=1)
+    with runs.RunRegistry(database) as registry:
+        registry.mark_finished_without_model(1, "cancelled", "Cancelled on request.")
+
+    app = page("train").run()
+
+    assert_no_exception(app)
+    with runs.RunRegistry(database) as registry:
+        run = registry.get_run(waiting)
+        assert run.status == "running" and run.worker_pid is not None
+        assert registry.waiting_runs() == []
+    assert not queued_bars(app)
+
+
+def test_a_limit_set_wrongly_is_one_sentence(database, monkeypatch):
+    monkeypatch.setenv(settings.MAX_TRAINING_RUNS_VARIABLE, "lots")
+
+    app = page("train").run()
+
+    assert_no_exception(app)
+    assert "DIGITLAB_MAX_TRAINING_RUNS must be a whole number of at least 1, not 'lots'." in texts(app.error)

@@ -6,6 +6,7 @@ import re
 import sqlite3
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -263,6 +264,31 @@ def test_the_command_line_lists_runs_and_refuses_an_unknown_one_with_a_sentence(
     assert capsys.readouterr().err.startswith("error: The SVM trains on at most 20,000 images")
 
 
+def test_the_command_line_shows_the_line_and_cancels_a_waiting_run(tmp_path, monkeypatch, capsys):
+    from digitlab.cli import main
+
+    monkeypatch.setenv(settings.DATABASE_VARIABLE, str(tmp_path / "lab.sqlite3"))
+    with runs.RunRegistry() as registry:
+        first = registry.enqueue_run(runs.TrainingRequest("svm", train_size=1000))
+        second = registry.enqueue_run(runs.TrainingRequest("mlp", train_size=1000))
+        finished = registry.create_run(runs.TrainingRequest("svm", train_size=1000))
+        registry.mark_finished_without_model(finished, "failed", "broken")
+
+    assert main(["runs", "list"]) == 0
+    listed = capsys.readouterr().out
+    assert "(1 of 2 in line)" in listed and "(2 of 2 in line)" in listed
+
+    assert main(["runs", "cancel", str(first)]) == 0
+    assert "cancelled while it waited in line" in capsys.readouterr().out
+    assert main(["runs", "cancel", str(finished)]) == 1
+    assert "already ended (failed)" in capsys.readouterr().err
+    assert main(["runs", "cancel", "99"]) == 2
+    assert "no training run #99" in capsys.readouterr().err
+    with runs.RunRegistry() as registry:
+        assert [run.id for run in registry.waiting_runs()] == [second]
+        assert registry.get_run(first).status == "cancelled"
+
+
 def test_a_locked_registry_is_a_database_error_that_says_what_to_do(registry, monkeypatch):
     monkeypatch.setattr("digitlab.lab.database.BUSY_TIMEOUT_SECONDS", 0.1)
     with (
@@ -340,3 +366,178 @@ def test_the_run_commands_close_the_registries_they_open(tmp_path, monkeypatch, 
     for registry in opened:
         with pytest.raises(DatabaseError, match="closed database"):
             registry.list_runs()
+
+
+def finish(registry: runs.RunRegistry, run_id: int) -> None:
+    registry.mark_finished_without_model(run_id, "failed", "Stopped by the test.")
+
+
+def test_runs_in_line_get_free_slots_first_come_first_served(registry):
+    foreground = registry.create_run(runs.TrainingRequest("mlp", train_size=200, epochs=1))
+    in_line = [registry.enqueue_run(runs.TrainingRequest("mlp", train_size=200, epochs=1)) for _ in range(4)]
+
+    assert [registry.claim_next_run(2) for _ in range(3)] == [in_line[0], in_line[1], None]
+    claimed = registry.get_run(in_line[0])
+    assert (claimed.status, claimed.stage, claimed.worker_pid) == ("running", runs.STARTING_STAGE, None)
+    assert [run.id for run in registry.waiting_runs()] == in_line[2:]
+    # A run trained in the foreground is never handed to a worker, but while it trains it holds a slot.
+    assert registry.get_run(foreground).status == "queued" and not registry.get_run(foreground).background
+    finish(registry, in_line[0])
+    finish(registry, in_line[1])
+    registry.mark_running(foreground, os.getpid(), registry.path.parent)
+    assert registry.claim_next_run(2) == in_line[2]
+    assert registry.claim_next_run(2) is None
+    finish(registry, foreground)
+    assert registry.claim_next_run(2) == in_line[3]
+    assert registry.claim_next_run(5) is None, "the line is empty"
+
+
+def test_a_run_in_line_is_taken_by_the_worker_started_for_its_claim_and_no_other(registry, tmp_path):
+    run_id = registry.enqueue_run(runs.TrainingRequest("mlp", train_size=200, epochs=1))
+    with pytest.raises(DigitlabError, match=f"#{run_id} is waiting in line for a free training slot"):
+        registry.mark_running(run_id, 4242, tmp_path)
+
+    assert registry.claim_next_run(1) == run_id
+    registry.record_worker(run_id, 4242)
+    with pytest.raises(DigitlabError, match="is running, so it cannot be started again"):
+        registry.mark_running(run_id, 4343, tmp_path)
+    registry.mark_running(run_id, 4242, tmp_path)
+    with pytest.raises(DigitlabError, match="is running, so it cannot be started again"):
+        registry.mark_running(run_id, 4242, tmp_path)
+    # The starter's note of the process comes after the worker recorded itself: it changes nothing.
+    registry.record_worker(run_id, 4343)
+    assert registry.get_run(run_id).worker_pid == 4242
+
+
+def test_cancelling_a_run_in_line_takes_it_out_of_the_line_at_once(registry):
+    first, second, third = (registry.enqueue_run(runs.TrainingRequest("svm", train_size=200)) for _ in range(3))
+
+    assert registry.request_cancel(second)
+
+    cancelled = registry.get_run(second)
+    assert (cancelled.status, cancelled.error, cancelled.finished_at is not None) == (
+        "cancelled",
+        runs.CANCELLED_IN_LINE_MESSAGE,
+        True,
+    )
+    assert [run.id for run in registry.waiting_runs()] == [first, third]
+    assert [registry.claim_next_run(3) for _ in range(3)] == [first, third, None]
+    assert not registry.request_cancel(second)
+    # A claimed run has a worker on its way, which reads the flag before it trains.
+    assert registry.request_cancel(third)
+    assert (registry.get_run(third).status, registry.cancel_requested(third)) == ("running", True)
+
+
+def test_runs_waiting_in_line_are_not_lost_and_an_abandoned_claim_goes_back_to_the_head_of_the_line(registry):
+    waiting, abandoned, behind = (registry.enqueue_run(runs.TrainingRequest("svm", train_size=200)) for _ in range(3))
+    long_ago = datetime.datetime.now(datetime.UTC) - datetime.timedelta(seconds=runs.UNSTARTED_GRACE_SECONDS + 60)
+    rewrite(registry.path, "UPDATE training_runs SET created_at = ?", (long_ago.isoformat(),))
+    assert registry.claim_next_run(1) == waiting
+    finish(registry, waiting)
+    assert registry.claim_next_run(1) == abandoned
+
+    # Its starter is still starting the worker: the claim is left alone, and the slot stays taken.
+    assert registry.mark_lost_runs() == []
+    assert registry.get_run(abandoned).status == "running"
+    # Its starter died before it started the worker: no process will train it, so it waits again, first in line.
+    rewrite(registry.path, "UPDATE training_runs SET started_at = ? WHERE id = ?", (long_ago.isoformat(), abandoned))
+    assert registry.mark_lost_runs() == []
+
+    assert [(run.id, run.status, run.started_at) for run in registry.waiting_runs()] == [
+        (abandoned, "queued", None),
+        (behind, "queued", None),
+    ]
+    assert registry.claim_next_run(1) == abandoned
+
+
+# Each process waits for the go file, then claims runs with a limit of 3 and ends each after a moment, until the
+# line is empty; it prints the runs it claimed.
+CLAIMER = """
+import sys, time
+from pathlib import Path
+from digitlab.lab import runs
+
+database, go = Path(sys.argv[1]), Path(sys.argv[2])
+with runs.RunRegistry(database) as registry:
+    Path(sys.argv[3]).touch()
+    while not go.exists():
+        time.sleep(0.005)
+    claimed = []
+    while registry.waiting_runs():
+        run_id = registry.claim_next_run(3)
+        if run_id is not None:
+            claimed.append(run_id)
+            time.sleep(0.02)
+            registry.mark_finished_without_model(run_id, "failed", "Ended by the test.")
+print(*claimed)
+"""
+
+
+def test_claims_from_many_processes_at_once_never_take_one_run_twice_or_exceed_the_limit(registry, tmp_path):
+    in_line = [registry.enqueue_run(runs.TrainingRequest("svm", train_size=200)) for _ in range(12)]
+    # The database itself records how many runs were running after every change to the runs.
+    rewrite(registry.path, "CREATE TABLE observed (running INTEGER)", ())
+    rewrite(
+        registry.path,
+        "CREATE TRIGGER count_running AFTER UPDATE ON training_runs BEGIN "
+        "INSERT INTO observed SELECT COUNT(*) FROM training_runs WHERE status = 'running'; END",
+        (),
+    )
+    go = tmp_path / "go"
+    claimers = [
+        subprocess.Popen(
+            [sys.executable, "-c", CLAIMER, str(registry.path), str(go), str(tmp_path / f"ready-{number}")],
+            cwd=PROJECT_ROOT,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for number in range(6)
+    ]
+    deadline = time.monotonic() + 120
+    while len(list(tmp_path.glob("ready-*"))) < len(claimers) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    go.touch()
+    claimed = [int(run_id) for claimer in claimers for run_id in claimer.communicate(timeout=120)[0].split()]
+
+    assert sorted(claimed) == in_line, "a run was claimed twice or never"
+    connection = sqlite3.connect(registry.path)
+    counts = [row[0] for row in connection.execute("SELECT running FROM observed")]
+    connection.close()
+    assert max(counts) == 3, f"the running runs went up to {max(counts)} with a limit of 3"
+
+
+@pytest.mark.skipif(runs.process_state(os.getpid()) is None, reason="needs Linux's /proc process states")
+def test_a_worker_that_ended_unreaped_is_not_alive_so_its_slot_is_freed(registry, tmp_path):
+    # A worker started by a worker has no parent left to reap it; in a container nothing may reap it at all.
+    process = subprocess.Popen([sys.executable, "-c", "pass"])
+    deadline = time.monotonic() + 60
+    while runs.process_state(process.pid) != "Z" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    try:
+        run_id = registry.enqueue_run(runs.TrainingRequest("svm", train_size=200))
+        assert registry.claim_next_run(1) == run_id
+        registry.mark_running(run_id, process.pid, tmp_path)
+
+        assert not runs.process_is_alive(process.pid)
+        assert registry.mark_lost_runs() == [run_id]
+        assert registry.running_count() == 0
+    finally:
+        process.wait()
+
+
+def test_a_registry_from_before_the_line_is_upgraded_and_its_runs_are_not_put_in_line(tmp_path):
+    from digitlab.lab.database import Schema, connect, schema_version
+
+    path = tmp_path / "lab.sqlite3"
+    older = connect(path, [Schema("runs", runs.SCHEMA.migrations[:1])])
+    older.execute(
+        "INSERT INTO training_runs (family, status, parameters, created_at) "
+        "VALUES ('mlp', 'queued', '{\"train_size\": 200}', '2026-01-01T00:00:00+00:00')"
+    )
+    older.close()
+
+    with runs.RunRegistry(path) as registry:
+        (run,) = registry.list_runs()
+        assert (run.status, run.background) == ("queued", False)
+        assert registry.waiting_runs() == [] and registry.claim_next_run(4) is None
+        assert schema_version(registry._connection, "runs") == len(runs.SCHEMA.migrations)

@@ -228,3 +228,48 @@ def test_a_crashed_worker_process_is_marked_failed_and_the_models_in_use_stay_by
     assert (run.status, run.error) == ("failed", runs.LOST_WORKER_MESSAGE)
     assert (active_models / "active" / promotion.POINTER_NAME).read_bytes() == pointer
     assert snapshot(active_models / "active") == before
+
+
+def test_a_worker_does_not_take_a_run_still_waiting_in_line(tmp_path):
+    database = tmp_path / "lab.sqlite3"
+    with runs.RunRegistry(database) as registry:
+        run_id = registry.enqueue_run(runs.TrainingRequest("mlp", train_size=300, epochs=1))
+
+    with pytest.raises(DigitlabError, match=f"#{run_id} is waiting in line for a free training slot"):
+        worker.run_worker(run_id, database)
+
+    with runs.RunRegistry(database) as registry:
+        assert [run.id for run in registry.waiting_runs()] == [run_id]
+
+
+def test_a_run_that_ends_hands_its_slot_to_the_next_run_in_line(tmp_path, monkeypatch):
+    monkeypatch.setenv(settings.MAX_TRAINING_RUNS_VARIABLE, "1")
+    database = tmp_path / "lab.sqlite3"
+    started = []
+
+    class StartedWorker:
+        pid = 4242
+
+    def start_worker(run_id, database):
+        started.append(run_id)
+        return StartedWorker()
+
+    def broken_training(*arguments):
+        # While this run trains it holds the only slot: asking for a start starts nothing.
+        assert worker.start_queued_runs(database) == []
+        raise DigitlabError("Broken on purpose.")
+
+    monkeypatch.setattr(worker, "start_worker", start_worker)
+    monkeypatch.setattr(worker, "_train", broken_training)
+    with runs.RunRegistry(database) as registry:
+        current = registry.create_run(runs.TrainingRequest("mlp", train_size=300, epochs=1))
+        waiting = [registry.enqueue_run(runs.TrainingRequest("mlp", train_size=300, epochs=1)) for _ in range(2)]
+
+    run = worker.run_worker(current, database)
+
+    assert (run.status, run.error) == ("failed", "Broken on purpose.")
+    assert started == waiting[:1]
+    with runs.RunRegistry(database) as registry:
+        handed_over = registry.get_run(waiting[0])
+        assert (handed_over.status, handed_over.worker_pid) == ("running", StartedWorker.pid)
+        assert [run.id for run in registry.waiting_runs()] == waiting[1:]
