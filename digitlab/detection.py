@@ -23,8 +23,7 @@ from sklearn.metrics import roc_auc_score
 
 from digitlab.data import synthetic
 from digitlab.data.mnist import load_mnist
-from digitlab.errors import DigitlabError
-from digitlab.imaging.preprocess import preprocess
+from digitlab.imaging.preprocess import preprocessed
 from digitlab.imaging.renderings import RENDERERS, encode
 from digitlab.models.base import validation_split
 from digitlab.models.detector import (
@@ -62,15 +61,6 @@ class DetectorData:
     non_digits: np.ndarray
     non_digit_kinds: np.ndarray
     refused_by_preprocessing: int
-
-
-def preprocessed(sources: Iterable[tuple[str, np.ndarray | bytes]]) -> Iterator[tuple[str, np.ndarray | None]]:
-    """Each (tag, canvas or file) as the 28x28 input ``preprocess`` makes of it, or None where it finds no digit."""
-    for tag, source in sources:
-        try:
-            yield tag, preprocess(source)
-        except DigitlabError:
-            yield tag, None
 
 
 def rendered(digits: np.ndarray, count: int, rng: np.random.Generator) -> Iterator[tuple[str, bytes]]:

@@ -18,8 +18,7 @@ import numpy as np
 from scipy import ndimage
 
 from digitlab.data import synthetic
-from digitlab.errors import DigitlabError
-from digitlab.imaging.preprocess import preprocess
+from digitlab.imaging.preprocess import preprocessed
 from digitlab.imaging.renderings import RENDERERS, encode
 
 # Raise whenever the same arguments would give other examples, so recorded training notes stay truthful.
@@ -108,14 +107,14 @@ def style_examples(
     (a rendering too faint to hold a digit) are left out, so slightly fewer than ``count`` may come back.
     """
     rng = np.random.default_rng(np.random.SeedSequence([seed, STYLES_VERSION]))
+    tagged = (((kind, label), source) for kind, label, source in _sources(images, labels, kind_counts(count), rng))
     made_images, made_labels, made_kinds = [], [], []
-    for done, (kind, label, source) in enumerate(_sources(images, labels, kind_counts(count), rng), start=1):
+    for done, ((kind, label), model_input) in enumerate(preprocessed(tagged), start=1):
         if progress and (done % 500 == 0 or done == count):
             progress(done, count)
-        try:
-            made_images.append(preprocess(source))
-        except DigitlabError:
+        if model_input is None:
             continue
+        made_images.append(model_input)
         made_labels.append(label)
         made_kinds.append(kind)
     return StyleExamples(

@@ -19,10 +19,12 @@ form.
 """
 
 import os
+from collections.abc import Iterable, Iterator
 
 import numpy as np
 from PIL import Image
 
+from digitlab.errors import DigitlabError
 from digitlab.imaging.clean import clean_ink, drop_stray_marks, reject_scattered_ink, reject_soft_marks
 from digitlab.imaging.decode import source_to_gray
 from digitlab.imaging.normalise import crop_to_ink, digit_to_mnist
@@ -47,3 +49,12 @@ def preprocess(source: str | os.PathLike | bytes | Image.Image | np.ndarray) -> 
     as a drawing canvas returns.
     """
     return preprocess_array(source_to_gray(source))
+
+
+def preprocessed(sources: Iterable[tuple[object, np.ndarray | bytes]]) -> Iterator[tuple[object, np.ndarray | None]]:
+    """Each (tag, canvas or file) as the 28x28 input :func:`preprocess` makes of it, or None where it finds no digit."""
+    for tag, source in sources:
+        try:
+            yield tag, preprocess(source)
+        except DigitlabError:
+            yield tag, None

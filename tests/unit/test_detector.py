@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 
 from digitlab.data import synthetic
-from digitlab.detection import DetectorData, preprocessed, threshold_for, validation_figures
+from digitlab.detection import DetectorData, threshold_for, validation_figures
 from digitlab.errors import ModelUnavailableError
+from digitlab.imaging.preprocess import preprocessed
 from digitlab.models.detector import (
     HISTOGRAM_EDGES,
     RECORD_NAME,
