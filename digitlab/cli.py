@@ -45,17 +45,23 @@ def command_train(arguments) -> int:
             )
             print(f"  {name} {done}/{total}  {described}", file=sys.stderr, flush=True)
 
-        entry = train_and_record(
-            name,
-            seed=arguments.seed,
-            epochs=arguments.epochs,
-            train_size=arguments.train_size,
-            models_dir=arguments.out,
-            **style_share(arguments, name),
-            data_dir=arguments.data_dir,
-            progress=report,
-            style_cache=style_cache,
-        )
+        try:
+            entry = train_and_record(
+                name,
+                seed=arguments.seed,
+                epochs=arguments.epochs,
+                train_size=arguments.train_size,
+                models_dir=arguments.out,
+                **style_share(arguments, name),
+                data_dir=arguments.data_dir,
+                progress=report,
+                style_cache=style_cache,
+                reuse=arguments.reuse,
+            )
+        except ValueError as error:
+            # Settings the model refuses, or a saved part that cannot be reused: a sentence, not a traceback.
+            print(f"error: {error}", file=sys.stderr)
+            return 2
         print(
             f"{name}: test accuracy {entry.metrics.accuracy:.2%} "
             f"({entry.metrics.errors} errors), trained in {entry.training_seconds:.0f} s, "
@@ -437,6 +443,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="also learn from this many writing-style examples per training image for the MLP and the CNN "
         "(scans, forms, drawings and photos made from training digits, font digits, elastic distortions; "
         "default 0, as the shipped models; try 0.2)",
+    )
+    train.add_argument(
+        "--reuse",
+        action="store_true",
+        help="keep what a saved model of the same settings can lend and fit only the rest: the SVM keeps its "
+        "fitted SVM and calibrates it again, the ensemble keeps its extra CNNs and chooses its weights again",
     )
     train.add_argument("--out", help="models folder to write (default: the shipped models/)")
     add_folder_options(train, models=None, data=True)

@@ -83,6 +83,18 @@ def save_artifact(model: DigitClassifier, models_dir: str | os.PathLike | None =
 
 def load_model(name: str, models_dir: str | os.PathLike | None = None) -> DigitClassifier:
     """A fitted model from a models folder (default: the shipped ``models/``), verified against its manifest."""
+    entry, path = verified_artifact(name, models_dir)
+    folder = path.parent
+    family = REGISTRY[name]
+    members = {member: _trained_member(name, member, folder) for member in family.members}
+    try:
+        return family.load(path, params=entry.hyperparameters, members=members)
+    except Exception as error:  # noqa: BLE001 - any loader failure means the same thing to the user.
+        raise ModelUnavailableError(f"{path} could not be loaded ({type(error).__name__}: {error}).") from error
+
+
+def verified_artifact(name: str, models_dir: str | os.PathLike | None = None) -> tuple[ModelEntry, Path]:
+    """The manifest entry of a trained model and the path of its artefact, whose SHA-256 matches the entry."""
     if name not in REGISTRY:
         raise ModelUnavailableError(f"Unknown model {name!r}; choose one of {', '.join(REGISTRY)}.")
     folder = resolve_models_dir(models_dir)
@@ -105,12 +117,7 @@ def load_model(name: str, models_dir: str | os.PathLike | None = None) -> DigitC
             f"{path} does not match the manifest (SHA-256 {actual[:12]}..., expected {entry.sha256[:12]}...); "
             "it was modified or damaged, so it is not loaded. Restore it or retrain."
         )
-    family = REGISTRY[name]
-    members = {member: _trained_member(name, member, folder) for member in family.members}
-    try:
-        return family.load(path, params=entry.hyperparameters, members=members)
-    except Exception as error:  # noqa: BLE001 - any loader failure means the same thing to the user.
-        raise ModelUnavailableError(f"{path} could not be loaded ({type(error).__name__}: {error}).") from error
+    return entry, path
 
 
 def _trained_member(name: str, member: str, folder: Path) -> TrainedMember:

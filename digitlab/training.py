@@ -4,6 +4,7 @@ Only the 60,000 training images are used for fitting, early stopping and
 calibration; the test set is used once, after training, to score the model.
 """
 
+import json
 import os
 import platform
 import time
@@ -15,6 +16,7 @@ import numpy as np
 from digitlab import persistence
 from digitlab.clock import utc_timestamp
 from digitlab.data.mnist import data_checksum, load_mnist
+from digitlab.errors import ModelUnavailableError
 from digitlab.evaluation import evaluate_model
 from digitlab.manifest import ModelEntry
 from digitlab.models.base import ProgressCallback
@@ -61,6 +63,27 @@ def build_model(name: str, *, seed: int = 0, epochs: int | None = None, **overri
     return family(seed=seed, **overrides)
 
 
+def reusable_artifact(model, models_dir, train_images: np.ndarray, train_labels: np.ndarray):
+    """The manifest entry and verified path of the saved model of ``model``'s family that it may reuse.
+
+    A saved model is reused only when it was trained with the same hyperparameters on the same images, so
+    that the part kept and the part fitted again hold out the same validation images.
+    """
+    if model.reuses is None:
+        raise ModelUnavailableError(f"The {model.title.lower()} has nothing it can reuse; train it without reusing.")
+    entry, path = persistence.verified_artifact(model.name, models_dir)
+    # The manifest holds the settings as JSON (a tuple comes back as a list), so they are compared as JSON.
+    wanted = json.loads(json.dumps(model.get_params()))
+    differing = sorted(name for name, value in wanted.items() if entry.hyperparameters.get(name, value) != value)
+    if differing:
+        raise ModelUnavailableError(
+            f"The saved {model.name} was trained with other settings ({', '.join(differing)}); train it whole."
+        )
+    if entry.train_data_sha256 != data_checksum(train_images, train_labels):
+        raise ModelUnavailableError(f"The saved {model.name} was trained on other images; train it whole.")
+    return entry, path
+
+
 def writing_style_examples(
     model,
     images: np.ndarray,
@@ -98,13 +121,16 @@ def train_and_record(
     verbose: int | str = 0,
     extra_training: tuple[np.ndarray, np.ndarray] | None = None,
     style_cache: dict[tuple[str, int, int], StyleExamples] | None = None,
+    reuse: bool = False,
     **overrides,
 ) -> ModelEntry:
     """Train one model, evaluate it on the test set, save it and update the manifest entry.
 
     ``extra_training`` (images, labels) are added to the sampled MNIST training images, e.g. users' own drawings.
     Pass the same ``style_cache`` (an empty dict at first) when training several models on the same images, so the
-    writing-style examples (minutes of rendering) are made once.
+    writing-style examples (minutes of rendering) are made once. With ``reuse``, the family keeps what it
+    can of the model of its kind saved in ``models_dir`` (``family.reuses`` says what) and fits the rest again; the
+    recorded training time is then the saved model's plus this fit's.
     """
     train_images, train_labels = load_mnist("train", data_dir)
     test_images, test_labels = load_mnist("test", data_dir)
@@ -116,13 +142,17 @@ def train_and_record(
     fit_options = {"verbose": verbose} if isinstance(model, KerasClassifier) else {}
     if model.members:
         fit_options["members"] = {member: persistence.load_model(member, models_dir) for member in model.members}
+    earlier_seconds = 0.0
+    if reuse:
+        saved, fit_options["reuse_from"] = reusable_artifact(model, models_dir, train_images, train_labels)
+        earlier_seconds = saved.training_seconds
     started = time.perf_counter()
     wanted = model.extra_examples_wanted(len(train_images))
     if wanted:
         styles = writing_style_examples(model, train_images, train_labels, wanted, seed, style_cache, progress)
         fit_options["extra_examples"] = (styles.images, styles.labels)
     model.fit(train_images, train_labels, progress=progress, **fit_options)
-    training_seconds = time.perf_counter() - started
+    training_seconds = earlier_seconds + time.perf_counter() - started
     metrics, timing, probabilities = evaluate_model(model, test_images, test_labels)
     entry = replace(
         persistence.save_artifact(model, models_dir),

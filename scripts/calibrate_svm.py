@@ -1,30 +1,33 @@
 """Compare ways to calibrate the shipped SVM's confidence that keep every one of its predictions.
 
-Why the shipped confidence says little: the SVM's probabilities are
+Why the SVM's confidence once said little: its probabilities were
 ``CalibratedClassifierCV(method="temperature")`` over ``SVC.decision_function``,
 which scikit-learn builds for ``decision_function_shape="ovr"`` from the 45
 one-vs-one classifiers as each digit's vote count plus its summed pairwise
 margins squashed into (-1/3, 1/3) (``sklearn.utils.multiclass._ovr_decision_function``).
 Nearly every image gives its winner 9 votes and the runner-up 8, so the softmax
-sees about the same gap everywhere and the top probability is about 0.985 for
+sees about the same gap everywhere and the top probability was about 0.985 for
 almost every image. The pairwise margins themselves say much more.
 
-Each method below gives the shipped prediction a new confidence and shares the
+Each method below gives the SVM's prediction a new confidence and shares the
 rest among the other digits in proportion to their shipped probabilities, with
 the confidence kept above every other digit's probability, so the predicted
 digit never changes (nor the order of the others):
 
-- ``shipped``: the artefact as it is (temperature scaling of the "ovr" values).
+- ``shipped``: the artefact as it is.
+- ``temperature, one-vs-rest values``: how the SVM was calibrated before,
+  temperature scaling of scikit-learn's one-vs-rest values.
 - ``temperature, summed margins``: temperature scaling of each digit's summed
   pairwise margins (multinomial log-loss), its probability at the prediction.
 - ``Platt, weakest win``: logistic regression of right/wrong on the winner's
-  smallest margin over the nine other digits.
+  smallest margin over the nine other digits (what ``digitlab.models.margins``
+  ships).
 - ``isotonic, weakest win``: isotonic regression on the same margin.
 - ``Platt, weakest win + gap``: logistic regression on that margin and on the
   gap between the winner's summed margins and the next digit's.
 
 Data: the 5,000 held-out training images (``validation_split(60000, 5000, 0)[1]``)
-that the shipped SVM never trained on and whose labels fitted its temperature.
+that the shipped SVM never trained on and whose labels fitted its calibration.
 They are split in two halves (seed 0). Each method is fitted on the first half
 and chosen there by 5-fold cross-validation: the highest AUROC among the
 methods whose ECE is at most 1 %. All methods are then reported on the second
@@ -60,18 +63,16 @@ from digitlab.data.mnist import CLASSES, load_mnist  # noqa: E402
 from digitlab.formatting import markdown_table  # noqa: E402
 from digitlab.insight.calibration import confidence_auroc, expected_calibration_error  # noqa: E402
 from digitlab.models.base import validation_split  # noqa: E402
+from digitlab.models.margins import margin_matrix, one_vs_rest, weakest_wins, with_confidence  # noqa: E402
 from digitlab.persistence import load_model, read_manifest  # noqa: E402
 
 HELD_OUT = 5000
 SPLIT_SEED = 0
 FOLDS = 5
 TARGET_ECE = 0.01
-# How far the predicted digit's probability stays above the next one's at least, so rounding never ties them.
-MINIMUM_LEAD = 1e-6
 # How the cache file names the arrays: one per part of the data and field of Outputs.
 PARTS = ("held_out", "test")
 FIELDS = ("pairwise", "shipped", "labels")
-PAIRS = [(first, second) for first in range(CLASSES) for second in range(first + 1, CLASSES)]
 
 
 @dataclass(frozen=True)
@@ -130,24 +131,13 @@ def cached_outputs(cache: Path | None) -> tuple[Outputs, Outputs]:
     return outputs
 
 
-def margin_matrix(pairwise: np.ndarray) -> np.ndarray:
-    """``(n, 10, 10)``: entry ``[i, j]`` is how far digit ``i`` beats ``j`` in their one-vs-one classifier."""
-    margins = np.zeros((len(pairwise), CLASSES, CLASSES))
-    for column, (first, second) in enumerate(PAIRS):
-        margins[:, first, second] = pairwise[:, column]
-        margins[:, second, first] = -pairwise[:, column]
-    return margins
-
-
 def weakest_win(outputs: Outputs) -> np.ndarray:
     """The predicted digit's smallest margin over the nine others (negative when it lost a pairwise vote)."""
-    rows = margin_matrix(outputs.pairwise)[np.arange(len(outputs.labels)), outputs.predicted]
-    rows[np.arange(len(rows)), outputs.predicted] = np.inf
-    return rows.min(axis=1)
+    return weakest_wins(outputs.pairwise, outputs.predicted, CLASSES)
 
 
 def summed_margins(outputs: Outputs) -> np.ndarray:
-    return margin_matrix(outputs.pairwise).sum(axis=2)
+    return margin_matrix(outputs.pairwise, CLASSES).sum(axis=2)
 
 
 def summed_gap(outputs: Outputs) -> np.ndarray:
@@ -172,20 +162,27 @@ def shipped(_: Outputs) -> Confidence:
     return lambda outputs: outputs.shipped.max(axis=1)
 
 
-def temperature_of_summed_margins(fit: Outputs) -> Confidence:
-    summed = summed_margins(fit)
+def temperature_of(scores: Callable[[Outputs], np.ndarray]) -> Method:
+    def fit_temperature(fit: Outputs) -> Confidence:
+        fitted = scores(fit)
 
-    def log_loss(log_temperature: float) -> float:
-        scaled = log_softmax(summed / np.exp(log_temperature), axis=1)
-        return -float(scaled[np.arange(len(fit.labels)), fit.labels].mean())
+        def log_loss(log_temperature: float) -> float:
+            scaled = log_softmax(fitted / np.exp(log_temperature), axis=1)
+            return -float(scaled[np.arange(len(fit.labels)), fit.labels].mean())
 
-    temperature = np.exp(minimize_scalar(log_loss, bounds=(-5.0, 5.0), method="bounded").x)
+        temperature = np.exp(minimize_scalar(log_loss, bounds=(-5.0, 5.0), method="bounded").x)
 
-    def confidence(outputs: Outputs) -> np.ndarray:
-        probabilities = np.exp(log_softmax(summed_margins(outputs) / temperature, axis=1))
-        return probabilities[np.arange(len(outputs.labels)), outputs.predicted]
+        def confidence(outputs: Outputs) -> np.ndarray:
+            probabilities = np.exp(log_softmax(scores(outputs) / temperature, axis=1))
+            return probabilities[np.arange(len(outputs.labels)), outputs.predicted]
 
-    return confidence
+        return confidence
+
+    return fit_temperature
+
+
+def one_vs_rest_values(outputs: Outputs) -> np.ndarray:
+    return one_vs_rest(outputs.pairwise, CLASSES)
 
 
 def platt(*features: Callable[[Outputs], np.ndarray]) -> Method:
@@ -204,34 +201,16 @@ def isotonic_weakest_win(fit: Outputs) -> Confidence:
 
 METHODS: dict[str, Method] = {
     "shipped": shipped,
-    "temperature, summed margins": temperature_of_summed_margins,
+    "temperature, one-vs-rest values": temperature_of(one_vs_rest_values),
+    "temperature, summed margins": temperature_of(summed_margins),
     "Platt, weakest win": platt(weakest_win),
     "isotonic, weakest win": isotonic_weakest_win,
     "Platt, weakest win + gap": platt(weakest_win, summed_gap),
 }
 
 
-def with_confidence(outputs: Outputs, confidence: np.ndarray) -> np.ndarray:
-    """Probabilities whose predicted digit has ``confidence`` and the others share the rest as they did.
-
-    The confidence is raised where needed to stay above every other digit's probability, so the prediction
-    never changes.
-    """
-    rows, predicted = np.arange(len(outputs.labels)), outputs.predicted
-    others = outputs.shipped.astype(np.float64).copy()
-    others[rows, predicted] = 0.0
-    shares = others / others.sum(axis=1, keepdims=True)
-    largest_share = shares.max(axis=1)
-    # With c on the winner, the largest other digit gets (1 - c) * largest_share, below c when c exceeds this floor.
-    floor = largest_share / (1 + largest_share) + MINIMUM_LEAD
-    confidence = np.clip(np.maximum(confidence, floor), 0.0, 1.0)
-    probabilities = shares * (1 - confidence)[:, None]
-    probabilities[rows, predicted] = confidence
-    return probabilities
-
-
 def figures(outputs: Outputs, confidence: np.ndarray) -> tuple[float, float, np.ndarray]:
-    probabilities = with_confidence(outputs, confidence)
+    probabilities = with_confidence(outputs.shipped, outputs.predicted, confidence)
     return (
         expected_calibration_error(probabilities, outputs.labels),
         confidence_auroc(probabilities, outputs.labels),

@@ -1,8 +1,9 @@
-"""Keep the README's score and benchmark tables equal to the shipped artefacts.
+"""Keep the README's score, calibration and benchmark tables equal to the shipped artefacts.
 
 The tables live between marker comments in README.md and are rewritten from
-``models/manifest.json`` and ``models/benchmark.json``, never typed by hand;
-a test fails when they drift apart.
+``models/manifest.json``, ``models/test_probabilities.npz`` (with the MNIST
+test labels) and ``models/benchmark.json``, never typed by hand; a test fails
+when they drift apart.
 """
 
 import json
@@ -10,15 +11,20 @@ import os
 import re
 from pathlib import Path
 
+import numpy as np
+
 from digitlab import persistence, settings
 from digitlab.checks.bench import BENCHMARK_NAME, benchmark_table
+from digitlab.data.mnist import load_mnist
 from digitlab.errors import DigitlabError
 from digitlab.formatting import markdown_table
+from digitlab.insight import calibration
 from digitlab.manifest import Manifest
+from digitlab.models.base import LOW_CONFIDENCE
 from digitlab.models.detector import RECORD_NAME, DetectorRecord, read_detector_record
 
 README = settings.PROJECT_ROOT / "README.md"
-SECTIONS = ("scores", "benchmark", "refusals")
+SECTIONS = ("scores", "calibration", "benchmark", "refusals")
 
 
 def scores_table(manifest: Manifest) -> str:
@@ -42,6 +48,34 @@ def scores_table(manifest: Manifest) -> str:
     return markdown_table(headers, rows)
 
 
+def calibration_table(probabilities: dict[str, np.ndarray], labels: np.ndarray, manifest: Manifest) -> str:
+    """Each shipped model's calibration error and confidence AUROC on the test set, and how its unsure answers go."""
+    headers = [
+        "model",
+        "expected calibration error",
+        "AUROC of confidence, right vs wrong",
+        f"answers below {LOW_CONFIDENCE:.0%}",
+        "mistakes among them",
+    ]
+    rows = []
+    for row in calibration.calibration_rows(probabilities, labels):
+        name = row["model"]
+        if name not in manifest.models:
+            continue
+        confidence, correct = calibration.top_label(probabilities[name], labels)
+        unsure = confidence < LOW_CONFIDENCE
+        rows.append(
+            [
+                f"{manifest.models[name].title} (`{name}`)",
+                f"{row['ece']:.2%}",
+                f"{row['auroc']:.3f}",
+                f"{unsure.mean():.2%}",
+                f"{(unsure & ~correct).sum()} of {(~correct).sum()}",
+            ]
+        )
+    return markdown_table(headers, rows)
+
+
 def refusals_table(record: DetectorRecord) -> str:
     """How the not-a-digit detector did on its validation drawings, from its record."""
     headers = ["validation set", "refused as not a digit"]
@@ -58,7 +92,10 @@ def refusals_table(record: DetectorRecord) -> str:
 
 def generated_sections(models_dir: str | os.PathLike | None = None) -> dict[str, str]:
     folder = persistence.resolve_models_dir(models_dir)
-    sections = {"scores": scores_table(persistence.read_manifest(folder))}
+    manifest = persistence.read_manifest(folder)
+    sections = {"scores": scores_table(manifest)}
+    _, test_labels = load_mnist("test")
+    sections["calibration"] = calibration_table(persistence.load_test_probabilities(folder), test_labels, manifest)
     benchmark = folder / BENCHMARK_NAME
     sections["benchmark"] = (
         benchmark_table(json.loads(benchmark.read_text()))

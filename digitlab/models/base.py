@@ -119,6 +119,9 @@ class DigitClassifier(BaseEstimator, ABC):
     members: ClassVar[tuple[str, ...]] = ()
     # Families that train a network for a number of epochs, which the command line and the Train page can set.
     trains_in_epochs: ClassVar[bool] = False
+    # What ``fit(..., reuse_from=path)`` keeps of a model of this family saved at ``path`` and what it fits again,
+    # as a phrase for the user ("keeps its fitted SVM and calibrates it again"); None when it cannot reuse one.
+    reuses: ClassVar[str | None] = None
 
     @abstractmethod
     def fit(self, images: np.ndarray, labels: np.ndarray, *, progress: ProgressCallback | None = None) -> Self:

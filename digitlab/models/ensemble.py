@@ -39,6 +39,7 @@ class EnsembleClassifier(DigitClassifier):
     committee_member = "cnn"
     # Its extra networks train for ``epochs`` (the CNN's default when None).
     trains_in_epochs = True
+    reuses = "keeps its extra CNNs and chooses its weights again"
 
     def __init__(
         self,
@@ -55,14 +56,31 @@ class EnsembleClassifier(DigitClassifier):
         self.validation_size = validation_size
         self.seed = seed
 
-    def fit(self, images, labels, *, progress=None, members: Mapping[str, DigitClassifier] | None = None):
-        """Train the extra networks and choose the weights; ``members`` are the trained models to combine."""
+    def fit(
+        self,
+        images,
+        labels,
+        *,
+        progress=None,
+        members: Mapping[str, DigitClassifier] | None = None,
+        reuse_from=None,
+    ):
+        """Train the extra networks and choose the weights; ``members`` are the trained models to combine.
+
+        ``reuse_from`` is the path of an ensemble saved with these hyperparameters: its extra networks are
+        kept (checked against their SHA-256) and only the weights are chosen again, e.g. after a member was
+        calibrated again.
+        """
         if not members:
             raise ValueError("An ensemble is fitted from trained members; pass members={name: model}.")
         images = as_image_batch(images)
         labels = np.asarray(labels)
         self.members_ = dict(members)
-        self.extra_networks_ = self._fit_extra_networks(images, labels, progress)
+        if reuse_from is not None:
+            self.extra_networks_ = self.saved_extra_networks(reuse_from)
+        else:
+            self.extra_networks_ = self._fit_extra_networks(images, labels, progress)
+        self.reused_ = reuse_from is not None
         _, held_out = validation_split(len(images), self.validation_size, self.seed)
         votes = np.stack([self._vote(name, images[held_out]) for name in self.members_])
         truth = labels[held_out]
@@ -126,6 +144,8 @@ class EnsembleClassifier(DigitClassifier):
             "cnn_committee": f"the CNN's vote is the average of the shipped CNN and its network trained again "
             f"with initialisation seeds {list(self.extra_cnn_seeds)}",
         }
+        if getattr(self, "reused_", False):
+            notes["cnn_committee"] += " (networks reused from the ensemble trained before; weights chosen again)"
         if hasattr(self, "validation_errors_"):
             notes["validation_errors"] = self.validation_errors_
             notes["validation_log_loss"] = round(self.validation_log_loss_, 5)
@@ -147,7 +167,10 @@ class EnsembleClassifier(DigitClassifier):
         networks = {}
         for name, network in self.extra_networks_.items():
             destination = folder / self.network_file(name)
-            save_atomically(destination, network.save)
+            # A reused network saved from this file keeps it: saving again would write the same weights as new bytes.
+            loaded_from = getattr(network, "loaded_sha256_", None)
+            if loaded_from is None or not destination.exists() or sha256_file(destination) != loaded_from:
+                save_atomically(destination, network.save)
             networks[name] = {
                 "artifact": destination.name,
                 "sha256": sha256_file(destination),
@@ -157,32 +180,45 @@ class EnsembleClassifier(DigitClassifier):
 
     @classmethod
     def load(cls, path, *, params=None, members=None):
-        folder = Path(path).parent
         described = json.loads(Path(path).read_text())
         members = members or {}
         for name, member in described["members"].items():
             if name not in members or member["sha256"] != members[name].sha256:
                 raise ValueError(f"the ensemble was fitted to another {name} model; retrain the ensemble.")
         networks = described.get("extra_networks", {})
-        for network in networks.values():
-            if sha256_file(folder / network["artifact"]) != network["sha256"]:
-                raise ValueError(f"{network['artifact']} was modified or damaged; retrain the ensemble.")
         recorded_seeds = tuple(network["initialisation_seed"] for network in networks.values())
         model = cls.from_params({**(params or {}), "extra_cnn_seeds": recorded_seeds})
         model.members_ = {name: members[name].model for name in described["members"]}
-        model.extra_networks_ = {
-            name: CNNClassifier.load(
+        model.extra_networks_ = model.saved_extra_networks(path)
+        model.weights_ = {name: member["weight"] for name, member in described["members"].items()}
+        return model
+
+    def saved_extra_networks(self, path) -> dict[str, CNNClassifier]:
+        """The extra networks of the ensemble saved at ``path``, each checked against its SHA-256.
+
+        They are loaded with this ensemble's validation part and seed, the ones they were trained with.
+        """
+        folder = Path(path).parent
+        networks = json.loads(Path(path).read_text()).get("extra_networks", {})
+        recorded = sorted(network["initialisation_seed"] for network in networks.values())
+        if recorded != sorted(self.extra_cnn_seeds):
+            raise ValueError(
+                f"The saved ensemble's networks have the seeds {recorded}, not {sorted(self.extra_cnn_seeds)}."
+            )
+        loaded = {}
+        for name, network in networks.items():
+            if sha256_file(folder / network["artifact"]) != network["sha256"]:
+                raise ValueError(f"{network['artifact']} was modified or damaged; retrain the ensemble.")
+            loaded[name] = CNNClassifier.load(
                 folder / network["artifact"],
                 params={
-                    "validation_size": model.validation_size,
-                    "seed": model.seed,
+                    "validation_size": self.validation_size,
+                    "seed": self.seed,
                     "initialisation_seed": network["initialisation_seed"],
                 },
             )
-            for name, network in networks.items()
-        }
-        model.weights_ = {name: member["weight"] for name, member in described["members"].items()}
-        return model
+            loaded[name].loaded_sha256_ = network["sha256"]
+        return loaded
 
 
 def simplex_grid(dimensions: int, steps: int) -> list[np.ndarray]:

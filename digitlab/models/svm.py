@@ -23,6 +23,9 @@ SKOPS_TRUSTED_TYPES = [
     # SVMs saved before the features moved into digitlab.models (runs, promoted models) name the old path.
     "digitlab.features.Deskew",
     "digitlab.features.GlobalScaler",
+    "digitlab.models.margins.MarginCalibratedSVC",
+    "sklearn.linear_model._logistic.LogisticRegression",
+    # SVMs saved before their confidence came from pairwise margins hold sklearn's temperature scaling.
     "sklearn.calibration.CalibratedClassifierCV",
     "sklearn.calibration._CalibratedClassifier",
     "sklearn.calibration._TemperatureScaling",
@@ -37,13 +40,16 @@ class SVMClassifier(DigitClassifier):
     """Deskewing, PCA and one global scale, then an RBF support vector machine.
 
     The training set is enlarged with copies shifted by one pixel in each
-    direction; probabilities are calibrated by temperature scaling on a
-    held-out part of the training set that the SVM never sees.
+    direction. Probabilities are calibrated on a held-out part of the
+    training set that the SVM never sees: the winner's from its weakest
+    pairwise margin, the others' by temperature scaling
+    (``digitlab.models.margins``).
     """
 
     name = "svm"
     title = "Support vector machine"
     artifact_name = "svm.skops"
+    reuses = "keeps the fitted SVM and calibrates its probabilities again"
 
     def __init__(
         self,
@@ -78,27 +84,35 @@ class SVMClassifier(DigitClassifier):
             ]
         )
 
-    def fit(self, images, labels, *, progress=None):
-        from sklearn.calibration import CalibratedClassifierCV
-        from sklearn.frozen import FrozenEstimator
+    def fit(self, images, labels, *, progress=None, reuse_from=None):
+        """Fit the SVM on the training part and calibrate it on the held-out part.
+
+        ``reuse_from`` is the path of an SVM saved with these hyperparameters: its fitted SVM is kept and only
+        the calibration is fitted again.
+        """
         from sklearn.pipeline import Pipeline
 
         from digitlab.models.features import Deskew, deskew
+        from digitlab.models.margins import MarginCalibratedSVC
 
         images = as_image_batch(images)
         labels = np.asarray(labels)
         fit_part, calibration_part = validation_split(len(images), self.validation_size, self.seed)
-        # Shift after deskewing: deskewing re-centres each digit, which would undo earlier shifts.
-        train_images, train_labels = deskew(images[fit_part]), labels[fit_part]
-        if self.shifted_copies:
-            train_images, train_labels = shifted_copies(train_images, train_labels)
-        if progress:
-            progress(0, 2, {"stage": f"fitting the SVM on {len(train_images):,} images"})
-        classifier = self.build_classifier().fit(train_images.reshape(len(train_images), -1), train_labels)
-        pipeline = Pipeline([("deskew", Deskew().fit(images[:1].reshape(1, -1))), *classifier.steps])
+        if reuse_from is not None:
+            pipeline = type(self).load(reuse_from).pipeline
+        else:
+            # Shift after deskewing: deskewing re-centres each digit, which would undo earlier shifts.
+            train_images, train_labels = deskew(images[fit_part]), labels[fit_part]
+            if self.shifted_copies:
+                train_images, train_labels = shifted_copies(train_images, train_labels)
+            if progress:
+                progress(0, 2, {"stage": f"fitting the SVM on {len(train_images):,} images"})
+            classifier = self.build_classifier().fit(train_images.reshape(len(train_images), -1), train_labels)
+            pipeline = Pipeline([("deskew", Deskew().fit(images[:1].reshape(1, -1))), *classifier.steps])
+        self.reused_ = reuse_from is not None
         if progress:
             progress(1, 2, {"stage": "calibrating probabilities"})
-        self.estimator_ = CalibratedClassifierCV(FrozenEstimator(pipeline), method="temperature")
+        self.estimator_ = MarginCalibratedSVC(pipeline)
         self.estimator_.fit(images[calibration_part].reshape(len(calibration_part), -1), labels[calibration_part])
         if progress:
             progress(2, 2, {"stage": "done"})
@@ -119,13 +133,17 @@ class SVMClassifier(DigitClassifier):
 
     @property
     def pipeline(self):
-        return self.estimator_.calibrated_classifiers_[0].estimator.estimator
+        return fitted_pipeline(self.estimator_)
 
     def training_notes(self):
-        return {
+        notes = {
             "augmentation": SHIFT_NOTE if self.shifted_copies else "none",
-            "calibration": f"temperature scaling on {self.validation_size} held-out training images",
+            "calibration": f"on {self.validation_size} held-out training images: the predicted digit's probability "
+            "by Platt scaling of its weakest pairwise margin, the others' by temperature scaling",
         }
+        if getattr(self, "reused_", False):
+            notes["calibration"] += " (fitted again to the SVM trained before, which was kept as it was)"
+        return notes
 
     def save(self, path):
         import skops.io
@@ -137,14 +155,24 @@ class SVMClassifier(DigitClassifier):
         import skops.io
 
         estimator = skops.io.load(path, trusted=SKOPS_TRUSTED_TYPES)
-        # Reaching the SVC also checks that the file holds the calibrated pipeline that save wrote.
-        svc = estimator.calibrated_classifiers_[0].estimator.estimator.named_steps["svc"]
+        # Reaching the SVC also checks that the file holds a calibrated pipeline that save wrote.
+        svc = fitted_pipeline(estimator).named_steps["svc"]
         if params is None:
             # Without a manifest entry, the artefact itself says what matters most.
             params = {"C": float(svc.C), "gamma": float(svc.gamma)}
         model = cls.from_params(params)
         model.estimator_ = estimator
         return model
+
+
+def fitted_pipeline(estimator):
+    """The deskewing, PCA, scaling and SVC pipeline inside a saved SVM, of this version or an earlier one."""
+    from digitlab.models.margins import MarginCalibratedSVC
+
+    if isinstance(estimator, MarginCalibratedSVC):
+        return estimator.pipeline
+    # Runs and promoted models trained before the margin calibration: sklearn's CalibratedClassifierCV.
+    return estimator.calibrated_classifiers_[0].estimator.estimator
 
 
 def shifted_copies(images: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -166,3 +166,56 @@ def test_only_keras_models_can_be_exported(tiny_models_dir, export_format):
 def test_an_unknown_export_format_is_refused(tiny_models_dir):
     with pytest.raises(ValueError, match="Unknown export format 'coreml'"):
         export_model("cnn", tiny_models_dir, format="coreml")
+
+
+def test_reuse_keeps_the_svms_fit_and_the_ensembles_networks_and_fits_the_rest(tiny_models_dir, mnist_dir, tmp_path):
+    import shutil
+
+    from digitlab import load_model, persistence
+    from digitlab.checksums import sha256_file
+    from digitlab.data.mnist import load_mnist
+    from digitlab.errors import ModelUnavailableError
+    from digitlab.training import train_and_record
+
+    folder = shutil.copytree(tiny_models_dir, tmp_path / "models")
+    networks = sorted(folder.glob("ensemble-cnn-seed*.keras"))
+    before = {path.name: sha256_file(path) for path in networks}
+    saved_svm = load_model("svm", folder)
+    saved_seconds = persistence.read_manifest(folder).models["svm"].training_seconds
+
+    svm_entry = train_and_record("svm", train_size=800, models_dir=folder, data_dir=mnist_dir, reuse=True)
+
+    test_images = load_mnist("test", mnist_dir)[0][:200]
+    reused_svm = load_model("svm", folder)
+    np.testing.assert_array_equal(reused_svm.predict(test_images), saved_svm.predict(test_images))
+    assert reused_svm.complexity() == saved_svm.complexity()
+    assert svm_entry.training_seconds >= saved_seconds
+    assert "kept as it was" in svm_entry.training_notes["calibration"]
+    # The ensemble was fitted to the SVM file that changed, so it is refused until its weights are chosen again.
+    with pytest.raises(ModelUnavailableError, match="another svm model"):
+        load_model("ensemble", folder)
+
+    entry = train_and_record("ensemble", epochs=2, train_size=800, models_dir=folder, data_dir=mnist_dir, reuse=True)
+
+    assert {path.name: sha256_file(path) for path in networks} == before
+    assert "networks reused" in entry.training_notes["cnn_committee"]
+    ensemble = load_model("ensemble", folder)
+    assert sorted(ensemble.extra_networks_) == ["cnn-seed1", "cnn-seed2", "cnn-seed3", "cnn-seed4"]
+
+
+@pytest.mark.parametrize(
+    ("name", "settings", "message"),
+    [
+        ("mlp", {}, "has nothing it can reuse"),
+        ("svm", {"C": 3.0}, r"other settings \(C\)"),
+        ("ensemble", {"extra_cnn_seeds": (1, 2)}, r"other settings \(extra_cnn_seeds\)"),
+        ("svm", {"train_size": 900}, "trained on other images"),
+    ],
+)
+def test_reuse_refuses_what_it_cannot_reuse(tiny_models_dir, mnist_dir, name, settings, message):
+    from digitlab.errors import ModelUnavailableError
+    from digitlab.training import train_and_record
+
+    options = {"epochs": 2, "train_size": 800, **settings}
+    with pytest.raises(ModelUnavailableError, match=message):
+        train_and_record(name, models_dir=tiny_models_dir, data_dir=mnist_dir, reuse=True, **options)
