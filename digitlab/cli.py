@@ -11,7 +11,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from digitlab import settings  # noqa: E402
 from digitlab.errors import DigitlabError  # noqa: E402
 from digitlab.lab.runs import REQUEST_DEFAULTS  # noqa: E402
-from digitlab.models.neural import KerasClassifier  # noqa: E402
+from digitlab.models.neural import RECIPES, KerasClassifier  # noqa: E402
 from digitlab.models.registry import REGISTRY  # noqa: E402
 
 MODEL_CHOICES = [*REGISTRY, "all"]
@@ -261,6 +261,8 @@ def command_bench(arguments) -> int:
         train_size=arguments.train_size,
         epochs=arguments.epochs,
         latency_calls=arguments.latency_calls,
+        time_to_accuracy=arguments.time_to_accuracy,
+        load=arguments.load,
         output=arguments.output,
     )
     print(benchmark_table(results))
@@ -313,8 +315,9 @@ def command_insight(arguments) -> int:
 
 
 def command_worker(arguments) -> int:
-    from digitlab.lab.worker import run_worker
+    from digitlab.lab.worker import lower_priority, run_worker
 
+    lower_priority()
     run = run_worker(arguments.run_id, data_dir=arguments.data_dir, interrupt_on_cancel=True)
     print(f"Run #{run.id} {run.status}" + (f": {run.error}" if run.error else "."), file=sys.stderr)
     return 0 if run.status == "succeeded" else 1
@@ -348,6 +351,7 @@ def command_runs_train(arguments) -> int:
         train_size=arguments.train_size,
         epochs=arguments.epochs,
         augment=not arguments.no_augment,
+        recipe=arguments.recipe,
         C=arguments.C,
         gamma=arguments.gamma,
         include_drawings=arguments.include_drawings,
@@ -523,6 +527,17 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--train-size", type=int, help="training images for --retrain and --reference")
     bench.add_argument("--epochs", type=int, help="epochs for --retrain of the Keras models")
     bench.add_argument("--latency-calls", type=int, default=300, help="single-image calls per latency figure")
+    bench.add_argument(
+        "--time-to-accuracy",
+        action="store_true",
+        help="also train the quick MLP and CNN and Keras' examples, and record test accuracy against training "
+        "seconds (about 8 minutes)",
+    )
+    bench.add_argument(
+        "--load",
+        action="store_true",
+        help="also time readings by 30 simulated users of the Draw page while two runs train (about 2 minutes)",
+    )
     bench.add_argument("--output", help="where to write the JSON (default: benchmark.json in the models folder)")
     bench.set_defaults(handler=command_bench)
 
@@ -565,6 +580,13 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"epochs for the neural networks (default: {defaults['epochs']})",
     )
     runs_train.add_argument("--no-augment", action="store_true", help="no augmentation (or SVM shifted copies)")
+    runs_train.add_argument(
+        "--recipe",
+        choices=RECIPES,
+        default=defaults["recipe"],
+        help="the neural networks' training recipe: 'quick' trains a smaller network in seconds, 'full' is the "
+        f"shipped models' recipe (default: {defaults['recipe']})",
+    )
     runs_train.add_argument("--C", type=float, default=defaults["C"], help=f"the SVM's C (default: {defaults['C']:g})")
     runs_train.add_argument(
         "--gamma", type=float, default=defaults["gamma"], help=f"the SVM's RBF gamma (default: {defaults['gamma']:g})"

@@ -52,11 +52,15 @@ def registry_position(name: str) -> int:
     return list(REGISTRY).index(name) if name in REGISTRY else len(REGISTRY)
 
 
-def build_model(name: str, *, seed: int = 0, epochs: int | None = None, **overrides):
-    """A fresh, unfitted model of the named family."""
+def build_model(name: str, *, seed: int = 0, epochs: int | None = None, recipe: str | None = None, **overrides):
+    """A fresh, unfitted model of the named family; ``recipe="quick"`` starts from the family's quick settings."""
     if name not in REGISTRY:
         raise ValueError(f"Unknown model {name!r}; choose one of {', '.join(REGISTRY)}.")
     family = REGISTRY[name]
+    if recipe is not None:
+        if "recipe" not in family._get_param_names():
+            raise ValueError(f"The {family.title.lower()} has one training recipe; leave the recipe out.")
+        overrides = {**(family.quick_settings if recipe == "quick" else {}), **overrides, "recipe": recipe}
     # Epochs only mean something to families that train networks; the SVM trains to convergence.
     if epochs is not None and family.trains_in_epochs:
         overrides["epochs"] = epochs

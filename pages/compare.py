@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from digitlab.insight import comparison
-from ui import calibration_view, charts, confusion_view, problems, resources, training_view
+from ui import calibration_view, charts, confusion_view, problems, resources, time_to_accuracy, training_view
 from ui.sidebar import route_through_app
 
 
@@ -143,6 +143,9 @@ with st.expander("How each model was trained"):
         images = f"{size:,} training images" if isinstance(size, int) else "the full training set"
         st.markdown(f"**{titles[name]}** · trained on {images}, seed {entry.seed}")
         training_view.show_training_recipe(entry.hyperparameters, entry.training_notes)
+
+st.header("Time to accuracy", divider="gray")
+time_to_accuracy.show_time_to_accuracy(colours)
 
 st.header("Training runs", divider="gray")
 st.caption("Runs trained on the Train page, compared with each other; the models above are the ones in use.")

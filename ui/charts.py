@@ -7,12 +7,15 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from digitlab.checks.time_to_accuracy import FamilyCurves
 from digitlab.insight.calibration import BIN_COUNT
 from digitlab.models.detector import ScoreHistogram
 
 # Okabe-Ito colours: distinguishable with colour-vision deficiencies and on a projector.
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000")
 MUTED = "#B8BCC6"
+# Dark enough to read as a line of its own beside a model's colour, as the baselines are drawn.
+REFERENCE_GREY = "#6B7280"
 DIGITS = list(range(10))
 # Plotly's toolbar is noise on the small charts; the large ones keep it for zooming and saving.
 COMPACT_CONFIG = {"displayModeBar": False}
@@ -354,5 +357,37 @@ def reliability_chart(rows: Sequence[dict], titles: dict[str, str], colours: dic
         figure,
         440,
         title={"text": f"Reliability ({BIN_COUNT} bins of confidence)", "font": {"size": 15}},
+        legend=LEGEND_BELOW,
+    )
+
+
+def time_to_accuracy_chart(curves: FamilyCurves, colour: str) -> go.Figure:
+    """Test accuracy against training seconds: the quick recipe solid, Keras' example dashed, the lines to reach
+    dotted. The accuracy axis starts at 95 %, as its title says, so that the last percent can be told apart."""
+    figure = go.Figure()
+    for curve, dash in ((curves.quick, "solid"), (curves.reference, "dash")):
+        figure.add_scatter(
+            x=curve.seconds,
+            y=curve.accuracy,
+            mode="lines+markers",
+            name=f"{curve.label} ({curve.epochs} epochs)",
+            line={"color": colour if dash == "solid" else REFERENCE_GREY, "dash": dash},
+            marker={"size": 4},
+            hovertemplate="%{x:.0f} s: %{y:.2%}<extra></extra>",
+        )
+    milestone = curves.comparison["milestone"]
+    for accuracy, label in (
+        (milestone, f"{milestone:.0%}"),
+        (curves.reference.final_accuracy, "the example's final accuracy"),
+    ):
+        figure.add_hline(
+            y=accuracy, line={"color": MUTED, "dash": "dot", "width": 1}, annotation_text=label, annotation_font_size=11
+        )
+    figure.update_xaxes(title="training seconds (test-set measurements not counted)", rangemode="tozero")
+    figure.update_yaxes(title="test accuracy (axis from 95 %)", tickformat=".1%", range=[0.95, 1.0])
+    return _compact(
+        figure,
+        380,
+        title={"text": f"{curves.family.upper()}: time to accuracy", "font": {"size": 15}},
         legend=LEGEND_BELOW,
     )

@@ -13,6 +13,7 @@ import numpy as np
 import streamlit as st
 
 from digitlab import settings
+from digitlab.checks.bench import BENCHMARK_NAME, read_benchmark
 from digitlab.data.mnist import load_mnist
 from digitlab.errors import DataUnavailableError, DigitlabError
 from digitlab.lab.promotion import serving_models_dir
@@ -23,6 +24,17 @@ from digitlab.recognise import load_screen
 from ui.downloads import fetch_mnist
 
 LOADED = "loaded"
+
+
+@st.cache_data(show_spinner=False, max_entries=2)
+def _benchmark(path: str, modified: float) -> dict[str, Any]:
+    return read_benchmark(path)
+
+
+def benchmark() -> dict[str, Any]:
+    """The models folder's ``benchmark.json``; empty when no benchmark has been run."""
+    path = models_folder() / BENCHMARK_NAME
+    return _benchmark(str(path), _modified(path))
 
 
 def models_folder() -> Path:

@@ -19,30 +19,13 @@ import numpy as np
 
 from digitlab import persistence
 from digitlab.atomic import write_atomically
+from digitlab.checks.samples import latency_summary, synthetic_canvas
 from digitlab.formatting import markdown_table
 from digitlab.models.exported import EXPORT_FORMATS, FORMAT_LABELS
 from digitlab.models.registry import REGISTRY
 
 BENCHMARK_NAME = "benchmark.json"
 LATENCY_CALLS = 300
-CANVAS_SIZE = 280
-
-
-def latency_summary(milliseconds: np.ndarray) -> dict[str, float]:
-    return {
-        "p50_ms": round(float(np.percentile(milliseconds, 50)), 3),
-        "p95_ms": round(float(np.percentile(milliseconds, 95)), 3),
-    }
-
-
-def synthetic_canvas(seed: int = 0) -> np.ndarray:
-    """An RGBA drawing like the dashboard's canvas returns: a white stroke on transparency."""
-    rng = np.random.default_rng(seed)
-    canvas = np.zeros((CANVAS_SIZE, CANVAS_SIZE, 4), dtype=np.uint8)
-    column = CANVAS_SIZE // 2 + int(rng.integers(-30, 30))
-    canvas[40:240, column - 9 : column + 9] = 255
-    canvas[40:58, column - 60 : column + 9] = 255
-    return canvas
 
 
 def measure_model(name: str, models_dir: str, data_dir: str | None, latency_calls: int) -> dict[str, Any]:
@@ -207,9 +190,16 @@ def run_benchmark(
     train_size: int | None = None,
     epochs: int | None = None,
     latency_calls: int = LATENCY_CALLS,
+    time_to_accuracy: bool = False,
+    load: bool = False,
     output: str | os.PathLike | None = None,
 ) -> dict[str, Any]:
-    """Measure the models in ``models_dir`` (all, or ``names``) and write ``benchmark.json`` beside them."""
+    """Measure the models in ``models_dir`` (all, or ``names``) and write ``benchmark.json`` beside them.
+
+    ``time_to_accuracy`` also trains the quick recipes and Keras' examples, one after the other, and records
+    their test-accuracy curves (``digitlab.checks.time_to_accuracy``); ``load`` times readings by 30 simulated
+    users while two runs train (``digitlab.checks.load``).
+    """
     folder = persistence.resolve_models_dir(models_dir)
     data = str(data_dir) if data_dir is not None else None
     manifest = persistence.read_manifest(folder)
@@ -251,10 +241,27 @@ def run_benchmark(
         results["reference"] = _in_child(train_reference, data, reference_epochs, train_size)
         if "cnn" in results["models"]:
             results["cnn_vs_reference"] = compare_with_reference(results["models"]["cnn"], results["reference"])
+    if time_to_accuracy:
+        from digitlab.checks.time_to_accuracy import time_to_accuracy as curves
+
+        results["time_to_accuracy"] = curves(data, in_child=_in_child)
+    if load:
+        from digitlab.checks.load import run_load_test
+
+        # In this process: the load test starts training processes of its own, which a pool's worker cannot.
+        results["load"] = run_load_test(str(folder), data)
     destination = Path(output) if output is not None else persistence.writable_models_dir(folder) / BENCHMARK_NAME
     write_atomically(destination, (json.dumps(results, indent=1) + "\n").encode())
     results["written_to"] = str(destination)
     return results
+
+
+def read_benchmark(path: str | os.PathLike) -> dict[str, Any]:
+    """A ``benchmark.json`` written by :func:`run_benchmark`; empty when there is none or it cannot be read."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return {}
 
 
 def compare_with_reference(ours: dict[str, Any], reference: dict[str, Any]) -> dict[str, float]:
@@ -335,5 +342,19 @@ def benchmark_table(results: dict[str, Any]) -> str:
         footer += (
             f"\nOur CNN against the reference: accuracy x{ratios['accuracy_ratio']}, errors x{ratios['error_ratio']}, "
             f"training time x{ratios['training_time_ratio']}, latency x{ratios['latency_ratio']}."
+        )
+    if results.get("load", {}).get("reading"):
+        load = results["load"]
+        footer += (
+            f"\nUnder load ({load['users']} users reading drawings, about one each {load['think_seconds']:g} s, while "
+            f"{load['training_runs']} runs train): one reading p50 {load['reading']['p50_ms']:.1f} ms, p95 "
+            f"{load['reading']['p95_ms']:.1f} ms, max {load['reading_max_ms']:.0f} ms over {load['readings']:,} "
+            f"readings; {load['errors']} errors."
+        )
+    if "time_to_accuracy" in results:
+        from digitlab.checks.time_to_accuracy import time_to_accuracy_table
+
+        footer += "\n\nTime to accuracy (`bench --time-to-accuracy`):\n\n" + time_to_accuracy_table(
+            results["time_to_accuracy"]
         )
     return markdown_table(TABLE_HEADERS, rows) + footer

@@ -30,7 +30,7 @@ from digitlab.clock import utc_now, utc_timestamp
 from digitlab.data.mnist import TRAIN_IMAGES
 from digitlab.errors import DigitlabError
 from digitlab.lab.database import Schema, connect, reports_sqlite_errors, transaction
-from digitlab.models.neural import KerasClassifier
+from digitlab.models.neural import RECIPES, KerasClassifier
 from digitlab.models.registry import REGISTRY
 from digitlab.models.svm import DEFAULT_C, DEFAULT_GAMMA
 
@@ -124,6 +124,9 @@ class TrainingRequest:
     train_size: int = 10_000
     epochs: int = 5
     augment: bool = True
+    # The Keras families' training recipe (``digitlab.models.neural.RECIPES``); runs recorded before there was a
+    # choice were trained with the full one.
+    recipe: str = "full"
     C: float = DEFAULT_C
     gamma: float = DEFAULT_GAMMA
     include_drawings: bool = False
@@ -143,13 +146,15 @@ class TrainingRequest:
             )
         if self.epochs < 1:
             raise InvalidRequestError(f"epochs must be at least 1, not {self.epochs}.")
+        if self.recipe not in RECIPES:
+            raise InvalidRequestError(f"Unknown training recipe {self.recipe!r}; choose one of {', '.join(RECIPES)}.")
         if self.C <= 0 or self.gamma <= 0:
             raise InvalidRequestError(f"C and gamma must be positive, not C={self.C} and gamma={self.gamma}.")
 
     def model_options(self) -> dict[str, Any]:
         """Keyword arguments for ``training.train_and_record``: only what this family understands."""
         if self.family in KERAS_FAMILIES:
-            return {"epochs": self.epochs, "augment": self.augment}
+            return {"epochs": self.epochs, "augment": self.augment, "recipe": self.recipe}
         # The SVM's augmentation is its one-pixel-shifted copies; it trains to convergence, without epochs.
         return {"C": self.C, "gamma": self.gamma, "shifted_copies": self.augment}
 
@@ -159,7 +164,7 @@ class TrainingRequest:
         if self.family in KERAS_FAMILIES:
             del described["C"], described["gamma"]
         else:
-            del described["epochs"]
+            del described["epochs"], described["recipe"]
         return described
 
 
@@ -167,6 +172,14 @@ class TrainingRequest:
 REQUEST_DEFAULTS: dict[str, Any] = {
     parameter.name: parameter.default for parameter in fields(TrainingRequest) if parameter.name != "family"
 }
+
+
+def recipe_defaults(family: str, recipe: str) -> dict[str, Any]:
+    """The epochs and augmentation a request of a Keras family starts from with ``recipe``."""
+    if recipe == "quick":
+        settings = REGISTRY[family].quick_settings
+        return {"epochs": settings["epochs"], "augment": settings["augment"]}
+    return {"epochs": REQUEST_DEFAULTS["epochs"], "augment": REQUEST_DEFAULTS["augment"]}
 
 
 @dataclass
@@ -219,8 +232,9 @@ class Run:
 
 
 def describe_settings(parameters: dict[str, Any]) -> str:
-    """A run's family settings in words, such as ``5 epochs, augmented`` or ``C 10, gamma 0.02, not augmented``."""
-    parts = []
+    """A run's family settings in words, such as ``quick recipe, 4 epochs, not augmented`` or
+    ``C 10, gamma 0.02, not augmented``."""
+    parts = ["quick recipe"] if parameters.get("recipe") == "quick" else []
     if "epochs" in parameters:
         parts.append(f"{parameters['epochs']} epoch" + ("" if parameters["epochs"] == 1 else "s"))
     parts += [f"{key} {parameters[key]:g}" for key in ("C", "gamma") if key in parameters]

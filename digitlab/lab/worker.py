@@ -13,6 +13,7 @@ run's own folder: the models that the dashboard and the command line use are
 changed by ``promotion.promote`` alone.
 """
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -35,6 +36,8 @@ from digitlab.lab.feedback import load_labelled_drawings
 from digitlab.models.registry import REGISTRY
 
 LOG_NAME = "worker.log"
+# How much lower than the dashboard a background worker runs (Unix niceness, 0 to 19).
+WORKER_NICENESS = 10
 # How often the watcher thread looks at the cancel flag, in seconds.
 CANCEL_POLL_SECONDS = 0.5
 # Share of the saved drawings kept out of training to score the model on, when drawings are trained on.
@@ -87,6 +90,17 @@ def start_queued_runs(database: str | os.PathLike | None = None, limit: int | No
             registry.record_worker(run_id, process.pid)
             started.append(run_id)
     return started
+
+
+def lower_priority() -> None:
+    """Make this process yield the CPU to the dashboard: a reading stays quick while runs train.
+
+    Training is throughput work that minutes can absorb; a reading is a person waiting. Niceness only orders
+    who runs first when both want a core, so an idle machine still trains at full speed.
+    """
+    # Windows has no niceness, and a sandbox may forbid changing it; the run trains all the same.
+    with contextlib.suppress(AttributeError, OSError):
+        os.nice(WORKER_NICENESS)
 
 
 def start_worker(run_id: int, database: Path) -> subprocess.Popen:

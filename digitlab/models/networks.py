@@ -83,6 +83,65 @@ def build_mlp(
     )
 
 
+def build_quick_cnn(*, augment: bool = False, seed: int = 0):
+    """The quick recipe's convolutional network: three 3x3 convolutions, each followed by 2x2 max-pooling.
+
+    Sized for a 2-core CPU rather than for the last tenth of a percent: about 29,000 weights and 1.9 million
+    multiply-adds per image (Keras' simple convnet 2.4 million, the shipped CNN about 10 million). The first
+    convolution has no batch normalisation (normalising 28x28 maps costs more time than it saves); the later
+    ones have it, so that a high learning rate is stable from the first steps.
+    """
+    return keras.Sequential(
+        [
+            keras.Input(INPUT_SHAPE, name="pixels"),
+            layers.Rescaling(1 / 255, name="rescale"),
+            *(augmentation_layers(seed) if augment else []),
+            layers.Conv2D(16, 3, padding="same", activation="relu", name="block1_conv"),
+            layers.MaxPooling2D(name="block1_pool"),
+            *quick_block(32, "block2"),
+            *quick_block(64, "block3"),
+            layers.Flatten(name="flatten"),
+            layers.Dense(CLASSES, activation="softmax", name="probabilities"),
+        ],
+        name="quick_cnn",
+    )
+
+
+def quick_block(filters: int, name: str) -> list[layers.Layer]:
+    """One 3x3 convolution with batch normalisation, then 2x2 max-pooling."""
+    return [
+        layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"{name}_conv"),
+        layers.BatchNormalization(momentum=NORMALISATION_MOMENTUM, name=f"{name}_norm"),
+        layers.ReLU(name=f"{name}_relu"),
+        layers.MaxPooling2D(name=f"{name}_pool"),
+    ]
+
+
+def build_quick_mlp(*, augment: bool = False, seed: int = 0):
+    """The quick recipe's multilayer perceptron: the shipped one's two wide layers, without dropout.
+
+    A run of two or three epochs is too short to overfit, so dropout would only slow learning down.
+    """
+    return build_mlp(augment=augment, dropout=0.0, seed=seed)
+
+
+def build_reference_mlp():
+    """Keras' MNIST multilayer perceptron example (two 512-unit layers, dropout 0.2): the quick MLP's baseline."""
+    return keras.Sequential(
+        [
+            keras.Input(INPUT_SHAPE, name="pixels"),
+            layers.Rescaling(1 / 255, name="rescale"),
+            layers.Flatten(name="flatten"),
+            layers.Dense(512, activation="relu", name="hidden1"),
+            layers.Dropout(0.2, name="dropout1"),
+            layers.Dense(512, activation="relu", name="hidden2"),
+            layers.Dropout(0.2, name="dropout2"),
+            layers.Dense(CLASSES, activation="softmax", name="probabilities"),
+        ],
+        name="reference_mlp",
+    )
+
+
 def build_reference_cnn():
     """Keras' "simple MNIST convnet" example, the model most MNIST demo apps ship, as the benchmark's baseline."""
     return keras.Sequential(

@@ -3,25 +3,44 @@
 import math
 from abc import abstractmethod
 from collections.abc import Callable
+from typing import Any, ClassVar
 
 import numpy as np
 
-from digitlab.data.mnist import IMAGE_SHAPE
+from digitlab.data.mnist import CLASSES, IMAGE_SHAPE
 from digitlab.models.base import DigitClassifier, ProgressCallback, as_image_batch, normalised_rows, validation_split
 
 # Above this many images, Keras predictions are made in batches of this size.
 PREDICTION_BATCH = 2048
+# How a Keras family trains: "full" is the shipped models' recipe (augmentation, Adam, a cosine schedule over
+# tens of epochs, early stopping); "quick" reaches about the same accuracy as Keras' examples in seconds.
+RECIPES = ("full", "quick")
+# The quick recipe's share of steps spent warming the learning rate up before it anneals to zero.
+QUICK_WARMUP = 0.25
+QUICK_MOMENTUM = 0.9
+QUICK_LABEL_SMOOTHING = 0.1
 
 
 class KerasClassifier(DigitClassifier):
     """Shared training and inference for the Keras families.
 
-    Training holds out part of the training set for validation, follows a
-    cosine learning-rate schedule with a one-epoch warm-up, and stops early
-    (keeping the best weights) when validation accuracy stops improving.
+    Training holds out part of the training set for validation. The full
+    recipe follows a cosine learning-rate schedule with a one-epoch warm-up
+    and stops early (keeping the best weights) when validation accuracy stops
+    improving. The quick recipe trains a smaller network (``build_quick_network``)
+    for a few epochs with the ideas of one-epoch MNIST records, adapted to a
+    CPU: the images held as one in-memory tensor and batched by ``tf.data``
+    (no Python work per batch), large batches, batch normalisation, SGD with
+    Nesterov momentum under a one-cycle schedule with a high peak (a linear
+    warm-up over a quarter of the steps, then a cosine anneal to zero), label
+    smoothing, and no augmentation unless asked for.
     """
 
     trains_in_epochs = True
+    # The quick recipe's settings, which ``training.build_model(..., recipe="quick")`` starts from. The peak
+    # learning rate had the best final accuracy on the 5,000 held-out training images among 0.1, 0.2, 0.3 and 0.4
+    # (CNN, 4 epochs: 99.00, 99.02, 98.94, 98.98 %; MLP, 3 epochs: 98.38 % at 0.1, 98.48 % at 0.2, 98.38 % at 0.4).
+    quick_settings: ClassVar[dict[str, Any]] = {"epochs": 3, "batch_size": 256, "learning_rate": 0.2, "augment": False}
 
     def __init__(
         self,
@@ -33,6 +52,7 @@ class KerasClassifier(DigitClassifier):
         patience: int = 8,
         augment: bool = True,
         style_share: float = 0.0,
+        recipe: str = "full",
         seed: int = 0,
         initialisation_seed: int | None = None,
     ):
@@ -47,6 +67,7 @@ class KerasClassifier(DigitClassifier):
         # fifth, the CNN read more of realworld's renderings (97.5 % instead of 96.7 %) but less of MNIST's test
         # set (99.53 % instead of 99.65 %), which the shipped models must not lose.
         self.style_share = style_share
+        self.recipe = recipe
         self.seed = seed
         # The held-out split always follows ``seed``, so networks that differ only in how they were
         # initialised, shuffled and augmented are validated on the same images and can be weighed together.
@@ -59,7 +80,11 @@ class KerasClassifier(DigitClassifier):
 
     @abstractmethod
     def build_network(self):
-        """A fresh, uncompiled Keras model."""
+        """A fresh, uncompiled Keras model for the full recipe."""
+
+    @abstractmethod
+    def build_quick_network(self):
+        """A fresh, uncompiled Keras model for the quick recipe."""
 
     def extra_examples_wanted(self, count: int) -> int:
         return round(self.style_share * len(self.training_part(count)))
@@ -67,10 +92,15 @@ class KerasClassifier(DigitClassifier):
     def training_part(self, count: int) -> np.ndarray:
         return validation_split(count, self.validation_size, self.seed)[0]
 
-    def fit(self, images, labels, *, progress=None, verbose: int | str = 0, extra_examples=None):
-        """Fit on the training part of ``images``; ``extra_examples`` (images, labels) join that part only."""
+    def fit(self, images, labels, *, progress=None, verbose: int | str = 0, extra_examples=None, callbacks=()):
+        """Fit on the training part of ``images``; ``extra_examples`` (images, labels) join that part only.
+
+        ``callbacks`` are more Keras callbacks for the training (the benchmark's test-set clock, for one).
+        """
         import keras
 
+        if self.recipe not in RECIPES:
+            raise ValueError(f"Unknown training recipe {self.recipe!r}; choose one of {', '.join(RECIPES)}.")
         images = as_image_batch(images)
         labels = np.asarray(labels)
         keras.utils.set_random_seed(self.initialisation_seed_)
@@ -80,6 +110,22 @@ class KerasClassifier(DigitClassifier):
             train_images = np.concatenate([train_images, as_image_batch(extra_examples[0]).astype(images.dtype)])
             train_labels = np.concatenate([train_labels, np.asarray(extra_examples[1], dtype=labels.dtype)])
         self.extra_examples_ = 0 if extra_examples is None else len(extra_examples[1])
+        compile_recipe = self._compile_quick if self.recipe == "quick" else self._compile_full
+        network, data, recipe_callbacks = compile_recipe(
+            train_images, train_labels, images[validation_part], labels[validation_part]
+        )
+        callbacks = [*recipe_callbacks, *callbacks]
+        if progress:
+            callbacks.append(epoch_progress_callback(progress, self.epochs))
+        history = network.fit(**data, epochs=self.epochs, callbacks=callbacks, verbose=verbose)
+        self._set_network(network)
+        self.history_ = {key: [float(value) for value in values] for key, values in history.history.items()}
+        return self
+
+    def _compile_full(self, train_images, train_labels, validation_images, validation_labels):
+        """The full recipe's network, compiled, with its ``fit`` data and its callbacks (early stopping)."""
+        import keras
+
         network = self.build_network()
         steps_per_epoch = math.ceil(len(train_labels) / self.batch_size)
         warmup_steps = steps_per_epoch
@@ -94,25 +140,47 @@ class KerasClassifier(DigitClassifier):
             loss="sparse_categorical_crossentropy",
             metrics=["accuracy"],
         )
-        callbacks = [
-            keras.callbacks.EarlyStopping(
-                monitor="val_accuracy", mode="max", patience=self.patience, restore_best_weights=True
-            )
-        ]
-        if progress:
-            callbacks.append(epoch_progress_callback(progress, self.epochs))
-        history = network.fit(
-            network_input(train_images),
-            train_labels,
-            validation_data=(network_input(images[validation_part]), labels[validation_part]),
-            epochs=self.epochs,
-            batch_size=self.batch_size,
-            callbacks=callbacks,
-            verbose=verbose,
+        early_stopping = keras.callbacks.EarlyStopping(
+            monitor="val_accuracy", mode="max", patience=self.patience, restore_best_weights=True
         )
-        self._set_network(network)
-        self.history_ = {key: [float(value) for value in values] for key, values in history.history.items()}
-        return self
+        data = {
+            "x": network_input(train_images),
+            "y": train_labels,
+            "batch_size": self.batch_size,
+            "validation_data": (network_input(validation_images), validation_labels),
+        }
+        return network, data, [early_stopping]
+
+    def _compile_quick(self, train_images, train_labels, validation_images, validation_labels):
+        """The quick recipe's network, compiled, with its training images as one shuffled ``tf.data`` pipeline."""
+        import keras
+
+        network = self.build_quick_network()
+        # Dropping the last partial batch keeps one batch shape, so the training step is traced once.
+        batch_size = min(self.batch_size, len(train_labels))
+        steps_per_epoch = len(train_labels) // batch_size
+        network.compile(
+            optimizer=keras.optimizers.SGD(
+                learning_rate=one_cycle_schedule(self.learning_rate, steps_per_epoch * self.epochs),
+                momentum=QUICK_MOMENTUM,
+                nesterov=True,
+            ),
+            loss=keras.losses.CategoricalCrossentropy(label_smoothing=QUICK_LABEL_SMOOTHING),
+            metrics=["accuracy"],
+        )
+        # Keras holds the arrays as tensors and gathers each shuffled batch inside its data pipeline; the images
+        # stay uint8 (a quarter of float32's memory) until the network's first layer. The training part is cut to
+        # whole batches after one shuffle, so the training step keeps one batch shape and is traced once.
+        order = np.random.default_rng(self.initialisation_seed_).permutation(len(train_labels))
+        kept = np.sort(order[: steps_per_epoch * batch_size])
+        dataset = {
+            "x": as_image_batch(train_images)[kept][..., None],
+            "y": np.eye(CLASSES, dtype=np.float32)[train_labels[kept]],
+            "batch_size": batch_size,
+            "shuffle": True,
+        }
+        validation = (network_input(validation_images), np.eye(CLASSES, dtype=np.float32)[validation_labels])
+        return network, {**dataset, "validation_data": validation}, []
 
     def _set_network(self, network) -> None:
         self.network_ = network
@@ -129,9 +197,19 @@ class KerasClassifier(DigitClassifier):
             "augmentation": "random rotation (up to 11 degrees), zoom (10 %) and shift (8 %)"
             if self.augment
             else "none",
-            "validation": f"{self.validation_size} held-out training images, early stopping on validation accuracy",
-            "learning_rate_schedule": "one-epoch warm-up, then cosine decay",
         }
+        if self.recipe == "quick":
+            notes["recipe"] = (
+                "quick: the smaller network, SGD with Nesterov momentum, a one-cycle schedule (linear warm-up over "
+                f"{QUICK_WARMUP:.0%} of the steps, cosine anneal to zero), label smoothing {QUICK_LABEL_SMOOTHING}, "
+                "images batched by tf.data from one in-memory tensor"
+            )
+            notes["validation"] = f"{self.validation_size} held-out training images, measured after each epoch"
+        else:
+            notes["validation"] = (
+                f"{self.validation_size} held-out training images, early stopping on validation accuracy"
+            )
+            notes["learning_rate_schedule"] = "one-epoch warm-up, then cosine decay"
         if getattr(self, "extra_examples_", 0):
             notes["writing_styles"] = (
                 f"{self.extra_examples_} extra examples made from the training part: digits rendered as scans, forms, "
@@ -152,6 +230,27 @@ class KerasClassifier(DigitClassifier):
         model = cls.from_params(params)
         model._set_network(keras.saving.load_model(path, compile=False, safe_mode=True))
         return model
+
+
+def one_cycle_schedule(peak: float, total_steps: int):
+    """A one-cycle learning rate (Smith and Topin's super-convergence schedule, as fast MNIST recipes use it):
+    linear from a tenth of ``peak`` up to it over ``QUICK_WARMUP`` of the steps, then linear down to zero."""
+    import keras
+
+    warmup_steps = max(1, round(QUICK_WARMUP * total_steps))
+    decay_steps = max(1, total_steps - warmup_steps)
+
+    class OneCycle(keras.optimizers.schedules.LearningRateSchedule):
+        def __call__(self, step):
+            step = keras.ops.cast(step, "float32")
+            rising = peak / 10 + (peak - peak / 10) * step / warmup_steps
+            falling = peak * keras.ops.maximum(0.0, 1.0 - (step - warmup_steps) / decay_steps)
+            return keras.ops.where(step < warmup_steps, rising, falling)
+
+        def get_config(self):
+            return {"peak": peak, "warmup_steps": warmup_steps, "total_steps": total_steps}
+
+    return OneCycle()
 
 
 def network_input(images: np.ndarray) -> np.ndarray:
@@ -220,6 +319,11 @@ class MLPClassifier(KerasClassifier):
 
         return build_mlp(augment=self.augment, seed=self.initialisation_seed_)
 
+    def build_quick_network(self):
+        from digitlab.models.networks import build_quick_mlp
+
+        return build_quick_mlp(augment=self.augment, seed=self.initialisation_seed_)
+
 
 class CNNClassifier(KerasClassifier):
     """A convolutional network: two blocks of 3x3 convolutions with batch norm, then a dense head."""
@@ -227,6 +331,8 @@ class CNNClassifier(KerasClassifier):
     name = "cnn"
     title = "Convolutional network"
     artifact_name = "cnn.keras"
+    # A fourth epoch did better than three on the held-out training images (99.02 % against 98.96 %).
+    quick_settings: ClassVar[dict[str, Any]] = {**KerasClassifier.quick_settings, "epochs": 4}
 
     def __init__(
         self,
@@ -238,6 +344,7 @@ class CNNClassifier(KerasClassifier):
         patience: int = 8,
         augment: bool = True,
         style_share: float = 0.0,
+        recipe: str = "full",
         seed: int = 0,
         initialisation_seed: int | None = None,
     ):
@@ -253,6 +360,7 @@ class CNNClassifier(KerasClassifier):
             patience=patience,
             augment=augment,
             style_share=style_share,
+            recipe=recipe,
             seed=seed,
             initialisation_seed=initialisation_seed,
         )
@@ -261,3 +369,8 @@ class CNNClassifier(KerasClassifier):
         from digitlab.models.networks import build_cnn
 
         return build_cnn(augment=self.augment, seed=self.initialisation_seed_)
+
+    def build_quick_network(self):
+        from digitlab.models.networks import build_quick_cnn
+
+        return build_quick_cnn(augment=self.augment, seed=self.initialisation_seed_)

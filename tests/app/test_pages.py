@@ -320,6 +320,46 @@ def test_compare_page_shows_each_models_reliability_and_calibration_figures(mani
     assert "expected calibration error" in texts(app.caption)
 
 
+def test_compare_page_draws_the_recorded_time_to_accuracy_curves(models_copy):
+    import json
+
+    from digitlab.checks.bench import BENCHMARK_NAME
+    from digitlab.checks.time_to_accuracy import Curve, compare_curves
+
+    quick = Curve("quick CNN", 4, [5.0, 10.0, 20.0], [0.985, 0.991, 0.9926])
+    reference = Curve("Keras' simple MNIST convnet", 15, [50.0, 100.0, 200.0], [0.98, 0.99, 0.9924])
+    benchmark_path = models_copy / BENCHMARK_NAME
+    recorded = json.loads(benchmark_path.read_text()) if benchmark_path.exists() else {}
+    comparison = compare_curves("cnn", quick, reference)
+    recorded["time_to_accuracy"] = {
+        "cnn": {"quick": vars(quick), "reference": vars(reference), "comparison": comparison}
+    }
+    benchmark_path.write_text(json.dumps(recorded))
+
+    app = page("compare").run()
+
+    assert_no_exception(app)
+    (chart,) = [
+        spec for spec in plotly_specs(app) if "time to accuracy" in spec["layout"].get("title", {}).get("text", "")
+    ]
+    assert [trace["x"] for trace in chart["data"]] == [quick.seconds, reference.seconds]
+    assert [trace["y"] for trace in chart["data"]] == [quick.accuracy, reference.accuracy]
+    assert (
+        "The quick CNN reached the example's 99.24% after 15 epochs in 20 s (0.10 of the example's 200 s) and "
+        "reached 99% in 10 s (0.05 of the example's 200 s)." in texts(app.caption)
+    )
+
+
+def test_compare_page_says_how_to_record_time_to_accuracy_curves_when_there_are_none(models_copy):
+    from digitlab.checks.bench import BENCHMARK_NAME
+
+    (models_copy / BENCHMARK_NAME).unlink(missing_ok=True)
+    app = page("compare").run()
+
+    assert_no_exception(app)
+    assert "bench --time-to-accuracy" in texts(app.info)
+
+
 # Misclassification explorer.
 
 

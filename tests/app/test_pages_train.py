@@ -85,11 +85,33 @@ def test_the_train_page_offers_each_familys_own_settings(database):
     assert max(app.select_slider(key="train_size").options, key=lambda text: int(text.replace(",", ""))) == "20000"
 
 
+def test_the_networks_start_from_the_quick_recipe_and_each_recipe_keeps_its_own_defaults(database):
+    from digitlab.models.neural import CNNClassifier, MLPClassifier
+
+    app = page("train").run()
+
+    assert app.segmented_control(key="recipe").value == "quick"
+    assert app.slider(key="epochs_mlp_quick").value == MLPClassifier.quick_settings["epochs"]
+    assert app.toggle(key="augment_mlp_quick").value is False
+
+    app.segmented_control(key="recipe").set_value("full").run()
+    assert_no_exception(app)
+    assert app.slider(key="epochs_mlp_full").value == runs.REQUEST_DEFAULTS["epochs"]
+    assert app.toggle(key="augment_mlp_full").value is True
+
+    app.segmented_control(key="family").set_value("cnn").run()
+    app.segmented_control(key="recipe").set_value("quick").run()
+    assert app.slider(key="epochs_cnn_quick").value == CNNClassifier.quick_settings["epochs"]
+
+    app.segmented_control(key="family").set_value("svm").run()
+    assert_no_exception(app)
+    assert not [control for control in app.segmented_control if control.key == "recipe"]
+
+
 def test_a_run_started_on_the_page_trains_in_the_background_and_can_be_promoted_and_rolled_back(database):
     app = page("train").run()
     app.select_slider(key="train_size").set_value(500)
-    app.slider(key="epochs").set_value(1)
-    app.toggle(key="augment").set_value(False)
+    app.slider(key="epochs_mlp_quick").set_value(1)
     button_labelled(app, "Start training").click().run()
 
     assert_no_exception(app)
@@ -100,6 +122,7 @@ def test_a_run_started_on_the_page_trains_in_the_background_and_can_be_promoted_
             "train_size": 500,
             "epochs": 1,
             "augment": False,
+            "recipe": "quick",
             "include_drawings": False,
             "seed": 0,
         }

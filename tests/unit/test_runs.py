@@ -68,6 +68,7 @@ def write_lock_held(path) -> Iterator[None]:
         ({"family": "svm", "train_size": 30_000}, "at most 20,000"),
         ({"family": "cnn", "epochs": 0}, "at least 1"),
         ({"family": "svm", "C": -1.0}, "must be positive"),
+        ({"family": "cnn", "recipe": "fast"}, "Unknown training recipe"),
     ],
 )
 def test_a_request_with_bad_parameters_is_refused_with_a_sentence(options, message):
@@ -78,9 +79,14 @@ def test_a_request_with_bad_parameters_is_refused_with_a_sentence(options, messa
 def test_each_family_gets_only_its_own_options():
     keras = runs.TrainingRequest("mlp", epochs=3, augment=False)
     svm = runs.TrainingRequest("svm", C=5.0, gamma=0.01, augment=False)
-    assert keras.model_options() == {"epochs": 3, "augment": False}
+    assert keras.model_options() == {"epochs": 3, "augment": False, "recipe": "full"}
     assert svm.model_options() == {"C": 5.0, "gamma": 0.01, "shifted_copies": False}
-    assert "C" not in keras.describe() and "epochs" not in svm.describe()
+    assert "C" not in keras.describe() and "epochs" not in svm.describe() and "recipe" not in svm.describe()
+    quick = runs.TrainingRequest("cnn", epochs=4, augment=False, recipe="quick")
+    assert quick.model_options() == {"epochs": 4, "augment": False, "recipe": "quick"}
+    assert runs.describe_settings(quick.describe()) == "quick recipe, 4 epochs, not augmented"
+    # Runs recorded before there was a choice of recipe were trained with the full one.
+    assert runs.TrainingRequest(**{"family": "mlp", "epochs": 3}).recipe == "full"
 
 
 def test_a_run_goes_from_queued_to_succeeded_and_another_registry_follows_it(tmp_path):
