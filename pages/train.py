@@ -39,7 +39,11 @@ size_column, epochs_column = st.columns(2)
 sizes = TRAIN_SIZES if family != "svm" else [size for size in TRAIN_SIZES if size <= runs.LARGEST_SVM_TRAIN_SIZE]
 defaults = runs.REQUEST_DEFAULTS
 train_size = size_column.select_slider(
-    "Training images (from MNIST's 60,000)", sizes, value=defaults["train_size"], key="train_size"
+    "Training images (from MNIST's 60,000)",
+    sizes,
+    value=defaults["train_size"],
+    format_func="{:,}".format,
+    key="train_size",
 )
 epochs, C, gamma, augment = defaults["epochs"], defaults["C"], defaults["gamma"], defaults["augment"]
 if family in runs.KERAS_FAMILIES:

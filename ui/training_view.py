@@ -1,4 +1,4 @@
-"""The Train page's and the compare page's views of the run registry: the line, live progress, promotion.
+"""The Train page's and the Compare page's views of the run registry: the line, live progress, promotion.
 
 Every view opens its own short-lived registry: the worker process writes to the
 same database at the same time, and WAL lets these reads go on while it does.
@@ -218,7 +218,7 @@ def show_promotion(recorded: list[runs.Run]) -> None:
             chosen = st.selectbox("Run to promote", list(labels), format_func=labels.get, key="promote-run")
             st.button("Promote...", icon=":material/upgrade:", key="promote", on_click=_ask_to_promote, args=(chosen,))
         else:
-            st.caption("A run that succeeded can be promoted to be the model the draw page and `predict` use.")
+            st.caption("A run that succeeded can be promoted to be the model the Draw page and `predict` use.")
     if pointer["generation"] is not None:
         rollback_column.button(
             "Roll back the last promotion", icon=":material/undo:", key="rollback", on_click=_rollback
@@ -329,7 +329,7 @@ def _rollback() -> None:
 
 
 def show_run_comparison() -> None:
-    """The compare page's section on training runs: their scores side by side and learning curves per family."""
+    """The Compare page's section on training runs: their scores side by side and learning curves per family."""
     with open_registry() as registry:
         succeeded = registry.list_runs(("succeeded",))
     if not succeeded:

@@ -82,7 +82,7 @@ def test_the_train_page_offers_each_familys_own_settings(database):
     assert_no_exception(app)
     assert not app.slider
     assert [field.label for field in app.number_input] == ["C (penalty on mistakes)", "gamma (RBF width)"]
-    assert max(app.select_slider(key="train_size").options, key=lambda text: int(text.replace(",", ""))) == "20000"
+    assert max(app.select_slider(key="train_size").options, key=lambda text: int(text.replace(",", ""))) == "20,000"
 
 
 def test_the_networks_start_from_the_quick_recipe_and_each_recipe_keeps_its_own_defaults(database):
