@@ -346,8 +346,8 @@ def benchmark_table(results: dict[str, Any]) -> str:
     if results.get("load", {}).get("reading"):
         load = results["load"]
         footer += (
-            f"\nUnder load ({load['users']} users reading drawings, about one each {load['think_seconds']:g} s, while "
-            f"{load['training_runs']} runs train): one reading p50 {load['reading']['p50_ms']:.1f} ms, p95 "
+            f"\nUnder load ({load['users']} users, each reading a drawing about every {load['think_seconds']:g} s, "
+            f"while {load['training_runs']} runs train): one reading p50 {load['reading']['p50_ms']:.1f} ms, p95 "
             f"{load['reading']['p95_ms']:.1f} ms, max {load['reading_max_ms']:.0f} ms over {load['readings']:,} "
             f"readings; {load['errors']} errors."
         )
