@@ -36,7 +36,7 @@ from tests.app.apptest import button_labelled, page
 app = page("train").run()
 app.segmented_control(key="family").set_value("svm").run()
 app.select_slider(key="train_size").set_value(500)
-app.toggle(key="augment").set_value(False).run()
+app.toggle(key="augment_svm_full").set_value(False).run()
 for _ in range(8):
     button_labelled(app, "Start training").click().run()
     assert not app.exception, app.exception
