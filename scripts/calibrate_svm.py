@@ -229,7 +229,12 @@ def cross_validated(method: Method, outputs: Outputs) -> tuple[float, float]:
 
 
 def chosen_method(scores: dict[str, tuple[float, float]]) -> str:
-    """The highest AUROC among the methods within the ECE target; the lowest ECE when none is."""
+    """The highest AUROC among the methods within the ECE target; the lowest ECE when none is.
+
+    The shipped artefact is not a candidate: its calibration was fitted on all the held-out images, so its
+    figures on the fit half are not out of fold.
+    """
+    scores = {name: figures for name, figures in scores.items() if name != "shipped"}
     within = [name for name, (ece, _) in scores.items() if ece <= TARGET_ECE]
     if within:
         return max(within, key=lambda name: scores[name][1])
