@@ -63,9 +63,8 @@ def accuracy_clock(test_images: np.ndarray, test_labels: np.ndarray, steps_per_e
     training, and keeps the time it spends measuring off the clock.
     """
     import keras
-    import tensorflow as tf
 
-    from digitlab.models.neural import batched_run, network_input
+    from digitlab.models.neural import batched_run, network_input, traced_forward
 
     pixels = network_input(test_images)
     every = max(1, steps_per_epoch // MEASUREMENTS_PER_EPOCH)
@@ -92,11 +91,7 @@ def accuracy_clock(test_images: np.ndarray, test_labels: np.ndarray, steps_per_e
             self.seconds.append(round(pause - started - self.paused, 3))
             if not hasattr(self, "forward"):
                 # A traced inference pass: Model.predict inside training slows the training steps that follow.
-                model = self.model
-                self.forward = tf.function(
-                    lambda batch: model(batch, training=False),
-                    input_signature=[tf.TensorSpec([None, *pixels.shape[1:]], tf.float32)],
-                )
+                self.forward = traced_forward(self.model)
             predicted = batched_run(self.forward, pixels).argmax(axis=1)
             self.accuracy.append(float((predicted == test_labels).mean()))
             self.paused += time.perf_counter() - pause
