@@ -372,6 +372,132 @@ def command_runs_train(arguments) -> int:
     return 0
 
 
+def command_runs_sweep(arguments) -> int:
+    from digitlab.lab import runs, sweeps, worker
+
+    family = arguments.model
+    given = {name: getattr(arguments, name) for name in sweeps.SWEEPABLE}
+    given = {name: values for name, values in given.items() if values is not None}
+    starting = runs.recipe_defaults(family, arguments.recipe) if family in runs.KERAS_FAMILIES else {}
+    # A setting given one value is the same in every run; one given several is an axis of the sweep.
+    fixed = {name: values[0] for name, values in given.items() if len(set(values)) == 1}
+    augment = False if arguments.no_augment else starting.get("augment", REQUEST_DEFAULTS["augment"])
+    base = runs.TrainingRequest(
+        family, **{**starting, **fixed, "augment": augment}, recipe=arguments.recipe, seed=arguments.seed
+    )
+    request = sweeps.SweepRequest(base, {name: tuple(values) for name, values in given.items() if name not in fixed})
+    sweep_id = worker.launch_sweep(request)
+    others = runs.describe_settings({name: value for name, value in base.describe().items() if name not in given})
+    if "train_size" not in request.axes:
+        others = f"{base.train_size:,} images, {others}"
+    print(
+        f"Sweep #{sweep_id}: {request.run_count} {family.upper()} runs in line (other settings: {others}); "
+        f"at most {worker.training_slots()} train at once.",
+        file=sys.stderr,
+    )
+    if arguments.no_wait:
+        print(f"'python -m digitlab runs sweeps {sweep_id}' shows how far it is.", file=sys.stderr)
+        return 0
+    try:
+        result = follow_sweep(sweep_id)
+    except KeyboardInterrupt:
+        print(
+            f"Stopped watching; the runs carry on in the background ('python -m digitlab runs sweeps {sweep_id}' "
+            "shows them, 'runs cancel RUN' stops one).",
+            file=sys.stderr,
+        )
+        return 130
+    print(sweep_report(result))
+    return 0 if len(result.succeeded) == len(result.points) else 1
+
+
+def follow_sweep(sweep_id: int, poll_seconds: float = 2.0):
+    """Wait for every run of a sweep to end, printing each as it does; keep the line moving meanwhile."""
+    import time
+
+    from digitlab.lab import runs, sweeps, worker
+
+    reported: set[int] = set()
+    while True:
+        # A worker that died starts nothing after it, so the line is moved from here too.
+        worker.start_queued_runs()
+        with runs.RunRegistry() as registry:
+            swept = registry.sweep_runs(sweep_id)
+            result = sweeps.sweep_result(registry.get_sweep(sweep_id), swept)
+        errors = {run.id: run.error for run in swept}
+        for point in result.points:
+            if point.status in runs.FINISHED and point.run_id not in reported:
+                reported.add(point.run_id)
+                values = ", ".join(
+                    f"{sweeps.SWEEPABLE[name]} {sweeps.format_value(name, value)}"
+                    for name, value in point.settings.items()
+                )
+                if point.accuracy is not None:
+                    outcome = f"{point.accuracy:.2%} in {point.training_seconds:.0f} s"
+                else:
+                    outcome = point.status + (f": {errors[point.run_id]}" if errors[point.run_id] else "")
+                counted = f"[{len(reported)}/{len(result.points)}]"
+                print(f"{counted} run #{point.run_id} ({values}): {outcome}", file=sys.stderr)
+        if result.finished == len(result.points):
+            return result
+        time.sleep(poll_seconds)
+
+
+def sweep_report(result) -> str:
+    """A sweep's accuracies as text: a row per value for one setting, a grid for two."""
+    from digitlab.formatting import markdown_table
+    from digitlab.lab import sweeps
+
+    def accuracy(point) -> str:
+        if point is None:
+            return ""
+        return f"{point.accuracy:.2%}" if point.accuracy is not None else point.status
+
+    names = result.settings
+    lines = [result.title()]
+    if len(names) == 1:
+        (name,) = names
+        rows = [
+            (sweeps.format_value(name, point.settings[name]), accuracy(point), seconds(point), f"#{point.run_id}")
+            for point in result.points
+        ]
+        lines.append(markdown_table([sweeps.SWEEPABLE[name], "test accuracy", "training (s)", "run"], rows))
+    else:
+        first, second = names
+        headers = [f"{sweeps.SWEEPABLE[second]} \\ {sweeps.SWEEPABLE[first]}"]
+        headers += [sweeps.format_value(first, value) for value in result.sweep.axes[first]]
+        rows = [
+            [sweeps.format_value(second, value), *(accuracy(point) for point in row)]
+            for value, row in zip(result.sweep.axes[second], result.grid(), strict=True)
+        ]
+        lines.append(markdown_table(headers, rows))
+    best = result.best()
+    if best is not None:
+        lines.append(f"Highest test accuracy: run #{best.run_id}, {best.accuracy:.2%}.")
+    return "\n".join(lines)
+
+
+def seconds(point) -> str:
+    return f"{point.training_seconds:.1f}" if point.training_seconds is not None else "-"
+
+
+def command_runs_sweeps(arguments) -> int:
+    from digitlab.lab import runs, sweeps
+
+    with runs.RunRegistry() as registry:
+        registry.mark_lost_runs()
+        if arguments.sweep_id is not None:
+            record = registry.get_sweep(arguments.sweep_id)
+            print(sweep_report(sweeps.sweep_result(record, registry.sweep_runs(record.id))))
+            return 0
+        recorded = [sweeps.sweep_result(record, registry.sweep_runs(record.id)) for record in registry.list_sweeps()]
+    if not recorded:
+        print("No sweeps yet: 'python -m digitlab runs sweep --help' says how to start one.", file=sys.stderr)
+    for result in recorded:
+        print(result.title())
+    return 0
+
+
 def command_runs_promote(arguments) -> int:
     from digitlab.lab.promotion import describe_pointer, promote_run
 
@@ -594,6 +720,10 @@ def build_parser() -> argparse.ArgumentParser:
     runs_train.add_argument("--include-drawings", action="store_true", help="also train on the saved drawings")
     runs_train.add_argument("--seed", type=int, default=defaults["seed"])
     add_folder_options(runs_train, models=None, data=True)
+    add_sweep_parser(runs_commands)
+    runs_sweeps = runs_commands.add_parser("sweeps", help="list the sweeps, or show one sweep's results")
+    runs_sweeps.add_argument("sweep_id", type=int, nargs="?", help="the sweep to show (default: list them all)")
+    runs_sweeps.set_defaults(handler=command_runs_sweeps)
     runs_promote = runs_commands.add_parser("promote", help="make a run's model the one the dashboard and predict use")
     runs_promote.add_argument("run_id", type=int)
     runs_rollback = runs_commands.add_parser("rollback", help="return to the models in use before the last promotion")
@@ -609,6 +739,32 @@ def build_parser() -> argparse.ArgumentParser:
     add_folder_options(readme, models="shipped", data=False)
     readme.set_defaults(handler=command_readme)
     return parser
+
+
+def add_sweep_parser(runs_commands) -> None:
+    from digitlab.lab.sweeps import MAX_SWEEP_RUNS
+
+    sweep = runs_commands.add_parser(
+        "sweep",
+        help="queue runs that differ in one or two settings and wait for their learning curve or grid",
+        description="Give several values for one or two settings; every combination is one run, queued in the "
+        f"background like the Train page's runs (at most {MAX_SWEEP_RUNS}). Example: 'runs sweep --model svm "
+        "--train-size 2000 --C 1 10 100 --gamma 0.01 0.02 0.05 --no-augment'.",
+    )
+    sweep.add_argument(
+        "--model", choices=[name for name, family in REGISTRY.items() if not family.members], required=True
+    )
+    sweep.add_argument("--train-size", dest="train_size", type=positive_int, nargs="+", metavar="N")
+    sweep.add_argument("--epochs", type=positive_int, nargs="+", metavar="N", help="the neural networks' epochs")
+    sweep.add_argument("--C", type=float, nargs="+", metavar="C", help="the SVM's C")
+    sweep.add_argument("--gamma", type=float, nargs="+", metavar="GAMMA", help="the SVM's RBF gamma")
+    sweep.add_argument(
+        "--recipe", choices=RECIPES, default="quick", help="the neural networks' training recipe (default: quick)"
+    )
+    sweep.add_argument("--no-augment", action="store_true", help="no augmentation (or SVM shifted copies)")
+    sweep.add_argument("--seed", type=int, default=REQUEST_DEFAULTS["seed"])
+    sweep.add_argument("--no-wait", action="store_true", help="queue the runs and return at once")
+    sweep.set_defaults(handler=command_runs_sweep)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -6,7 +6,16 @@ import pandas as pd
 import streamlit as st
 
 from digitlab.insight import comparison
-from ui import calibration_view, charts, confusion_view, problems, resources, time_to_accuracy, training_view
+from ui import (
+    calibration_view,
+    charts,
+    confusion_view,
+    problems,
+    resources,
+    sweep_view,
+    time_to_accuracy,
+    training_view,
+)
 from ui.sidebar import route_through_app
 
 
@@ -146,6 +155,10 @@ with st.expander("How each model was trained"):
 
 st.header("Time to accuracy", divider="gray")
 time_to_accuracy.show_time_to_accuracy(colours)
+
+st.header("Sweeps", divider="gray")
+st.caption("Runs queued together that differ in one or two settings: a learning curve, or a heat map of two.")
+sweep_view.show_sweep_explorer()
 
 st.header("Training runs", divider="gray")
 st.caption("Runs trained on the Train page, compared with each other; the models above are the ones in use.")

@@ -3,13 +3,12 @@
 import streamlit as st
 
 from digitlab.errors import DigitlabError
-from digitlab.lab import runs, worker
-from ui import training_view
+from digitlab.lab import runs, sweeps, worker
+from ui import sweep_view, training_form, training_view
 from ui.sidebar import route_through_app
 
 route_through_app()
 
-TRAIN_SIZES = [500, 1_000, 2_000, 5_000, 10_000, 20_000, 30_000, 60_000]
 RECIPE_TITLES = {"quick": "Quick (seconds)", "full": "Full (the shipped recipe)"}
 
 st.title("Train a model")
@@ -35,34 +34,9 @@ if family in runs.KERAS_FAMILIES:
         "of a percent.",
     )
     recipe = recipe or "quick"
-size_column, epochs_column = st.columns(2)
-sizes = TRAIN_SIZES if family != "svm" else [size for size in TRAIN_SIZES if size <= runs.LARGEST_SVM_TRAIN_SIZE]
-defaults = runs.REQUEST_DEFAULTS
-train_size = size_column.select_slider(
-    "Training images (from MNIST's 60,000)",
-    sizes,
-    value=defaults["train_size"],
-    format_func="{:,}".format,
-    key="train_size",
-)
-epochs, C, gamma, augment = defaults["epochs"], defaults["C"], defaults["gamma"], defaults["augment"]
-if family in runs.KERAS_FAMILIES:
-    starting = runs.recipe_defaults(family, recipe)
-    # Each family and recipe keeps its own epochs and augmentation, so switching shows that recipe's defaults.
-    epochs = epochs_column.slider(
-        "Epochs",
-        1,
-        30,
-        starting["epochs"],
-        key=f"epochs_{family}_{recipe}",
-        help="The quick recipe's learning rate rises and falls over exactly these epochs."
-        if recipe == "quick"
-        else "Early stopping may end training sooner.",
-    )
-    augment = starting["augment"]
-else:
-    C = epochs_column.number_input("C (penalty on mistakes)", 0.01, 1000.0, C, key="svm_c")
-    gamma = epochs_column.number_input("gamma (RBF width)", 0.0001, 1.0, gamma, format="%.4f", key="svm_gamma")
+mode = sweep_view.choose_mode()
+swept = sweep_view.choose_swept_settings(family) if mode == "sweep" else []
+chosen, augment = training_form.settings_inputs(family, recipe, swept)
 augment = st.toggle(
     "Augmentation",
     value=augment,
@@ -74,26 +48,29 @@ include_drawings = st.toggle(
     key="include_drawings",
     help="A quarter of them is kept out of training to score the run on drawings it has not seen.",
 )
-if training_view.start_clicked():
+if swept:
+    st.caption(training_form.sweep_size(chosen, swept))
+if training_view.start_clicked("Start sweep" if mode == "sweep" else "Start training"):
     try:
+        fixed = {name: value for name, value in chosen.items() if name not in swept}
         request = runs.TrainingRequest(
-            family,
-            train_size=train_size,
-            epochs=epochs,
-            augment=augment,
-            recipe=recipe,
-            C=C,
-            gamma=gamma,
-            include_drawings=include_drawings,
+            family, **fixed, augment=augment, recipe=recipe, include_drawings=include_drawings
         )
-        run_id = worker.launch(request)
+        if mode == "sweep":
+            sweep = sweeps.SweepRequest(request, {name: tuple(chosen[name]) for name in swept})
+            message = sweep_view.sweep_message(worker.launch_sweep(sweep), sweep.run_count)
+        else:
+            message = training_view.start_message(worker.launch(request))
     except DigitlabError as error:
         st.error(str(error), icon=":material/error:")
     else:
-        st.toast(training_view.start_message(run_id), icon=":material/model_training:")
+        st.toast(message, icon=":material/model_training:")
 
 st.header("Running and queued", divider="gray")
 training_view.show_active_runs()
+
+st.header("Sweeps", divider="gray")
+sweep_view.show_recent_sweeps()
 
 st.header("Run registry", divider="gray")
 recorded = training_view.show_registry()

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from digitlab.lab import runs
+from digitlab.lab import runs, sweeps
 from digitlab.lab.database import DatabaseError
 from digitlab.lab.feedback import FeedbackStore, original_png
 from digitlab.models.base import Reading
@@ -93,3 +93,29 @@ def stop_unfinished_workers(database: Path) -> None:
         # A test may record its own process as a run's worker; that one is not to be killed.
         if run.worker_pid != os.getpid() and runs.process_is_alive(run.worker_pid):
             os.kill(run.worker_pid, signal.SIGKILL)
+
+
+def recorded_sweep(database: Path) -> tuple[int, list[int]]:
+    """An SVM sweep of C x gamma with three runs finished and one still in line."""
+    request = sweeps.SweepRequest(
+        runs.TrainingRequest("svm", train_size=1_000, augment=False), {"C": (1, 10), "gamma": (0.01, 0.02)}
+    )
+    with runs.RunRegistry(database) as registry:
+        sweep_id = registry.enqueue_sweep("svm", request.ordered_axes(), request.requests())
+        run_ids = [run.id for run in registry.sweep_runs(sweep_id)]
+        for run_id, accuracy in zip(run_ids[:3], (0.91, 0.93, 0.92), strict=True):
+            assert registry.claim_next_run(1) == run_id
+            registry.mark_running(run_id, os.getpid(), Path("unused"))
+            registry.mark_succeeded(
+                run_id,
+                {
+                    "data": {"mnist_images": 1_000, "train_images": 1_000},
+                    "metrics": {"test": {"accuracy": accuracy, "errors": round((1 - accuracy) * 10_000)}},
+                    "training_seconds": 2.0,
+                    "total_seconds": 3.0,
+                    "artifact": "unused",
+                    "sha256": "0" * 64,
+                    "size_bytes": 1,
+                },
+            )
+    return sweep_id, run_ids

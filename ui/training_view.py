@@ -62,7 +62,7 @@ def open_registry() -> Iterator[runs.RunRegistry]:
         st.stop()
 
 
-def start_clicked() -> bool:
+def start_clicked(label: str = "Start training") -> bool:
     """The Start training button: true once per click, however quickly clicks follow each other.
 
     Clicks that come while the page is still answering the first are sent for the button as it was drawn
@@ -70,7 +70,7 @@ def start_clicked() -> bool:
     name a button that no longer exists and start nothing.
     """
     token = st.session_state.setdefault(START_TOKEN_KEY, 0)
-    clicked = st.button("Start training", icon=":material/model_training:", type="primary", key=f"start-{token}")
+    clicked = st.button(label, icon=":material/model_training:", type="primary", key=f"start-{token}")
     if clicked:
         st.session_state[START_TOKEN_KEY] = token + 1
     return clicked

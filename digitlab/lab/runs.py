@@ -99,6 +99,16 @@ SCHEMA = Schema(
         """
         ALTER TABLE training_runs ADD COLUMN background INTEGER NOT NULL DEFAULT 0;
         """,
+        # A sweep: runs queued together that differ in one or two settings (``digitlab.lab.sweeps``).
+        """
+        CREATE TABLE training_sweeps (
+            id INTEGER PRIMARY KEY,
+            family TEXT NOT NULL,
+            axes TEXT NOT NULL,
+            created_at TEXT NOT NULL
+        );
+        ALTER TABLE training_runs ADD COLUMN sweep_id INTEGER REFERENCES training_sweeps (id);
+        """,
     ),
 )
 EPOCH_COLUMNS = ("loss", "accuracy", "val_loss", "val_accuracy")
@@ -208,6 +218,7 @@ class Run:
     worker_pid: int | None = None
     error: str | None = None
     background: bool = False
+    sweep_id: int | None = None
 
     @property
     def finished(self) -> bool:
@@ -229,6 +240,16 @@ class Run:
         label = f"#{self.id} {self.family.upper()} · {self.parameters.get('train_size', 0):,} images"
         label += f" · {describe_settings(self.parameters)}"
         return label + (" · with saved drawings" if self.parameters.get("include_drawings") else "")
+
+
+@dataclass(frozen=True)
+class SweepRecord:
+    """One sweep as recorded: its family and, for each setting it varies, the values in the order given."""
+
+    id: int
+    family: str
+    axes: dict[str, list[float]]
+    created_at: str
 
 
 def describe_settings(parameters: dict[str, Any]) -> str:
@@ -413,6 +434,41 @@ class RunRegistry:
                 (request.family, json.dumps(request.describe()), utc_timestamp()),
             )
         return int(cursor.lastrowid)
+
+    @reports_sqlite_errors
+    def enqueue_sweep(self, family: str, axes: dict[str, list[float]], requests: list[TrainingRequest]) -> int:
+        """Record a sweep over ``axes`` and put one run per request in line, in order, in one transaction."""
+        with transaction(self._connection) as connection:
+            created = utc_timestamp()
+            sweep_id = connection.execute(
+                "INSERT INTO training_sweeps (family, axes, created_at) VALUES (?, ?, ?)",
+                (family, json.dumps(axes), created),
+            ).lastrowid
+            connection.executemany(
+                "INSERT INTO training_runs (family, status, parameters, created_at, background, sweep_id) "
+                "VALUES (?, 'queued', ?, ?, 1, ?)",
+                [(request.family, json.dumps(request.describe()), created, sweep_id) for request in requests],
+            )
+        return int(sweep_id)
+
+    @reports_sqlite_errors
+    def list_sweeps(self) -> list[SweepRecord]:
+        """Every sweep, newest first."""
+        rows = self._connection.execute("SELECT * FROM training_sweeps ORDER BY id DESC").fetchall()
+        return [SweepRecord(row["id"], row["family"], json.loads(row["axes"]), row["created_at"]) for row in rows]
+
+    @reports_sqlite_errors
+    def get_sweep(self, sweep_id: int) -> SweepRecord:
+        row = self._connection.execute("SELECT * FROM training_sweeps WHERE id = ?", (sweep_id,)).fetchone()
+        if row is None:
+            raise RunNotFoundError(f"There is no sweep #{sweep_id}; 'python -m digitlab runs sweeps' lists them.")
+        return SweepRecord(row["id"], row["family"], json.loads(row["axes"]), row["created_at"])
+
+    @reports_sqlite_errors
+    def sweep_runs(self, sweep_id: int) -> list[Run]:
+        """The runs of one sweep, in the order they were queued."""
+        rows = self._connection.execute("SELECT * FROM training_runs WHERE sweep_id = ? ORDER BY id", (sweep_id,))
+        return [_run_from_row(row) for row in rows]
 
     @reports_sqlite_errors
     def claim_next_run(self, limit: int) -> int | None:

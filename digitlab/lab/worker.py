@@ -33,6 +33,7 @@ from digitlab.errors import DigitlabError
 from digitlab.formatting import megabytes
 from digitlab.lab import runs
 from digitlab.lab.feedback import load_labelled_drawings
+from digitlab.lab.sweeps import SweepRequest
 from digitlab.models.registry import REGISTRY
 
 LOG_NAME = "worker.log"
@@ -58,6 +59,15 @@ def launch(request: runs.TrainingRequest, database: str | os.PathLike | None = N
         run_id = registry.enqueue_run(request)
     start_queued_runs(database)
     return run_id
+
+
+def launch_sweep(request: SweepRequest, database: str | os.PathLike | None = None) -> int:
+    """Put every run of a sweep in line, in order, and start those that have a free slot; return the sweep's id."""
+    database = Path(database) if database is not None else settings.database_path()
+    with runs.RunRegistry(database) as registry:
+        sweep_id = registry.enqueue_sweep(request.base.family, request.ordered_axes(), request.requests())
+    start_queued_runs(database)
+    return sweep_id
 
 
 def training_slots() -> int:

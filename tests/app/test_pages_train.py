@@ -22,9 +22,10 @@ from tests.app.apptest import (
     assert_no_exception,
     button_labelled,
     page,
+    plotly_specs,
     texts,
 )
-from tests.support import stop_unfinished_workers
+from tests.support import recorded_sweep, stop_unfinished_workers
 
 WAIT_SECONDS = 300
 
@@ -431,3 +432,101 @@ def test_a_limit_set_wrongly_is_one_sentence(database, monkeypatch):
 
     assert_no_exception(app)
     assert "DIGITLAB_MAX_TRAINING_RUNS must be a whole number of at least 1, not 'lots'." in texts(app.error)
+
+
+def no_workers(monkeypatch) -> None:
+    """Runs put in line stay there: the page starts no worker, so a test can look at the line it made."""
+    monkeypatch.setattr("digitlab.lab.worker.start_queued_runs", lambda *arguments, **options: [])
+
+
+def test_a_sweep_started_on_the_page_queues_one_run_per_value_and_shows_them(database, monkeypatch):
+    no_workers(monkeypatch)
+    app = page("train").run()
+    app.segmented_control(key="start_mode").set_value("sweep").run()
+
+    assert_no_exception(app)
+    assert app.pills(key="swept_mlp").value == ["train_size"]
+    assert not [control for control in app.select_slider if control.key == "train_size"]
+    assert app.multiselect(key="sweep_values_mlp_train_size").value == [1_000, 2_000, 5_000, 10_000]
+    assert "This sweep queues 4 runs, one per combination of the values." in texts(app.caption)
+    app.multiselect(key="sweep_values_mlp_train_size").set_value([500, 2_000]).run()
+    app.slider(key="epochs_mlp_quick").set_value(2).run()
+    button_labelled(app, "Start sweep").click().run()
+
+    assert_no_exception(app)
+    assert "Sweep #1: 2 runs are in line" in texts(app.toast)
+    with runs.RunRegistry(database) as registry:
+        (sweep,) = registry.list_sweeps()
+        swept = registry.sweep_runs(sweep.id)
+    assert sweep.axes == {"train_size": [500, 2_000]}
+    assert [(run.train_size, run.parameters["epochs"], run.parameters["recipe"]) for run in swept] == [
+        (500, 2, "quick"),
+        (2_000, 2, "quick"),
+    ]
+    assert queued_bars(app)[:2] == [
+        "queued · next in line, waiting for a free training slot",
+        "queued · number 2 of 2 in line, waiting for a free training slot",
+    ]
+    (figure,) = [
+        spec for spec in plotly_specs(app) if spec["layout"].get("title", {}).get("text", "").startswith("Sweep #1")
+    ]
+    assert figure["layout"]["title"]["text"] == "Sweep #1 · MLP · training images · 0 of 2 runs done"
+
+
+def test_an_svm_sweep_varies_c_and_gamma_and_a_third_setting_is_refused_with_a_sentence(database, monkeypatch):
+    no_workers(monkeypatch)
+    app = page("train").run()
+    app.segmented_control(key="family").set_value("svm").run()
+    app.segmented_control(key="start_mode").set_value("sweep").run()
+    app.pills(key="swept_svm").set_value(["train_size", "C", "gamma"]).run()
+    button_labelled(app, "Start sweep").click().run()
+
+    assert "A sweep varies one or two settings, not 3" in texts(app.error)
+    with runs.RunRegistry(database) as registry:
+        assert registry.list_sweeps() == [] and registry.list_runs() == []
+
+    app.pills(key="swept_svm").set_value(["C", "gamma"]).run()
+    assert "This sweep queues 9 runs, one per combination of the values." in texts(app.caption)
+    assert app.select_slider(key="train_size").value == runs.REQUEST_DEFAULTS["train_size"]
+    button_labelled(app, "Start sweep").click().run()
+
+    assert_no_exception(app)
+    with runs.RunRegistry(database) as registry:
+        (sweep,) = registry.list_sweeps()
+        assert sweep.axes == {"C": [1.0, 5.0, 10.0], "gamma": [0.01, 0.02, 0.05]}
+        assert len(registry.sweep_runs(sweep.id)) == 9
+
+
+def test_the_compare_page_draws_a_two_setting_sweep_as_a_heat_map_with_its_runs(database, monkeypatch):
+    no_workers(monkeypatch)
+    sweep_id, run_ids = recorded_sweep(database)
+
+    app = page("compare").run()
+
+    assert_no_exception(app)
+    assert app.selectbox(key="compared-sweep").value == sweep_id
+    (figure,) = [
+        spec for spec in plotly_specs(app) if spec["layout"].get("title", {}).get("text", "").startswith("Sweep #")
+    ]
+    heatmap, markers = figure["data"]
+    assert heatmap["type"] == "heatmap" and (heatmap["x"], heatmap["y"]) == (["1", "10"], ["0.01", "0.02"])
+    assert heatmap["z"] == [[0.91, 0.92], [0.93, None]]
+    assert heatmap["text"][1] == [f"93.00%<br>#{run_ids[1]}", f"queued<br>#{run_ids[3]}"]
+    # Each cell carries a marker with its run's id, so a click on the cell picks that run.
+    placed = list(zip(markers["x"], markers["y"], markers["customdata"], strict=True))
+    assert placed == [("1", "0.01", run_ids[0]), ("10", "0.01", run_ids[2]), ("1", "0.02", run_ids[1])] + [
+        ("10", "0.02", run_ids[3])
+    ]
+    (table,) = [frame.value for frame in app.dataframe if {"C", "gamma"} <= set(frame.value.columns)]
+    assert list(table["run"]) == run_ids and list(table["status"]) == ["succeeded"] * 3 + ["queued"]
+    assert "Click a point of the chart to see its run" in texts(app.caption)
+
+
+def test_a_clicked_sweep_point_opens_its_run():
+    from ui.sweep_view import selected_run
+
+    assert selected_run({"selection": {"points": [{"x": "10", "y": "0.01", "customdata": 7}]}}) == 7
+    assert selected_run({"selection": {"points": [{"curve_number": 0, "customdata": [12]}]}}) == 12
+    assert selected_run({"selection": {"points": [{"x": "10"}]}}) is None
+    assert selected_run({"selection": {"points": []}}) is None
+    assert selected_run(None) is None
