@@ -18,6 +18,9 @@ MODELS_DIR_VARIABLE = "DIGITLAB_MODELS_DIR"
 DATABASE_VARIABLE = "DIGITLAB_DB"
 MNIST_MIRRORS_VARIABLE = "DIGITLAB_MNIST_MIRRORS"
 MAX_TRAINING_RUNS_VARIABLE = "DIGITLAB_MAX_TRAINING_RUNS"
+# A Ray cluster to train on instead of this machine (``ray://head:10001``, ``head:6379`` or ``auto``).
+RAY_ADDRESS_VARIABLE = "DIGITLAB_RAY_ADDRESS"
+RAY_CPUS_VARIABLE = "DIGITLAB_RAY_CPUS_PER_RUN"
 # Public mirrors of the original MNIST files, tried in order.
 DEFAULT_MNIST_MIRRORS = (
     "https://ossci-datasets.s3.amazonaws.com/mnist/",
@@ -34,6 +37,11 @@ CORES_PER_TRAINING_RUN = 2
 TRAINING_RUN_MEMORY_BYTES = 3 * 2**29
 # after this much is left for the system and the dashboard itself.
 RESERVED_MEMORY_BYTES = 2**30
+# With a Ray cluster, runs wait for its resources in the cluster's own queue, and this server only relays each
+# run's progress; the limit then only bounds how many runs one server relays at once.
+RAY_DEFAULT_MAX_TRAINING_RUNS = 32
+# The CPUs a run asks the cluster for: TensorFlow spreads one run over about this many.
+RAY_DEFAULT_CPUS_PER_RUN = CORES_PER_TRAINING_RUN
 
 
 def shipped_models_dir() -> Path:
@@ -101,19 +109,36 @@ def database_path() -> Path:
 def max_training_runs() -> int:
     """How many training runs may train at once; the others wait in line.
 
-    ``$DIGITLAB_MAX_TRAINING_RUNS`` when it is set, else :func:`default_max_training_runs`. A value that is
-    not a whole number of at least 1 is a ValueError whose message names the variable.
+    ``$DIGITLAB_MAX_TRAINING_RUNS`` when it is set, else :func:`default_max_training_runs`, or with a Ray
+    cluster ``RAY_DEFAULT_MAX_TRAINING_RUNS`` (the cluster's resources are the real limit). A value that is not
+    a whole number of at least 1 is a ValueError whose message names the variable.
     """
-    configured = os.environ.get(MAX_TRAINING_RUNS_VARIABLE, "").strip()
+    default = RAY_DEFAULT_MAX_TRAINING_RUNS if ray_address() else default_max_training_runs()
+    return _whole_number(MAX_TRAINING_RUNS_VARIABLE, default)
+
+
+def ray_address() -> str | None:
+    """The Ray cluster that trains the runs (``$DIGITLAB_RAY_ADDRESS``); None to train on this machine."""
+    return os.environ.get(RAY_ADDRESS_VARIABLE, "").strip() or None
+
+
+def ray_cpus_per_run() -> int:
+    """The CPUs each run asks the Ray cluster for (``$DIGITLAB_RAY_CPUS_PER_RUN``)."""
+    return _whole_number(RAY_CPUS_VARIABLE, RAY_DEFAULT_CPUS_PER_RUN)
+
+
+def _whole_number(variable: str, default: int) -> int:
+    """``$variable`` as a whole number of at least 1, ``default`` when unset; a ValueError naming it otherwise."""
+    configured = os.environ.get(variable, "").strip()
     if not configured:
-        return default_max_training_runs()
+        return default
     try:
-        limit = int(configured)
+        value = int(configured)
     except ValueError:
-        limit = 0
-    if limit < 1:
-        raise ValueError(f"{MAX_TRAINING_RUNS_VARIABLE} must be a whole number of at least 1, not {configured!r}.")
-    return limit
+        value = 0
+    if value < 1:
+        raise ValueError(f"{variable} must be a whole number of at least 1, not {configured!r}.")
+    return value
 
 
 def default_max_training_runs() -> int:

@@ -93,15 +93,25 @@ def place_in_line(place: int, length: int) -> str:
 def show_active_runs() -> None:
     """Progress bars, live curves and cancel buttons for queued and running runs, redrawn every second."""
     limit = _move_the_line()
-    at_once = "1 run trains" if limit == 1 else f"{limit} runs train"
-    st.caption(
-        f"At most {at_once} at once on this server (`{settings.MAX_TRAINING_RUNS_VARIABLE}`); later ones wait in "
-        "line and start in order as runs end."
-    )
+    st.caption(capacity_text(limit, settings.ray_address()))
     with open_registry() as registry:
         watching = bool(registry.list_runs(runs.ACTIVE))
     # Only while something runs or waits does the section poll; a change of status then redraws the whole page.
     st.fragment(run_every=PROGRESS_REFRESH_SECONDS if watching else None)(_active_runs)()
+
+
+def capacity_text(limit: int, ray_address: str | None) -> str:
+    """Where runs train and how many at once: on this server, or on a Ray cluster that schedules them itself."""
+    if ray_address:
+        return (
+            f"Runs train on the Ray cluster at `{ray_address}` (`{settings.RAY_ADDRESS_VARIABLE}`), which starts "
+            f"each when it has the CPUs free; this server follows at most {limit} at once, later ones wait in line."
+        )
+    at_once = "1 run trains" if limit == 1 else f"{limit} runs train"
+    return (
+        f"At most {at_once} at once on this server (`{settings.MAX_TRAINING_RUNS_VARIABLE}`); later ones wait in "
+        "line and start in order as runs end."
+    )
 
 
 def _move_the_line() -> int:

@@ -71,7 +71,11 @@ def launch_sweep(request: SweepRequest, database: str | os.PathLike | None = Non
 
 
 def training_slots() -> int:
-    """How many runs may train at once (``settings.max_training_runs``), a bad setting reported as a sentence."""
+    """How many runs may train at once (``settings.max_training_runs``), a bad setting reported as a sentence.
+
+    With a Ray cluster (``settings.ray_address``) the cluster's resources are the queue: each run's worker only
+    relays its task, and this limit only bounds how many one server relays at once.
+    """
     try:
         return settings.max_training_runs()
     except ValueError as error:
@@ -199,19 +203,35 @@ def _train(registry: runs.RunRegistry, run: runs.Run, folder: Path, database: Pa
         if registry.cancel_requested(run.id):
             raise TrainingCancelled
 
-    _download_mnist(registry, run.id, data_dir)
-    # The download's percentages made the progress bar full; training counts its own steps from nothing.
-    registry.record_progress(run.id, 0, 0, {"stage": "training"})
-    entry = train_and_record(
-        request.family,
-        seed=request.seed,
-        train_size=request.train_size,
-        models_dir=folder,
-        data_dir=data_dir,
-        progress=report,
-        extra_training=drawings_train,
-        **request.model_options(),
-    )
+    address = settings.ray_address()
+    if address is not None:
+        # Imported only here: without a cluster, nothing of Ray is loaded.
+        from digitlab.lab.cluster import train_on_cluster
+
+        entry = train_on_cluster(
+            request.family,
+            request.model_options(),
+            seed=request.seed,
+            train_size=request.train_size,
+            extra_training=drawings_train,
+            progress=report,
+            folder=folder,
+            address=address,
+        )
+    else:
+        _download_mnist(registry, run.id, data_dir)
+        # The download's percentages made the progress bar full; training counts its own steps from nothing.
+        registry.record_progress(run.id, 0, 0, {"stage": "training"})
+        entry = train_and_record(
+            request.family,
+            seed=request.seed,
+            train_size=request.train_size,
+            models_dir=folder,
+            data_dir=data_dir,
+            progress=report,
+            extra_training=drawings_train,
+            **request.model_options(),
+        )
     registry.record_stage(run.id, "scoring the saved drawings")
     drawings_metrics = _drawings_metrics(folder, request.family, drawings_scored)
     return {

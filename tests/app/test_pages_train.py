@@ -530,3 +530,13 @@ def test_a_clicked_sweep_point_opens_its_run():
     assert selected_run({"selection": {"points": [{"x": "10"}]}}) is None
     assert selected_run({"selection": {"points": []}}) is None
     assert selected_run(None) is None
+
+
+def test_with_a_ray_cluster_the_page_says_where_runs_train(database, monkeypatch):
+    no_workers(monkeypatch)
+    monkeypatch.setenv(settings.RAY_ADDRESS_VARIABLE, "ray://head:10001")
+    app = page("train").run()
+
+    assert_no_exception(app)
+    assert "Runs train on the Ray cluster at `ray://head:10001`" in texts(app.caption)
+    assert f"follows at most {settings.RAY_DEFAULT_MAX_TRAINING_RUNS} at once" in texts(app.caption)
