@@ -349,7 +349,12 @@ def benchmark_table(results: dict[str, Any]) -> str:
             f"\nUnder load ({load['users']} users, each reading a drawing about every {load['think_seconds']:g} s, "
             f"while {load['training_runs']} runs train): one reading p50 {load['reading']['p50_ms']:.1f} ms, p95 "
             f"{load['reading']['p95_ms']:.1f} ms, max {load['reading_max_ms']:.0f} ms over {load['readings']:,} "
-            f"readings; {load['errors']} errors."
+            f"readings; {load['errors']} errors"
+            + (
+                f"; meanwhile the runs, at background priority, trained {load['training_steps']:,} batches."
+                if "training_steps" in load
+                else "."
+            )
         )
     if "time_to_accuracy" in results:
         from digitlab.checks.time_to_accuracy import time_to_accuracy_table

@@ -19,17 +19,24 @@ import numpy as np
 from digitlab import persistence
 
 
-def keep_training(data_dir: str | None, ready) -> None:
-    """Train the quick CNN over and over at a background worker's priority, until terminated."""
+def keep_training(data_dir: str | None, ready, steps) -> None:
+    """Train the quick CNN over and over at a background worker's priority, counting its steps, until terminated."""
+    import keras
+
     from digitlab.data.mnist import load_mnist
     from digitlab.lab.worker import lower_priority
     from digitlab.training import build_model
+
+    class StepCounter(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            with steps.get_lock():
+                steps.value += 1
 
     lower_priority()
     images, labels = load_mnist("train", data_dir)
     ready.set()
     while True:
-        build_model("cnn", recipe="quick").fit(images, labels)
+        build_model("cnn", recipe="quick").fit(images, labels, callbacks=[StepCounter()])
 
 
 def run_load_test(
@@ -63,15 +70,17 @@ def run_load_test(
     read(canvases[0])
     context = multiprocessing.get_context("spawn")
     trainers = []
+    steps = context.Value("q", 0)
     for _ in range(training_runs):
         ready = context.Event()
-        trainer = context.Process(target=keep_training, args=(data_dir, ready), daemon=True)
+        trainer = context.Process(target=keep_training, args=(data_dir, ready, steps), daemon=True)
         trainer.start()
         trainers.append((trainer, ready))
     for _, ready in trainers:
         ready.wait(timeout=120)
     # The trainers have loaded their data; give them a few seconds to reach full speed before measuring.
     time.sleep(5)
+    steps_before = steps.value
 
     latencies: list[float] = []
     errors: list[str] = []
@@ -100,6 +109,7 @@ def run_load_test(
     for thread in threads:
         thread.join()
     trained_throughout = all(trainer.is_alive() for trainer, _ in trainers)
+    training_steps = steps.value - steps_before
     for trainer, _ in trainers:
         trainer.terminate()
         trainer.join(timeout=10)
@@ -107,6 +117,8 @@ def run_load_test(
         "users": users,
         "training_runs": training_runs,
         "trained_throughout": trained_throughout,
+        # Training batches (256 images) the runs finished while the users read: the runs went on training.
+        "training_steps": training_steps,
         "seconds": seconds,
         "think_seconds": think_seconds,
         "readings": len(latencies),

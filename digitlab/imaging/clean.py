@@ -200,10 +200,19 @@ def ink_is_dark(gray: np.ndarray) -> bool:
     of shadows stand out about equally on both sides.
     """
     if not has_lighting(gray):
-        background_pixels = background_class(gray)
-        if background_pixels.all() or not background_pixels.any():
-            return False
-        return bool(gray[~background_pixels].mean() < gray[background_pixels].mean())
+        return ink_is_dark_on(gray, background_class(gray))
+    return ink_is_dark_under_lighting(gray)
+
+
+def ink_is_dark_on(gray: np.ndarray, background_pixels: np.ndarray) -> bool:
+    """Whether the ink, the pixels outside a one-level background, is darker than that background."""
+    if background_pixels.all() or not background_pixels.any():
+        return False
+    return bool(gray[~background_pixels].mean() < gray[background_pixels].mean())
+
+
+def ink_is_dark_under_lighting(gray: np.ndarray) -> bool:
+    """Whether the ink is darker than the paper around it, each pixel compared with its lighting's local median."""
     small = limit_resolution(gray, BACKGROUND_SIDE)
     local = ndimage.median_filter(small, size=max(3, round(max(small.shape) / 5)), mode="nearest")
     residual = ndimage.gaussian_filter(gray, 1.0) - resize(local, (gray.shape[1], gray.shape[0]))
@@ -225,6 +234,11 @@ def estimate_background(gray: np.ndarray, dark_ink: bool) -> np.ndarray:
     """
     if not has_lighting(gray):
         return np.full_like(gray, background_level(gray))
+    return uneven_background(gray, dark_ink)
+
+
+def uneven_background(gray: np.ndarray, dark_ink: bool) -> np.ndarray:
+    """The background under uneven lighting: the local average of the pixels that do not stand out as ink."""
     small = ndimage.gaussian_filter(limit_resolution(gray, BACKGROUND_SIDE), 1.0)
     envelope = lighting_envelope(small, dark_ink)
     unmarked = (~ink_marks(envelope - small if dark_ink else small - envelope)).astype(np.float32)
@@ -241,8 +255,15 @@ def to_white_on_black(gray: np.ndarray) -> np.ndarray:
     For ink on paper, lighting multiplies, so the ink's contrast is also
     restored in proportion to how bright the paper was around it.
     """
-    dark_ink = ink_is_dark(gray)
-    background = estimate_background(gray, dark_ink)
+    # The same as ink_is_dark then estimate_background, with the lighting test and Otsu's split made once: on a
+    # drawing, they were half of the preprocessing's time.
+    if has_lighting(gray):
+        dark_ink = ink_is_dark_under_lighting(gray)
+        background = uneven_background(gray, dark_ink)
+    else:
+        background_pixels = background_class(gray)
+        dark_ink = ink_is_dark_on(gray, background_pixels)
+        background = np.full_like(gray, float(np.median(gray[background_pixels])))
     if dark_ink:
         return np.clip((background - gray) / np.maximum(background, 0.2), 0.0, 1.0)
     return np.clip((gray - background) / np.maximum(1.0 - background, 0.2), 0.0, 1.0)
