@@ -10,7 +10,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from digitlab import settings  # noqa: E402
 from digitlab.errors import DigitlabError  # noqa: E402
-from digitlab.lab.runs import REQUEST_DEFAULTS  # noqa: E402
+from digitlab.lab.runs import REQUEST_DEFAULTS, TRAINABLE_FAMILIES  # noqa: E402
 from digitlab.models.neural import RECIPES, KerasClassifier  # noqa: E402
 from digitlab.models.registry import REGISTRY  # noqa: E402
 
@@ -378,6 +378,12 @@ def command_runs_sweep(arguments) -> int:
     family = arguments.model
     given = {name: getattr(arguments, name) for name in sweeps.SWEEPABLE}
     given = {name: values for name, values in given.items() if values is not None}
+    unused = [name for name in given if name not in sweeps.sweepable_settings(family)]
+    if unused:
+        raise runs.InvalidRequestError(
+            f"A {family.upper()} run has no {' or '.join(unused)}; its settings are "
+            f"{', '.join(sweeps.sweepable_settings(family))}."
+        )
     starting = runs.recipe_defaults(family, arguments.recipe) if family in runs.KERAS_FAMILIES else {}
     # A setting given one value is the same in every run; one given several is an axis of the sweep.
     fixed = {name: values[0] for name, values in given.items() if len(set(values)) == 1}
@@ -694,9 +700,7 @@ def build_parser() -> argparse.ArgumentParser:
     runs_commands = runs.add_subparsers(dest="runs_command", required=True)
     runs_list = runs_commands.add_parser("list", help="every recorded run, newest first, and the models in use")
     runs_train = runs_commands.add_parser("train", help="train one run in the foreground and record it")
-    runs_train.add_argument(
-        "--model", choices=[name for name, family in REGISTRY.items() if not family.members], required=True
-    )
+    runs_train.add_argument("--model", choices=TRAINABLE_FAMILIES, required=True)
     defaults = REQUEST_DEFAULTS
     runs_train.add_argument("--train-size", type=positive_int, default=defaults["train_size"])
     runs_train.add_argument(
@@ -751,9 +755,7 @@ def add_sweep_parser(runs_commands) -> None:
         f"background like the Train page's runs (at most {MAX_SWEEP_RUNS}). Example: 'runs sweep --model svm "
         "--train-size 2000 --C 1 10 100 --gamma 0.01 0.02 0.05 --no-augment'.",
     )
-    sweep.add_argument(
-        "--model", choices=[name for name, family in REGISTRY.items() if not family.members], required=True
-    )
+    sweep.add_argument("--model", choices=TRAINABLE_FAMILIES, required=True)
     sweep.add_argument("--train-size", dest="train_size", type=positive_int, nargs="+", metavar="N")
     sweep.add_argument("--epochs", type=positive_int, nargs="+", metavar="N", help="the neural networks' epochs")
     sweep.add_argument("--C", type=float, nargs="+", metavar="C", help="the SVM's C")

@@ -8,6 +8,7 @@ from digitlab.imaging.preprocess import preprocess
 from ui import problems, resources
 from ui.feedback import show_save_form
 from ui.insight_views import show_why
+from ui.layer_view import show_inside
 from ui.number_view import digit_count, show_number
 from ui.prediction_view import show_predictions
 from ui.sidebar import route_through_app
@@ -74,6 +75,13 @@ def show_result(source, key: str) -> None:
         help="Heat maps over the 28x28 input of the pixels that drove each model's answer.",
     ):
         show_why(model_input, models, titles)
+    if st.toggle(
+        "Inside the models",
+        key=f"inside-{key}",
+        help="What each layer makes of your drawing: the CNN's feature maps, the MLP's hidden units and the SVM's "
+        "support vectors.",
+    ):
+        show_inside(model_input, models, key)
     show_save_form(source, model_input, predictions, key=key, is_digit=verdict is None or verdict.is_digit)
 
 

@@ -80,10 +80,11 @@ def sweep_curve(result: sweeps.SweepResult, colour: str) -> go.Figure:
     figure.add_scatter(
         x=[point.settings[name] for point in done],
         y=[point.training_seconds for point in done],
+        customdata=[point.run_id for point in done],
         mode="lines+markers",
         line={"color": MUTED, "dash": "dot"},
         name="training time (s)",
-        hovertemplate="%{y:.1f} s<extra>training time</extra>",
+        hovertemplate="run #%{customdata}: %{y:.1f} s<extra>training time</extra>",
         secondary_y=True,
     )
     values = result.sweep.axes[name]
@@ -106,7 +107,8 @@ def sweep_curve(result: sweeps.SweepResult, colour: str) -> go.Figure:
 
 
 def sweep_heatmap(result: sweeps.SweepResult) -> go.Figure:
-    """A two-setting sweep: test accuracy in a grid, each cell labelled with its run; unfinished cells are blank."""
+    """A two-setting sweep: test accuracy in a grid, each cell labelled with its run; a cell without an accuracy
+    (a run still in line, training, failed or cancelled) is uncoloured and labelled with the run's status."""
     first, second = result.settings
     columns = [sweeps.format_value(first, value) for value in result.sweep.axes[first]]
     rows = [sweeps.format_value(second, value) for value in result.sweep.axes[second]]

@@ -4,7 +4,7 @@ import pandas as pd
 import streamlit as st
 
 from digitlab.insight import comparison
-from digitlab.lab import runs, sweeps
+from digitlab.lab import sweeps
 from ui import charts, run_charts
 from ui.training_view import FAMILY_COLOURS, MISSING, open_registry
 
@@ -42,9 +42,7 @@ def choose_swept_settings(family: str) -> list[str]:
 
 def values_input(name: str, family: str, container) -> list[float]:
     """A multiselect of the values to try for one swept setting."""
-    offered = sweeps.SUGGESTED_VALUES[name]
-    if name == "train_size" and family == "svm":
-        offered = tuple(value for value in offered if value <= runs.LARGEST_SVM_TRAIN_SIZE)
+    offered = sweeps.offered_values(name, family)
     return container.multiselect(
         f"{sweeps.SWEEPABLE[name].capitalize()} to try",
         offered,

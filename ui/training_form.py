@@ -8,13 +8,11 @@ import streamlit as st
 from digitlab.lab import runs, sweeps
 from ui import sweep_view
 
-TRAIN_SIZES = [500, 1_000, 2_000, 5_000, 10_000, 20_000, 30_000, 60_000]
-
 
 def settings_inputs(family: str, recipe: str, swept: list[str]) -> tuple[dict[str, Any], bool]:
     """The chosen settings (a list of values for each swept one) and the augmentation this family starts from."""
     size_column, epochs_column = st.columns(2)
-    sizes = TRAIN_SIZES if family != "svm" else [size for size in TRAIN_SIZES if size <= runs.LARGEST_SVM_TRAIN_SIZE]
+    sizes = list(sweeps.offered_values("train_size", family))
     defaults = runs.REQUEST_DEFAULTS
     chosen = {}
     if "train_size" in swept:

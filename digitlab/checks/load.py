@@ -21,10 +21,13 @@ from digitlab import persistence
 
 def keep_training(data_dir: str | None, ready, steps) -> None:
     """Train the quick CNN over and over at a background worker's priority, counting its steps, until terminated."""
+    from digitlab.lab.worker import lower_priority
+
+    # Before TensorFlow starts its threads, as a worker process does.
+    lower_priority()
     import keras
 
     from digitlab.data.mnist import load_mnist
-    from digitlab.lab.worker import lower_priority
     from digitlab.training import build_model
 
     class StepCounter(keras.callbacks.Callback):
@@ -32,7 +35,6 @@ def keep_training(data_dir: str | None, ready, steps) -> None:
             with steps.get_lock():
                 steps.value += 1
 
-    lower_priority()
     images, labels = load_mnist("train", data_dir)
     ready.set()
     while True:

@@ -152,11 +152,6 @@ def background_class(gray: np.ndarray) -> np.ndarray:
     return bright if votes >= 2 else ~bright
 
 
-def background_level(gray: np.ndarray) -> float:
-    """The median of the background class: the single level of a drawing's or a scan's background."""
-    return float(np.median(gray[background_class(gray)]))
-
-
 def lighting_envelope(small: np.ndarray, dark_ink: bool) -> np.ndarray:
     """The paper's level under the ink: a grey closing for dark ink, an opening for bright ink.
 
@@ -189,19 +184,26 @@ def ink_marks(standing_out: np.ndarray) -> np.ndarray:
     return ndimage.binary_dilation(marked, iterations=2)
 
 
-def ink_is_dark(gray: np.ndarray) -> bool:
-    """Whether the ink is darker than the background (a pen on paper) or brighter (a canvas, MNIST).
+def polarity_and_background(gray: np.ndarray) -> tuple[bool, np.ndarray]:
+    """Whether the ink is darker than the background, and the background level at every pixel.
 
+    Polarity: the ink is darker (a pen on paper) or brighter (a canvas, MNIST).
     On a uniform background (and in small scans) the ink is the class of
-    pixels that :func:`background_class` leaves over. Under uneven lighting,
-    each pixel is compared with a median over a window a fifth of the image
-    wide, which follows the lighting; the ink lies on the side where more
-    pixels stand out, and farther, while noise, paper texture and the edges
-    of shadows stand out about equally on both sides.
+    pixels that :func:`background_class` leaves over, and the background is
+    that class's median. Under uneven lighting, each pixel is compared with a
+    median over a window a fifth of the image wide, which follows the
+    lighting; the ink lies on the side where more pixels stand out, and
+    farther, while noise, paper texture and the edges of shadows stand out
+    about equally on both sides. The background then follows the lighting and
+    shadows but not the ink (:func:`uneven_background`).
     """
-    if not has_lighting(gray):
-        return ink_is_dark_on(gray, background_class(gray))
-    return ink_is_dark_under_lighting(gray)
+    # The lighting test and Otsu's split are made once for both answers: on a drawing they are a large share of
+    # the preprocessing's time.
+    if has_lighting(gray):
+        dark_ink = ink_is_dark_under_lighting(gray)
+        return dark_ink, uneven_background(gray, dark_ink)
+    background_pixels = background_class(gray)
+    return ink_is_dark_on(gray, background_pixels), np.full_like(gray, float(np.median(gray[background_pixels])))
 
 
 def ink_is_dark_on(gray: np.ndarray, background_pixels: np.ndarray) -> bool:
@@ -223,22 +225,14 @@ def ink_is_dark_under_lighting(gray: np.ndarray) -> bool:
     return darker > brighter
 
 
-def estimate_background(gray: np.ndarray, dark_ink: bool) -> np.ndarray:
-    """The background level at every pixel, following uneven lighting and shadows but not the ink.
+def uneven_background(gray: np.ndarray, dark_ink: bool) -> np.ndarray:
+    """The background level at every pixel under uneven lighting, following lighting and shadows but not the ink.
 
     The pixels that stand out from the lighting envelope as ink are set
     aside; the background is the local average of the others, over a window
     small enough to follow vignetting and the edge of a shadow, all on a copy
-    at most :data:`BACKGROUND_SIDE` pixels wide. Uniform backgrounds and
-    small images get one level, that of :func:`background_class`.
+    at most :data:`BACKGROUND_SIDE` pixels wide.
     """
-    if not has_lighting(gray):
-        return np.full_like(gray, background_level(gray))
-    return uneven_background(gray, dark_ink)
-
-
-def uneven_background(gray: np.ndarray, dark_ink: bool) -> np.ndarray:
-    """The background under uneven lighting: the local average of the pixels that do not stand out as ink."""
     small = ndimage.gaussian_filter(limit_resolution(gray, BACKGROUND_SIDE), 1.0)
     envelope = lighting_envelope(small, dark_ink)
     unmarked = (~ink_marks(envelope - small if dark_ink else small - envelope)).astype(np.float32)
@@ -255,15 +249,7 @@ def to_white_on_black(gray: np.ndarray) -> np.ndarray:
     For ink on paper, lighting multiplies, so the ink's contrast is also
     restored in proportion to how bright the paper was around it.
     """
-    # The same as ink_is_dark then estimate_background, with the lighting test and Otsu's split made once: on a
-    # drawing, they were half of the preprocessing's time.
-    if has_lighting(gray):
-        dark_ink = ink_is_dark_under_lighting(gray)
-        background = uneven_background(gray, dark_ink)
-    else:
-        background_pixels = background_class(gray)
-        dark_ink = ink_is_dark_on(gray, background_pixels)
-        background = np.full_like(gray, float(np.median(gray[background_pixels])))
+    dark_ink, background = polarity_and_background(gray)
     if dark_ink:
         return np.clip((background - gray) / np.maximum(background, 0.2), 0.0, 1.0)
     return np.clip((gray - background) / np.maximum(1.0 - background, 0.2), 0.0, 1.0)

@@ -6,7 +6,8 @@ cluster for ``settings.ray_cpus_per_run()`` CPUs (and a GPU for the neural
 networks, where the cluster has one), relays the task's progress and epoch
 figures into the lab's database exactly as a local run records them, cancels
 the task when the run is cancelled, and writes the files the task sends back
-into the run's folder. The artefact must match the SHA-256 that its manifest
+into the run's folder (where it scores the saved drawings, if any, as for a
+local run). The artefact must match the SHA-256 that its manifest
 records before the run can succeed. Ray is imported here only, and only when a
 run goes to a cluster: without the variable nothing of Ray is loaded.
 
@@ -15,6 +16,7 @@ imports ``digitlab`` there) and MNIST in its data folder, or a mirror to fetch
 it from (``DIGITLAB_DATA_DIR``, ``DIGITLAB_MNIST_MIRRORS``).
 """
 
+import contextlib
 import logging
 import tempfile
 from collections.abc import Callable
@@ -67,8 +69,13 @@ def train_on_cluster(
 
 def connect(address: str):
     """Ray, connected to the cluster at ``address``; a cluster that cannot be reached is one sentence."""
-    import ray
-
+    try:
+        import ray
+    except ImportError as error:
+        raise ClusterError(
+            f"{settings.RAY_ADDRESS_VARIABLE} is set, but Ray is not installed here; install it with "
+            "\"pip install '.[cluster]'\" or unset the variable to train on this machine."
+        ) from error
     try:
         ray.init(address=address, namespace=NAMESPACE, logging_level=logging.ERROR, log_to_driver=False)
     except (ConnectionError, RuntimeError, ValueError, TimeoutError) as error:
@@ -81,30 +88,43 @@ def connect(address: str):
 
 def requested_resources(ray, family: str) -> dict[str, int]:
     """What a run of ``family`` asks the cluster for: CPUs, and a GPU for the networks where there is one."""
+    try:
+        cpus = settings.ray_cpus_per_run()
+    except ValueError as error:
+        raise ClusterError(str(error)) from error
     gpus = 1 if issubclass(REGISTRY[family], KerasClassifier) and ray.cluster_resources().get("GPU", 0) >= 1 else 0
-    return {"num_cpus": settings.ray_cpus_per_run(), "num_gpus": gpus}
+    return {"num_cpus": cpus, "num_gpus": gpus}
 
 
 def _run_task(ray, family, options, seed, train_size, extra_training, progress) -> dict[str, bytes]:
+    from ray.exceptions import RayError
     from ray.util.queue import Queue
 
     resources = requested_resources(ray, family)
-    updates = Queue(actor_options={"num_cpus": 0})
     task = ray.remote(train_task).options(**resources, max_retries=0, name=f"digitlab {family}")
-    reference = task.remote(family, options, seed, train_size, extra_training, updates)
+    updates = reference = None
     finished = False
     try:
+        updates = Queue(actor_options={"num_cpus": 0})
+        reference = task.remote(family, options, seed, train_size, extra_training, updates)
         wanted = f"{resources['num_cpus']} CPUs" + (" and a GPU" if resources["num_gpus"] else "")
         progress(0, 0, {"stage": f"waiting for the Ray cluster ({wanted})"})
         while not finished:
             finished = bool(ray.wait([reference], timeout=RELAY_POLL_SECONDS)[0])
             for done, total, details in updates.get_nowait_batch(updates.qsize()):
                 progress(done, total, details)
-        return _result(ray, reference)
+    except (RayError, ConnectionError) as error:
+        raise ClusterError(f"Lost touch with the Ray cluster while the run trained: {error}") from error
     finally:
-        if not finished:
-            ray.cancel(reference, force=True)
-        ray.kill(updates.actor)
+        # Whatever ended the relay (a cancellation, an interrupt, a lost cluster), nothing is left running there;
+        # a failure to clean up must not hide why the relay ended.
+        if reference is not None and not finished:
+            with contextlib.suppress(Exception):
+                ray.cancel(reference, force=True)
+        if updates is not None:
+            with contextlib.suppress(Exception):
+                ray.kill(updates.actor)
+    return _result(ray, reference)
 
 
 def _result(ray, reference) -> dict[str, bytes]:

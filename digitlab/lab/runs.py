@@ -244,7 +244,7 @@ class Run:
 
 @dataclass(frozen=True)
 class SweepRecord:
-    """One sweep as recorded: its family and, for each setting it varies, the values in the order given."""
+    """One sweep as recorded: its family and, for each setting it varies, its values in increasing order."""
 
     id: int
     family: str

@@ -12,7 +12,15 @@ import math
 from dataclasses import dataclass, replace
 from typing import Any
 
-from digitlab.lab.runs import KERAS_FAMILIES, InvalidRequestError, Run, SweepRecord, TrainingRequest
+from digitlab.lab.runs import (
+    FINISHED,
+    KERAS_FAMILIES,
+    LARGEST_SVM_TRAIN_SIZE,
+    InvalidRequestError,
+    Run,
+    SweepRecord,
+    TrainingRequest,
+)
 
 # The settings a sweep may vary, by family: every family learns from a number of images; the networks train for
 # a number of epochs, the SVM has its penalty and kernel width.
@@ -46,6 +54,14 @@ def sweepable_settings(family: str) -> tuple[str, ...]:
     return KERAS_SETTINGS if family in KERAS_FAMILIES else SVM_SETTINGS
 
 
+def offered_values(setting: str, family: str) -> tuple[float, ...]:
+    """The values a form offers for ``setting``: the suggested ones that ``family`` can train with."""
+    values = SUGGESTED_VALUES[setting]
+    if setting == "train_size" and family not in KERAS_FAMILIES:
+        return tuple(value for value in values if value <= LARGEST_SVM_TRAIN_SIZE)
+    return values
+
+
 @dataclass(frozen=True)
 class SweepRequest:
     """What a user asks to sweep: a run to start from and, for one or two of its settings, the values to try.
@@ -62,12 +78,12 @@ class SweepRequest:
             raise InvalidRequestError(
                 f"A sweep varies one or two settings, not {len(self.axes)}; the others stay as in a single run."
             )
-        for name, values in self.axes.items():
+        for name in self.axes:
             if name not in allowed:
                 raise InvalidRequestError(
                     f"A {self.base.family.upper()} sweep cannot vary {name!r}; choose from {', '.join(allowed)}."
                 )
-            if len(set(values)) < 2:
+            if len(self.ordered_axes()[name]) < 2:
                 raise InvalidRequestError(
                     f"Give at least two different values of {SWEEPABLE[name]} to sweep; one value is a single run."
                 )
@@ -81,7 +97,7 @@ class SweepRequest:
 
     @property
     def run_count(self) -> int:
-        return math.prod(len(set(values)) for values in self.axes.values())
+        return math.prod(len(values) for values in self.ordered_axes().values())
 
     def ordered_axes(self) -> dict[str, list[float]]:
         """Each setting's distinct values in increasing order (counts as whole numbers), as its axis is drawn."""
@@ -123,7 +139,7 @@ class SweepResult:
 
     @property
     def finished(self) -> int:
-        return sum(point.status in ("succeeded", "failed", "cancelled") for point in self.points)
+        return sum(point.status in FINISHED for point in self.points)
 
     @property
     def succeeded(self) -> list[SweepPoint]:

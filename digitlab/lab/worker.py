@@ -114,12 +114,22 @@ def lower_priority() -> None:
     trains at full speed. (Niceness alone left readings waiting behind the runs' threads: ``bench --load``'s
     p95 was 126-288 ms with it, 48-55 ms with the idle class.)
     """
-    # Windows has no niceness, and a sandbox may forbid changing it; the run trains all the same.
-    with contextlib.suppress(AttributeError, OSError):
-        os.nice(WORKER_NICENESS)
-    # Linux's idle class goes further: the run gets a core only when no ordinary process wants it.
-    with contextlib.suppress(AttributeError, OSError):
-        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+    # Linux sets both per thread, so every thread started so far (NumPy's, say) is lowered too; later ones inherit.
+    for thread in process_threads():
+        # Windows has no niceness, and a sandbox may forbid changing it; the run trains all the same.
+        with contextlib.suppress(AttributeError, OSError):
+            os.setpriority(os.PRIO_PROCESS, thread, os.getpriority(os.PRIO_PROCESS, thread) + WORKER_NICENESS)
+        # Linux's idle class goes further: the run gets a core only when no ordinary process wants it.
+        with contextlib.suppress(AttributeError, OSError):
+            os.sched_setscheduler(thread, os.SCHED_IDLE, os.sched_param(0))
+
+
+def process_threads() -> list[int]:
+    """The ids of this process's threads (Linux's /proc); just the process itself where that cannot be read."""
+    try:
+        return [int(name) for name in os.listdir("/proc/self/task")]
+    except OSError:
+        return [0]
 
 
 def start_worker(run_id: int, database: Path) -> subprocess.Popen:

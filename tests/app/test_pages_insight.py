@@ -281,3 +281,30 @@ def test_the_label_issue_summary_says_what_confident_learning_requires(manifest,
     assert f"another digit than the label on **{flagged}** test images" in summary
     assert f"Confident learning flags **{confident}** of them" in summary
     assert f"({issues.thresholds.min():.1%} to {issues.thresholds.max():.1%} here)" in summary
+
+
+def test_the_draw_page_shows_inside_each_model_for_an_uploaded_digit(manifest):
+    app = page("draw").run()
+    app.file_uploader[0].set_value(("7.png", digit_image_png("7"), "image/png"))
+    app.run()
+    assert not app.tabs or "CNN: feature maps" not in [tab.label for tab in app.tabs]
+
+    app.toggle(key="inside-uploaded").set_value(True).run()
+
+    assert_no_exception(app)
+    assert [tab.label for tab in app.tabs][-3:] == ["CNN: feature maps", "MLP: hidden units", "SVM: support vectors"]
+    cnn, mlp, svm = app.tabs[-3:]
+    assert [element.value for element in cnn.markdown if element.value.startswith("**Block")] == [
+        "**Block 1** · 16 strongest of 32 channels, 24x24 each",
+        "**Block 2** · 16 strongest of 64 channels, 8x8 each",
+    ]
+    assert "What drives channel" in str(cnn.image[-1].proto)
+    assert "units that push hardest towards **" in texts(mlp.caption)
+    assert "closest duel for this drawing is **" in texts(svm.caption)
+    readings = {metric.label: metric.value for metric in app.metric}
+    svm_title = next(title for title in readings if "support vector" in title.lower())
+    assert f"**{readings[svm_title]} against" in texts(svm.caption)
+
+    channel = app.selectbox(key="inside-channel-uploaded")
+    channel.set_value(channel.options[-1] and channel.value).run()
+    assert_no_exception(app)

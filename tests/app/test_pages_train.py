@@ -522,7 +522,7 @@ def test_the_compare_page_draws_a_two_setting_sweep_as_a_heat_map_with_its_runs(
     assert "Click a point of the chart to see its run" in texts(app.caption)
 
 
-def test_a_clicked_sweep_point_opens_its_run():
+def test_a_clicked_sweep_point_names_its_run():
     from ui.sweep_view import selected_run
 
     assert selected_run({"selection": {"points": [{"x": "10", "y": "0.01", "customdata": 7}]}}) == 7

@@ -216,20 +216,21 @@ def test_background_class_for_a_ring_touching_every_side_is_the_inside_and_corne
 def test_ink_is_dark_on_uniform_backgrounds(paper, ink, dark):
     image = np.full((60, 60), paper, dtype=np.float32)
     image[10:50, 25:33] = ink
-    assert clean.ink_is_dark(image) is dark
+    assert clean.polarity_and_background(image)[0] is dark
 
 
 def test_ink_is_dark_under_a_lighting_gradient():
     photo = lit_paper()
     photo[40:160, 95:105] -= 0.4
-    assert clean.ink_is_dark(photo)
-    assert not clean.ink_is_dark(1.0 - photo)
+    assert clean.polarity_and_background(photo)[0]
+    assert not clean.polarity_and_background(1.0 - photo)[0]
 
 
-def test_estimate_background_follows_a_gradient_and_ignores_a_thick_stroke():
+def test_the_background_follows_a_gradient_and_ignores_a_thick_stroke():
     photo = lit_paper()
     photo[30:170, 85:105] *= 0.2  # a marker stroke a tenth of the image wide
-    background = clean.estimate_background(photo, dark_ink=True)
+    dark_ink, background = clean.polarity_and_background(photo)
+    assert dark_ink
     paper = lit_paper()
     assert np.abs(background - paper)[:, 150:].max() < 0.05
     assert np.abs(background - paper)[30:170, 85:105].mean() < 0.1

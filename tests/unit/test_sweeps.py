@@ -75,6 +75,7 @@ def test_counts_are_swept_as_whole_numbers_and_repeated_values_count_once():
         ("mlp", {"C": (1, 10)}, "cannot vary 'C'"),
         ("svm", {"epochs": (1, 2)}, "cannot vary 'epochs'"),
         ("cnn", {"epochs": (3, 3)}, "at least two different values of epochs"),
+        ("cnn", {"epochs": (2, 2.5)}, "at least two different values of epochs"),
         ("svm", {"C": tuple(range(1, 6)), "gamma": (0.01, 0.02, 0.03, 0.04, 0.05)}, "would queue 25 runs"),
         ("svm", {"train_size": (1_000, 30_000)}, "The SVM trains on at most 20,000 images"),
         ("mlp", {"train_size": (50, 1_000)}, "train_size must be between 100"),
@@ -197,7 +198,9 @@ def test_the_command_line_queues_a_sweep_and_reports_it_as_a_grid(tmp_path, monk
     assert main(["runs", "sweeps", "7"]) == 2
     assert "no sweep #7" in capsys.readouterr().err
     assert main(["runs", "sweep", "--model", "mlp", "--C", "1", "10"]) == 2
-    assert "cannot vary 'C'" in capsys.readouterr().err
+    assert "A MLP run has no C" in capsys.readouterr().err
+    assert main(["runs", "sweep", "--model", "svm", "--epochs", "5", "--C", "1", "10"]) == 2
+    assert "A SVM run has no epochs" in capsys.readouterr().err
 
 
 def test_a_sweep_from_the_command_line_trains_every_run_through_the_line(tmp_path, monkeypatch, mnist_dir, capsys):
