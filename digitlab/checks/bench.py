@@ -86,6 +86,23 @@ def measure_not_a_digit_check(models_dir: str, latency_calls: int) -> dict[str, 
     return {"available": True, "single_image": latency_summary(latencies)}
 
 
+def measure_layer_views(models_dir: str, names: list[str], latency_calls: int) -> dict[str, Any]:
+    """Time to make every "inside the models" view (CNN, MLP, SVM) of one drawing, as the Draw page does."""
+    from digitlab.imaging.preprocess import preprocess
+    from digitlab.insight.layers import layer_views
+
+    models = {name: persistence.load_model(name, models_dir) for name in names}
+    model_input = preprocess(synthetic_canvas())
+    views = layer_views(models, model_input)
+    latencies = np.empty(latency_calls)
+    for call in range(latency_calls):
+        started = time.perf_counter()
+        layer_views(models, model_input)
+        latencies[call] = (time.perf_counter() - started) * 1000
+    shown = [name for name in ("cnn", "mlp", "svm") if getattr(views, name) is not None]
+    return {"views": shown, "all_views": latency_summary(latencies)}
+
+
 def measure_explanations(models_dir: str, names: list[str], data_dir: str | None, images: int) -> dict[str, Any]:
     """Seconds per test image to compute every "why this answer" heat map of each model, as the pages do."""
     from digitlab.data.mnist import load_mnist
@@ -230,6 +247,7 @@ def run_benchmark(
     results["canvas_pipeline"] = _in_child(measure_canvas_pipeline, str(folder), base_models, latency_calls)
     results["not_a_digit_check"] = _in_child(measure_not_a_digit_check, str(folder), latency_calls)
     results["explanations"] = _in_child(measure_explanations, str(folder), list(results["models"]), data, 20)
+    results["layer_views"] = _in_child(measure_layer_views, str(folder), base_models, latency_calls)
     for name in results["models"]:
         for export_format in EXPORT_FORMATS:
             exported = folder / f"{name}.{export_format}"
@@ -336,6 +354,12 @@ def benchmark_table(results: dict[str, Any]) -> str:
             "\nWhy-this-answer heat maps per image (median): "
             + ", ".join(f"{name} {timing['p50_ms']:.0f} ms" for name, timing in results["explanations"].items())
             + "."
+        )
+    if results.get("layer_views", {}).get("views"):
+        views = results["layer_views"]
+        footer += (
+            f"\nInside-the-models views ({', '.join(name.upper() for name in views['views'])}) of one drawing: "
+            f"p50 {views['all_views']['p50_ms']:.1f} ms, p95 {views['all_views']['p95_ms']:.1f} ms."
         )
     if "cnn_vs_reference" in results:
         ratios = results["cnn_vs_reference"]

@@ -89,6 +89,9 @@ def test_benchmark_writes_well_formed_json(benchmark):
     assert written["canvas_pipeline"]["p50_ms"] > 0
     assert set(written["explanations"]) == set(REGISTRY)
     assert all(0 < timing["p50_ms"] <= timing["max_ms"] for timing in written["explanations"].values())
+    assert written["layer_views"]["views"] == ["cnn", "mlp", "svm"]
+    assert 0 < written["layer_views"]["all_views"]["p50_ms"] <= written["layer_views"]["all_views"]["p95_ms"]
+    assert "Inside-the-models views (CNN, MLP, SVM) of one drawing: p50" in benchmark_table(written)
     assert "tflite" in written["models"]["mlp"] and "onnx" in written["models"]["mlp"]
     exported = written["models"]["mlp"]["onnx"]
     assert 0 <= exported["accuracy"] <= 1 and exported["size_bytes"] > 0
