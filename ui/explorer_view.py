@@ -22,6 +22,7 @@ from ui import insight_views, resources
 from ui.charts import short_name
 from ui.images import enlarge
 from ui.insight_charts import selected_test_indices, test_map_figure
+from ui.layer_view import show_inside
 
 PER_PAGE = 24
 # Where another page leaves the cell the explorer should open on.
@@ -129,20 +130,25 @@ def show_selected(data: ExplorerData, index: int, model: str) -> None:
                 )
     explanation = st.segmented_control(
         "Why this answer",
-        ["look-alikes", "heat maps"],
+        ["look-alikes", "heat maps", "inside the models"],
         key="explore_explain",
         help="look-alikes: the nearest training images of the labelled digit and of the digit read instead. "
-        "heat maps: the pixels that drove each model's answer (runs the models on this one image).",
+        "heat maps: the pixels that drove each model's answer (runs the models on this one image). "
+        "inside the models: what each layer makes of the image (CNN feature maps, MLP hidden units, SVM support "
+        "vectors).",
     )
     if explanation == "look-alikes":
         read_instead = [int(data.predicted[name][index]) for name in (model, *data.predicted)]
         insight_views.show_look_alikes(index, label, read_instead, data.insight, data.insight_reason)
-    elif explanation == "heat maps":
-        with st.spinner("Loading the models and computing heat maps..."):
+    elif explanation in ("heat maps", "inside the models"):
+        with st.spinner("Loading the models..."):
             models, failures, _ = resources.load_models()
         for name, message in failures.items():
             st.warning(f"**{data.titles.get(name, name)} is not available.** {message}", icon=":material/warning:")
-        insight_views.show_why(data.images[index], models, data.titles)
+        if explanation == "heat maps":
+            insight_views.show_why(data.images[index], models, data.titles)
+        else:
+            show_inside(data.images[index], models, key=f"explore-{index}")
 
 
 # A dialog opens where the user is, on a phone too, instead of below two dozen cards; "large" leaves the heat

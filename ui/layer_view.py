@@ -34,7 +34,7 @@ def show_inside(image: np.ndarray, models: dict[str, Any], key: str) -> None:
             show_cnn(views.cnn, network, image, key)
     if views.mlp is not None:
         with tabs["mlp"]:
-            show_mlp(views.mlp)
+            show_mlp(views.mlp, key)
     if views.svm is not None:
         with tabs["svm"]:
             show_svm(views.svm)
@@ -109,7 +109,7 @@ def diverging(weights: np.ndarray, scale: int = 3) -> np.ndarray:
     return np.repeat(np.repeat(pixels, scale, axis=0), scale, axis=1)
 
 
-def show_mlp(view: MLPView) -> None:
+def show_mlp(view: MLPView, key: str) -> None:
     active = int((view.activations > 0).sum())
     st.caption(
         f"The first hidden layer has {len(view.activations):,} units; {active:,} of them fire for your drawing. "
@@ -117,7 +117,7 @@ def show_mlp(view: MLPView) -> None:
         "the digit's score), each drawn as the input weights it looks for: red pixels excite it, blue ones hold "
         "it back."
     )
-    st.plotly_chart(unit_bars(view.activations), config=COMPACT_CONFIG, key="inside-mlp-activations")
+    st.plotly_chart(unit_bars(view.activations), config=COMPACT_CONFIG, key=f"inside-mlp-activations-{key}")
     st.image(
         [diverging(unit.weights) for unit in view.units],
         caption=[f"unit {unit.index} · {unit.contribution:+.2f}" for unit in view.units],

@@ -283,6 +283,16 @@ def test_the_label_issue_summary_says_what_confident_learning_requires(manifest,
     assert f"({issues.thresholds.min():.1%} to {issues.thresholds.max():.1%} here)" in summary
 
 
+def test_the_explorer_shows_inside_each_model_for_the_inspected_image(manifest):
+    app = inspect(page("explore").run())
+    app.segmented_control(key="explore_explain").set_value("inside the models").run()
+
+    assert_no_exception(app)
+    (dialog,) = dialogs(app._tree)
+    assert "**Block 1** · 16 strongest of 32 channels, 24x24 each" in [element.value for element in dialog.markdown]
+    assert any("closest duel for this drawing" in element.value for element in dialog.caption)
+
+
 def test_the_draw_page_shows_inside_each_model_for_an_uploaded_digit(manifest):
     app = page("draw").run()
     app.file_uploader[0].set_value(("7.png", digit_image_png("7"), "image/png"))

@@ -16,8 +16,10 @@ from tests.browser.dashboard import (
     MODEL_LOAD_TIMEOUT_MS,
     PAGE_TIMEOUT_MS,
     PAGES,
+    PHONE,
     PREDICTION_TIMEOUT_MS,
     draw,
+    horizontal_overflow,
     open_page,
     screenshot_whole_page,
     trained_manifest_or_skip,
@@ -136,4 +138,30 @@ def test_the_suspected_label_errors_view_lists_thirty_images_with_evidence(brows
     assert all(title in cards.first.inner_text() for title in titles.values())
     assert page.locator(EXCEPTION).count() == 0
     screenshot_whole_page(page, ARTIFACTS / "insight-label-errors.png", DESKTOP)
+    page.close()
+
+
+@pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["desktop", "phone"])
+def test_a_drawn_digit_can_be_followed_inside_each_model(browser, server_url, viewport):
+    page = open_page(browser, server_url, PAGES["draw"][1], viewport)
+    canvas = page.locator("canvas.upper-canvas").first
+    canvas.wait_for(timeout=MODEL_LOAD_TIMEOUT_MS)
+    draw(page, canvas, [[(0.25, 0.2), (0.75, 0.2), (0.42, 0.85)]])
+    page.get_by_text("Inside the models").first.wait_for(timeout=PREDICTION_TIMEOUT_MS)
+    wait_until_idle(page)
+
+    page.get_by_text("Inside the models").first.click()
+    page.get_by_text("Block 2", exact=False).first.wait_for(timeout=PAGE_TIMEOUT_MS)
+    wait_until_idle(page)
+    # Sixteen channel pictures per block, and the picture of what drives the chosen channel.
+    assert page.locator('[data-testid="stImage"] img').count() >= 2 * 16 + 1
+    page.get_by_role("tab", name="SVM: support vectors").click()
+    page.get_by_text("closest duel for this drawing").wait_for(timeout=PAGE_TIMEOUT_MS)
+    page.get_by_role("tab", name="MLP: hidden units").click()
+    page.get_by_text("units that push hardest towards").wait_for(timeout=PAGE_TIMEOUT_MS)
+
+    assert page.locator(EXCEPTION).count() == 0
+    assert horizontal_overflow(page) <= 0
+    name = "desktop" if viewport is DESKTOP else "phone"
+    screenshot_whole_page(page, ARTIFACTS / f"insight-draw-inside-{name}.png", viewport)
     page.close()
