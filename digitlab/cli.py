@@ -314,6 +314,23 @@ def command_insight(arguments) -> int:
     return 0
 
 
+def command_robustness(arguments) -> int:
+    from digitlab.checks.readme import robustness_table
+    from digitlab.insight.robustness import measure_robustness, save_robustness
+    from digitlab.persistence import read_manifest
+
+    robustness = measure_robustness(
+        arguments.models_dir,
+        arguments.data_dir,
+        test_size=arguments.test_size,
+        progress=lambda stage: print(f"  {stage}...", file=sys.stderr, flush=True),
+    )
+    path = save_robustness(robustness, arguments.models_dir)
+    print(robustness_table(robustness, read_manifest(arguments.models_dir)))
+    print(f"Wrote {path}.", file=sys.stderr)
+    return 0
+
+
 def command_worker(arguments) -> int:
     from digitlab.lab.worker import lower_priority, run_worker
 
@@ -690,6 +707,16 @@ def build_parser() -> argparse.ArgumentParser:
     insight.add_argument("--seed", type=int, default=0)
     add_folder_options(insight, models="shipped", data=True)
     insight.set_defaults(handler=command_insight)
+
+    robustness = commands.add_parser(
+        "robustness",
+        help="accuracy of every model under 12 corruptions and under PGD attacks (models/robustness.json)",
+    )
+    robustness.add_argument(
+        "--test-size", type=positive_int, default=None, help="use only the first N test images (default: all)"
+    )
+    add_folder_options(robustness, models="shipped", data=True)
+    robustness.set_defaults(handler=command_robustness)
 
     worker = commands.add_parser("worker", help="train a queued run of the registry (the dashboard starts this)")
     worker.add_argument("run_id", type=int)

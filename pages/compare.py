@@ -12,6 +12,7 @@ from ui import (
     confusion_view,
     problems,
     resources,
+    robustness_view,
     sweep_view,
     time_to_accuracy,
     training_view,
@@ -129,6 +130,9 @@ st.plotly_chart(
 
 st.header("Confidence and calibration", divider="gray")
 calibration_view.show_calibration(chosen, titles, colours)
+
+st.header("Robustness", divider="gray")
+robustness_view.show_robustness(chosen, titles, colours)
 
 st.header("Confusion matrices", divider="gray")
 confusion_view.show_confusion_matrices(manifest, chosen, titles)

@@ -11,6 +11,7 @@ from ui.insight_views import show_why
 from ui.layer_view import show_inside
 from ui.number_view import digit_count, show_number
 from ui.prediction_view import show_predictions
+from ui.robustness_view import show_smallest_flips
 from ui.sidebar import route_through_app
 
 route_through_app()
@@ -82,6 +83,12 @@ def show_result(source, key: str) -> None:
         "support vectors.",
     ):
         show_inside(model_input, models, key)
+    if st.toggle(
+        "How small a change flips it",
+        key=f"flip-{key}",
+        help="The smallest change to the pixels that an attack finds to make each model read another digit.",
+    ):
+        show_smallest_flips(model_input, models, titles, key)
     show_save_form(source, model_input, predictions, key=key, is_digit=verdict is None or verdict.is_digit)
 
 

@@ -2,7 +2,7 @@
 
 The tables live between marker comments in README.md and are rewritten from
 ``models/manifest.json``, ``models/test_probabilities.npz`` (with the MNIST
-test labels) and ``models/benchmark.json``, never typed by hand; a test fails
+test labels), ``models/benchmark.json`` and ``models/robustness.json``, never typed by hand; a test fails
 when they drift apart.
 """
 
@@ -19,12 +19,13 @@ from digitlab.data.mnist import load_mnist
 from digitlab.errors import DigitlabError
 from digitlab.formatting import markdown_table
 from digitlab.insight import calibration
+from digitlab.insight.robustness import ATTACK_EPSILONS, Robustness, RobustnessUnavailableError, load_robustness
 from digitlab.manifest import Manifest
 from digitlab.models.base import LOW_CONFIDENCE
 from digitlab.models.detector import RECORD_NAME, DetectorRecord, read_detector_record
 
 README = settings.PROJECT_ROOT / "README.md"
-SECTIONS = ("scores", "calibration", "benchmark", "refusals")
+SECTIONS = ("scores", "calibration", "benchmark", "robustness", "refusals")
 
 
 def scores_table(manifest: Manifest) -> str:
@@ -90,6 +91,33 @@ def refusals_table(record: DetectorRecord) -> str:
     )
 
 
+def robustness_table(robustness: Robustness, manifest: Manifest) -> str:
+    """Each model's clean accuracy, mean corruption error, worst corruption and accuracy under each attack."""
+    epsilons = [f"{eps:g}" for eps in ATTACK_EPSILONS]
+    rows = []
+    for name in robustness.models:
+        worst = min(robustness.corruptions, key=lambda corruption: robustness.corruptions[corruption][name])
+        rows.append(
+            [
+                f"{manifest.models[name].title if name in manifest.models else name} (`{name}`)",
+                f"{robustness.clean[name]:.2%}",
+                f"{robustness.mean_corruption_error(name):.2%}",
+                f"{worst} ({robustness.corruptions[worst][name]:.1%})",
+                *(attack_accuracy(robustness, name, eps) for eps in epsilons),
+            ]
+        )
+    headers = ["model", "clean", "mean corruption error", "worst corruption", *(f"PGD eps {eps}" for eps in epsilons)]
+    return markdown_table(headers, rows) + (
+        f"\n\nCorruptions on all {robustness.test_images:,} test images; attacks on a fixed "
+        f"{robustness.attack_images:,} of them (the SVM and the ensemble by transfer from the CNN). Measured in "
+        f"{robustness.seconds:.0f} s by `python -m digitlab robustness`."
+    )
+
+
+def attack_accuracy(robustness: Robustness, name: str, eps: str) -> str:
+    return f"{robustness.attacks[name][eps]:.1%}" if eps in robustness.attacks[name] else "-"
+
+
 def generated_sections(models_dir: str | os.PathLike | None = None) -> dict[str, str]:
     folder = persistence.resolve_models_dir(models_dir)
     manifest = persistence.read_manifest(folder)
@@ -102,6 +130,10 @@ def generated_sections(models_dir: str | os.PathLike | None = None) -> dict[str,
         if benchmark.exists()
         else "No benchmark has been run yet: `make bench`."
     )
+    try:
+        sections["robustness"] = robustness_table(load_robustness(folder, manifest), manifest)
+    except RobustnessUnavailableError as error:
+        sections["robustness"] = f"No robustness figures for these models: {error}"
     sections["refusals"] = (
         refusals_table(read_detector_record(folder))
         if (folder / RECORD_NAME).exists()

@@ -34,7 +34,14 @@ def plotly_specs(app: AppTest) -> list[dict]:
 
 
 def confusion_specs(app: AppTest) -> list[dict]:
-    return [spec for spec in plotly_specs(app) if any(trace["type"] == "heatmap" for trace in spec["data"])]
+    """The confusion matrices: heat maps titled by their model (the robustness and sweep heat maps are not)."""
+    return [
+        spec
+        for spec in plotly_specs(app)
+        if any(trace["type"] == "heatmap" for trace in spec["data"])
+        and spec["layout"].get("title", {}).get("text")
+        and not spec["layout"]["title"]["text"].startswith("Sweep #")
+    ]
 
 
 def curve_specs(app: AppTest) -> list[dict]:

@@ -360,6 +360,67 @@ def test_compare_page_says_how_to_record_time_to_accuracy_curves_when_there_are_
     assert "bench --time-to-accuracy" in texts(app.info)
 
 
+def recorded_robustness(folder, manifest):
+    """A robustness file for the models in ``folder``, with made-up accuracies to check how the page shows them."""
+    from digitlab.insight.corruptions import CORRUPTIONS
+    from digitlab.insight.robustness import Robustness, save_robustness
+
+    names = list(manifest.models)
+    robustness = Robustness(
+        clean=dict.fromkeys(names, 0.99),
+        corruptions={corruption: dict.fromkeys(names, 0.9) for corruption in CORRUPTIONS},
+        attacks={name: {"0.05": 0.8, "0.1": 0.5, "0.2": 0.1} for name in names},
+        attack_methods={name: "PGD on its own gradient" for name in names},
+        model_sha256={name: entry.sha256 for name, entry in manifest.models.items()},
+        test_images=10_000,
+        attack_images=1_000,
+        seconds=1.0,
+    )
+    save_robustness(robustness, folder)
+    return robustness
+
+
+def test_compare_page_draws_robustness_as_a_heat_map_and_attack_curves(models_copy, manifest, titles):
+    from digitlab.insight.corruptions import CORRUPTIONS
+
+    recorded_robustness(models_copy, manifest)
+    app = page("compare").run()
+
+    assert_no_exception(app)
+    (heatmap,) = [
+        spec
+        for spec in plotly_specs(app)
+        if spec["data"][0]["type"] == "heatmap" and spec["data"][0]["x"][:2] == ["clean", "rotate"]
+    ]
+    assert heatmap["data"][0]["x"] == ["clean", *CORRUPTIONS]
+    assert heatmap["data"][0]["y"] == [titles[name] for name in manifest.models]
+    assert heatmap["data"][0]["z"][0] == [0.99] + [0.9] * len(CORRUPTIONS)
+    table = next(frame.value for frame in app.dataframe if "mce" in frame.value.columns)
+    assert list(table["mce"].round(6)) == [10.0] * len(manifest.models)
+    (attacks,) = [
+        spec
+        for spec in plotly_specs(app)
+        if spec["layout"].get("xaxis", {}).get("title", {}).get("text", "").startswith("eps")
+    ]
+    assert [trace["y"] for trace in attacks["data"]][0] == [0.99, 0.8, 0.5, 0.1]
+
+
+def test_compare_page_says_how_to_measure_robustness_when_it_is_missing_or_stale(models_copy, manifest):
+    from digitlab.insight.robustness import ROBUSTNESS_NAME
+
+    (models_copy / ROBUSTNESS_NAME).unlink(missing_ok=True)
+    app = page("compare").run()
+    assert_no_exception(app)
+    assert "robustness.json is missing; run 'python -m digitlab robustness" in texts(app.info)
+
+    stale = recorded_robustness(models_copy, manifest)
+    (models_copy / ROBUSTNESS_NAME).write_text(
+        (models_copy / ROBUSTNESS_NAME).read_text().replace(next(iter(stale.model_sha256.values())), "0" * 64)
+    )
+    app = page("compare").run()
+    assert "was measured on other models" in texts(app.info)
+
+
 # Misclassification explorer.
 
 

@@ -318,3 +318,21 @@ def test_the_draw_page_shows_inside_each_model_for_an_uploaded_digit(manifest):
     channel = app.selectbox(key="inside-channel-uploaded")
     channel.set_value(channel.options[-1] and channel.value).run()
     assert_no_exception(app)
+
+
+def test_the_draw_page_shows_the_smallest_change_that_flips_each_model(manifest, titles):
+    app = page("draw").run()
+    app.file_uploader[0].set_value(("7.png", digit_image_png("7"), "image/png"))
+    app.run()
+
+    app.toggle(key="flip-uploaded").set_value(True).run()
+
+    assert_no_exception(app)
+    readings = {metric.label: metric.value for metric in app.metric}
+    flipped = {
+        element.value.split("**")[1]: element.value
+        for element in app.markdown
+        if "turns" in element.value or "no change up to" in element.value
+    }
+    assert set(flipped) == set(titles.values())
+    assert all(f"turns {readings[title]} into" in text or "no change" in text for title, text in flipped.items())

@@ -57,3 +57,14 @@ def test_readme_tables_are_generated_from_the_artefacts():
     assert readme_sections(README.read_text()) == generated_sections(SHIPPED), (
         "README.md is out of date: run 'python -m digitlab readme'."
     )
+
+
+def test_the_shipped_robustness_figures_belong_to_the_shipped_models(manifest):
+    from digitlab.insight.robustness import load_robustness
+
+    robustness = load_robustness(SHIPPED)
+
+    assert robustness.models == list(manifest.models) and robustness.test_images == 10_000
+    # Its clean accuracies were measured on the same 10,000 test images as the manifest's.
+    for name, entry in manifest.models.items():
+        assert robustness.clean[name] == pytest.approx(entry.metrics.accuracy, abs=1e-9)

@@ -1,0 +1,158 @@
+"""Robustness on the dashboard: the Compare page's heat map and attack curves, the Draw page's smallest flips."""
+
+import hashlib
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+
+from digitlab.errors import DigitlabError
+from digitlab.insight.attacks import smallest_flips
+from digitlab.insight.corruptions import SEVERITIES
+from digitlab.insight.robustness import ATTACK_EPSILONS, ROBUSTNESS_NAME, Robustness, load_robustness
+from ui import resources
+from ui.charts import LEGEND_BELOW
+from ui.images import enlarge
+
+
+@st.cache_data(show_spinner=False, max_entries=2)
+def _robustness(folder: str, modified: float) -> Robustness:
+    return load_robustness(folder)
+
+
+def show_robustness(chosen: list[str], titles: dict[str, str], colours: dict[str, str]) -> None:
+    folder = resources.models_folder()
+    path = folder / ROBUSTNESS_NAME
+    try:
+        robustness = _robustness(str(folder), path.stat().st_mtime if path.exists() else 0.0)
+    except DigitlabError as error:
+        st.info(str(error), icon=":material/shield:")
+        return
+    shown = [name for name in chosen if name in robustness.clean]
+    if not shown:
+        st.info("None of the chosen models was measured for robustness.")
+        return
+    st.caption(
+        f"Accuracy on the {robustness.test_images:,} test images after each corruption, at one fixed severity "
+        "(after MNIST-C, Mu and Gilmer 2019); hover a cell for what the corruption does. The mean corruption "
+        "error is the average error over all of them."
+    )
+    st.plotly_chart(corruption_heatmap(robustness, shown, titles), key="robustness-heatmap")
+    st.dataframe(
+        pd.DataFrame(
+            [
+                {
+                    "model": titles.get(name, name),
+                    "clean": robustness.clean[name] * 100,
+                    "mce": robustness.mean_corruption_error(name) * 100,
+                    "attack": robustness.attack_methods[name],
+                }
+                for name in shown
+            ]
+        ),
+        hide_index=True,
+        column_config={
+            "model": st.column_config.TextColumn("Model"),
+            "clean": st.column_config.NumberColumn("Clean accuracy", format="%.2f%%"),
+            "mce": st.column_config.NumberColumn("Mean corruption error", format="%.2f%%"),
+            "attack": st.column_config.TextColumn("How it was attacked", width="large"),
+        },
+        key="robustness-table",
+    )
+    st.caption(
+        f"Accuracy on a fixed set of {robustness.attack_images:,} test images when every pixel may move by up to "
+        "eps of its range, chosen by projected gradient descent (20 steps) to make the model wrong. The SVM and "
+        "the ensemble have no gradient here, so they meet the images crafted against the CNN (a transfer attack, "
+        "a weaker test than a direct one)."
+    )
+    st.plotly_chart(attack_chart(robustness, shown, titles, colours), key="robustness-attacks")
+
+
+def corruption_heatmap(robustness: Robustness, shown: list[str], titles: dict[str, str]) -> go.Figure:
+    corruptions = ["clean", *robustness.corruptions]
+    accuracy = [
+        [robustness.clean[name], *(robustness.corruptions[corruption][name] for corruption in robustness.corruptions)]
+        for name in shown
+    ]
+    hover = [["the test images as they are"] + [SEVERITIES.get(name, "") for name in robustness.corruptions]] * len(
+        shown
+    )
+    figure = go.Figure(
+        go.Heatmap(
+            x=corruptions,
+            y=[titles.get(name, name) for name in shown],
+            z=accuracy,
+            text=[[f"{value:.1%}" for value in row] for row in accuracy],
+            texttemplate="%{text}",
+            customdata=hover,
+            colorscale="Viridis",
+            zmin=0.5,
+            zmax=1.0,
+            colorbar={"title": "accuracy", "tickformat": ".0%", "thickness": 12},
+            hovertemplate="%{y}, %{x}: %{z:.2%}<br>%{customdata}<extra></extra>",
+        )
+    )
+    figure.update_xaxes(tickangle=-35)
+    figure.update_layout(height=140 + 44 * len(shown), margin={"l": 8, "r": 8, "t": 8, "b": 8})
+    return figure
+
+
+def attack_chart(robustness: Robustness, shown: list[str], titles: dict[str, str], colours) -> go.Figure:
+    epsilons = [0.0, *ATTACK_EPSILONS]
+    figure = go.Figure()
+    for name in shown:
+        attacked = robustness.attacks[name]
+        values = [robustness.clean[name], *(attacked.get(f"{eps:g}") for eps in ATTACK_EPSILONS)]
+        # Dotted: attacked by transfer, a weaker test than the direct attack the solid lines met.
+        dash = "solid" if "own gradient" in robustness.attack_methods[name] else "dot"
+        figure.add_scatter(
+            x=epsilons,
+            y=values,
+            mode="lines+markers",
+            name=titles.get(name, name),
+            line={
+                "color": colours.get(name),
+                "dash": dash,
+            },
+            hovertemplate="eps %{x:g}: %{y:.1%}<extra>" + titles.get(name, name) + "</extra>",
+        )
+    figure.update_xaxes(title="eps (share of the pixel range)", tickvals=epsilons)
+    figure.update_yaxes(title="accuracy", tickformat=".0%", range=[0, 1.02])
+    figure.update_layout(height=360, margin={"l": 8, "r": 8, "t": 8, "b": 8}, legend=LEGEND_BELOW)
+    return figure
+
+
+FLIPS_KEY = "smallest-flips"
+
+
+def show_smallest_flips(image: np.ndarray, models: dict[str, Any], titles: dict[str, str], key: str) -> None:
+    """For each model, the smallest change found that flips its answer, beside the drawing, with the new answer."""
+    digest = hashlib.sha256(np.ascontiguousarray(image).tobytes()).hexdigest()
+    kept = st.session_state.setdefault(FLIPS_KEY, {})
+    if kept.get(key, (None,))[0] != digest:
+        with st.spinner("Searching for the smallest change that flips each model (a few seconds)..."):
+            kept[key] = (digest, smallest_flips(models, image))
+    flips = kept[key][1]
+    st.caption(
+        "Projected gradient descent looks for the smallest eps (a share of the pixel range) such that moving "
+        "every pixel by at most eps changes the model's answer; a bisection pins it to about one grey level. "
+        "The SVM and the ensemble are searched with the CNN's gradient (a transfer attack), so theirs is an "
+        "upper bound."
+    )
+    grid = st.grid(columns="auto", min_column_width=260, gap="xsmall", border=True)
+    for name, model in models.items():
+        with grid.cell():
+            found = flips.get(name)
+            if found is None:
+                st.markdown(f"**{titles.get(name, name)}**: no change up to eps 0.5 flips it.")
+                continue
+            eps, changed = found
+            answer = int(model.predict(image[None])[0])
+            new_answer = int(model.predict(changed[None])[0])
+            st.image([enlarge(image, 4), enlarge(changed, 4)], caption=[f"reads {answer}", f"reads {new_answer}"])
+            st.markdown(
+                f"**{titles.get(name, name)}**: eps **{eps:.3f}** (each pixel moved by at most "
+                f"{eps * 255:.0f} of 255) turns {answer} into {new_answer}."
+            )
