@@ -54,7 +54,7 @@ check-fresh-clone:
 	bash scripts/check-fresh-clone.sh
 
 bench: $(VENV)/.runtime-installed
-	$(BIN)/python -m digitlab bench --reference --time-to-accuracy --load
+	$(BIN)/python -m digitlab bench --reference --time-to-accuracy --load --robustness
 
 train: $(VENV)/.runtime-installed
 	$(BIN)/python -m digitlab train --model all

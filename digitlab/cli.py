@@ -263,6 +263,7 @@ def command_bench(arguments) -> int:
         latency_calls=arguments.latency_calls,
         time_to_accuracy=arguments.time_to_accuracy,
         load=arguments.load,
+        robustness=arguments.robustness,
         output=arguments.output,
     )
     print(benchmark_table(results))
@@ -398,7 +399,9 @@ def command_runs_sweep(arguments) -> int:
     unused = [name for name in given if name not in sweeps.sweepable_settings(family)]
     if unused:
         raise runs.InvalidRequestError(
-            f"A {family.upper()} run has no {' or '.join(unused)}; its settings are "
+            # Said letter by letter: "an SVM", "an MLP", "a CNN".
+            f"{'An' if family[0] in 'aefhilmnorsx' else 'A'} {family.upper()} run has no {' or '.join(unused)}; its "
+            "settings are "
             f"{', '.join(sweeps.sweepable_settings(family))}."
         )
     starting = runs.recipe_defaults(family, arguments.recipe) if family in runs.KERAS_FAMILIES else {}
@@ -531,6 +534,11 @@ def command_runs_promote(arguments) -> int:
 def command_runs_cancel(arguments) -> int:
     from digitlab.lab import runs
 
+    if (arguments.run_id is None) == (arguments.sweep is None):
+        print("Name a run to cancel, or a sweep with --sweep, not both.", file=sys.stderr)
+        return 2
+    if arguments.sweep is not None:
+        return cancel_sweep(arguments.sweep)
     with runs.RunRegistry() as registry:
         status = registry.get_run(arguments.run_id).status
         waiting = arguments.run_id in {run.id for run in registry.waiting_runs()}
@@ -541,6 +549,21 @@ def command_runs_cancel(arguments) -> int:
         print(f"Run #{arguments.run_id} was cancelled while it waited in line; it never started.")
     else:
         print(f"Run #{arguments.run_id} was asked to stop; its worker stops after the current step.")
+    return 0
+
+
+def cancel_sweep(sweep_id: int) -> int:
+    from digitlab.lab import runs
+
+    with runs.RunRegistry() as registry:
+        cancelled = registry.cancel_sweep(sweep_id)
+    if not cancelled:
+        print(f"Every run of sweep #{sweep_id} has already ended; there is nothing to cancel.", file=sys.stderr)
+        return 1
+    print(
+        f"Sweep #{sweep_id}: {cancelled} unfinished {'run was' if cancelled == 1 else 'runs were'} cancelled "
+        "(those in line never start; a training one stops after its current step)."
+    )
     return 0
 
 
@@ -687,6 +710,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also time readings by 30 simulated users of the Draw page while two runs train (about 2 minutes)",
     )
+    bench.add_argument(
+        "--robustness",
+        action="store_true",
+        help="also time the whole measurement of 'python -m digitlab robustness' (about 8 minutes; writes no "
+        "robustness.json)",
+    )
     bench.add_argument("--output", help="where to write the JSON (default: benchmark.json in the models folder)")
     bench.set_defaults(handler=command_bench)
 
@@ -759,7 +788,8 @@ def build_parser() -> argparse.ArgumentParser:
     runs_promote.add_argument("run_id", type=int)
     runs_rollback = runs_commands.add_parser("rollback", help="return to the models in use before the last promotion")
     runs_cancel = runs_commands.add_parser("cancel", help="take a run out of the line, or ask a training run to stop")
-    runs_cancel.add_argument("run_id", type=int)
+    runs_cancel.add_argument("run_id", type=int, nargs="?")
+    runs_cancel.add_argument("--sweep", type=int, metavar="SWEEP", help="cancel every unfinished run of this sweep")
     runs_cancel.set_defaults(handler=command_runs_cancel)
     runs_list.set_defaults(handler=command_runs_list)
     runs_train.set_defaults(handler=command_runs_train)

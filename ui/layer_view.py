@@ -24,6 +24,8 @@ def show_inside(image: np.ndarray, models: dict[str, Any], key: str) -> None:
     """A tab per model family that has a view: what its layers make of ``image`` (a 28x28 input)."""
     views = layer_views(models, image)
     shown = {name: view for name, view in (("cnn", views.cnn), ("mlp", views.mlp), ("svm", views.svm)) if view}
+    for reason in views.unavailable.values():
+        st.caption(reason)
     if not shown:
         st.info("None of the loaded models has a view of its inside.")
         return

@@ -76,8 +76,28 @@ def show_recent_sweeps() -> None:
         return
     with st.grid(columns=2, min_column_width=420):
         for result in results:
-            st.plotly_chart(sweep_figure(result), key=f"recent-sweep-{result.sweep.id}")
+            with st.container():
+                st.plotly_chart(sweep_figure(result), key=f"recent-sweep-{result.sweep.id}")
+                cancel_button(result)
     st.caption("The Compare page shows every sweep, and the run behind each point.")
+
+
+def cancel_button(result: sweeps.SweepResult) -> None:
+    """A button that cancels a sweep's unfinished runs, for a sweep that still has some not yet asked to stop."""
+    if result.cancellable:
+        st.button(
+            f"Cancel its {result.cancellable} unfinished {'run' if result.cancellable == 1 else 'runs'}",
+            key=f"cancel-sweep-{result.sweep.id}",
+            icon=":material/cancel:",
+            on_click=_cancel_sweep,
+            args=(result.sweep.id,),
+            help="Runs still in line never start; a training one stops after its current step. Finished runs stay.",
+        )
+
+
+def _cancel_sweep(sweep_id: int) -> None:
+    with open_registry() as registry:
+        registry.cancel_sweep(sweep_id)
 
 
 def show_sweep_explorer() -> None:

@@ -26,6 +26,8 @@ from digitlab.models.registry import REGISTRY
 
 BENCHMARK_NAME = "benchmark.json"
 LATENCY_CALLS = 300
+# Drawings the Draw page's "how small a change flips it" is timed on: each costs a bisection of attacks per model.
+FLIP_DRAWINGS = 5
 
 
 def measure_model(name: str, models_dir: str, data_dir: str | None, latency_calls: int) -> dict[str, Any]:
@@ -101,6 +103,37 @@ def measure_layer_views(models_dir: str, names: list[str], latency_calls: int) -
         latencies[call] = (time.perf_counter() - started) * 1000
     shown = [name for name in ("cnn", "mlp", "svm") if getattr(views, name) is not None]
     return {"views": shown, "all_views": latency_summary(latencies)}
+
+
+def measure_smallest_flips(models_dir: str, names: list[str], drawings: int) -> dict[str, Any]:
+    """Time to find every model's smallest flip of one drawing, as the Draw page's toggle does."""
+    from digitlab.imaging.preprocess import preprocess
+    from digitlab.insight.attacks import smallest_flips
+
+    models = {name: persistence.load_model(name, models_dir) for name in names}
+    inputs = [preprocess(synthetic_canvas(seed)) for seed in range(drawings + 1)]
+    # The first drawing warms the networks' gradient functions up and is not timed.
+    smallest_flips(models, inputs[0])
+    seconds = np.empty(drawings)
+    for index, model_input in enumerate(inputs[1:]):
+        started = time.perf_counter()
+        smallest_flips(models, model_input)
+        seconds[index] = time.perf_counter() - started
+    return {"models": names, "drawings": drawings, "all_models": latency_summary(seconds * 1000)}
+
+
+def time_robustness(models_dir: str, data_dir: str | None, test_size: int | None = None) -> dict[str, Any]:
+    """The robustness measurement of ``python -m digitlab robustness``, timed; its file is not written."""
+    from digitlab.insight.robustness import measure_robustness
+
+    robustness = measure_robustness(models_dir, data_dir, test_size=test_size)
+    return {
+        "seconds": robustness.seconds,
+        "models": robustness.models,
+        "corruptions": len(robustness.corruptions),
+        "test_images": robustness.test_images,
+        "attack_images": robustness.attack_images,
+    }
 
 
 def measure_explanations(models_dir: str, names: list[str], data_dir: str | None, images: int) -> dict[str, Any]:
@@ -209,13 +242,16 @@ def run_benchmark(
     latency_calls: int = LATENCY_CALLS,
     time_to_accuracy: bool = False,
     load: bool = False,
+    robustness: bool = False,
+    flip_drawings: int = FLIP_DRAWINGS,
     output: str | os.PathLike | None = None,
 ) -> dict[str, Any]:
     """Measure the models in ``models_dir`` (all, or ``names``) and write ``benchmark.json`` beside them.
 
     ``time_to_accuracy`` also trains the quick recipes and Keras' examples, one after the other, and records
     their test-accuracy curves (``digitlab.checks.time_to_accuracy``); ``load`` times readings by 30 simulated
-    users while two runs train (``digitlab.checks.load``).
+    users while two runs train (``digitlab.checks.load``); ``robustness`` times the whole measurement of
+    ``python -m digitlab robustness`` (about 8 minutes) without writing its file.
     """
     folder = persistence.resolve_models_dir(models_dir)
     data = str(data_dir) if data_dir is not None else None
@@ -248,6 +284,9 @@ def run_benchmark(
     results["not_a_digit_check"] = _in_child(measure_not_a_digit_check, str(folder), latency_calls)
     results["explanations"] = _in_child(measure_explanations, str(folder), list(results["models"]), data, 20)
     results["layer_views"] = _in_child(measure_layer_views, str(folder), base_models, latency_calls)
+    results["smallest_flips"] = _in_child(measure_smallest_flips, str(folder), list(manifest.models), flip_drawings)
+    if robustness:
+        results["robustness"] = _in_child(time_robustness, str(folder), data)
     for name in results["models"]:
         for export_format in EXPORT_FORMATS:
             exported = folder / f"{name}.{export_format}"
@@ -360,6 +399,19 @@ def benchmark_table(results: dict[str, Any]) -> str:
         footer += (
             f"\nInside-the-models views ({', '.join(name.upper() for name in views['views'])}) of one drawing: "
             f"p50 {views['all_views']['p50_ms']:.1f} ms, p95 {views['all_views']['p95_ms']:.1f} ms."
+        )
+    if "smallest_flips" in results:
+        flips = results["smallest_flips"]
+        footer += (
+            f"\nHow small a change flips it (every model, one drawing, {flips['drawings']} drawings): "
+            f"p50 {flips['all_models']['p50_ms'] / 1000:.1f} s, p95 {flips['all_models']['p95_ms'] / 1000:.1f} s."
+        )
+    if "robustness" in results:
+        measured = results["robustness"]
+        footer += (
+            f"\n`python -m digitlab robustness` ({len(measured['models'])} models, {measured['corruptions']} "
+            f"corruptions of {measured['test_images']:,} test images, attacks on {measured['attack_images']:,}): "
+            f"{measured['seconds']:.0f} s."
         )
     if "cnn_vs_reference" in results:
         ratios = results["cnn_vs_reference"]

@@ -16,7 +16,7 @@ one CNN channel: the gradient of the channel's mean activation with respect
 to the pixels.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -95,20 +95,35 @@ class LayerViews:
     cnn: CNNView | None = None
     mlp: MLPView | None = None
     svm: SupportVectorView | None = None
+    # The given models that have no view, by name, each with the reason as a sentence.
+    unavailable: dict[str, str] = field(default_factory=dict)
 
 
 def layer_views(models: dict[str, DigitClassifier], image: np.ndarray) -> LayerViews:
-    """Each view that applies to the given models, for one 28x28 MNIST-format image."""
+    """Each view that applies to the given models, for one 28x28 MNIST-format image, and why the others have none."""
     image = single_image(image)
     views = {}
-    for model in models.values():
+    unavailable = {}
+    for name, model in models.items():
         if isinstance(model, CNNClassifier) and "cnn" not in views:
             views["cnn"] = cnn_view(model, image)
         elif isinstance(model, MLPClassifier) and "mlp" not in views:
             views["mlp"] = mlp_view(model, image)
         elif isinstance(model, SVMClassifier) and "svm" not in views:
             views["svm"] = support_vector_view(model, image)
-    return LayerViews(**views)
+        else:
+            unavailable[name] = no_view_reason(model)
+    return LayerViews(**views, unavailable=unavailable)
+
+
+def no_view_reason(model: DigitClassifier) -> str:
+    """Why a model has no inside view, as a sentence for the page."""
+    if model.members:
+        return (
+            f"{model.title} has no layers of its own: it combines the answers of the "
+            f"{', '.join(member.upper() for member in model.members)}, whose insides are shown here."
+        )
+    return f"digitlab has no view of the inside of the {model.title} family yet."
 
 
 def single_image(image: np.ndarray) -> np.ndarray:

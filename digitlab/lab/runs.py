@@ -571,6 +571,12 @@ class RunRegistry:
             )
         return bool(flagged)
 
+    def cancel_sweep(self, sweep_id: int) -> int:
+        """Cancel every run of a sweep that has not ended (see :meth:`request_cancel`); how many it newly cancels."""
+        self.get_sweep(sweep_id)
+        unfinished = [run for run in self.sweep_runs(sweep_id) if not run.finished and not run.cancel_requested]
+        return sum(self.request_cancel(run.id) for run in unfinished)
+
     @reports_sqlite_errors
     def mark_succeeded(self, run_id: int, outcome: dict[str, Any]) -> None:
         """Record a finished run: data used, metrics, timings and its artefact's path and checksum."""

@@ -124,6 +124,7 @@ class SweepPoint:
     status: str
     accuracy: float | None
     training_seconds: float | None
+    cancel_requested: bool = False
 
 
 @dataclass(frozen=True)
@@ -140,6 +141,11 @@ class SweepResult:
     @property
     def finished(self) -> int:
         return sum(point.status in FINISHED for point in self.points)
+
+    @property
+    def cancellable(self) -> int:
+        """How many of the runs have not ended and have not been asked to stop."""
+        return sum(point.status not in FINISHED and not point.cancel_requested for point in self.points)
 
     @property
     def succeeded(self) -> list[SweepPoint]:
@@ -178,6 +184,7 @@ def sweep_result(sweep: SweepRecord, runs: list[Run]) -> SweepResult:
                 status=run.status,
                 accuracy=float(test["accuracy"]) if run.status == "succeeded" and "accuracy" in test else None,
                 training_seconds=run.training_seconds,
+                cancel_requested=run.cancel_requested,
             )
         )
     return SweepResult(sweep, points)

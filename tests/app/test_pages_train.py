@@ -472,6 +472,14 @@ def test_a_sweep_started_on_the_page_queues_one_run_per_value_and_shows_them(dat
     ]
     assert figure["layout"]["title"]["text"] == "Sweep #1 · MLP · training images · 0 of 2 runs done"
 
+    button_labelled(app, "Cancel its 2 unfinished runs").click().run()
+
+    assert_no_exception(app)
+    with runs.RunRegistry(database) as registry:
+        assert [run.status for run in registry.sweep_runs(sweep.id)] == ["cancelled", "cancelled"]
+    assert not [button for button in app.button if button.label.startswith("Cancel its")]
+    assert not queued_bars(app)
+
 
 def test_an_svm_sweep_varies_c_and_gamma_and_a_third_setting_is_refused_with_a_sentence(database, monkeypatch):
     no_workers(monkeypatch)

@@ -164,3 +164,17 @@ def model_readings(page, count: int) -> dict[str, str]:
         title = metric.locator('[data-testid="stMetricLabel"]').inner_text().strip()
         readings[title] = metric.locator('[data-testid="stMetricValue"]').inner_text().strip()
     return readings
+
+
+def heatmap_cell_centre(page, title: str, row: int, column: int) -> tuple[float, float]:
+    """Where on the screen the heat map whose title holds ``title`` draws one cell, scrolled into view."""
+    return page.evaluate(
+        """([title, row, column]) => {
+            const plot = Array.from(document.querySelectorAll(".js-plotly-plot")).find(element =>
+                element._fullLayout.title.text.includes(title) && element._fullData.some(t => t.type === "heatmap"));
+            plot.scrollIntoView({block: "center"});
+            const box = plot.getBoundingClientRect(), x = plot._fullLayout.xaxis, y = plot._fullLayout.yaxis;
+            return [box.left + x._offset + x.l2p(column), box.top + y._offset + y.l2p(row)];
+        }""",
+        [title, row, column],
+    )

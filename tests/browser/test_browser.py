@@ -24,6 +24,7 @@ from tests.browser.dashboard import (
     PHONE,
     PREDICTION_TIMEOUT_MS,
     draw,
+    heatmap_cell_centre,
     horizontal_overflow,
     model_readings,
     open_page,
@@ -138,20 +139,6 @@ def test_page_renders_without_exception(browser, server_url, page_name, viewport
     assert overflow <= 1, f"{page_name} is {overflow} px wider than a {viewport['width']} px screen"
 
 
-def cell_centre(page, title: str, true_digit: int, predicted_digit: int) -> tuple[float, float]:
-    """Where on the screen the confusion heatmap titled ``title`` draws one cell."""
-    return page.evaluate(
-        """([title, row, column]) => {
-            const plot = Array.from(document.querySelectorAll(".js-plotly-plot")).find(element =>
-                element._fullLayout.title.text.includes(title) && element._fullData.some(t => t.type === "heatmap"));
-            plot.scrollIntoView({block: "center"});
-            const box = plot.getBoundingClientRect(), x = plot._fullLayout.xaxis, y = plot._fullLayout.yaxis;
-            return [box.left + x._offset + x.l2p(column), box.top + y._offset + y.l2p(row)];
-        }""",
-        [title, true_digit, predicted_digit],
-    )
-
-
 def test_a_clicked_confusion_cell_lists_its_images_and_opens_the_explorer(browser, server_url):
     manifest = trained_manifest_or_skip()
     entry = list(manifest.models.values())[-1]
@@ -160,7 +147,7 @@ def test_a_clicked_confusion_cell_lists_its_images_and_opens_the_explorer(browse
     count = int(matrix[true_digit, predicted_digit])
     page = open_page(browser, f"{server_url}/compare", PAGES["compare"][1], DESKTOP)
 
-    page.mouse.click(*cell_centre(page, entry.title, true_digit, predicted_digit))
+    page.mouse.click(*heatmap_cell_centre(page, entry.title, true_digit, predicted_digit))
     wait_until_idle(page)
 
     listed = f"{count:,} test images of a {true_digit} that {entry.title} reads as {predicted_digit}"

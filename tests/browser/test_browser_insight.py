@@ -165,3 +165,39 @@ def test_a_drawn_digit_can_be_followed_inside_each_model(browser, server_url, vi
     name = "desktop" if viewport is DESKTOP else "phone"
     screenshot_whole_page(page, ARTIFACTS / f"insight-draw-inside-{name}.png", viewport)
     page.close()
+
+
+def test_the_compare_page_draws_robustness_and_the_draw_page_finds_each_models_smallest_flip(
+    browser, server_url, titles
+):
+    from digitlab.insight.robustness import load_robustness
+
+    try:
+        load_robustness()
+    except DigitlabError as error:
+        pytest.skip(f"No robustness figures for the models in use: {error}")
+    page = open_page(browser, f"{server_url}/compare", PAGES["compare"][1], DESKTOP)
+    page.get_by_role("heading", name="Robustness").scroll_into_view_if_needed()
+    page.wait_for_function(
+        """() => Array.from(document.querySelectorAll(".js-plotly-plot")).some(plot =>
+            plot._fullData && plot._fullData.some(trace => trace.type === "heatmap" && trace.x[1] === "rotate"))""",
+        timeout=PAGE_TIMEOUT_MS,
+    )
+    assert page.locator(EXCEPTION).count() == 0
+    page.close()
+
+    page = open_page(browser, server_url, PAGES["draw"][1], DESKTOP)
+    canvas = page.locator("canvas.upper-canvas").first
+    canvas.wait_for(timeout=MODEL_LOAD_TIMEOUT_MS)
+    draw(page, canvas, [[(0.25, 0.2), (0.75, 0.2), (0.42, 0.85)]])
+    page.get_by_text("How small a change flips it").first.wait_for(timeout=PREDICTION_TIMEOUT_MS)
+    wait_until_idle(page)
+    page.get_by_text("How small a change flips it").first.click()
+    page.get_by_text(re.compile(r"eps \d\.\d{3}")).first.wait_for(timeout=PAGE_TIMEOUT_MS)
+    wait_until_idle(page)
+
+    found = page.locator(MARKDOWN, has_text=re.compile(r"turns \d into \d|no change up to eps")).count()
+    assert found == len(titles)
+    assert page.locator(EXCEPTION).count() == 0
+    screenshot_whole_page(page, ARTIFACTS / "insight-draw-smallest-flips.png", DESKTOP)
+    page.close()

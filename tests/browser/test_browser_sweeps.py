@@ -16,6 +16,7 @@ from tests.browser.dashboard import (
     PAGE_TIMEOUT_MS,
     PAGES,
     PHONE,
+    heatmap_cell_centre,
     horizontal_overflow,
     open_page,
     screenshot_whole_page,
@@ -42,20 +43,6 @@ def sweep_server(request, tmp_path_factory):
     return url, sweep_id, run_ids
 
 
-def cell_centre(page, title_start: str, column: int, row: int) -> tuple[float, float]:
-    """Where on the screen the heat map whose title holds ``title_start`` draws one cell."""
-    return page.evaluate(
-        """([start, column, row]) => {
-            const plot = Array.from(document.querySelectorAll(".js-plotly-plot")).find(element =>
-                element._fullLayout.title.text.includes(start) && element._fullData.some(t => t.type === "heatmap"));
-            plot.scrollIntoView({block: "center"});
-            const box = plot.getBoundingClientRect(), x = plot._fullLayout.xaxis, y = plot._fullLayout.yaxis;
-            return [box.left + x._offset + x.l2p(column), box.top + y._offset + y.l2p(row)];
-        }""",
-        [title_start, column, row],
-    )
-
-
 def test_a_clicked_sweep_cell_opens_its_run_on_the_compare_page(browser, sweep_server):
     trained_manifest_or_skip()
     url, sweep_id, run_ids = sweep_server
@@ -70,7 +57,7 @@ def test_a_clicked_sweep_cell_opens_its_run_on_the_compare_page(browser, sweep_s
         timeout=PAGE_TIMEOUT_MS,
     )
     # Column C = 1, row gamma = 0.02: the second run of the sweep, 93 %.
-    page.mouse.click(*cell_centre(page, f"Sweep #{sweep_id}", 0, 1))
+    page.mouse.click(*heatmap_cell_centre(page, f"Sweep #{sweep_id}", 1, 0))
     wait_until_idle(page)
 
     page.locator(f"{MAIN} p", has_text="Test accuracy 93.00%").wait_for(timeout=PAGE_TIMEOUT_MS)

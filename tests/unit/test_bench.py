@@ -3,8 +3,9 @@ import json
 import numpy as np
 import pytest
 
-from digitlab.checks.bench import benchmark_table, run_benchmark
+from digitlab.checks.bench import benchmark_table, run_benchmark, time_robustness
 from digitlab.export import export_model
+from digitlab.insight.corruptions import CORRUPTIONS
 from digitlab.models.ensemble import simplex_grid
 from digitlab.models.exported import ONNXClassifier, TFLiteClassifier
 from digitlab.models.registry import REGISTRY
@@ -70,6 +71,7 @@ def benchmark(tiny_models_dir, mnist_dir, tmp_path_factory):
         reference_epochs=1,
         train_size=600,
         latency_calls=5,
+        flip_drawings=2,
         output=output,
     )
     return results, output
@@ -92,6 +94,12 @@ def test_benchmark_writes_well_formed_json(benchmark):
     assert written["layer_views"]["views"] == ["cnn", "mlp", "svm"]
     assert 0 < written["layer_views"]["all_views"]["p50_ms"] <= written["layer_views"]["all_views"]["p95_ms"]
     assert "Inside-the-models views (CNN, MLP, SVM) of one drawing: p50" in benchmark_table(written)
+    flips = written["smallest_flips"]
+    assert flips["models"] == list(REGISTRY) and flips["drawings"] == 2
+    assert 0 < flips["all_models"]["p50_ms"] <= flips["all_models"]["p95_ms"]
+    assert "How small a change flips it (every model, one drawing, 2 drawings): p50" in benchmark_table(written)
+    # The whole robustness measurement is timed only when asked for: it takes minutes.
+    assert "robustness" not in written
     assert "tflite" in written["models"]["mlp"] and "onnx" in written["models"]["mlp"]
     exported = written["models"]["mlp"]["onnx"]
     assert 0 <= exported["accuracy"] <= 1 and exported["size_bytes"] > 0
@@ -222,3 +230,13 @@ def test_reuse_refuses_what_it_cannot_reuse(tiny_models_dir, mnist_dir, name, se
     options = {"epochs": 2, "train_size": 800, **settings}
     with pytest.raises(ModelUnavailableError, match=message):
         train_and_record(name, models_dir=tiny_models_dir, data_dir=mnist_dir, reuse=True, **options)
+
+
+def test_the_robustness_measurement_is_timed_without_writing_its_file(tiny_models_dir, mnist_dir):
+    before = sorted(path.name for path in tiny_models_dir.iterdir())
+    timed = time_robustness(str(tiny_models_dir), mnist_dir, test_size=50)
+    assert timed["seconds"] > 0 and timed["models"] == list(REGISTRY)
+    assert timed["corruptions"] == len(CORRUPTIONS) and timed["test_images"] == 50 and timed["attack_images"] == 50
+    assert sorted(path.name for path in tiny_models_dir.iterdir()) == before
+    table = benchmark_table({"models": {}, "canvas_pipeline": {"p50_ms": 1.0, "p95_ms": 2.0}, "robustness": timed})
+    assert f"`python -m digitlab robustness` (4 models, {len(CORRUPTIONS)} corruptions of 50 test images" in table

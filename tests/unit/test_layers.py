@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from digitlab.insight import layers
+from digitlab.models.base import DigitClassifier
 from digitlab.persistence import load_model
 
 
@@ -106,6 +107,20 @@ def test_a_channels_drivers_are_the_gradient_of_its_mean_activation(models, imag
 def test_only_the_views_of_the_given_models_are_made(models, image):
     views = layers.layer_views({"svm": models["svm"]}, image[None])
 
-    assert views.cnn is None and views.mlp is None and views.svm is not None
+    assert views.cnn is None and views.mlp is None and views.svm is not None and views.unavailable == {}
     with pytest.raises(ValueError, match="one 28x28 image"):
         layers.layer_views(models, np.zeros((2, 28, 28)))
+
+
+def test_a_model_without_a_view_is_named_with_the_reason(models, tiny_models_dir, image):
+    # A family the views do not know: only its name and title matter here, so its methods are never called.
+    forest = type("Forest", (), {"name": "forest", "title": "Random forest", "members": DigitClassifier.members})()
+    everything = {**models, "ensemble": load_model("ensemble", tiny_models_dir), "forest": forest}
+    views = layers.layer_views(everything, image)
+
+    assert views.cnn is not None and views.mlp is not None and views.svm is not None
+    assert views.unavailable == {
+        "ensemble": "Ensemble (weighted soft vote) has no layers of its own: it combines the answers of the SVM, "
+        "MLP, CNN, whose insides are shown here.",
+        "forest": "digitlab has no view of the inside of the Random forest family yet.",
+    }

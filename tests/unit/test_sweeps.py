@@ -198,9 +198,40 @@ def test_the_command_line_queues_a_sweep_and_reports_it_as_a_grid(tmp_path, monk
     assert main(["runs", "sweeps", "7"]) == 2
     assert "no sweep #7" in capsys.readouterr().err
     assert main(["runs", "sweep", "--model", "mlp", "--C", "1", "10"]) == 2
-    assert "A MLP run has no C" in capsys.readouterr().err
+    assert "An MLP run has no C" in capsys.readouterr().err
     assert main(["runs", "sweep", "--model", "svm", "--epochs", "5", "--C", "1", "10"]) == 2
-    assert "A SVM run has no epochs" in capsys.readouterr().err
+    assert "An SVM run has no epochs" in capsys.readouterr().err
+
+
+def test_cancelling_a_sweep_ends_its_runs_in_line_and_asks_its_training_run_to_stop(tmp_path, monkeypatch, capsys):
+    from digitlab.cli import main
+
+    database = tmp_path / "lab.sqlite3"
+    monkeypatch.setenv(settings.DATABASE_VARIABLE, str(database))
+    with runs.RunRegistry(database) as registry:
+        other = registry.enqueue_run(runs.TrainingRequest("mlp", train_size=500))
+        request = svm_grid()
+        sweep_id = registry.enqueue_sweep("svm", request.ordered_axes(), request.requests())
+        assert registry.request_cancel(other)
+        done, training, *waiting = registry.sweep_runs(sweep_id)
+        finish(registry, done.id, 0.9)
+        assert registry.claim_next_run(1) == training.id
+        registry.mark_running(training.id, os.getpid(), Path("unused"))
+
+    assert main(["runs", "cancel", "--sweep", str(sweep_id)]) == 0
+    assert f"Sweep #{sweep_id}: {1 + len(waiting)} unfinished runs were cancelled" in capsys.readouterr().out
+    with runs.RunRegistry(database) as registry:
+        assert registry.get_run(done.id).status == "succeeded"
+        assert registry.get_run(training.id).status == "running" and registry.get_run(training.id).cancel_requested
+        assert all(registry.get_run(run.id).status == "cancelled" for run in waiting)
+        assert registry.waiting_runs() == []
+    # Asked again, nothing is left to cancel: the training run was already asked to stop.
+    assert main(["runs", "cancel", "--sweep", str(sweep_id)]) == 1
+    assert "nothing to cancel" in capsys.readouterr().err
+    assert main(["runs", "cancel", "--sweep", "99"]) == 2
+    assert "no sweep #99" in capsys.readouterr().err
+    assert main(["runs", "cancel"]) == 2
+    assert "Name a run to cancel, or a sweep with --sweep" in capsys.readouterr().err
 
 
 def test_a_sweep_from_the_command_line_trains_every_run_through_the_line(tmp_path, monkeypatch, mnist_dir, capsys):
