@@ -398,11 +398,12 @@ def command_runs_sweep(arguments) -> int:
     given = {name: values for name, values in given.items() if values is not None}
     unused = [name for name in given if name not in sweeps.sweepable_settings(family)]
     if unused:
+        # Said letter by letter: "an SVM", "an MLP", "a CNN".
+        article = "An" if family[0] in "aefhilmnorsx" else "A"
+        options = [f"--{name.replace('_', '-')}" for name in sweeps.sweepable_settings(family)]
         raise runs.InvalidRequestError(
-            # Said letter by letter: "an SVM", "an MLP", "a CNN".
-            f"{'An' if family[0] in 'aefhilmnorsx' else 'A'} {family.upper()} run has no {' or '.join(unused)}; its "
-            "settings are "
-            f"{', '.join(sweeps.sweepable_settings(family))}."
+            f"{article} {family.upper()} run has no {' or '.join(f'--{name}' for name in unused)}; its settings to "
+            f"sweep are {', '.join(options)}."
         )
     starting = runs.recipe_defaults(family, arguments.recipe) if family in runs.KERAS_FAMILIES else {}
     # A setting given one value is the same in every run; one given several is an axis of the sweep.
@@ -429,7 +430,7 @@ def command_runs_sweep(arguments) -> int:
     except KeyboardInterrupt:
         print(
             f"Stopped watching; the runs carry on in the background ('python -m digitlab runs sweeps {sweep_id}' "
-            "shows them, 'runs cancel RUN' stops one).",
+            f"shows them; 'runs cancel --sweep {sweep_id}' cancels the rest).",
             file=sys.stderr,
         )
         return 130
@@ -535,7 +536,8 @@ def command_runs_cancel(arguments) -> int:
     from digitlab.lab import runs
 
     if (arguments.run_id is None) == (arguments.sweep is None):
-        print("Name a run to cancel, or a sweep with --sweep, not both.", file=sys.stderr)
+        given = "both" if arguments.sweep is not None else "neither"
+        print(f"Name one run to cancel, or one sweep with --sweep; you gave {given}.", file=sys.stderr)
         return 2
     if arguments.sweep is not None:
         return cancel_sweep(arguments.sweep)
@@ -548,7 +550,7 @@ def command_runs_cancel(arguments) -> int:
     if waiting:
         print(f"Run #{arguments.run_id} was cancelled while it waited in line; it never started.")
     else:
-        print(f"Run #{arguments.run_id} was asked to stop; its worker stops after the current step.")
+        print(f"Run #{arguments.run_id} was asked to stop; its worker stops within a second or so.")
     return 0
 
 
@@ -562,7 +564,7 @@ def cancel_sweep(sweep_id: int) -> int:
         return 1
     print(
         f"Sweep #{sweep_id}: {cancelled} unfinished {'run was' if cancelled == 1 else 'runs were'} cancelled "
-        "(those in line never start; a training one stops after its current step)."
+        "(those in line never start; a training one stops within a second or so)."
     )
     return 0
 
@@ -713,7 +715,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument(
         "--robustness",
         action="store_true",
-        help="also time the whole measurement of 'python -m digitlab robustness' (about 8 minutes; writes no "
+        help="also time the whole measurement of 'python -m digitlab robustness' (about 7 minutes; writes no "
         "robustness.json)",
     )
     bench.add_argument("--output", help="where to write the JSON (default: benchmark.json in the models folder)")

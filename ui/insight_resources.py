@@ -18,11 +18,6 @@ from digitlab.persistence import MANIFEST_NAME
 from ui import resources
 
 
-def _modified(name: str) -> float:
-    path = resources.models_folder() / name
-    return path.stat().st_mtime if path.exists() else 0.0
-
-
 @st.cache_data(show_spinner=False, max_entries=2)
 def _insight(folder: str, insight_modified: float, manifest_modified: float) -> Insight:
     return load_insight(folder)
@@ -31,7 +26,11 @@ def _insight(folder: str, insight_modified: float, manifest_modified: float) -> 
 def insight_or_reason() -> tuple[Insight | None, str | None]:
     """The stored insight artefact, or None and the sentence that says why it cannot be used."""
     try:
-        return _insight(str(resources.models_folder()), _modified(INSIGHT_NAME), _modified(MANIFEST_NAME)), None
+        folder = resources.models_folder()
+        insight = _insight(
+            str(folder), resources.modified_time(folder / INSIGHT_NAME), resources.modified_time(folder / MANIFEST_NAME)
+        )
+        return insight, None
     except DigitlabError as error:
         return None, str(error)
 

@@ -34,7 +34,7 @@ def _benchmark(path: str, modified: float) -> dict[str, Any]:
 def benchmark() -> dict[str, Any]:
     """The models folder's ``benchmark.json``; empty when no benchmark has been run."""
     path = models_folder() / BENCHMARK_NAME
-    return _benchmark(str(path), _modified(path))
+    return _benchmark(str(path), modified_time(path))
 
 
 def models_folder() -> Path:
@@ -42,7 +42,8 @@ def models_folder() -> Path:
     return serving_models_dir()
 
 
-def _modified(path: Path) -> float:
+def modified_time(path: Path) -> float:
+    """A file's modification time (0 when it is missing): part of a cache key, so that a changed file is read again."""
     return path.stat().st_mtime if path.exists() else 0.0
 
 
@@ -59,7 +60,7 @@ def model_titles(manifest: Manifest) -> dict[str, str]:
 def manifest() -> Manifest:
     """The models folder's manifest; an empty one when no models have been trained."""
     folder = models_folder()
-    return _manifest(str(folder), _modified(folder / MANIFEST_NAME))
+    return _manifest(str(folder), modified_time(folder / MANIFEST_NAME))
 
 
 @st.cache_data(show_spinner="Reading the stored test-set probabilities...", max_entries=2)
@@ -70,7 +71,7 @@ def _test_probabilities(folder: str, modified: float) -> dict[str, np.ndarray]:
 def test_probabilities() -> dict[str, np.ndarray]:
     """Each model's stored probabilities for the 10,000 MNIST test images."""
     folder = models_folder()
-    return _test_probabilities(str(folder), _modified(folder / PROBABILITIES_NAME))
+    return _test_probabilities(str(folder), modified_time(folder / PROBABILITIES_NAME))
 
 
 @st.cache_data(show_spinner="Reading MNIST...", max_entries=2)
@@ -143,7 +144,7 @@ def screen() -> tuple[ScreenedDetector | None, str | None]:
         record = (
             folder / RECORD_NAME if (folder / RECORD_NAME).exists() else settings.shipped_models_dir() / RECORD_NAME
         )
-        detector = _screen(str(folder), _modified(record))
+        detector = _screen(str(folder), modified_time(record))
     except DigitlabError as error:
         return None, str(error)
     if detector is None:

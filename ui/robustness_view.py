@@ -12,21 +12,29 @@ from digitlab.errors import DigitlabError
 from digitlab.insight.attacks import smallest_flips
 from digitlab.insight.corruptions import SEVERITIES
 from digitlab.insight.robustness import ATTACK_EPSILONS, ROBUSTNESS_NAME, Robustness, load_robustness
+from digitlab.models.neural import KerasClassifier
+from digitlab.persistence import MANIFEST_NAME
 from ui import resources
 from ui.charts import LEGEND_BELOW
 from ui.images import enlarge
 
+FLIPS_KEY = "smallest-flips"
+
 
 @st.cache_data(show_spinner=False, max_entries=2)
-def _robustness(folder: str, modified: float) -> Robustness:
+def _robustness(folder: str, robustness_modified: float, manifest_modified: float) -> Robustness:
     return load_robustness(folder)
 
 
 def show_robustness(chosen: list[str], titles: dict[str, str], colours: dict[str, str]) -> None:
     folder = resources.models_folder()
-    path = folder / ROBUSTNESS_NAME
     try:
-        robustness = _robustness(str(folder), path.stat().st_mtime if path.exists() else 0.0)
+        # Keyed on the manifest too: models retrained in place must be checked against the file again.
+        robustness = _robustness(
+            str(folder),
+            resources.modified_time(folder / ROBUSTNESS_NAME),
+            resources.modified_time(folder / MANIFEST_NAME),
+        )
     except DigitlabError as error:
         st.info(str(error), icon=":material/shield:")
         return
@@ -88,9 +96,16 @@ def corruption_heatmap(robustness: Robustness, shown: list[str], titles: dict[st
             texttemplate="%{text}",
             customdata=hover,
             colorscale="Viridis",
+            # The colours spread over 50-100 %, where most cells lie; anything lower takes the darkest colour, which
+            # the colour bar says, and each cell's own figure is written on it.
             zmin=0.5,
             zmax=1.0,
-            colorbar={"title": "accuracy", "tickformat": ".0%", "thickness": 12},
+            colorbar={
+                "title": "accuracy",
+                "tickvals": [0.5, 0.75, 1.0],
+                "ticktext": ["50 % or less", "75 %", "100 %"],
+                "thickness": 12,
+            },
             hovertemplate="%{y}, %{x}: %{z:.2%}<br>%{customdata}<extra></extra>",
         )
     )
@@ -106,7 +121,7 @@ def attack_chart(robustness: Robustness, shown: list[str], titles: dict[str, str
         attacked = robustness.attacks[name]
         values = [robustness.clean[name], *(attacked.get(f"{eps:g}") for eps in ATTACK_EPSILONS)]
         # Dotted: attacked by transfer, a weaker test than the direct attack the solid lines met.
-        dash = "solid" if "own gradient" in robustness.attack_methods[name] else "dot"
+        dash = "solid" if robustness.attacked_directly(name) else "dot"
         figure.add_scatter(
             x=epsilons,
             y=values,
@@ -124,12 +139,15 @@ def attack_chart(robustness: Robustness, shown: list[str], titles: dict[str, str
     return figure
 
 
-FLIPS_KEY = "smallest-flips"
-
-
 def show_smallest_flips(image: np.ndarray, models: dict[str, Any], titles: dict[str, str], key: str) -> None:
     """For each model, the smallest change found that flips its answer, beside the drawing, with the new answer."""
-    digest = hashlib.sha256(np.ascontiguousarray(image).tobytes()).hexdigest()
+    if not any(isinstance(model, KerasClassifier) for model in models.values()):
+        st.info("The search follows a network's gradient, and neither the MLP nor the CNN is loaded.")
+        return
+    # The drawing and the loaded models (a promotion loads new ones) together say whether the last search holds.
+    digest = hashlib.sha256(np.ascontiguousarray(image).tobytes()).hexdigest() + repr(
+        sorted((name, id(model)) for name, model in models.items())
+    )
     kept = st.session_state.setdefault(FLIPS_KEY, {})
     if kept.get(key, (None,))[0] != digest:
         with st.spinner("Searching for the smallest change that flips each model (a few seconds)..."):

@@ -91,13 +91,14 @@ def cancel_button(result: sweeps.SweepResult) -> None:
             icon=":material/cancel:",
             on_click=_cancel_sweep,
             args=(result.sweep.id,),
-            help="Runs still in line never start; a training one stops after its current step. Finished runs stay.",
+            help="Runs still in line never start, a training one stops within a second or so, and finished runs stay.",
         )
 
 
 def _cancel_sweep(sweep_id: int) -> None:
     with open_registry() as registry:
-        registry.cancel_sweep(sweep_id)
+        cancelled = registry.cancel_sweep(sweep_id)
+    st.toast(f"Sweep #{sweep_id}: {cancelled} unfinished {'run' if cancelled == 1 else 'runs'} cancelled.")
 
 
 def show_sweep_explorer() -> None:

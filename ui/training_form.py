@@ -62,5 +62,9 @@ def settings_inputs(family: str, recipe: str, swept: list[str]) -> tuple[dict[st
 def sweep_size(chosen: dict[str, Any], swept: list[str]) -> str:
     """How many runs the sweep as chosen would queue."""
     count = math.prod(len(chosen[name]) for name in swept)
-    limit = f" (at most {sweeps.MAX_SWEEP_RUNS})" if count > sweeps.MAX_SWEEP_RUNS else ""
-    return f"This sweep queues {count} run{'s' if count != 1 else ''}{limit}, one per combination of the values."
+    if count > sweeps.MAX_SWEEP_RUNS:
+        return (
+            f"These values make {count} runs, more than the {sweeps.MAX_SWEEP_RUNS} a sweep may have: choose fewer "
+            "values."
+        )
+    return f"This sweep queues {count} run{'s' if count != 1 else ''}, one per combination of the values."

@@ -105,7 +105,7 @@ def capacity_text(limit: int, ray_address: str | None) -> str:
     if ray_address:
         return (
             f"Runs train on the Ray cluster at `{ray_address}` (`{settings.RAY_ADDRESS_VARIABLE}`), which starts "
-            f"each when it has the CPUs free; this server follows at most {limit} at once, later ones wait in line."
+            f"each when it has the CPUs free; this server follows at most {limit} at once, and later ones wait in line."
         )
     at_once = "1 run trains" if limit == 1 else f"{limit} runs train"
     return (

@@ -251,7 +251,7 @@ def run_benchmark(
     ``time_to_accuracy`` also trains the quick recipes and Keras' examples, one after the other, and records
     their test-accuracy curves (``digitlab.checks.time_to_accuracy``); ``load`` times readings by 30 simulated
     users while two runs train (``digitlab.checks.load``); ``robustness`` times the whole measurement of
-    ``python -m digitlab robustness`` (about 8 minutes) without writing its file.
+    ``python -m digitlab robustness`` (about 7 minutes) without writing its file.
     """
     folder = persistence.resolve_models_dir(models_dir)
     data = str(data_dir) if data_dir is not None else None
@@ -403,7 +403,7 @@ def benchmark_table(results: dict[str, Any]) -> str:
     if "smallest_flips" in results:
         flips = results["smallest_flips"]
         footer += (
-            f"\nHow small a change flips it (every model, one drawing, {flips['drawings']} drawings): "
+            f"\nHow small a change flips it (every model's search on one drawing, over {flips['drawings']} drawings): "
             f"p50 {flips['all_models']['p50_ms'] / 1000:.1f} s, p95 {flips['all_models']['p95_ms'] / 1000:.1f} s."
         )
     if "robustness" in results:

@@ -14,32 +14,43 @@ import numpy as np
 from scipy import ndimage
 
 SIDE = 28
+# The fixed severities, each defined once: the corruptions use them and their descriptions quote them.
+ROTATION_DEGREES = 30.0
+SHEAR = 0.4
+SCALE = 0.6
+SHIFT_PIXELS = 5.0
+PHOTONS = 40.0
+IMPULSE_SHARE = 0.06
+BLUR_PIXELS = 1.3
+THIN_PEN_WINDOW = 2
+THICK_PEN_WINDOW = 3
+FOG_BRIGHTNESS = 0.5
 # Each corruption's severity, in words for the dashboard and the README.
 SEVERITIES = {
-    "rotate": "rotated by 30 degrees, either way",
-    "shear": "slanted by a shear of 0.4, either way",
-    "scale": "shrunk to 60 % of its size, centred",
-    "translate": "moved 5 pixels in a random direction",
-    "shot noise": "Poisson noise as if 40 photons made the brightest pixel",
-    "impulse noise": "6 % of the pixels set to black or white",
-    "blur": "Gaussian blur of 1.3 pixels",
-    "thin pen": "strokes eroded by a 2x2 window",
-    "thick pen": "strokes dilated by a 3x3 window",
+    "rotate": f"rotated by {ROTATION_DEGREES:g} degrees, either way",
+    "shear": f"slanted by a shear of {SHEAR:g}, either way",
+    "scale": f"shrunk to {SCALE * 100:g} % of its size, centred",
+    "translate": f"moved {SHIFT_PIXELS:g} pixels in a random direction",
+    "shot noise": f"Poisson noise as if {PHOTONS:g} photons made the brightest pixel",
+    "impulse noise": f"{IMPULSE_SHARE * 100:g} % of the pixels set to black or white",
+    "blur": f"Gaussian blur of {BLUR_PIXELS:g} pixels",
+    "thin pen": f"strokes eroded by a {THIN_PEN_WINDOW}x{THIN_PEN_WINDOW} window",
+    "thick pen": f"strokes dilated by a {THICK_PEN_WINDOW}x{THICK_PEN_WINDOW} window",
     "dotted line": "a dotted line across the digit",
     "zigzag": "a zigzag line across the digit",
-    "fog": "smooth fog at up to half the ink's brightness",
+    "fog": f"smooth fog at up to {FOG_BRIGHTNESS * 100:g} % of the ink's brightness",
 }
 
 
 def _rotate(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    angles = rng.choice([-30.0, 30.0], size=len(images))
+    angles = rng.choice([-ROTATION_DEGREES, ROTATION_DEGREES], size=len(images))
     return np.stack(
         [ndimage.rotate(image, angle, reshape=False, order=1) for image, angle in zip(images, angles, strict=True)]
     )
 
 
 def _shear(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    shears = rng.choice([-0.4, 0.4], size=len(images))
+    shears = rng.choice([-SHEAR, SHEAR], size=len(images))
     centre = (SIDE - 1) / 2
     out = []
     for image, shear in zip(images, shears, strict=True):
@@ -50,41 +61,39 @@ def _shear(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 def _scale(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    factor = 0.6
     centre = (SIDE - 1) / 2
-    matrix = np.eye(2) / factor
+    matrix = np.eye(2) / SCALE
     offset = np.array([centre, centre]) - matrix @ np.array([centre, centre])
     return np.stack([ndimage.affine_transform(image, matrix, offset=offset, order=1) for image in images])
 
 
 def _translate(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     angles = rng.uniform(0, 2 * np.pi, size=len(images))
-    shifts = np.stack([5 * np.sin(angles), 5 * np.cos(angles)], axis=1)
+    shifts = np.stack([SHIFT_PIXELS * np.sin(angles), SHIFT_PIXELS * np.cos(angles)], axis=1)
     return np.stack([ndimage.shift(image, shift, order=1) for image, shift in zip(images, shifts, strict=True)])
 
 
 def _shot_noise(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    photons = 40.0
-    return rng.poisson(images / 255.0 * photons) / photons * 255.0
+    return rng.poisson(images / 255.0 * PHOTONS) / PHOTONS * 255.0
 
 
 def _impulse_noise(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     noisy = images.astype(np.float64)
-    hit = rng.random(images.shape) < 0.06
+    hit = rng.random(images.shape) < IMPULSE_SHARE
     noisy[hit] = rng.choice([0.0, 255.0], size=int(hit.sum()))
     return noisy
 
 
 def _blur(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    return ndimage.gaussian_filter(images.astype(np.float64), sigma=(0, 1.3, 1.3))
+    return ndimage.gaussian_filter(images.astype(np.float64), sigma=(0, BLUR_PIXELS, BLUR_PIXELS))
 
 
 def _thin_pen(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    return ndimage.grey_erosion(images, size=(1, 2, 2))
+    return ndimage.grey_erosion(images, size=(1, THIN_PEN_WINDOW, THIN_PEN_WINDOW))
 
 
 def _thick_pen(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    return ndimage.grey_dilation(images, size=(1, 3, 3))
+    return ndimage.grey_dilation(images, size=(1, THICK_PEN_WINDOW, THICK_PEN_WINDOW))
 
 
 def _line_points(rng: np.random.Generator, count: int) -> tuple[np.ndarray, np.ndarray]:
@@ -123,7 +132,7 @@ def _fog(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     field = ndimage.gaussian_filter(rng.random(images.shape), sigma=(0, 4, 4))
     low = field.min(axis=(1, 2), keepdims=True)
     high = field.max(axis=(1, 2), keepdims=True)
-    fog = (field - low) / np.maximum(high - low, 1e-9) * 0.5 * 255.0
+    fog = (field - low) / np.maximum(high - low, 1e-9) * FOG_BRIGHTNESS * 255.0
     return images + fog
 
 

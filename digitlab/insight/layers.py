@@ -29,9 +29,6 @@ from digitlab.models.svm import SVMClassifier
 SHOWN_CHANNELS = 16
 SHOWN_UNITS = 12
 SHOWN_SUPPORT_VECTORS = 12
-# The CNN's convolution blocks end at these layers (after their second convolution's ReLU).
-CNN_BLOCK_OUTPUTS = ("block1_relu2", "block2_relu2")
-CNN_DENSE_OUTPUT = "dense_relu"
 MLP_HIDDEN_OUTPUT = "hidden1_relu"
 MLP_HIDDEN_DENSE = "hidden1"
 MLP_HIDDEN_NORM = "hidden1_norm"
@@ -42,6 +39,7 @@ class FeatureMaps:
     """One convolution block's output for the drawing: its strongest channels' maps, strongest first."""
 
     layer: str
+    number: int  # the block's place in the network, from 1
     channels: np.ndarray  # (k,) channel numbers in the layer
     strength: np.ndarray  # (k,) each channel's mean activation
     maps: np.ndarray  # (k, height, width) activations
@@ -51,7 +49,8 @@ class FeatureMaps:
 @dataclass(frozen=True)
 class CNNView:
     blocks: list[FeatureMaps]
-    dense: np.ndarray  # (units,) the dense layer's activations after its ReLU
+    # (units,) the hidden dense layer's activations after its ReLU; None for a network without one (the quick CNN).
+    dense: np.ndarray | None
     probabilities: np.ndarray  # (10,)
 
 
@@ -106,7 +105,10 @@ def layer_views(models: dict[str, DigitClassifier], image: np.ndarray) -> LayerV
     unavailable = {}
     for name, model in models.items():
         if isinstance(model, CNNClassifier) and "cnn" not in views:
-            views["cnn"] = cnn_view(model, image)
+            try:
+                views["cnn"] = cnn_view(model, image)
+            except ValueError as error:
+                unavailable[name] = str(error)
         elif isinstance(model, MLPClassifier) and "mlp" not in views:
             views["mlp"] = mlp_view(model, image)
         elif isinstance(model, SVMClassifier) and "svm" not in views:
@@ -119,10 +121,9 @@ def layer_views(models: dict[str, DigitClassifier], image: np.ndarray) -> LayerV
 def no_view_reason(model: DigitClassifier) -> str:
     """Why a model has no inside view, as a sentence for the page."""
     if model.members:
-        return (
-            f"{model.title} has no layers of its own: it combines the answers of the "
-            f"{', '.join(member.upper() for member in model.members)}, whose insides are shown here."
-        )
+        *others, last = [member.upper() for member in model.members]
+        members = f"{', '.join(others)} and {last}" if others else last
+        return f"{model.title} has no layers of its own: it combines the answers of the {members}; look inside them."
     return f"digitlab has no view of the inside of the {model.title} family yet."
 
 
@@ -148,22 +149,59 @@ def layer_outputs(network, image: np.ndarray, names: tuple[str, ...]) -> dict[st
 
 def cnn_view(model: CNNClassifier, image: np.ndarray) -> CNNView:
     network = model.network_
-    names = (*CNN_BLOCK_OUTPUTS, CNN_DENSE_OUTPUT, network.layers[-1].name)
+    blocks = block_outputs(network)
+    if not blocks:
+        raise ValueError("The CNN has no convolution block that ends in pooling, which its view is made of.")
+    dense = hidden_dense_output(network)
+    names = (*blocks, *([dense] if dense else []), network.layers[-1].name)
     outputs = layer_outputs(network, image, names)
     return CNNView(
-        blocks=[strongest_channels(name, outputs[name]) for name in CNN_BLOCK_OUTPUTS],
-        dense=outputs[CNN_DENSE_OUTPUT].astype(np.float32),
+        blocks=[strongest_channels(name, outputs[name], number) for number, name in enumerate(blocks, start=1)],
+        dense=outputs[dense].astype(np.float32) if dense else None,
         probabilities=outputs[network.layers[-1].name].astype(np.float64),
     )
 
 
-def strongest_channels(layer: str, activations: np.ndarray, count: int = SHOWN_CHANNELS) -> FeatureMaps:
+def block_outputs(network) -> list[str]:
+    """The layers that end each convolution block, by the network's structure: those that feed a pooling layer.
+
+    Found rather than named, so that every CNN the lab trains (the shipped recipe's two double-convolution
+    blocks, the quick recipe's three single ones) has its view.
+    """
+    import keras
+
+    return [
+        before.name
+        for before, layer in zip(network.layers, network.layers[1:], strict=False)
+        if isinstance(layer, keras.layers.MaxPooling2D)
+    ]
+
+
+def hidden_dense_output(network) -> str | None:
+    """The last ReLU between flattening and the output layer, if any: the hidden dense layer's activations."""
+    import keras
+
+    flattened = next(
+        (index for index, layer in enumerate(network.layers) if isinstance(layer, keras.layers.Flatten)), 0
+    )
+    hidden = [
+        layer.name
+        for layer in network.layers[flattened + 1 : -1]
+        if isinstance(layer, keras.layers.ReLU) or getattr(layer, "activation", None) is keras.activations.relu
+    ]
+    return hidden[-1] if hidden else None
+
+
+def strongest_channels(
+    layer: str, activations: np.ndarray, number: int = 1, count: int = SHOWN_CHANNELS
+) -> FeatureMaps:
     """A ``(height, width, channels)`` output's ``count`` channels of highest mean activation, strongest first."""
     strength = activations.mean(axis=(0, 1))
     # A stable sort keeps channels of equal strength (all zero, say) in their own order.
     order = np.argsort(-strength, kind="stable")[:count]
     return FeatureMaps(
         layer=layer,
+        number=number,
         channels=order,
         strength=strength[order].astype(np.float32),
         maps=np.moveaxis(activations[..., order], -1, 0).astype(np.float32),

@@ -92,7 +92,14 @@ def requested_resources(ray, family: str) -> dict[str, int]:
         cpus = settings.ray_cpus_per_run()
     except ValueError as error:
         raise ClusterError(str(error)) from error
-    gpus = 1 if issubclass(REGISTRY[family], KerasClassifier) and ray.cluster_resources().get("GPU", 0) >= 1 else 0
+    available = ray.cluster_resources()
+    # Ray would keep such a task pending for ever, and the run would wait with it.
+    if cpus > available.get("CPU", 0):
+        raise ClusterError(
+            f"A run asks for {cpus} CPUs ({settings.RAY_CPUS_VARIABLE}), but the Ray cluster has "
+            f"{available.get('CPU', 0):g} in all; ask for fewer or add nodes."
+        )
+    gpus = 1 if issubclass(REGISTRY[family], KerasClassifier) and available.get("GPU", 0) >= 1 else 0
     return {"num_cpus": cpus, "num_gpus": gpus}
 
 
@@ -117,12 +124,13 @@ def _run_task(ray, family, options, seed, train_size, extra_training, progress) 
         raise ClusterError(f"Lost touch with the Ray cluster while the run trained: {error}") from error
     finally:
         # Whatever ended the relay (a cancellation, an interrupt, a lost cluster), nothing is left running there;
-        # a failure to clean up must not hide why the relay ended.
+        # a failure to clean up must not hide why the relay ended. The cancel watcher's interrupt can arrive here,
+        # after the relay already stopped on the same cancellation, so it must not cut the clean-up short either.
         if reference is not None and not finished:
-            with contextlib.suppress(Exception):
+            with contextlib.suppress(Exception, KeyboardInterrupt):
                 ray.cancel(reference, force=True)
         if updates is not None:
-            with contextlib.suppress(Exception):
+            with contextlib.suppress(Exception, KeyboardInterrupt):
                 ray.kill(updates.actor)
     return _result(ray, reference)
 
@@ -173,14 +181,22 @@ def _plain(value):
 
 
 def receive_files(family: str, files: dict[str, bytes], folder: Path) -> ModelEntry:
-    """Write the task's files into the run's folder and return the model's entry, its artefact's SHA-256 checked."""
-    folder.mkdir(parents=True, exist_ok=True)
-    for name, payload in files.items():
+    """Write the task's files into the run's folder and return the model's entry, its artefact's SHA-256 checked.
+
+    Files that fail the check are removed again, so that the run's folder never holds a model nobody may load.
+    """
+    for name in files:
         if Path(name).name != name or name in ("", ".", ".."):
             raise ClusterError(f"The Ray task sent back a file named {name!r}, which is not a plain file name.")
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, payload in files.items():
         write_atomically(folder / name, payload)
     try:
         entry, _ = verified_artifact(family, folder)
     except ModelUnavailableError as error:
-        raise ClusterError(f"The model the Ray cluster sent back is not registered: {error}") from error
+        for name in files:
+            (folder / name).unlink(missing_ok=True)
+        raise ClusterError(
+            f"The model the Ray cluster sent back failed its check, so it was not registered: {error}"
+        ) from error
     return entry

@@ -158,7 +158,8 @@ class TrainingRequest:
             raise InvalidRequestError(f"epochs must be at least 1, not {self.epochs}.")
         if self.recipe not in RECIPES:
             raise InvalidRequestError(f"Unknown training recipe {self.recipe!r}; choose one of {', '.join(RECIPES)}.")
-        if self.C <= 0 or self.gamma <= 0:
+        # "not C > 0" rather than "C <= 0": a NaN fails every comparison and must be refused too.
+        if not (self.C > 0 and self.gamma > 0):
             raise InvalidRequestError(f"C and gamma must be positive, not C={self.C} and gamma={self.gamma}.")
 
     def model_options(self) -> dict[str, Any]:
@@ -335,6 +336,10 @@ def _older_than_grace(moment_text: str | None, moment: datetime.datetime) -> boo
     return age.total_seconds() > UNSTARTED_GRACE_SECONDS
 
 
+def _sweep_from_row(row: sqlite3.Row) -> SweepRecord:
+    return SweepRecord(row["id"], row["family"], json.loads(row["axes"]), row["created_at"])
+
+
 def _run_from_row(row: sqlite3.Row) -> Run:
     values = dict(row)
     for column in ("parameters", "data", "metrics"):
@@ -455,14 +460,14 @@ class RunRegistry:
     def list_sweeps(self) -> list[SweepRecord]:
         """Every sweep, newest first."""
         rows = self._connection.execute("SELECT * FROM training_sweeps ORDER BY id DESC").fetchall()
-        return [SweepRecord(row["id"], row["family"], json.loads(row["axes"]), row["created_at"]) for row in rows]
+        return [_sweep_from_row(row) for row in rows]
 
     @reports_sqlite_errors
     def get_sweep(self, sweep_id: int) -> SweepRecord:
         row = self._connection.execute("SELECT * FROM training_sweeps WHERE id = ?", (sweep_id,)).fetchone()
         if row is None:
             raise RunNotFoundError(f"There is no sweep #{sweep_id}; 'python -m digitlab runs sweeps' lists them.")
-        return SweepRecord(row["id"], row["family"], json.loads(row["axes"]), row["created_at"])
+        return _sweep_from_row(row)
 
     @reports_sqlite_errors
     def sweep_runs(self, sweep_id: int) -> list[Run]:
@@ -571,11 +576,26 @@ class RunRegistry:
             )
         return bool(flagged)
 
+    @reports_sqlite_errors
     def cancel_sweep(self, sweep_id: int) -> int:
-        """Cancel every run of a sweep that has not ended (see :meth:`request_cancel`); how many it newly cancels."""
+        """Cancel every run of a sweep that has not ended; how many it newly cancels.
+
+        One transaction, as :meth:`request_cancel` for one run: the runs in line end ``cancelled`` at once, so a
+        worker that frees a slot meanwhile never starts one of them, and the training ones are asked to stop.
+        """
         self.get_sweep(sweep_id)
-        unfinished = [run for run in self.sweep_runs(sweep_id) if not run.finished and not run.cancel_requested]
-        return sum(self.request_cancel(run.id) for run in unfinished)
+        with transaction(self._connection) as connection:
+            taken_out = connection.execute(
+                "UPDATE training_runs SET status = 'cancelled', cancel_requested = 1, finished_at = ?, error = ?, "
+                "stage = 'cancelled' WHERE sweep_id = ? AND status = 'queued' AND background = 1",
+                (utc_timestamp(), CANCELLED_IN_LINE_MESSAGE, sweep_id),
+            ).rowcount
+            flagged = connection.execute(
+                "UPDATE training_runs SET cancel_requested = 1 WHERE sweep_id = ? AND cancel_requested = 0 "
+                "AND status IN ('queued', 'running')",
+                (sweep_id,),
+            ).rowcount
+        return taken_out + flagged
 
     @reports_sqlite_errors
     def mark_succeeded(self, run_id: int, outcome: dict[str, Any]) -> None:

@@ -74,7 +74,9 @@ class SweepRequest:
 
     def __post_init__(self):
         allowed = sweepable_settings(self.base.family)
-        if not 1 <= len(self.axes) <= MAX_SETTINGS:
+        if not self.axes:
+            raise InvalidRequestError("Choose one or two settings to sweep.")
+        if len(self.axes) > MAX_SETTINGS:
             raise InvalidRequestError(
                 f"A sweep varies one or two settings, not {len(self.axes)}; the others stay as in a single run."
             )
@@ -83,6 +85,11 @@ class SweepRequest:
                 raise InvalidRequestError(
                     f"A {self.base.family.upper()} sweep cannot vary {name!r}; choose from {', '.join(allowed)}."
                 )
+            values = self.axes[name]
+            if not all(math.isfinite(value) for value in values):
+                raise InvalidRequestError(f"The values of {SWEEPABLE[name]} must be numbers, not {values}.")
+            if name in WHOLE_NUMBERS and any(value != int(value) for value in values):
+                raise InvalidRequestError(f"The values of {SWEEPABLE[name]} must be whole numbers, not {values}.")
             if len(self.ordered_axes()[name]) < 2:
                 raise InvalidRequestError(
                     f"Give at least two different values of {SWEEPABLE[name]} to sweep; one value is a single run."

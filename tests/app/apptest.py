@@ -34,14 +34,20 @@ def plotly_specs(app: AppTest) -> list[dict]:
 
 
 def confusion_specs(app: AppTest) -> list[dict]:
-    """The confusion matrices: heat maps titled by their model (the robustness and sweep heat maps are not)."""
+    """The confusion matrices: heat maps titled by their model (the robustness heat map is untitled, and the
+    sweeps' and the CNN's channel grids have titles of their own)."""
     return [
         spec
         for spec in plotly_specs(app)
         if any(trace["type"] == "heatmap" for trace in spec["data"])
         and spec["layout"].get("title", {}).get("text")
-        and not spec["layout"]["title"]["text"].startswith("Sweep #")
+        and not spec["layout"]["title"]["text"].startswith(("Sweep #", "Block "))
     ]
+
+
+def channel_grid_specs(app) -> list[dict]:
+    """The CNN's channel grids of the inside-the-models view, in the order drawn."""
+    return [spec for spec in plotly_specs(app) if spec["layout"].get("title", {}).get("text", "").startswith("Block ")]
 
 
 def curve_specs(app: AppTest) -> list[dict]:

@@ -21,6 +21,7 @@ from tests.app.apptest import (
     assert_no_exception,
     button_labelled,
     card_indices,
+    channel_grid_specs,
     digit_image_png,
     explorer_count,
     page,
@@ -289,7 +290,10 @@ def test_the_explorer_shows_inside_each_model_for_the_inspected_image(manifest):
 
     assert_no_exception(app)
     (dialog,) = dialogs(app._tree)
-    assert "**Block 1** · 16 strongest of 32 channels, 24x24 each" in [element.value for element in dialog.markdown]
+    assert [spec["layout"]["title"]["text"] for spec in channel_grid_specs(app)] == [
+        "Block 1 · 16 strongest of 32 channels, 24x24 each",
+        "Block 2 · 16 strongest of 64 channels, 8x8 each",
+    ]
     assert any("closest duel for this drawing" in element.value for element in dialog.caption)
 
 
@@ -304,20 +308,30 @@ def test_the_draw_page_shows_inside_each_model_for_an_uploaded_digit(manifest):
     assert_no_exception(app)
     assert [tab.label for tab in app.tabs][-3:] == ["CNN: feature maps", "MLP: hidden units", "SVM: support vectors"]
     cnn, mlp, svm = app.tabs[-3:]
-    assert [element.value for element in cnn.markdown if element.value.startswith("**Block")] == [
-        "**Block 1** · 16 strongest of 32 channels, 24x24 each",
-        "**Block 2** · 16 strongest of 64 channels, 8x8 each",
-    ]
-    assert "What drives channel" in str(cnn.image[-1].proto)
+    first, second = channel_grid_specs(app)
+    assert first["layout"]["title"]["text"] == "Block 1 · 16 strongest of 32 channels, 24x24 each"
+    assert second["layout"]["title"]["text"] == "Block 2 · 16 strongest of 64 channels, 8x8 each"
+    # Each map is labelled and clickable: nine invisible points per channel carry its number.
+    channels = [annotation["text"] for annotation in first["layout"]["annotations"]]
+    assert len(channels) == 16 and all(label.startswith("ch ") for label in channels)
+    (targets,) = [trace for trace in first["data"] if trace["type"] == "scatter"]
+    assert [point[0] for point in targets["customdata"][::9]] == [int(label[3:]) for label in channels]
+    # The first channel is chosen until another is: its map is framed, and its driving pixels are shown.
+    assert len(first["layout"]["shapes"]) == 1 and "shapes" not in second["layout"]
+    assert f"What drives channel {channels[0][3:]}" in str(cnn.image[-1].proto)
     assert "units that push hardest towards **" in texts(mlp.caption)
     assert "closest duel for this drawing is **" in texts(svm.caption)
     readings = {metric.label: metric.value for metric in app.metric}
     svm_title = next(title for title in readings if "support vector" in title.lower())
     assert f"**{readings[svm_title]} against" in texts(svm.caption)
 
-    channel = app.selectbox(key="inside-channel-uploaded")
-    channel.set_value(channel.options[-1] and channel.value).run()
+    channel = int(second["layout"]["annotations"][-1]["text"][3:])
+    app.selectbox(key="inside-channel-uploaded").set_value(("block2_relu2", channel)).run()
+
     assert_no_exception(app)
+    first, second = channel_grid_specs(app)
+    assert "shapes" not in first["layout"] and len(second["layout"]["shapes"]) == 1
+    assert f"What drives channel {channel}" in str(app.tabs[-3].image[-1].proto)
 
 
 def test_the_draw_page_shows_the_smallest_change_that_flips_each_model(manifest, titles):
@@ -336,3 +350,6 @@ def test_the_draw_page_shows_the_smallest_change_that_flips_each_model(manifest,
     }
     assert set(flipped) == set(titles.values())
     assert all(f"turns {readings[title]} into" in text or "no change" in text for title, text in flipped.items())
+    # The networks are attacked along their own gradient, which always finds a flip by eps 0.5.
+    for name in ("mlp", "cnn"):
+        assert f"turns {readings[titles[name]]} into" in flipped[titles[name]]

@@ -475,6 +475,7 @@ def test_a_sweep_started_on_the_page_queues_one_run_per_value_and_shows_them(dat
     button_labelled(app, "Cancel its 2 unfinished runs").click().run()
 
     assert_no_exception(app)
+    assert "Sweep #1: 2 unfinished runs cancelled." in texts(app.toast)
     with runs.RunRegistry(database) as registry:
         assert [run.status for run in registry.sweep_runs(sweep.id)] == ["cancelled", "cancelled"]
     assert not [button for button in app.button if button.label.startswith("Cancel its")]

@@ -178,3 +178,20 @@ def heatmap_cell_centre(page, title: str, row: int, column: int) -> tuple[float,
         }""",
         [title, row, column],
     )
+
+
+def plot_point_centre(page, title: str, index: int) -> tuple[float, float, list]:
+    """Where on the screen the plot whose title holds ``title`` draws point ``index`` of its scatter trace, scrolled
+    into view, and that point's customdata."""
+    return page.evaluate(
+        """([title, index]) => {
+            const plot = Array.from(document.querySelectorAll(".js-plotly-plot")).find(element =>
+                element._fullLayout.title.text.includes(title));
+            plot.scrollIntoView({block: "center"});
+            const points = plot._fullData.find(trace => trace.type === "scatter");
+            const box = plot.getBoundingClientRect(), x = plot._fullLayout.xaxis, y = plot._fullLayout.yaxis;
+            return [box.left + x._offset + x.l2p(points.x[index]), box.top + y._offset + y.l2p(points.y[index]),
+                    points.customdata[index]];
+        }""",
+        [title, index],
+    )

@@ -21,6 +21,7 @@ from tests.browser.dashboard import (
     draw,
     horizontal_overflow,
     open_page,
+    plot_point_centre,
     screenshot_whole_page,
     trained_manifest_or_skip,
     wait_until_idle,
@@ -151,10 +152,14 @@ def test_a_drawn_digit_can_be_followed_inside_each_model(browser, server_url, vi
     wait_until_idle(page)
 
     page.get_by_text("Inside the models").first.click()
-    page.get_by_text("Block 2", exact=False).first.wait_for(timeout=PAGE_TIMEOUT_MS)
+    page.get_by_text("What drives channel").first.wait_for(timeout=PAGE_TIMEOUT_MS)
     wait_until_idle(page)
-    # Sixteen channel pictures per block, and the picture of what drives the chosen channel.
-    assert page.locator('[data-testid="stImage"] img').count() >= 2 * 16 + 1
+    # A click on a channel of the second block (the centre of its sixth map) chooses it for the driving pixels.
+    x, y, (channel, _) = plot_point_centre(page, "Block 2 · 16 strongest", 9 * 5 + 4)
+    page.mouse.click(x, y)
+    page.get_by_text(f"What drives channel {channel}").wait_for(timeout=PAGE_TIMEOUT_MS)
+    assert page.get_by_text(f"Block 2, channel {channel}").count() == 1
+    wait_until_idle(page)
     page.get_by_role("tab", name="SVM: support vectors").click()
     page.get_by_text("closest duel for this drawing").wait_for(timeout=PAGE_TIMEOUT_MS)
     page.get_by_role("tab", name="MLP: hidden units").click()

@@ -97,7 +97,9 @@ def test_benchmark_writes_well_formed_json(benchmark):
     flips = written["smallest_flips"]
     assert flips["models"] == list(REGISTRY) and flips["drawings"] == 2
     assert 0 < flips["all_models"]["p50_ms"] <= flips["all_models"]["p95_ms"]
-    assert "How small a change flips it (every model, one drawing, 2 drawings): p50" in benchmark_table(written)
+    assert "How small a change flips it (every model's search on one drawing, over 2 drawings): p50" in benchmark_table(
+        written
+    )
     # The whole robustness measurement is timed only when asked for: it takes minutes.
     assert "robustness" not in written
     assert "tflite" in written["models"]["mlp"] and "onnx" in written["models"]["mlp"]

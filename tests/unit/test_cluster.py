@@ -180,12 +180,33 @@ def test_files_sent_back_are_written_and_a_model_that_does_not_match_its_checksu
     damaged[entry.artifact] = files[entry.artifact][:-10] + b"0123456789"
     with pytest.raises(cluster.ClusterError, match="not registered.*does not match the manifest"):
         cluster.receive_files("mlp", damaged, tmp_path / "damaged")
+    assert list((tmp_path / "damaged").iterdir()) == []
     with pytest.raises(cluster.ClusterError, match="not a plain file name"):
         cluster.receive_files("mlp", {"../escape.keras": b"x", **files}, tmp_path / "escape")
     assert not (tmp_path / "escape.keras").exists()
 
 
-def test_a_bad_cpu_request_is_one_sentence(monkeypatch):
+class ClusterWithResources:
+    """Stands in for Ray where only the cluster's resources are asked for."""
+
+    def __init__(self, resources: dict[str, float]):
+        self.resources = resources
+
+    def cluster_resources(self) -> dict[str, float]:
+        return self.resources
+
+
+def test_a_run_asks_for_what_the_cluster_can_give_and_an_impossible_request_is_one_sentence(monkeypatch):
+    monkeypatch.setenv(settings.RAY_CPUS_VARIABLE, "2")
+    with_gpu = ClusterWithResources({"CPU": 4.0, "GPU": 1.0})
+    assert cluster.requested_resources(with_gpu, "cnn") == {"num_cpus": 2, "num_gpus": 1}
+    # The SVM gains nothing from a GPU, and no family asks for one that the cluster does not have.
+    assert cluster.requested_resources(with_gpu, "svm") == {"num_cpus": 2, "num_gpus": 0}
+    assert cluster.requested_resources(ClusterWithResources({"CPU": 4.0}), "mlp") == {"num_cpus": 2, "num_gpus": 0}
+
+    monkeypatch.setenv(settings.RAY_CPUS_VARIABLE, "8")
+    with pytest.raises(cluster.ClusterError, match="asks for 8 CPUs .*the Ray cluster has 4 in all"):
+        cluster.requested_resources(with_gpu, "cnn")
     monkeypatch.setenv(settings.RAY_CPUS_VARIABLE, "half")
-    with pytest.raises(ValueError, match="DIGITLAB_RAY_CPUS_PER_RUN must be a whole number"):
-        settings.ray_cpus_per_run()
+    with pytest.raises(cluster.ClusterError, match="DIGITLAB_RAY_CPUS_PER_RUN must be a whole number"):
+        cluster.requested_resources(with_gpu, "cnn")

@@ -22,7 +22,7 @@ def image(mnist_test):
 def test_the_cnn_view_holds_each_blocks_strongest_channels_first_and_the_models_own_output(models, image):
     view = layers.layer_views(models, image).cnn
 
-    assert [block.layer for block in view.blocks] == list(layers.CNN_BLOCK_OUTPUTS)
+    assert [(block.number, block.layer) for block in view.blocks] == [(1, "block1_relu2"), (2, "block2_relu2")]
     first, second = view.blocks
     assert first.maps.shape == (layers.SHOWN_CHANNELS, 24, 24) and second.maps.shape == (layers.SHOWN_CHANNELS, 8, 8)
     assert (first.total_channels, second.total_channels) == (32, 64)
@@ -121,6 +121,45 @@ def test_a_model_without_a_view_is_named_with_the_reason(models, tiny_models_dir
     assert views.cnn is not None and views.mlp is not None and views.svm is not None
     assert views.unavailable == {
         "ensemble": "Ensemble (weighted soft vote) has no layers of its own: it combines the answers of the SVM, "
-        "MLP, CNN, whose insides are shown here.",
+        "MLP and CNN; look inside them.",
         "forest": "digitlab has no view of the inside of the Random forest family yet.",
     }
+
+
+def test_a_quick_recipe_cnn_has_its_three_blocks_found_by_structure_and_no_dense_layer(image):
+    from digitlab.models.networks import build_quick_cnn, build_reference_cnn
+    from digitlab.models.neural import CNNClassifier
+
+    quick = CNNClassifier(recipe="quick")
+    quick._set_network(build_quick_cnn())
+    view = layers.layer_views({"cnn": quick}, image).cnn
+
+    assert [(block.number, block.layer) for block in view.blocks] == [
+        (1, "block1_conv"),
+        (2, "block2_relu"),
+        (3, "block3_relu"),
+    ]
+    assert [block.maps.shape for block in view.blocks] == [(16, 28, 28), (16, 14, 14), (16, 7, 7)]
+    assert view.dense is None
+    np.testing.assert_allclose(view.probabilities, quick.predict_proba(image[None])[0], atol=1e-5)
+    assert layers.channel_drivers(quick, image, "block3_relu", int(view.blocks[2].channels[0])).shape == (28, 28)
+    # A network with no pooling has no blocks to show: it is named with the reason instead of failing.
+    flat = CNNClassifier()
+    flat._set_network(keras_without_pooling())
+    views = layers.layer_views({"cnn": flat}, image)
+    assert views.cnn is None and "no convolution block that ends in pooling" in views.unavailable["cnn"]
+    assert layers.hidden_dense_output(build_reference_cnn()) is None
+
+
+def keras_without_pooling():
+    import keras
+
+    return keras.Sequential(
+        [
+            keras.Input((28, 28, 1)),
+            keras.layers.Rescaling(1 / 255),
+            keras.layers.Conv2D(4, 3, activation="relu"),
+            keras.layers.Flatten(),
+            keras.layers.Dense(10, activation="softmax"),
+        ]
+    )

@@ -119,6 +119,7 @@ def test_robustness_is_measured_saved_and_refused_once_a_model_changes(tiny_mode
     assert set(loaded.attacks["mlp"]) == {"0.05", "0.1", "0.2"}
     assert loaded.attack_methods["mlp"] == "PGD on its own gradient"
     assert loaded.attack_methods["svm"] == "transfer: PGD images crafted on the cnn"
+    assert loaded.attacked_directly("mlp") and not loaded.attacked_directly("svm")
     assert stages[0] == "clean test images" and any("corruption 12 of 12" in stage for stage in stages)
 
     manifest = read_manifest(folder)
@@ -159,4 +160,4 @@ def test_every_models_smallest_flip_changes_its_answer_within_its_eps(tiny_model
         eps, changed = found
         assert 0 < eps <= 0.5 and np.abs(changed - image).max() <= eps * 255 + 1e-3
         assert models[name].predict(changed[None])[0] != models[name].predict(image[None])[0]
-    assert flips["mlp"] is not None, "a network is always flipped by eps 0.5 through its own gradient"
+    assert flips["mlp"] is not None and flips["cnn"] is not None, "eps 0.5 along a network's own gradient flips it"
