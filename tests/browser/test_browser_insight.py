@@ -158,8 +158,17 @@ def test_a_drawn_digit_can_be_followed_inside_each_model(browser, server_url, vi
     x, y, (channel, _) = plot_point_centre(page, "Block 2 · 16 strongest", 9 * 5 + 4)
     page.mouse.click(x, y)
     page.get_by_text(f"What drives channel {channel}").wait_for(timeout=PAGE_TIMEOUT_MS)
-    assert page.get_by_text(f"Block 2, channel {channel}").count() == 1
     wait_until_idle(page)
+    # The frame moved with the choice: from the first block's strongest channel to the clicked one.
+    page.wait_for_function(
+        """() => {
+            const grids = Array.from(document.querySelectorAll(".js-plotly-plot"))
+                .filter(plot => plot._fullLayout && plot._fullLayout.title.text.includes("strongest of"));
+            return grids.length === 2 && grids[0]._fullLayout.shapes.length === 0
+                && grids[1]._fullLayout.shapes.length === 1;
+        }""",
+        timeout=PAGE_TIMEOUT_MS,
+    )
     page.get_by_role("tab", name="SVM: support vectors").click()
     page.get_by_text("closest duel for this drawing").wait_for(timeout=PAGE_TIMEOUT_MS)
     page.get_by_role("tab", name="MLP: hidden units").click()
