@@ -61,15 +61,20 @@ def heat_map_captions(page, count: int) -> list[str]:
     return [captions.nth(position).inner_text() for position in range(captions.count())]
 
 
-def test_a_drawn_digit_gets_a_heat_map_from_every_model(browser, server_url, titles):
-    page = open_page(browser, server_url, PAGES["draw"][1], DESKTOP)
+def seven_with_toggle_on(browser, server_url: str, viewport, toggle: str):
+    """The Draw page with a 7 drawn on its canvas, read, and the switch labelled ``toggle`` turned on."""
+    page = open_page(browser, server_url, PAGES["draw"][1], viewport)
     canvas = page.locator("canvas.upper-canvas").first
     canvas.wait_for(timeout=MODEL_LOAD_TIMEOUT_MS)
     draw(page, canvas, [[(0.25, 0.2), (0.75, 0.2), (0.42, 0.85)]])
-    page.get_by_text("Why this answer").first.wait_for(timeout=PREDICTION_TIMEOUT_MS)
+    page.get_by_text(toggle).first.wait_for(timeout=PREDICTION_TIMEOUT_MS)
     wait_until_idle(page)
+    page.get_by_text(toggle).first.click()
+    return page
 
-    page.get_by_text("Why this answer").first.click()
+
+def test_a_drawn_digit_gets_a_heat_map_from_every_model(browser, server_url, titles):
+    page = seven_with_toggle_on(browser, server_url, DESKTOP, "Why this answer")
     captions = heat_map_captions(page, len(titles))
 
     assert page.locator(EXCEPTION).count() == 0
@@ -144,14 +149,7 @@ def test_the_suspected_label_errors_view_lists_thirty_images_with_evidence(brows
 
 @pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["desktop", "phone"])
 def test_a_drawn_digit_can_be_followed_inside_each_model(browser, server_url, viewport):
-    page = open_page(browser, server_url, PAGES["draw"][1], viewport)
-    canvas = page.locator("canvas.upper-canvas").first
-    canvas.wait_for(timeout=MODEL_LOAD_TIMEOUT_MS)
-    draw(page, canvas, [[(0.25, 0.2), (0.75, 0.2), (0.42, 0.85)]])
-    page.get_by_text("Inside the models").first.wait_for(timeout=PREDICTION_TIMEOUT_MS)
-    wait_until_idle(page)
-
-    page.get_by_text("Inside the models").first.click()
+    page = seven_with_toggle_on(browser, server_url, viewport, "Inside the models")
     page.get_by_text("What drives channel").first.wait_for(timeout=PAGE_TIMEOUT_MS)
     wait_until_idle(page)
     # A click on a channel of the second block (the centre of its sixth map) chooses it for the driving pixels.
@@ -200,13 +198,7 @@ def test_the_compare_page_draws_robustness_and_the_draw_page_finds_each_models_s
     assert page.locator(EXCEPTION).count() == 0
     page.close()
 
-    page = open_page(browser, server_url, PAGES["draw"][1], DESKTOP)
-    canvas = page.locator("canvas.upper-canvas").first
-    canvas.wait_for(timeout=MODEL_LOAD_TIMEOUT_MS)
-    draw(page, canvas, [[(0.25, 0.2), (0.75, 0.2), (0.42, 0.85)]])
-    page.get_by_text("How small a change flips it").first.wait_for(timeout=PREDICTION_TIMEOUT_MS)
-    wait_until_idle(page)
-    page.get_by_text("How small a change flips it").first.click()
+    page = seven_with_toggle_on(browser, server_url, DESKTOP, "How small a change flips it")
     page.get_by_text(re.compile(r"eps \d\.\d{3}")).first.wait_for(timeout=PAGE_TIMEOUT_MS)
     wait_until_idle(page)
 
