@@ -19,6 +19,7 @@ it from (``DIGITLAB_DATA_DIR``, ``DIGITLAB_MNIST_MIRRORS``).
 import contextlib
 import logging
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,9 @@ from digitlab.persistence import verified_artifact
 
 # How often the relay looks for the task's progress and for its end, in seconds.
 RELAY_POLL_SECONDS = 0.5
+# Tries at connecting to the cluster before a run fails, and the pause between them.
+CONNECT_ATTEMPTS = 3
+CONNECT_RETRY_SECONDS = 2.0
 NAMESPACE = "digitlab"
 ProgressCallback = Callable[[int, int, dict], None]
 
@@ -76,14 +80,29 @@ def connect(address: str):
             f"{settings.RAY_ADDRESS_VARIABLE} is set, but Ray is not installed here; install it with "
             "\"pip install '.[cluster]'\" or unset the variable to train on this machine."
         ) from error
-    try:
-        ray.init(address=address, namespace=NAMESPACE, logging_level=logging.ERROR, log_to_driver=False)
-    except (ConnectionError, RuntimeError, ValueError, TimeoutError) as error:
-        raise ClusterError(
-            f"Cannot reach the Ray cluster at {address!r} ({settings.RAY_ADDRESS_VARIABLE}): {error}. Start it with "
-            f"'ray start --head', or unset {settings.RAY_ADDRESS_VARIABLE} to train on this machine."
-        ) from error
-    return ray
+    attempt = 1
+    while True:
+        try:
+            ray.init(address=address, namespace=NAMESPACE, logging_level=logging.ERROR, log_to_driver=False)
+            return ray
+        except ConnectionError as error:
+            # A Ray Client's server process on the head can fail to start while the head is busy; the next
+            # attempt gets a new one.
+            with contextlib.suppress(Exception):
+                ray.shutdown()
+            if attempt == CONNECT_ATTEMPTS:
+                raise unreachable(address, error) from error
+        except (RuntimeError, ValueError, TimeoutError) as error:
+            raise unreachable(address, error) from error
+        attempt += 1
+        time.sleep(CONNECT_RETRY_SECONDS)
+
+
+def unreachable(address: str, error: Exception) -> ClusterError:
+    return ClusterError(
+        f"Cannot reach the Ray cluster at {address!r} ({settings.RAY_ADDRESS_VARIABLE}): {error}. Start it with "
+        f"'ray start --head', or unset {settings.RAY_ADDRESS_VARIABLE} to train on this machine."
+    )
 
 
 def requested_resources(ray, family: str) -> dict[str, int]:

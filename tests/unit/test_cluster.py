@@ -210,3 +210,34 @@ def test_a_run_asks_for_what_the_cluster_can_give_and_an_impossible_request_is_o
     monkeypatch.setenv(settings.RAY_CPUS_VARIABLE, "half")
     with pytest.raises(cluster.ClusterError, match="DIGITLAB_RAY_CPUS_PER_RUN must be a whole number"):
         cluster.requested_resources(with_gpu, "cnn")
+
+
+class RefusingRay:
+    """Stands in for Ray's ``init``: refuses the first ``failures`` connections, as a busy head's client server can."""
+
+    def __init__(self, failures: int):
+        self.failures = failures
+        self.attempts = 0
+
+    def init(self, **options) -> None:
+        self.attempts += 1
+        if self.attempts <= self.failures:
+            raise ConnectionError("Initialization failure from server")
+
+    def shutdown(self) -> None:
+        """Nothing to undo: the refused connection left nothing behind."""
+
+
+def test_connecting_tries_again_when_refused_and_says_why_when_it_keeps_being_refused(monkeypatch):
+    monkeypatch.setattr(cluster, "CONNECT_RETRY_SECONDS", 0)
+    busy = RefusingRay(failures=cluster.CONNECT_ATTEMPTS - 1)
+    monkeypatch.setitem(sys.modules, "ray", busy)
+    assert cluster.connect("ray://127.0.0.1:1") is busy and busy.attempts == cluster.CONNECT_ATTEMPTS
+
+    down = RefusingRay(failures=cluster.CONNECT_ATTEMPTS + 5)
+    monkeypatch.setitem(sys.modules, "ray", down)
+    with pytest.raises(
+        cluster.ClusterError, match="Cannot reach the Ray cluster at 'ray://127.0.0.1:1'.*Initialization"
+    ):
+        cluster.connect("ray://127.0.0.1:1")
+    assert down.attempts == cluster.CONNECT_ATTEMPTS
