@@ -42,6 +42,11 @@ def short_name(model: str) -> str:
     return model.upper()
 
 
+def selected_points(event) -> list[dict]:
+    """The points a plotly chart's selection event holds (clicked, boxed or lassoed); none when there is no event."""
+    return (event or {}).get("selection", {}).get("points", [])
+
+
 def _compact(figure: go.Figure, height: int, **layout: Any) -> go.Figure:
     figure.update_layout(height=height, margin={"l": 8, "r": 8, "t": 36, "b": 8}, **layout)
     return figure

@@ -3,7 +3,7 @@
 import numpy as np
 import plotly.graph_objects as go
 
-from ui.charts import PALETTE
+from ui.charts import PALETTE, selected_points
 
 # Ten well-separated colours for the ten labels (plotly's "D3" qualitative scale).
 DIGIT_COLOURS = (
@@ -63,7 +63,7 @@ def test_map_figure(
 
 def selected_test_indices(event) -> np.ndarray | None:
     """The test indices of the points selected on the map, or None when nothing is selected."""
-    points = (event or {}).get("selection", {}).get("points", [])
+    points = selected_points(event)
     indices = [point["customdata"] for point in points if "customdata" in point]
     indices = [index[0] if isinstance(index, list) else index for index in indices]
     return np.unique(np.asarray(indices, dtype=np.int64)) if indices else None

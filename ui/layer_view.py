@@ -13,7 +13,7 @@ import streamlit as st
 from digitlab.insight.attribution import heat_overlay
 from digitlab.insight.layers import CNNView, FeatureMaps, MLPView, SupportVectorView, channel_drivers, layer_views
 from digitlab.models.neural import CNNClassifier
-from ui.charts import COMPACT_CONFIG, PALETTE, probability_bars
+from ui.charts import COMPACT_CONFIG, PALETTE, probability_bars, selected_points
 from ui.images import enlarge
 
 WEIGHT_WIDTH = 84
@@ -57,7 +57,7 @@ def show_cnn(view: CNNView, model: CNNClassifier, image: np.ndarray, key: str) -
         "fires (bright) or not (dark). The strongest channels come first; deeper blocks see larger, coarser "
         "patterns. Click or tap a channel to see which pixels drive it."
     )
-    choice_key = f"inside-channel-{key}"
+    choice_key = channel_choice_key(key)
     choices = [(block.layer, int(channel)) for block in view.blocks for channel in block.channels]
     # A click reruns the page before the grids are drawn again, so reading it first lets them frame it at once.
     for block in view.blocks:
@@ -178,13 +178,18 @@ def grid_key(block: FeatureMaps, key: str) -> str:
     return f"inside-{block.layer}-{key}"
 
 
+def channel_choice_key(key: str) -> str:
+    """The session key of the chosen (layer, channel), which the grids' clicks and the list both set."""
+    return f"inside-channel-{key}"
+
+
 def follow_channel_click(layer: str, event, key: str) -> None:
     """Choose a newly clicked channel of ``layer`` for the pixels-that-drive-it view.
 
     The grid keeps reporting its last click on every rerun; only a click that differs from the one already
     followed changes the choice, so choosing another channel in the list afterwards sticks.
     """
-    points = (event or {}).get("selection", {}).get("points", [])
+    points = selected_points(event)
     clicked = [point["customdata"] for point in points if point.get("customdata")]
     last_key = f"inside-channel-clicked-{key}-{layer}"
     if not clicked:
@@ -193,7 +198,7 @@ def follow_channel_click(layer: str, event, key: str) -> None:
     choice = (layer, int(clicked[0][0]))
     if choice != st.session_state.get(last_key):
         st.session_state[last_key] = choice
-        st.session_state[f"inside-channel-{key}"] = choice
+        st.session_state[channel_choice_key(key)] = choice
 
 
 def show_channel_drivers(
@@ -204,7 +209,7 @@ def show_channel_drivers(
         "Which pixels drive a channel?",
         choices,
         format_func=lambda choice: f"Block {numbers[choice[0]]}, channel {choice[1]}",
-        key=f"inside-channel-{key}",
+        key=channel_choice_key(key),
         help="The gradient of the channel's mean activation with respect to each pixel: red to yellow pixels, "
         "made brighter, would make the channel fire more. Clicking a channel above chooses it here too.",
     )

@@ -155,7 +155,7 @@ def show_smallest_flips(image: np.ndarray, models: dict[str, Any], titles: dict[
     flips = kept[key][1]
     st.caption(
         "Projected gradient descent looks for the smallest eps (a share of the pixel range) such that moving "
-        "every pixel by at most eps changes the model's answer; a bisection pins it to about one grey level. "
+        "every pixel by at most eps changes the model's answer; a search in rounds pins it to about one grey level. "
         "The SVM and the ensemble are searched with the CNN's gradient (a transfer attack), so theirs is an "
         "upper bound."
     )

@@ -134,7 +134,7 @@ def show_sweep_explorer() -> None:
 
 def selected_run(event) -> int | None:
     """The run id of the point clicked in a sweep chart, if any."""
-    points = (event or {}).get("selection", {}).get("points", [])
+    points = charts.selected_points(event)
     for point in points:
         run_id = point.get("customdata")
         if isinstance(run_id, list):

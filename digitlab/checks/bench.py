@@ -26,7 +26,7 @@ from digitlab.models.registry import REGISTRY
 
 BENCHMARK_NAME = "benchmark.json"
 LATENCY_CALLS = 300
-# Drawings the Draw page's "how small a change flips it" is timed on: each costs a bisection of attacks per model.
+# Drawings the Draw page's "how small a change flips it" is timed on: each costs a search of attacks per model.
 FLIP_DRAWINGS = 5
 
 

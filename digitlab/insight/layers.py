@@ -16,6 +16,7 @@ one CNN channel: the gradient of the channel's mean activation with respect
 to the pixels.
 """
 
+import itertools
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -172,7 +173,7 @@ def block_outputs(network) -> list[str]:
 
     return [
         before.name
-        for before, layer in zip(network.layers, network.layers[1:], strict=False)
+        for before, layer in itertools.pairwise(network.layers)
         if isinstance(layer, keras.layers.MaxPooling2D)
     ]
 

@@ -561,20 +561,7 @@ class RunRegistry:
         A run in line has no worker to read the flag, so it ends ``cancelled`` at once, in the same transaction
         that would otherwise lose the race with a claim.
         """
-        with transaction(self._connection) as connection:
-            taken_out = connection.execute(
-                "UPDATE training_runs SET status = 'cancelled', cancel_requested = 1, finished_at = ?, error = ?, "
-                "stage = 'cancelled' WHERE id = ? AND status = 'queued' AND background = 1",
-                (utc_timestamp(), CANCELLED_IN_LINE_MESSAGE, run_id),
-            ).rowcount
-            flagged = (
-                taken_out
-                or connection.execute(
-                    "UPDATE training_runs SET cancel_requested = 1 WHERE id = ? AND status IN ('queued', 'running')",
-                    (run_id,),
-                ).rowcount
-            )
-        return bool(flagged)
+        return bool(self._cancel_unfinished("id", run_id, again=True))
 
     @reports_sqlite_errors
     def cancel_sweep(self, sweep_id: int) -> int:
@@ -584,16 +571,25 @@ class RunRegistry:
         worker that frees a slot meanwhile never starts one of them, and the training ones are asked to stop.
         """
         self.get_sweep(sweep_id)
+        return self._cancel_unfinished("sweep_id", sweep_id, again=False)
+
+    def _cancel_unfinished(self, column: str, value: int, *, again: bool) -> int:
+        """Cancel the unfinished runs whose ``column`` ("id" or "sweep_id") is ``value``, in one transaction.
+
+        Those waiting in line end ``cancelled`` at once; the others are flagged for their workers (``again`` counts
+        those already flagged too). Returns how many runs it took out or flagged.
+        """
+        flagged_before = "" if again else " AND cancel_requested = 0"
         with transaction(self._connection) as connection:
             taken_out = connection.execute(
                 "UPDATE training_runs SET status = 'cancelled', cancel_requested = 1, finished_at = ?, error = ?, "
-                "stage = 'cancelled' WHERE sweep_id = ? AND status = 'queued' AND background = 1",
-                (utc_timestamp(), CANCELLED_IN_LINE_MESSAGE, sweep_id),
+                f"stage = 'cancelled' WHERE {column} = ? AND status = 'queued' AND background = 1",
+                (utc_timestamp(), CANCELLED_IN_LINE_MESSAGE, value),
             ).rowcount
             flagged = connection.execute(
-                "UPDATE training_runs SET cancel_requested = 1 WHERE sweep_id = ? AND cancel_requested = 0 "
+                f"UPDATE training_runs SET cancel_requested = 1 WHERE {column} = ?{flagged_before} "
                 "AND status IN ('queued', 'running')",
-                (sweep_id,),
+                (value,),
             ).rowcount
         return taken_out + flagged
 
