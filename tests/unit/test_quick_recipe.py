@@ -10,7 +10,7 @@ from digitlab.checks.time_to_accuracy import (
     compare_curves,
     time_to_accuracy_table,
 )
-from digitlab.models.neural import CNNClassifier, MLPClassifier
+from digitlab.models.neural import CNNClassifier, MLPClassifier, endless_shuffled_batches
 from digitlab.training import build_model
 
 
@@ -43,6 +43,28 @@ def test_the_quick_recipe_trains_the_smaller_network_and_learns(name, small_trai
     assert len(model.history_["val_accuracy"]) == 3
     assert "one-cycle" in model.training_notes()["recipe"]
     assert (model.predict(small_test[0]) == small_test[1]).mean() > 0.6
+
+
+def test_the_quick_recipes_stream_gives_every_image_once_a_pass_in_a_new_order_each_pass():
+    # Each image's pixels and its label hold its index, so a batch shows which images it gathered.
+    count, batch_size = 12, 4
+    images = np.broadcast_to(np.arange(count, dtype=np.uint8)[:, None, None, None], (count, 28, 28, 1)).copy()
+    labels = np.eye(count, dtype=np.float32)
+    stream = endless_shuffled_batches(images, labels, batch_size, seed=0)
+
+    passes = []
+    batches = iter(stream)
+    for _ in range(3):
+        order = []
+        for _ in range(count // batch_size):
+            pixels, targets = (part.numpy() for part in next(batches))
+            assert pixels.shape == (batch_size, 28, 28, 1) and pixels.dtype == np.uint8
+            assert np.array_equal(pixels[:, 0, 0, 0], targets.argmax(axis=1))
+            order.extend(pixels[:, 0, 0, 0].tolist())
+        passes.append(order)
+
+    assert all(sorted(order) == list(range(count)) for order in passes)
+    assert len({tuple(order) for order in passes}) == 3
 
 
 def test_the_quick_cnn_is_smaller_than_the_full_one():
