@@ -328,16 +328,24 @@ def generate_numbers(
     return samples
 
 
-def evaluate_numbers(samples: list[NumberSample], models: dict[str, DigitClassifier]) -> dict[str, Any]:
-    """How many composed numbers ``read_number`` reads exactly right, and how many digits it finds and reads."""
-    exact, right_count, digits_right, total_digits, mistakes = 0, 0, 0, 0, []
+def evaluate_numbers(
+    samples: list[NumberSample], models: dict[str, DigitClassifier], screen: ScreenedDetector | None = None
+) -> dict[str, Any]:
+    """How many composed numbers ``read_number`` reads exactly right, and how many digits it finds and reads.
+
+    With the not-a-digit ``screen``, as ``predict --multi`` reads numbers, a digit it refuses is left out of the
+    number (and counted in ``refused_digits``).
+    """
+    exact, right_count, digits_right, total_digits, refused, mistakes = 0, 0, 0, 0, 0, []
     for position, sample in enumerate(samples):
         total_digits += len(sample.number)
         try:
-            number = read_number(sample.payload, models)[1][0].number
+            reading = read_number(sample.payload, models, screen)[1][0]
         except DigitlabError as error:
             mistakes.append({"position": position, "number": sample.number, "read": None, "error": str(error)})
             continue
+        number = reading.number
+        refused += sum(digit.not_a_digit for digit in reading.digits)
         exact += number == sample.number
         if len(number) == len(sample.number):
             right_count += 1
@@ -351,6 +359,8 @@ def evaluate_numbers(samples: list[NumberSample], models: dict[str, DigitClassif
         "exact": exact / len(samples),
         "right_digit_count": right_count / len(samples),
         "digit_accuracy": digits_right / total_digits,
+        "screened": screen is not None,
+        "refused_digits": refused / total_digits,
         "mistakes": mistakes,
     }
 
@@ -520,6 +530,11 @@ def number_table(report: dict[str, Any], model_name: str) -> str:
             f"| read exactly right | {report['exact']:.1%} |",
             f"| right number of digits found | {report['right_digit_count']:.1%} |",
             f"| digits read right (a wrongly split number's digits count as wrong) | {report['digit_accuracy']:.1%} |",
+            *(
+                [f"| digits refused as not a digit (left out of the number) | {report['refused_digits']:.1%} |"]
+                if report["screened"]
+                else []
+            ),
         ]
     )
 
@@ -539,8 +554,9 @@ def run_realworld(
     The digits come from :func:`held_out_pool` for the model's entry in the
     manifest of ``models_dir``, the folder the model is loaded from. With
     ``numbers`` > 0, as many 4-digit numbers are also composed and read with
-    :func:`digitlab.imaging.segment.read_number`. ``save_to`` writes every
-    single-digit sample as an image file.
+    :func:`digitlab.imaging.segment.read_number` and the not-a-digit check,
+    as ``predict --multi`` reads them. ``save_to`` writes every single-digit
+    sample as an image file.
     """
     from digitlab.persistence import read_manifest
     from digitlab.recognise import load_models, load_screen
@@ -561,5 +577,5 @@ def run_realworld(
     }
     if numbers > 0:
         composed = generate_numbers(images, labels, numbers, seed=seed, pool=pool)
-        report["numbers"] = evaluate_numbers(composed, {model_name: model})
+        report["numbers"] = evaluate_numbers(composed, {model_name: model}, detector)
     return report

@@ -12,6 +12,7 @@ from digitlab.errors import DigitlabError
 from digitlab.imaging.preprocess import preprocess
 from digitlab.manifest import Manifest, ModelEntry
 from digitlab.models.base import validation_split
+from digitlab.models.detector import Verdict
 from digitlab.models.svm import SVMClassifier
 from digitlab.persistence import read_manifest, write_manifest
 from digitlab.training import training_subset
@@ -244,6 +245,29 @@ def test_number_evaluation_reports_exact_reads(mnist_train, small_model, shipped
     assert 0 <= report["exact"] <= report["right_digit_count"] <= 1
     assert len(report["mistakes"]) == round(4 * (1 - report["exact"]))
     assert "read exactly right" in realworld.number_table(report, "cnn")
+
+
+class RefusesEverything:
+    """A stand-in not-a-digit screen that refuses every piece."""
+
+    def verdicts(self, images):
+        return [Verdict(is_digit=False, score=0.0, threshold=1.0) for _ in images]
+
+
+def test_number_evaluation_with_the_screen_leaves_refused_digits_out_as_predict_multi_does(
+    mnist_train, small_model, shipped_pool
+):
+    numbers = realworld.generate_numbers(*mnist_train, count=3, seed=3, pool=shipped_pool)
+    unscreened = realworld.evaluate_numbers(numbers, {"cnn": small_model})
+    screened = realworld.evaluate_numbers(numbers, {"cnn": small_model}, RefusesEverything())
+
+    assert not unscreened["screened"] and unscreened["refused_digits"] == 0
+    assert "refused as not a digit" not in realworld.number_table(unscreened, "cnn")
+    assert screened["screened"] and screened["exact"] == 0 and screened["right_digit_count"] == 0
+    # Every piece found was refused; a number split into more or fewer pieces than 4 digits changes the share.
+    assert screened["refused_digits"] > 0
+    assert all(mistake["read"] == "" for mistake in screened["mistakes"])
+    assert "| digits refused as not a digit (left out of the number) |" in realworld.number_table(screened, "cnn")
 
 
 def test_saved_samples_are_image_files_named_by_source_and_digit(samples, tmp_path):
