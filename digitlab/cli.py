@@ -626,7 +626,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--reuse",
         action="store_true",
         help="keep what a saved model of the same settings can lend and fit only the rest: the SVM keeps its "
-        "fitted SVM and calibrates it again, the ensemble keeps its extra CNNs and chooses its weights again",
+        "fitted SVM and calibrates it again, the ensemble keeps its extra CNNs and chooses its weights again, "
+        "the MLP and the CNN start from their saved networks and fine-tune them "
+        f"({KerasClassifier.reuse_settings['epochs']} epochs at a peak learning rate of "
+        f"{KerasClassifier.reuse_settings['learning_rate']:g} unless --epochs says otherwise)",
     )
     train.add_argument("--out", help="models folder to write (default: the shipped models/)")
     add_folder_options(train, models=None, data=True)

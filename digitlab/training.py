@@ -52,8 +52,11 @@ def registry_position(name: str) -> int:
     return list(REGISTRY).index(name) if name in REGISTRY else len(REGISTRY)
 
 
-def build_model(name: str, *, seed: int = 0, epochs: int | None = None, recipe: str | None = None, **overrides):
-    """A fresh, unfitted model of the named family; ``recipe="quick"`` starts from the family's quick settings."""
+def build_model(
+    name: str, *, seed: int = 0, epochs: int | None = None, recipe: str | None = None, reuse: bool = False, **overrides
+):
+    """A fresh, unfitted model of the named family; ``recipe="quick"`` starts from the family's quick settings,
+    ``reuse`` (a model that will start from a saved one) from its reuse settings."""
     if name not in REGISTRY:
         raise ValueError(f"Unknown model {name!r}; choose one of {', '.join(REGISTRY)}.")
     family = REGISTRY[name]
@@ -61,6 +64,8 @@ def build_model(name: str, *, seed: int = 0, epochs: int | None = None, recipe: 
         if "recipe" not in family._get_param_names():
             raise ValueError(f"The {family.title.lower()} has one training recipe; leave the recipe out.")
         overrides = {**(family.quick_settings if recipe == "quick" else {}), **overrides, "recipe": recipe}
+    if reuse:
+        overrides = {**family.reuse_settings, **overrides}
     # Epochs only mean something to families that train networks; the SVM trains to convergence.
     if epochs is not None and family.trains_in_epochs:
         overrides["epochs"] = epochs
@@ -70,14 +75,17 @@ def build_model(name: str, *, seed: int = 0, epochs: int | None = None, recipe: 
 def reusable_artifact(model, models_dir, train_images: np.ndarray, train_labels: np.ndarray):
     """The manifest entry and verified path of the saved model of ``model``'s family that it may reuse.
 
-    A saved model is reused only when it was trained with the same hyperparameters on the same images, so
-    that the part kept and the part fitted again hold out the same validation images.
+    A saved model is reused only when it was trained on the same images with the same hyperparameters (those
+    its family's ``reuse_requires`` names, or all of them), so that the part kept and the part fitted again hold
+    out the same validation images.
     """
     if model.reuses is None:
         raise ModelUnavailableError(f"The {model.title.lower()} has nothing it can reuse; train it without reusing.")
     entry, path = persistence.verified_artifact(model.name, models_dir)
     # The manifest holds the settings as JSON (a tuple comes back as a list), so they are compared as JSON.
     wanted = json.loads(json.dumps(model.get_params()))
+    if model.reuse_requires is not None:
+        wanted = {name: wanted[name] for name in model.reuse_requires}
     differing = sorted(name for name, value in wanted.items() if entry.hyperparameters.get(name, value) != value)
     if differing:
         raise ModelUnavailableError(
@@ -133,8 +141,9 @@ def train_and_record(
     ``extra_training`` (images, labels) are added to the sampled MNIST training images, e.g. users' own drawings.
     Pass the same ``style_cache`` (an empty dict at first) when training several models on the same images, so the
     writing-style examples (minutes of rendering) are made once. With ``reuse``, the family keeps what it
-    can of the model of its kind saved in ``models_dir`` (``family.reuses`` says what) and fits the rest again; the
-    recorded training time is then the saved model's plus this fit's.
+    can of the model of its kind saved in ``models_dir`` (``family.reuses`` says what) and fits the rest again,
+    starting from the family's ``reuse_settings``; the recorded training time is then the saved model's plus
+    this fit's.
     """
     train_images, train_labels = load_mnist("train", data_dir)
     test_images, test_labels = load_mnist("test", data_dir)
@@ -142,7 +151,7 @@ def train_and_record(
     if extra_training is not None:
         train_images = np.concatenate([train_images, np.asarray(extra_training[0], dtype=train_images.dtype)])
         train_labels = np.concatenate([train_labels, np.asarray(extra_training[1], dtype=train_labels.dtype)])
-    model = build_model(name, seed=seed, epochs=epochs, **overrides)
+    model = build_model(name, seed=seed, epochs=epochs, reuse=reuse, **overrides)
     fit_options = {"verbose": verbose} if isinstance(model, KerasClassifier) else {}
     if model.members:
         fit_options["members"] = {member: persistence.load_model(member, models_dir) for member in model.members}

@@ -122,6 +122,10 @@ class DigitClassifier(BaseEstimator, ABC):
     # What ``fit(..., reuse_from=path)`` keeps of a model of this family saved at ``path`` and what it fits again,
     # as a phrase for the user ("keeps its fitted SVM and calibrates it again"); None when it cannot reuse one.
     reuses: ClassVar[str | None] = None
+    # The hyperparameters a saved model must share to be reused (None: all of them), and the settings a reusing
+    # model starts from, which the caller's own settings override.
+    reuse_requires: ClassVar[tuple[str, ...] | None] = None
+    reuse_settings: ClassVar[dict[str, Any]] = {}
 
     @abstractmethod
     def fit(self, images: np.ndarray, labels: np.ndarray, *, progress: ProgressCallback | None = None) -> Self:

@@ -216,10 +216,59 @@ def test_reuse_keeps_the_svms_fit_and_the_ensembles_networks_and_fits_the_rest(t
     assert sorted(ensemble.extra_networks_) == ["cnn-seed1", "cnn-seed2", "cnn-seed3", "cnn-seed4"]
 
 
+def test_reuse_fine_tunes_a_saved_network_starting_from_its_weights(tiny_models_dir, mnist_dir, tmp_path):
+    import shutil
+
+    from digitlab import load_model, persistence
+    from digitlab.checksums import sha256_file
+    from digitlab.training import train_and_record
+
+    folder = shutil.copytree(tiny_models_dir, tmp_path / "models")
+    saved_sha256 = sha256_file(folder / "cnn.keras")
+    saved_kernel = load_model("cnn", folder).network_.get_layer("block1_conv1").get_weights()[0]
+    saved_seconds = persistence.read_manifest(folder).models["cnn"].training_seconds
+    # At a learning rate of 0 training moves no weight, so the kernels show where training started.
+    options = {"epochs": 1, "train_size": 800, "models_dir": folder, "data_dir": mnist_dir, "learning_rate": 0.0}
+
+    entry = train_and_record("cnn", reuse=True, **options)
+
+    kernel = load_model("cnn", folder).network_.get_layer("block1_conv1").get_weights()[0]
+    np.testing.assert_array_equal(kernel, saved_kernel)
+    assert saved_sha256 in entry.training_notes["started_from"]
+    assert entry.training_seconds >= saved_seconds
+    train_and_record("cnn", **options)
+    fresh_kernel = load_model("cnn", folder).network_.get_layer("block1_conv1").get_weights()[0]
+    assert not np.allclose(fresh_kernel, saved_kernel)
+
+
+def test_a_reused_network_starts_from_the_fine_tuning_settings_unless_told_otherwise():
+    from digitlab.models.neural import KerasClassifier
+    from digitlab.training import build_model
+
+    fine_tuning = build_model("cnn", reuse=True)
+    assert (fine_tuning.epochs, fine_tuning.learning_rate) == (
+        KerasClassifier.reuse_settings["epochs"],
+        KerasClassifier.reuse_settings["learning_rate"],
+    )
+    assert build_model("cnn", reuse=True, epochs=3).epochs == 3
+    assert build_model("cnn").epochs != KerasClassifier.reuse_settings["epochs"]
+
+
+def test_reuse_is_refused_for_a_family_with_nothing_to_reuse(tiny_models_dir, mnist_dir, monkeypatch):
+    from digitlab.errors import ModelUnavailableError
+    from digitlab.models.neural import MLPClassifier
+    from digitlab.training import train_and_record
+
+    monkeypatch.setattr(MLPClassifier, "reuses", None)
+    with pytest.raises(ModelUnavailableError, match="has nothing it can reuse"):
+        train_and_record("mlp", epochs=1, train_size=800, models_dir=tiny_models_dir, data_dir=mnist_dir, reuse=True)
+
+
 @pytest.mark.parametrize(
     ("name", "settings", "message"),
     [
-        ("mlp", {}, "has nothing it can reuse"),
+        ("cnn", {"seed": 1}, r"other settings \(seed\)"),
+        ("cnn", {"recipe": "quick"}, r"other settings \(recipe\)"),
         ("svm", {"C": 3.0}, r"other settings \(C\)"),
         ("ensemble", {"extra_cnn_seeds": (1, 2)}, r"other settings \(extra_cnn_seeds\)"),
         ("svm", {"train_size": 900}, "trained on other images"),
