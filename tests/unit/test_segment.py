@@ -141,7 +141,7 @@ def test_touching_digits_the_screen_refuses_whole_are_cut_into_digits_it_takes()
     assert len(segment.segment_digits(canvas, confident_whole)) == 1
     found = segment.segment_digits(canvas, confident_whole, WideShapeScreen())
     assert len(found) == 2
-    segments, (reading,) = segment.read_number(canvas, {"model": confident_whole}, WideShapeScreen())
+    _, (reading,) = segment.read_number(canvas, {"model": confident_whole}, WideShapeScreen())
     assert reading.number == "33" and not any(digit.not_a_digit for digit in reading.digits)
     # A screen that takes the whole for a digit leaves it whole.
     assert len(segment.segment_digits(canvas, confident_whole, WideShapeScreen(wide_share=1.0))) == 1
