@@ -130,7 +130,7 @@ def digit_count(source, models: dict[str, Any]) -> int:
     """
     screen, _ = resources.screen()
     try:
-        segments = segment_digits(source, next(iter(models_by_accuracy(models).values())), screen)
+        segments = segment_digits(source, next(iter(models_by_accuracy(models).values())))
     except DigitlabError:
         return 0
     looks_like_digits = digit_like(segments, screen)

@@ -14,8 +14,7 @@ then its ink is grouped into digits:
    columns with the least ink, and the cut is kept when the width, the
    model's readings of the whole and of the pieces, and how much ink the
    cut goes through say two digits are likelier than one
-   (:func:`split_evidence`), or when the not-a-digit check refuses the
-   whole but takes both pieces for digits (:func:`refused_whole_split`);
+   (:func:`split_evidence`);
 4. each digit goes through the same MNIST-style normalisation as a single
    digit, and the digits are ordered by the horizontal centre of their boxes.
 
@@ -334,15 +333,12 @@ def split_features(
     return features, cut
 
 
-def split_wide(
-    ink: np.ndarray, region: np.ndarray, height: float, judge: Predictor, screen: ScreenedDetector | None = None
-) -> list[np.ndarray]:
+def split_wide(ink: np.ndarray, region: np.ndarray, height: float, judge: Predictor) -> list[np.ndarray]:
     """Cut a region holding touching digits into pieces, recursively, where the evidence says two digits.
 
     Regions narrower than :data:`MAYBE_SEVERAL` line heights stay whole. For
     wider ones the most convincing cut (:func:`split_features`) is weighed
-    against keeping the region whole by :func:`split_evidence`, and with a
-    not-a-digit ``screen`` by :func:`refused_whole_split`; regions wider
+    against keeping the region whole by :func:`split_evidence`; regions wider
     than :data:`SURELY_SEVERAL` are cut whenever a cut exists.
     """
     columns = np.flatnonzero(region.any(axis=0))
@@ -353,22 +349,9 @@ def split_wide(
     if judged is None:
         return [region]
     features, cut = judged
-    if aspect <= SURELY_SEVERAL and split_evidence(features) <= 0 and not refused_whole_split(ink, region, cut, screen):
+    if aspect <= SURELY_SEVERAL and split_evidence(features) <= 0:
         return [region]
-    return split_wide(ink, cut.left, height, judge, screen) + split_wide(ink, cut.right, height, judge, screen)
-
-
-def refused_whole_split(ink: np.ndarray, region: np.ndarray, cut: Cut, screen: ScreenedDetector | None) -> bool:
-    """Whether the not-a-digit ``screen`` refuses the whole region but takes both pieces of ``cut`` for digits.
-
-    Two touching digits the cut evidence kept together (a 66, a 14) read as one wide shape that is no digit;
-    left whole, the number would lose both. A region the screen refuses is left out of the number anyway, so
-    cutting it can only bring digits back.
-    """
-    if screen is None or screen.verdicts(digit_input(ink, region)[None])[0].is_digit:
-        return False
-    left, right = screen.verdicts(np.stack([digit_input(ink, cut.left), digit_input(ink, cut.right)]))
-    return left.is_digit and right.is_digit
+    return split_wide(ink, cut.left, height, judge) + split_wide(ink, cut.right, height, judge)
 
 
 def split_evidence(features: np.ndarray) -> float:
@@ -387,23 +370,16 @@ def _spans_line(piece: np.ndarray, height: float) -> bool:
     return rows.size > 0 and rows[-1] - rows[0] + 1 >= MIN_PIECE_HEIGHT * height
 
 
-def segment_digits(
-    source: str | os.PathLike | bytes | Image.Image | np.ndarray,
-    judge: Predictor,
-    screen: ScreenedDetector | None = None,
-) -> list[Segment]:
+def segment_digits(source: str | os.PathLike | bytes | Image.Image | np.ndarray, judge: Predictor) -> list[Segment]:
     """The digits of a number in the image, left to right, each with its box and 28x28 model input.
 
-    ``judge`` is the model whose confidence decides where touching digits are cut; the not-a-digit ``screen``,
-    when given, also cuts a piece it refuses into two it takes for digits.
+    ``judge`` is the model whose confidence decides where touching digits are cut.
     """
     gray, size = displayed_gray(source)
-    return segment_ink(clean_ink(gray), size, judge, screen)
+    return segment_ink(clean_ink(gray), size, judge)
 
 
-def segment_ink(
-    ink: np.ndarray, size: tuple[int, int], judge: Predictor, screen: ScreenedDetector | None = None
-) -> list[Segment]:
+def segment_ink(ink: np.ndarray, size: tuple[int, int], judge: Predictor) -> list[Segment]:
     """:func:`segment_digits` for an image already cleaned by ``clean_ink``, displayed at ``size`` (width, height)."""
     labels, areas = ink_components(ink)
     if areas.size == 0:
@@ -419,7 +395,7 @@ def segment_ink(
     regions = []
     # Stray marks leave their group numbers unused, so only the numbers still in use are visited.
     for group in np.unique(group_of_label[group_of_label >= 0]):
-        regions.extend(split_wide(ink, groups == group, digit_height, judge, screen))
+        regions.extend(split_wide(ink, groups == group, digit_height, judge))
     scale_x, scale_y = size[0] / ink.shape[1], size[1] / ink.shape[0]
     segments = []
     for region in regions:
@@ -448,7 +424,7 @@ def read_number(
     """
     if not models:
         raise ValueError("read_number needs at least one model.")
-    segments = segment_digits(source, next(iter(models.values())), screen)
+    segments = segment_digits(source, next(iter(models.values())))
     return segments, read_segments(segments, models, digit_like(segments, screen))
 
 

@@ -1,5 +1,4 @@
 import io
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -120,31 +119,6 @@ def test_touching_digits_are_cut_at_the_bridge_when_the_pieces_read_better():
     assert 88 <= found[1].box[0] <= 100
     confident_whole = FixedReader(whole=0.99999, piece=0.6)
     assert len(segment.segment_digits(canvas, confident_whole)) == 1
-
-
-class WideShapeScreen:
-    """A stand-in not-a-digit check: it refuses inputs whose ink fills more than ``wide_share`` of the width."""
-
-    def __init__(self, wide_share: float = 0.7):
-        self.wide_share = wide_share
-
-    def verdicts(self, images):
-        widths = [np.flatnonzero(image.max(axis=0) > 30).size for image in np.asarray(images).reshape(-1, 28, 28)]
-        return [SimpleNamespace(is_digit=width <= self.wide_share * 28) for width in widths]
-
-
-def test_touching_digits_the_screen_refuses_whole_are_cut_into_digits_it_takes():
-    canvas, _ = line_of([ring(100, 70, 12), ring(100, 70, 12)], [8])
-    canvas[68:72, 86:100] = 1.0
-    # The judge is sure of the whole, so the cut evidence alone keeps the pair as one wide digit.
-    confident_whole = FixedReader(whole=0.99999, piece=0.6)
-    assert len(segment.segment_digits(canvas, confident_whole)) == 1
-    found = segment.segment_digits(canvas, confident_whole, WideShapeScreen())
-    assert len(found) == 2
-    _, (reading,) = segment.read_number(canvas, {"model": confident_whole}, WideShapeScreen())
-    assert reading.number == "33" and not any(digit.not_a_digit for digit in reading.digits)
-    # A screen that takes the whole for a digit leaves it whole.
-    assert len(segment.segment_digits(canvas, confident_whole, WideShapeScreen(wide_share=1.0))) == 1
 
 
 def test_a_cut_that_would_leave_a_low_piece_is_not_made():
