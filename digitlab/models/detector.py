@@ -28,6 +28,7 @@ from digitlab.models.neural import (
     epoch_progress_callback,
     network_input,
     save_weights_only,
+    saved_network,
     traced_forward,
 )
 
@@ -119,10 +120,8 @@ class DigitDetector(BaseEstimator):
 
     @classmethod
     def load(cls, path, *, params: dict | None = None) -> "DigitDetector":
-        import keras
-
         detector = cls(**(params or {}))
-        detector._set_network(keras.saving.load_model(path, compile=False, safe_mode=True))
+        detector._set_network(saved_network(path))
         return detector
 
 
