@@ -222,8 +222,8 @@ def command_realworld(arguments) -> int:
     from digitlab.checks.realworld import number_table, report_table, run_realworld
 
     print(
-        f"Rendering {arguments.count} samples per source from held-out MNIST training digits "
-        f"(seed {arguments.seed}) and reading them with {arguments.model}...",
+        f"Rendering {arguments.count} samples per source from held-out MNIST training digits, real UCI digits "
+        f"and drawings (seed {arguments.seed}) and reading them with {arguments.model}...",
         file=sys.stderr,
     )
     report = run_realworld(
@@ -659,7 +659,9 @@ def build_parser() -> argparse.ArgumentParser:
     predict.set_defaults(handler=command_predict)
 
     realworld = commands.add_parser(
-        "realworld", help="accuracy on scans, forms, drawings and photos rendered from held-out MNIST training digits"
+        "realworld",
+        help="accuracy on scans, forms, drawings and photos rendered from held-out MNIST training digits, on real "
+        "handwriting (the UCI digits) and on drawings that are not digits",
     )
     realworld.add_argument("--model", choices=list(REGISTRY), default="cnn")
     realworld.add_argument("--count", type=positive_int, default=250, help="samples per source (default: 250)")

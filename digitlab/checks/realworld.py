@@ -11,7 +11,10 @@ of real-world input, each an ordinary image file at its own size and polarity:
 paper under uneven light, JPEG), ``thin-pen`` (a 1-3 pixel stylus on a large
 canvas) and ``thick-pen`` (a finger or a marker).
 
-Beside them, :func:`generate_drawn` adds digits drawn from single-stroke fonts
+:func:`generate_uci` adds real handwriting, scikit-learn's copy of the UCI
+digits (``uci-8x8-scan``: 8x8 gray scans written by other people than
+MNIST's, saved at 8, 16 or 32 pixels). Beside them, :func:`generate_drawn`
+adds digits drawn from single-stroke fonts
 in the styles MNIST has few of (``writing-styles``: closed 4s, 1s with a flag,
 7s with a bar) and drawings that are not digits (``letters``, ``symbols``,
 ``doodles``), all from fonts the not-a-digit detector never trained on.
@@ -37,6 +40,7 @@ from sklearn.metrics import roc_auc_score
 
 from digitlab.data import synthetic
 from digitlab.data.mnist import IMAGE_SHAPE, TRAIN_IMAGES, data_checksum, load_mnist
+from digitlab.data.uci import uci_digits
 from digitlab.errors import DigitlabError
 from digitlab.imaging.decode import resize
 from digitlab.imaging.preprocess import preprocess
@@ -62,6 +66,9 @@ SOURCES = ("envelope-scan", "binarised-form", "canvas-drawing", "phone-photo", "
 # Digits drawn from fonts the not-a-digit detector never saw, in the styles MNIST has few of (closed 4s, 1s with a
 # flag, 7s with a bar), and drawings that are not digits at all, from the same fonts and the doodle makers.
 STYLE_SOURCE = "writing-styles"
+# Real handwriting: the UCI digits, each saved with square pixels 1, 2 or 4 times its 8x8 size.
+UCI_SOURCE = "uci-8x8-scan"
+UCI_SCALES = (1, 2, 4)
 NON_DIGIT_SOURCES = ("letters", "symbols", "doodles")
 NOT_A_DIGIT = -1
 # Mixed into the seeds of the drawn samples, so they are not the drawings the detector was trained or set with.
@@ -222,6 +229,29 @@ def generate(
         rendering = RENDERERS[source](images[index], rng)
         payload = encode(rendering.image, rendering.suffix)
         samples.append(Sample(source, int(labels[index]), payload, rendering.suffix, int(index), rendering.conditions))
+    return samples
+
+
+def generate_uci(count: int, seed: int) -> list[Sample]:
+    """``count`` real handwritten digits from the UCI set (:mod:`digitlab.data.uci`), reproducible for a ``seed``.
+
+    Each is saved as a PNG with square pixels at 8, 16 or 32 pixels, as a
+    coarse form scanner gives it, dark on light or light on dark. The set
+    holds 1,797 digits, so a larger ``count`` repeats some of them.
+    """
+    if count < 1:
+        raise ValueError(f"count must be at least 1, got {count}.")
+    images, labels = uci_digits()
+    rng = np.random.default_rng(seed)
+    samples = []
+    for index in rng.choice(len(images), count, replace=count > len(images)):
+        scale = int(rng.choice(UCI_SCALES))
+        ink = np.kron(images[index], np.ones((scale, scale), dtype=np.uint8))
+        dark_on_light = rng.random() < 0.5
+        pixels = 255 - ink if dark_on_light else ink
+        conditions = (f"{ink.shape[1]}x{ink.shape[0]}px", "dark on light" if dark_on_light else "light on dark")
+        payload = encode(Image.fromarray(pixels), ".png")
+        samples.append(Sample(UCI_SOURCE, int(labels[index]), payload, ".png", -1, conditions))
     return samples
 
 
@@ -552,7 +582,9 @@ def run_realworld(
     """Render the validation set from MNIST training digits the model never fitted on, evaluate it, and report.
 
     The digits come from :func:`held_out_pool` for the model's entry in the
-    manifest of ``models_dir``, the folder the model is loaded from. With
+    manifest of ``models_dir``, the folder the model is loaded from; the real
+    handwritten UCI digits (:func:`generate_uci`) and the drawn samples
+    (:func:`generate_drawn`) join them. With
     ``numbers`` > 0, as many 4-digit numbers are also composed and read with
     :func:`digitlab.imaging.segment.read_number` and the not-a-digit check,
     as ``predict --multi`` reads them. ``save_to`` writes every single-digit
@@ -566,7 +598,7 @@ def run_realworld(
     pool = held_out_pool(read_manifest(models_dir).models, model_name, images, labels)
     model = load_models([model_name], models_dir)[model_name]
     detector = load_screen(models_dir)
-    samples = generate(images, labels, count, seed, pool=pool) + generate_drawn(count, seed)
+    samples = generate(images, labels, count, seed, pool=pool) + generate_uci(count, seed) + generate_drawn(count, seed)
     if save_to is not None:
         save_samples(samples, save_to)
     report: dict[str, Any] = {

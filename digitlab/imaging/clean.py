@@ -56,6 +56,12 @@ SOLID_LEVEL = 0.75
 POROUS_MIN_PIECES = 8
 POROUS_JOINED = 0.25
 POROUS_GAP_SHARE = 0.03
+# A single digit scanned at SMALL_SCAN_SIDE pixels or fewer (an 8x8, 16x16 or 32x32 form, a 12-pixel envelope digit,
+# an MNIST image) is enlarged to ENLARGED_SCAN_SIDE pixels before it is cleaned: at its own size, neighbouring pixels
+# across a stroke differ as much as noise does, so noise smoothing blurs the strokes away. Below the 64 pixels at
+# which lighting is looked for, so the enlarged scan is still cleaned as a scan.
+SMALL_SCAN_SIDE = 32
+ENLARGED_SCAN_SIDE = 56
 
 
 def reject_noise(gray: np.ndarray) -> None:
@@ -376,10 +382,21 @@ def _box_edges(box: tuple[slice, slice]) -> tuple[int, int, int, int]:
     return box[0].start, box[1].start, box[0].stop, box[1].stop
 
 
-def clean_ink(gray: np.ndarray) -> np.ndarray:
+def enlarge_small_scan(gray: np.ndarray) -> np.ndarray:
+    """``gray`` enlarged so its longer side is :data:`ENLARGED_SCAN_SIDE` when it is :data:`SMALL_SCAN_SIDE` or less."""
+    height, width = gray.shape
+    if max(height, width) > SMALL_SCAN_SIDE:
+        return gray
+    scale = ENLARGED_SCAN_SIDE / max(height, width)
+    return np.clip(resize(gray, (max(1, round(width * scale)), max(1, round(height * scale)))), 0.0, 1.0)
+
+
+def clean_ink(gray: np.ndarray, *, enlarge_small: bool = False) -> np.ndarray:
     """White ink on a black, flat, speck-free background from any 2-D luminance array in [0, 1].
 
-    Shared by single-digit preprocessing and the segmentation of whole numbers.
+    Shared by single-digit preprocessing and the segmentation of whole numbers. ``enlarge_small`` enlarges a
+    small scan (:func:`enlarge_small_scan`) once it has passed the noise check, which enlarging would smooth out;
+    the segmentation leaves it off, as its boxes are in the image's own pixels.
     """
     if gray.ndim != 2 or min(gray.shape) < 1:
         raise ImageError(f"Expected a 2-D image, got an array of shape {gray.shape}.")
@@ -387,6 +404,8 @@ def clean_ink(gray: np.ndarray) -> np.ndarray:
         raise ImageError("The image holds values that are not finite numbers.")
     gray = limit_resolution(np.clip(gray, 0.0, 1.0).astype(np.float32))
     reject_noise(gray)
+    if enlarge_small:
+        gray = enlarge_small_scan(gray)
     gray = smooth_noise(gray)
     return remove_specks(fill_porous_ink(suppress_texture(stretch_contrast(to_white_on_black(gray)))))
 

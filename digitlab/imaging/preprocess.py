@@ -30,12 +30,12 @@ from digitlab.imaging.decode import source_to_gray
 from digitlab.imaging.normalise import crop_to_ink, digit_to_mnist
 
 # Saved drawings record this with their 28x28 input; raise it whenever the same image would give a different input.
-PREPROCESS_VERSION = 2
+PREPROCESS_VERSION = 3
 
 
 def preprocess_array(gray: np.ndarray) -> np.ndarray:
     """MNIST-style ``uint8`` 28x28 input from a 2-D luminance array in [0, 1]."""
-    digit = drop_stray_marks(clean_ink(gray))
+    digit = drop_stray_marks(clean_ink(gray, enlarge_small=True))
     reject_scattered_ink(digit)
     reject_soft_marks(digit)
     return digit_to_mnist(crop_to_ink(digit))

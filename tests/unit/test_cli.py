@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from digitlab import settings
-from digitlab.checks.realworld import NON_DIGIT_SOURCES, SOURCES, STYLE_SOURCE
+from digitlab.checks.realworld import NON_DIGIT_SOURCES, SOURCES, STYLE_SOURCE, UCI_SOURCE
 from digitlab.cli import main
 from digitlab.models.base import LOW_CONFIDENCE
 from digitlab.models.registry import REGISTRY
@@ -268,7 +268,7 @@ def test_realworld_reports_every_source_and_the_naive_baseline(tiny_models_dir, 
     code = main([*arguments, "--models-dir", str(tiny_models_dir), "--data-dir", str(mnist_dir)])
     output = capsys.readouterr().out
     assert code == 0
-    for source in (*SOURCES, STYLE_SOURCE, *NON_DIGIT_SOURCES, "overall"):
+    for source in (*SOURCES, UCI_SOURCE, STYLE_SOURCE, *NON_DIGIT_SOURCES, "overall"):
         assert f"| {source} | " in output
     assert "plain 28x28 resize" in output and "Hardest source:" in output and "read exactly right" in output
 
@@ -277,8 +277,8 @@ def test_realworld_json_and_saved_samples(tiny_models_dir, mnist_dir, tmp_path, 
     arguments = ["realworld", "--model", "svm", "--count", "1", "--json", "--save", str(tmp_path)]
     assert main([*arguments, "--models-dir", str(tiny_models_dir), "--data-dir", str(mnist_dir)]) == 0
     report = json.loads(capsys.readouterr().out)
-    # One rendering of a held-out MNIST digit per source and one font-drawn digit, then one drawing of each
-    # kind that is not a digit.
-    assert report["digits"]["overall"]["samples"] == len(SOURCES) + 1
-    assert len(list(tmp_path.rglob("*[0-9]-digit[0-9]*"))) == len(SOURCES) + 1
+    # One rendering of a held-out MNIST digit per source, one real UCI digit and one font-drawn digit, then one
+    # drawing of each kind that is not a digit.
+    assert report["digits"]["overall"]["samples"] == len(SOURCES) + 2
+    assert len(list(tmp_path.rglob("*[0-9]-digit[0-9]*"))) == len(SOURCES) + 2
     assert len(list(tmp_path.rglob("*-not-a-digit*"))) == len(NON_DIGIT_SOURCES)

@@ -5,6 +5,7 @@ import pytest
 from PIL import Image, ImageDraw
 from scipy import ndimage
 
+from digitlab.data.uci import uci_digits
 from digitlab.errors import ImageError, NoDigitFoundError
 from digitlab.imaging import clean, decode, normalise
 from digitlab.imaging import preprocess as pp
@@ -121,7 +122,10 @@ def test_mnist_digits_pass_through_almost_unchanged(mnist_test):
     images = mnist_test[0][:50]
     redone = np.stack([pp.preprocess(image) for image in images]).astype(np.float32)
     correlation = [np.corrcoef(a.ravel(), b.ravel())[0, 1] for a, b in zip(images, redone, strict=True)]
-    assert np.median(correlation) > 0.95
+    # Like every scan of 32 pixels or fewer, they are enlarged before cleaning, which smooths them a little: the
+    # median was 0.953 before (0.949 after, on 300 test digits), and the CNN reads 99.37 % of 3,000 test digits
+    # after preprocessing instead of 99.33 %.
+    assert np.median(correlation) > 0.94
 
 
 @pytest.mark.parametrize(
@@ -561,3 +565,33 @@ def test_fill_porous_ink_leaves_separate_solid_strokes_apart():
     bars[40:160, 50:60] = 1.0
     bars[40:160, 120:130] = 1.0
     np.testing.assert_array_equal(clean.fill_porous_ink(bars), bars)
+
+
+@pytest.mark.parametrize(("shape", "enlarged"), [((8, 8), (56, 56)), ((16, 12), (56, 42)), ((32, 9), (56, 16))])
+def test_a_scan_smaller_than_mnist_is_enlarged_before_cleaning(shape, enlarged):
+    scan = np.random.default_rng(0).random(shape).astype(np.float32)
+    result = clean.enlarge_small_scan(scan)
+    assert result.shape == enlarged and result.min() >= 0 and result.max() <= 1
+
+
+@pytest.mark.parametrize("shape", [(33, 33), (20, 300), (600, 400)])
+def test_larger_images_are_not_enlarged(shape):
+    image = np.zeros(shape, dtype=np.float32)
+    assert clean.enlarge_small_scan(image) is image
+
+
+def test_an_8x8_scan_of_real_handwriting_reads_like_the_same_scan_enlarged():
+    # The UCI digits fill their 8x8 box with gray levels, so neighbouring pixels across a stroke differ as much as
+    # noise does: cleaned at that size, noise smoothing blurred the strokes away (median overlap 0.73 before).
+    images = uci_digits()[0][:60]
+    overlaps = [
+        ink_overlap(pp.preprocess(scan), pp.preprocess(np.kron(scan, np.ones((4, 4), dtype=np.uint8))))
+        for scan in images
+    ]
+    assert np.median(overlaps) >= 0.8
+
+
+@pytest.mark.parametrize("side", [8, 16, 24])
+def test_small_random_noise_is_still_refused_before_it_is_enlarged(side):
+    with pytest.raises(NoDigitFoundError, match="noise"):
+        pp.preprocess(np.random.default_rng(side).random((side, side)).astype(np.float32))

@@ -8,6 +8,7 @@ from PIL import Image, ImageOps
 
 from digitlab.checks import realworld
 from digitlab.data.mnist import data_checksum
+from digitlab.data.uci import uci_digits
 from digitlab.errors import DigitlabError
 from digitlab.imaging.preprocess import preprocess
 from digitlab.manifest import Manifest, ModelEntry
@@ -331,6 +332,24 @@ def test_evaluation_counts_refusals_of_digits_and_of_non_digits(samples, drawn):
     assert "| not digits |" in realworld.report_table(report, "stub")
 
 
+def test_uci_samples_are_real_digits_saved_with_square_pixels_at_8_16_or_32():
+    samples = realworld.generate_uci(12, seed=3)
+    assert samples == realworld.generate_uci(12, seed=3)
+    assert samples != realworld.generate_uci(12, seed=4)
+    images, labels = uci_digits()
+    assert images.shape == (1797, 8, 8) and images.dtype == np.uint8 and images.max() == 255
+    for sample in samples:
+        assert sample.source == realworld.UCI_SOURCE and sample.label in range(10)
+        pixels = np.asarray(Image.open(io.BytesIO(sample.payload)))
+        side = pixels.shape[0]
+        assert pixels.shape == (side, side) and side in (8, 16, 32)
+        cells = pixels[:: side // 8, :: side // 8]
+        # Every pixel of a cell is the cell's level, and the cells are one of the UCI digits in either polarity.
+        np.testing.assert_array_equal(np.kron(cells, np.ones((side // 8, side // 8), dtype=np.uint8)), pixels)
+        same = (images == cells).all(axis=(1, 2)) | (images == 255 - cells).all(axis=(1, 2))
+        assert sample.label in labels[same]
+
+
 def test_invalid_counts_are_refused(mnist_train, shipped_pool):
     with pytest.raises(ValueError):
         realworld.generate(*mnist_train, count=0, pool=shipped_pool)
@@ -338,3 +357,5 @@ def test_invalid_counts_are_refused(mnist_train, shipped_pool):
         realworld.generate_numbers(*mnist_train, count=1, length=0, pool=shipped_pool)
     with pytest.raises(ValueError, match="non-empty"):
         realworld.generate(*mnist_train, count=1, pool=np.array([], dtype=int))
+    with pytest.raises(ValueError):
+        realworld.generate_uci(0, seed=0)
