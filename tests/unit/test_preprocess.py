@@ -595,3 +595,28 @@ def test_an_8x8_scan_of_real_handwriting_reads_like_the_same_scan_enlarged():
 def test_small_random_noise_is_still_refused_before_it_is_enlarged(side):
     with pytest.raises(NoDigitFoundError, match="noise"):
         pp.preprocess(np.random.default_rng(side).random((side, side)).astype(np.float32))
+
+
+def test_a_tightly_cropped_digit_is_cleaned_as_a_scan_not_a_photo(mnist_test):
+    # A digit cropped to its ink and enlarged leaves little uniform background, so it was taken for a photo under
+    # uneven lighting, whose estimate swallowed thick strokes: 18 of these 40 went that way (10th percentile of the
+    # overlap 0.52), and the CNN read 87 % of 400 such digits enlarged 5 times, 99 % once a flat border marks a scan.
+    overlaps, lit = [], 0
+    for image in mnist_test[0][:40]:
+        rows, columns = np.flatnonzero(image.max(axis=1) > 30), np.flatnonzero(image.max(axis=0) > 30)
+        crop = Image.fromarray(image[rows[0] : rows[-1] + 1, columns[0] : columns[-1] + 1])
+        enlarged = 255 - np.asarray(crop.resize((crop.width * 6, crop.height * 6), Image.Resampling.BICUBIC))
+        lit += clean.has_lighting(enlarged.astype(np.float32) / 255)
+        overlaps.append(ink_overlap(pp.preprocess(enlarged), pp.preprocess(image)))
+    assert lit <= 2
+    assert np.percentile(overlaps, 10) >= 0.75
+
+
+def test_a_photos_noisy_border_is_not_flat_and_a_scans_is():
+    rng = np.random.default_rng(0)
+    columns = np.mgrid[0:200, 0:300][1]
+    photo = (0.5 + 0.3 * columns / 300 + rng.normal(0, 0.02, (200, 300))).astype(np.float32)
+    assert not clean.border_is_flat(photo)
+    scan = np.ones((200, 300), dtype=np.float32)
+    scan[:, 100:200] = 0.1  # a thick stroke cut by the crop at the top and the bottom
+    assert clean.border_is_flat(scan)
