@@ -1,8 +1,9 @@
 """From a luminance array to white ink on a flat black background, or a refusal: no digit found.
 
-Pure noise is refused first. Then the polarity is detected, uneven lighting
-and paper texture are removed, the contrast is stretched so the ink peaks
-at 1, grainy strokes are closed and specks are dropped (:func:`clean_ink`,
+Pure noise is refused first; a small scan of one digit is enlarged. Then the polarity is
+detected, uneven lighting is removed, the contrast is stretched so the ink
+peaks at 1, the faint lines of ruled paper and paper texture are cleared,
+grainy strokes are closed and specks are dropped (:func:`clean_ink`,
 which the segmentation of whole numbers shares). For a single digit, stray
 marks apart from it are cleared, and ink that is scattered or only faint
 shading is refused rather than read as a digit.
@@ -62,8 +63,10 @@ SOLID_LEVEL = 0.75
 POROUS_MIN_PIECES = 8
 POROUS_JOINED = 0.25
 POROUS_GAP_SHARE = 0.03
-# Straight lines across at least RULED_LINE_SHARE of the image's width or height that stay under FAINT_LINE_LEVEL of the
-# ink's peak are the lines of ruled or squared paper, printed fainter than a pen writes, and are cleared.
+# Straight lines across at least RULED_LINE_SHARE of the image's width or height, between MIN_LINE_LEVEL and
+# FAINT_LINE_LEVEL of the ink's peak, are the lines of ruled or squared paper, printed fainter than a pen writes, and
+# are cleared where a pixel stands less than LINE_MARGIN above its line; a stroke a line was printed over is bridged
+# again across LINE_BRIDGE pixels.
 RULED_LINE_SHARE = 0.6
 FAINT_LINE_LEVEL = 0.6
 MIN_LINE_LEVEL = 0.05
