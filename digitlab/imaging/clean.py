@@ -72,6 +72,8 @@ FAINT_LINE_LEVEL = 0.6
 MIN_LINE_LEVEL = 0.05
 LINE_MARGIN = 0.15
 LINE_BRIDGE = 7
+# Paper lines are thinner than this many pixels (at the analysis size of at most 768 pixels).
+LINE_THICKNESS = 7
 # A single digit scanned at SMALL_SCAN_SIDE pixels or fewer (an 8x8, 16x16 or 32x32 form, a 12-pixel envelope digit,
 # an MNIST image) is enlarged to ENLARGED_SCAN_SIDE pixels before it is cleaned: at its own size, neighbouring pixels
 # across a stroke differ as much as noise does, so noise smoothing blurs the strokes away. Below the 64 pixels at
@@ -316,9 +318,13 @@ def remove_faint_lines(gray: np.ndarray) -> np.ndarray:
     # Paper lines come with photos and page scans; in a small scan a digit's own gray stroke may span the image.
     if min(height, width) < MIN_SIDE_FOR_LIGHTING:
         return gray
+    across = ndimage.grey_opening(gray, size=(1, round(RULED_LINE_SHARE * width)))
+    down = ndimage.grey_opening(gray, size=(round(RULED_LINE_SHARE * height), 1))
+    # Paper lines are thin: what also survives an opening across a line's width is a broad shape, such as the body
+    # of a digit drawn with a marker, and stays.
     lines = np.maximum(
-        ndimage.grey_opening(gray, size=(1, round(RULED_LINE_SHARE * width))),
-        ndimage.grey_opening(gray, size=(round(RULED_LINE_SHARE * height), 1)),
+        across - ndimage.grey_opening(across, size=(LINE_THICKNESS, 1)),
+        down - ndimage.grey_opening(down, size=(1, LINE_THICKNESS)),
     )
     # Only pixels of the line itself lose it: where the pen crosses a line, the ink stands far above it. Where a line
     # was printed over a stroke instead, the stroke is bridged again across the line's width.

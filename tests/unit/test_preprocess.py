@@ -662,13 +662,23 @@ def test_a_digits_own_long_stroke_written_at_full_ink_is_kept():
 
 
 def test_a_small_scans_faint_strokes_are_not_taken_for_paper_lines():
-    # An enlarged 8x8 scan: a seven whose gray bar spans the whole image, as the UCI digits' strokes do.
+    # An enlarged 8x8 scan: a seven whose thin gray bar spans the whole image, as the UCI digits' strokes do.
     seven = np.zeros((56, 56), dtype=np.float32)
-    seven[4:12, :] = 0.5
-    seven[12:, 40:48] = 1.0
+    seven[4:7, :] = 0.5
+    seven[7:, 40:48] = 1.0
     np.testing.assert_array_equal(clean.remove_faint_lines(seven), seven)
     # At a photo's size the same faint bar would pass for a paper line: the size is what tells them apart.
-    assert clean.remove_faint_lines(np.kron(seven, np.ones((2, 2), dtype=np.float32)))[8:24].max() == 0
+    photo = np.zeros((112, 112), dtype=np.float32)
+    photo[4:7, :] = 0.5
+    photo[7:, 80:88] = 1.0
+    assert clean.remove_faint_lines(photo)[4:7].max() == 0
+
+
+def test_the_body_of_a_digit_drawn_with_a_marker_is_not_a_paper_line():
+    # A bar 20 pixels thick across a photo, at half the ink: as broad as a marker's stroke, not a printed line.
+    bar = np.zeros((200, 200), dtype=np.float32)
+    bar[90:110, :] = 0.5
+    np.testing.assert_array_equal(clean.remove_faint_lines(bar), bar)
 
 
 def test_a_stroke_that_a_faint_line_was_printed_over_stays_whole():
