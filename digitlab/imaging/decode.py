@@ -5,7 +5,7 @@ or RGBA, of any number type) becomes one 2-D ``float32`` array: EXIF
 rotation is applied, transparent parts take the colour opposite the ink, and
 very large images are averaged down first, which bounds time and memory.
 Damaged, oversized and non-image input is refused with :class:`ImageError`.
-:func:`resize` and :func:`limit_resolution`, which bring such an array to a
+:func:`resize`, :func:`resize_longer_side` and :func:`limit_resolution`, which bring such an array to a
 size, live here too, as cleaning and normalising both use them.
 """
 
@@ -211,12 +211,14 @@ def _flatten_transparency(rgba: np.ndarray) -> np.ndarray:
 
 def limit_resolution(gray: np.ndarray, side: int = ANALYSIS_SIDE) -> np.ndarray:
     """Average the image down so its longer side is at most ``side`` pixels."""
+    return gray if max(gray.shape) <= side else resize_longer_side(gray, side)
+
+
+def resize_longer_side(gray: np.ndarray, side: int) -> np.ndarray:
+    """``gray`` resized so its longer side is ``side`` pixels, keeping the aspect ratio."""
     height, width = gray.shape
     scale = side / max(height, width)
-    if scale >= 1:
-        return gray
-    size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    return resize(gray, size)
+    return resize(gray, (max(1, round(width * scale)), max(1, round(height * scale))))
 
 
 def resize(gray: np.ndarray, size: tuple[int, int]) -> np.ndarray:

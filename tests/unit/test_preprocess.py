@@ -688,3 +688,14 @@ def test_a_stroke_that_a_faint_line_was_printed_over_stays_whole():
     cleared = clean.remove_faint_lines(image)
     assert cleared[59:61, :30].max() == 0 and cleared[59:61, 80:].max() == 0
     assert clean.ink_components(cleared)[1].size == 1
+
+
+@pytest.mark.parametrize(("length", "cleared"), [(110, False), (130, True)])
+def test_only_a_faint_run_across_most_of_the_image_is_a_paper_line(length, cleared):
+    # 60 % of a 200-pixel image is 120 pixels: a shorter faint bar is a stroke and is returned untouched.
+    image = np.zeros((200, 200), dtype=np.float32)
+    image[99:101, 10 : 10 + length] = 0.4
+    image[20:180, 150:158] = 1.0
+    result = clean.remove_faint_lines(image)
+    assert bool(result[99:101, 10:140].max() == 0) is cleared
+    np.testing.assert_array_equal(result[20:180, 150:158], image[20:180, 150:158])
