@@ -240,6 +240,16 @@ def test_the_background_follows_a_gradient_and_ignores_a_thick_stroke():
     assert np.abs(background - paper)[30:170, 85:105].mean() < 0.1
 
 
+def test_a_markers_stroke_broader_than_a_pen_is_ink_not_lighting():
+    # A solid stroke 28 pixels wide in a 200-pixel photo, away from the edges, is ink. Taken for lighting, it became
+    # the background and only its outline was left: a thick 7 in a phone photo read as 8, a thick 1 as 0.
+    photo = lit_paper()
+    photo[30:170, 86:114] *= 0.2
+    flat = clean.to_white_on_black(photo)
+    assert flat[40:160, 90:110].min() > 0.5
+    assert flat[:, 150:].max() < 0.1
+
+
 def test_to_white_on_black_flattens_a_shadow_and_keeps_the_stroke():
     columns = np.arange(200, dtype=np.float32)
     shadow = 1 - 0.45 / (1 + np.exp(-(columns - 100) / 4))  # a soft-edged shadow over the right half
