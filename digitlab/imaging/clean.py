@@ -131,9 +131,14 @@ def background_is_uniform(gray: np.ndarray) -> bool:
     return bool((np.abs(gray - level) <= UNIFORM_TOLERANCE).mean() >= UNIFORM_SHARE)
 
 
+def outermost(values: np.ndarray) -> np.ndarray:
+    """The values of an image's outermost rows and columns, in one flat array."""
+    return np.concatenate([values[0], values[-1], values[:, 0], values[:, -1]])
+
+
 def border_is_flat(gray: np.ndarray) -> bool:
     """Whether most of the image's outermost pixels sit at one level, as a scan's or a drawing's do."""
-    edge = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
+    edge = outermost(gray)
     return bool((np.abs(edge - np.median(edge)) <= FLAT_BORDER_TOLERANCE).mean() >= FLAT_BORDER_SHARE)
 
 
@@ -170,7 +175,7 @@ def background_class(gray: np.ndarray) -> np.ndarray:
     """
     bright = split_levels(gray)
     corner = max(1, min(gray.shape) // 8)
-    edge = np.concatenate([bright[0], bright[-1], bright[:, 0], bright[:, -1]])
+    edge = outermost(bright)
     corners = np.concatenate(
         [
             block.ravel()
@@ -217,7 +222,7 @@ def ink_marks(standing_out: np.ndarray) -> np.ndarray:
         index = np.arange(1, count + 1)
         depth = ndimage.distance_transform_edt(np.pad(marked, 1))[1:-1, 1:-1]
         half_thickness = np.asarray(ndimage.maximum(depth, labels, index=index))
-        at_edge = np.isin(index, np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
+        at_edge = np.isin(index, outermost(labels))
         solid = np.asarray(ndimage.median(standing_out, labels, index=index)) >= MARKER_SOLIDITY * threshold
         broad = np.flatnonzero((half_thickness > MAX_STROKE_SHARE * max(marked.shape)) & (at_edge | ~solid)) + 1
         marked &= ~np.isin(labels, broad)
