@@ -505,12 +505,14 @@ class RunRegistry:
         """Note the process started for a run, so a worker that dies before it starts is noticed too.
 
         The worker may have recorded itself first (:meth:`mark_running`); a recorded process is never replaced.
+        The run's start becomes now, after the process began: on a busy machine the claim may be many seconds
+        older than the process, which would then look like another program that reused the id.
         """
         with transaction(self._connection) as connection:
             connection.execute(
-                "UPDATE training_runs SET worker_pid = ? "
+                "UPDATE training_runs SET worker_pid = ?, started_at = ? "
                 "WHERE id = ? AND status IN ('queued', 'running') AND worker_pid IS NULL",
-                (pid, run_id),
+                (pid, utc_timestamp(), run_id),
             )
 
     @reports_sqlite_errors
@@ -595,10 +597,13 @@ class RunRegistry:
 
     @reports_sqlite_errors
     def mark_succeeded(self, run_id: int, outcome: dict[str, Any]) -> None:
-        """Record a finished run: data used, metrics, timings and its artefact's path and checksum."""
+        """Record a finished run: data used, metrics, timings and its artefact's path and checksum.
+
+        A run that was judged lost meanwhile loses that error: its worker was alive after all, and finished.
+        """
         with transaction(self._connection) as connection:
             connection.execute(
-                "UPDATE training_runs SET status = 'succeeded', finished_at = ?, data = ?, metrics = ?, "
+                "UPDATE training_runs SET status = 'succeeded', error = NULL, finished_at = ?, data = ?, metrics = ?, "
                 "training_seconds = ?, total_seconds = ?, artifact = ?, sha256 = ?, size_bytes = ?, "
                 "stage = 'done', progress_done = progress_total WHERE id = ?",
                 (

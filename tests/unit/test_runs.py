@@ -188,6 +188,45 @@ def test_a_running_run_whose_worker_id_now_belongs_to_a_newer_process_is_marked_
     assert registry.get_run(current).status == "running"
 
 
+@pytest.mark.skipif(runs.process_start(os.getpid()) is None, reason="needs Linux's /proc start times")
+def test_a_worker_started_long_after_its_claim_on_a_busy_machine_is_not_taken_for_another_program(registry):
+    run_id = registry.enqueue_run(runs.TrainingRequest("svm", train_size=200))
+    assert registry.claim_next_run(1) == run_id
+    # The claim was made a minute before the worker's process began, as under heavy load.
+    claimed = datetime.datetime.now(datetime.UTC) - datetime.timedelta(seconds=60)
+    rewrite(registry.path, "UPDATE training_runs SET started_at = ? WHERE id = ?", (claimed.isoformat(), run_id))
+    process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        registry.record_worker(run_id, process.pid)
+
+        assert registry.mark_lost_runs() == []
+        assert registry.get_run(run_id).status == "running"
+    finally:
+        process.kill()
+        process.wait()
+
+
+def test_a_run_judged_lost_whose_worker_then_finishes_is_recorded_as_succeeded_without_the_error(registry, tmp_path):
+    run_id = registry.create_run(runs.TrainingRequest("mlp", train_size=200, epochs=1))
+    registry.mark_running(run_id, finished_process_id(), tmp_path)
+    assert registry.mark_lost_runs() == [run_id]
+
+    registry.mark_succeeded(
+        run_id,
+        {
+            "data": {"mnist_images": 200},
+            "metrics": {"test": {"accuracy": 0.9, "errors": 1}},
+            "training_seconds": 1.0,
+            "total_seconds": 1.0,
+            "artifact": "a",
+            "sha256": "b",
+            "size_bytes": 1,
+        },
+    )
+    run = registry.get_run(run_id)
+    assert (run.status, run.error) == ("succeeded", None)
+
+
 def test_a_missing_run_is_reported_with_a_sentence(registry):
     with pytest.raises(runs.RunNotFoundError, match="no training run #99"):
         registry.get_run(99)
