@@ -22,11 +22,11 @@ def chosen_models(choice: str) -> list[str]:
     return list(REGISTRY) if choice == "all" else [choice]
 
 
-def style_share(arguments, name: str) -> dict[str, float]:
-    """``--style-share`` as the keyword for the families that take it (the Keras networks), else nothing."""
-    if arguments.style_share is None or "style_share" not in REGISTRY[name]._get_param_names():
-        return {}
-    return {"style_share": arguments.style_share}
+def network_options(arguments, name: str) -> dict[str, float]:
+    """``--style-share`` and ``--keep-start`` as keywords for the families that take them (the Keras networks)."""
+    accepted = REGISTRY[name]._get_param_names()
+    given = {"style_share": arguments.style_share, "keep_start": arguments.keep_start}
+    return {key: value for key, value in given.items() if value is not None and key in accepted}
 
 
 def command_train(arguments) -> int:
@@ -52,7 +52,7 @@ def command_train(arguments) -> int:
                 epochs=arguments.epochs,
                 train_size=arguments.train_size,
                 models_dir=arguments.out,
-                **style_share(arguments, name),
+                **network_options(arguments, name),
                 data_dir=arguments.data_dir,
                 progress=report,
                 style_cache=style_cache,
@@ -583,6 +583,13 @@ def non_negative_float(text: str) -> float:
     return value
 
 
+def share(text: str) -> float:
+    value = float(text)
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"must be from 0 to below 1, not {text}")
+    return value
+
+
 def positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -630,6 +637,12 @@ def build_parser() -> argparse.ArgumentParser:
         "the MLP and the CNN start from their saved networks and fine-tune them "
         f"({KerasClassifier.reuse_settings['epochs']} epochs at a peak learning rate of "
         f"{KerasClassifier.reuse_settings['learning_rate']:g} unless --epochs says otherwise)",
+    )
+    train.add_argument(
+        "--keep-start",
+        type=share,
+        help="with --reuse, blend each fine-tuned weight of the MLP or the CNN with the starting network's, keeping "
+        "this share of the start (WiSE-FT; default 0)",
     )
     train.add_argument("--out", help="models folder to write (default: the shipped models/)")
     add_folder_options(train, models=None, data=True)

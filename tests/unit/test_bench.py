@@ -241,6 +241,56 @@ def test_reuse_fine_tunes_a_saved_network_starting_from_its_weights(tiny_models_
     assert not np.allclose(fresh_kernel, saved_kernel)
 
 
+def test_keeping_a_share_of_the_start_blends_every_fine_tuned_weight_with_the_starting_one(
+    tiny_models_dir, mnist_dir, tmp_path, monkeypatch
+):
+    import shutil
+
+    from digitlab import load_model
+    from digitlab.models import neural
+    from digitlab.training import train_and_record
+
+    folder = shutil.copytree(tiny_models_dir, tmp_path / "models")
+    start = [weight.copy() for weight in load_model("cnn", folder).network_.get_weights()]
+    # The fine-tuned weights are caught on their way into the blend, as nothing else shows them.
+    blend = neural.KerasClassifier._blend_with_start
+    tuned = []
+
+    def watched(self, network, start_network, data):
+        tuned.extend(weight.copy() for weight in network.get_weights())
+        return blend(self, network, start_network, data)
+
+    monkeypatch.setattr(neural.KerasClassifier, "_blend_with_start", watched)
+
+    entry = train_and_record(
+        "cnn", reuse=True, keep_start=0.25, epochs=1, train_size=800, models_dir=folder, data_dir=mnist_dir
+    )
+
+    blended = load_model("cnn", folder).network_.get_weights()
+    assert len(tuned) == len(start) == len(blended)
+    assert not all(np.allclose(first, last) for first, last in zip(start, tuned, strict=True))
+    for first, last, mixed in zip(start, tuned, blended, strict=True):
+        np.testing.assert_allclose(mixed, 0.25 * first + 0.75 * last, rtol=1e-5, atol=1e-6)
+    assert entry.hyperparameters["keep_start"] == 0.25
+    assert "0.25 of each weight kept from the starting network" in entry.training_notes["weights_blended"]
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"keep_start": 0.3}, "needs a saved network to reuse"),
+        ({"keep_start": 1.0, "reuse": True}, "from 0 to below 1, not 1.0"),
+    ],
+)
+def test_a_blend_without_a_start_or_with_nothing_of_the_fine_tuning_is_refused(
+    tiny_models_dir, mnist_dir, options, message
+):
+    from digitlab.training import train_and_record
+
+    with pytest.raises(ValueError, match=message):
+        train_and_record("cnn", epochs=1, train_size=800, models_dir=tiny_models_dir, data_dir=mnist_dir, **options)
+
+
 def test_a_reused_network_starts_from_the_fine_tuning_settings_unless_told_otherwise():
     from digitlab.models.neural import KerasClassifier
     from digitlab.training import build_model

@@ -130,6 +130,13 @@ def test_a_negative_style_share_is_refused_by_the_parser(capsys):
     assert "must be 0 or more" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("value", ["1", "-0.1", "half"])
+def test_a_kept_share_of_the_start_outside_0_to_1_is_refused_by_the_parser(capsys, value):
+    with pytest.raises(SystemExit):
+        main(["train", "--model", "cnn", "--reuse", "--keep-start", value])
+    assert "--keep-start" in capsys.readouterr().err
+
+
 def png_chunk(kind: bytes, data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
