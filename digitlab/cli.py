@@ -32,6 +32,10 @@ def network_options(arguments, name: str) -> dict[str, float]:
 def command_train(arguments) -> int:
     from digitlab.training import train_and_record
 
+    if arguments.keep_start and not arguments.reuse:
+        # Said before minutes of data loading and writing-style examples, not after them.
+        print("error: --keep-start blends a fine-tuned network with its start, so it needs --reuse.", file=sys.stderr)
+        return 2
     # The MLP and the CNN of one command learn from the same writing-style examples, made once.
     style_cache = {}
     for name in chosen_models(arguments.model):

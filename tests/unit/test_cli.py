@@ -137,6 +137,11 @@ def test_a_kept_share_of_the_start_outside_0_to_1_is_refused_by_the_parser(capsy
     assert "--keep-start" in capsys.readouterr().err
 
 
+def test_a_kept_share_of_the_start_without_reuse_is_refused_at_once(capsys):
+    assert main(["train", "--model", "cnn", "--keep-start", "0.3"]) == 2
+    assert "--keep-start blends a fine-tuned network with its start, so it needs --reuse." in capsys.readouterr().err
+
+
 def png_chunk(kind: bytes, data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
