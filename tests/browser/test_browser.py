@@ -219,8 +219,9 @@ def test_a_drawn_house_is_not_read_as_a_digit(browser, server_url):
     ]
     draw(page, canvas, house)
     page.get_by_text("This does not look like a digit").wait_for(timeout=PREDICTION_TIMEOUT_MS)
+    # The models' dimmed cards follow the warning in the page's stream: on a busy machine they arrive later.
+    page.get_by_text("closest digit").first.wait_for(timeout=PREDICTION_TIMEOUT_MS)
 
     assert page.locator('[data-testid="stException"]').count() == 0
-    assert page.get_by_text("closest digit").count() >= 1
     screenshot_whole_page(page, ARTIFACTS / "draw-not-a-digit.png", DESKTOP)
     page.close()
