@@ -160,6 +160,8 @@ class KerasClassifier(DigitClassifier):
             )
         else:
             network = self.build_network() if reuse_from is None else saved_network(reuse_from)
+            # The starting weights, kept in memory for the blend after training (the file need not be read again).
+            start_weights = network.get_weights() if self.keep_start else None
             network, data, recipe_callbacks = self._compile_full(
                 network, train_images, train_labels, images[validation_part], labels[validation_part]
             )
@@ -169,12 +171,12 @@ class KerasClassifier(DigitClassifier):
         history = network.fit(**data, epochs=self.epochs, callbacks=callbacks, verbose=verbose)
         self.history_ = {key: [float(value) for value in values] for key, values in history.history.items()}
         if self.keep_start:
-            self.blended_validation_ = self._blend_with_start(network, saved_network(reuse_from), data)
+            self.blended_validation_ = self._blend_with_start(network, start_weights, data)
         self._set_network(network)
         return self
 
-    def _blend_with_start(self, network, start, data) -> dict[str, float]:
-        """Move ``network``'s weights ``keep_start`` of the way back to ``start``'s; validation accuracy before, after.
+    def _blend_with_start(self, network, start_weights, data) -> dict[str, float]:
+        """Move ``network``'s weights ``keep_start`` of the way back to ``start_weights``; accuracy before and after.
 
         Every weight is blended, batch normalisation's moving statistics too, as WiSE-FT does. Only the full
         recipe reuses a network, so the validation labels are class numbers.
@@ -186,7 +188,7 @@ class KerasClassifier(DigitClassifier):
             return float((predicted == validation_labels).mean())
 
         tuned = accuracy()
-        pairs = zip(start.get_weights(), network.get_weights(), strict=True)
+        pairs = zip(start_weights, network.get_weights(), strict=True)
         network.set_weights([self.keep_start * first + (1 - self.keep_start) * last for first, last in pairs])
         return {"fine_tuned": tuned, "blended": accuracy()}
 

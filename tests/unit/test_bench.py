@@ -256,9 +256,9 @@ def test_keeping_a_share_of_the_start_blends_every_fine_tuned_weight_with_the_st
     blend = neural.KerasClassifier._blend_with_start
     tuned = []
 
-    def watched(self, network, start_network, data):
+    def watched(self, network, start_weights, data):
         tuned.extend(weight.copy() for weight in network.get_weights())
-        return blend(self, network, start_network, data)
+        return blend(self, network, start_weights, data)
 
     monkeypatch.setattr(neural.KerasClassifier, "_blend_with_start", watched)
 
