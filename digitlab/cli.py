@@ -131,7 +131,7 @@ def predict_numbers(arguments) -> int:
             if arguments.json:
                 print(json.dumps({"path": outcome.path, **reading.to_json()}))
             elif not reading.number:
-                print(f"{outcome.path}: {reading.model} finds no number: nothing in the image looks like a digit")
+                print(f"{outcome.path}: {reading.model} finds no number: too little in the image looks like digits")
             else:
                 digits = ", ".join(describe_piece(entry) for entry in reading.digits)
                 print(f"{outcome.path}: {reading.model} reads {reading.number} ({digits})")

@@ -69,7 +69,9 @@ def annotated_image(source, digits: list[NumberDigit]) -> Image.Image:
 
 def show_verdict(lead: NumberReading, title: str) -> None:
     if not lead.number:
-        st.warning("**Nothing here looks like a digit**, so no number is read.", icon=":material/help:")
+        st.warning(
+            "**This does not look like a number**: too few of its pieces look like digits.", icon=":material/help:"
+        )
         return
     skipped = sum(entry.not_a_digit for entry in lead.digits)
     if skipped:

@@ -8,6 +8,7 @@ from scipy import ndimage
 from digitlab.errors import NoDigitFoundError
 from digitlab.imaging import segment
 from digitlab.imaging.normalise import crop_to_ink
+from digitlab.models.detector import Verdict
 
 
 class FixedReader:
@@ -219,6 +220,39 @@ def test_pieces_that_are_not_digits_are_marked_and_left_out_of_the_number():
     assert middle["not_a_digit"] is True and middle["digit"] is None and middle["closest"] == 7
     (nothing,) = segment.read_segments(segments, {"sure": FixedReader(7, 0.99, 0.99)}, [False] * 3)
     assert nothing.number == ""
+
+
+class PresetScreen:
+    """A stand-in not-a-digit screen: its verdicts on the pieces, left to right, are given in advance."""
+
+    def __init__(self, looks_like_digits: list[bool]):
+        self.looks_like_digits = looks_like_digits
+
+    def verdicts(self, images):
+        assert len(images) == len(self.looks_like_digits)
+        return [Verdict(is_digit, 5.0 if is_digit else -5.0, 0.0) for is_digit in self.looks_like_digits]
+
+
+@pytest.mark.parametrize(
+    ("looks_like_digits", "number"),
+    [
+        ([True, True, True, True], "7777"),
+        ([False, True, True, True], "777"),
+        ([False, True], "7"),  # a sign before a digit, as in "-5"
+        ([False, True, False, True], "77"),
+        ([False, True, False, False], ""),  # a drawing, one of whose parts passes the check
+        ([False, False, True], ""),
+    ],
+)
+def test_a_line_whose_pieces_are_mostly_refused_holds_no_number(looks_like_digits, number):
+    rings = [ring(100, 70, 12)] * len(looks_like_digits)
+    canvas, _ = line_of(rings, [40] * (len(rings) - 1))
+    segments, (reading,) = segment.read_number(canvas, {"sure": FixedReader(7)}, PresetScreen(looks_like_digits))
+    assert len(segments) == len(looks_like_digits)
+    assert reading.number == number
+    assert [digit.not_a_digit for digit in reading.digits] == (
+        [not seen for seen in looks_like_digits] if number else [True] * len(looks_like_digits)
+    )
 
 
 def test_read_number_accepts_image_files_and_reports_displayed_pixels():

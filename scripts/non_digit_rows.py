@@ -1,0 +1,80 @@
+"""How often a row of drawings that are not digits is read as a number, as ``predict --multi`` reads it.
+
+Each row holds three of the letters, symbols and doodles that ``python -m digitlab realworld`` draws
+(:func:`digitlab.checks.realworld.generate_drawn`, validation fonts and shapes), cleaned as any
+upload is, scaled to one height and set side by side 20 pixels apart, dark on white. The rows are
+read with :func:`digitlab.imaging.segment.read_number` by the shipped CNN with the not-a-digit check.
+The figure is quoted beside ``MOSTLY_NOT_DIGITS`` in ``digitlab/imaging/segment.py`` and in the README.
+
+Run from the repository root (about a minute on two cores):
+``DIGITLAB_DATA_DIR=/path/to/mnist .venv/bin/python scripts/non_digit_rows.py [--rows 100] [--seed 0]``.
+"""
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from digitlab.checks.realworld import NOT_A_DIGIT, generate_drawn  # noqa: E402
+from digitlab.errors import DigitlabError  # noqa: E402
+from digitlab.imaging.clean import clean_ink  # noqa: E402
+from digitlab.imaging.segment import displayed_gray, read_number  # noqa: E402
+from digitlab.recognise import load_models, load_screen  # noqa: E402
+from digitlab.settings import DEFAULT_MODELS_DIR  # noqa: E402
+
+DRAWINGS = 250
+HEIGHT = 80
+GAP = 20
+MARGIN = 20
+
+
+def drawing_ink(payload: bytes) -> np.ndarray | None:
+    """The drawing's ink, white on black, cropped and scaled to :data:`HEIGHT` rows; None without ink."""
+    ink = clean_ink(displayed_gray(payload)[0]).astype(np.float32)
+    rows, columns = np.nonzero(ink > 0.3)
+    if rows.size == 0:
+        return None
+    crop = Image.fromarray((ink[rows.min() : rows.max() + 1, columns.min() : columns.max() + 1] * 255).astype(np.uint8))
+    width = max(8, round(crop.width * HEIGHT / crop.height))
+    return np.asarray(crop.resize((width, HEIGHT)), dtype=np.float32) / 255
+
+
+def row_of(inks: list[np.ndarray]) -> np.ndarray:
+    """The drawings side by side, dark ink on white paper."""
+    line = np.zeros((HEIGHT + 2 * MARGIN, sum(ink.shape[1] for ink in inks) + GAP * (len(inks) - 1) + 2 * MARGIN))
+    left = MARGIN
+    for ink in inks:
+        line[MARGIN : MARGIN + HEIGHT, left : left + ink.shape[1]] = ink
+        left += ink.shape[1] + GAP
+    return 1.0 - line
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=100)
+    parser.add_argument("--seed", type=int, default=0)
+    arguments = parser.parse_args()
+    samples = [sample for sample in generate_drawn(DRAWINGS, arguments.seed) if sample.label == NOT_A_DIGIT]
+    drawings = [ink for ink in map(drawing_ink, (sample.payload for sample in samples)) if ink is not None]
+    models = load_models(["cnn"], DEFAULT_MODELS_DIR)
+    screen = load_screen(DEFAULT_MODELS_DIR)
+    rng = np.random.default_rng(arguments.seed)
+    numbers, digits = 0, 0
+    for _ in range(arguments.rows):
+        row = row_of([drawings[index] for index in rng.choice(len(drawings), 3, replace=False)])
+        try:
+            number = read_number(row, models, screen)[1][0].number
+        except DigitlabError:
+            number = ""
+        numbers += bool(number)
+        digits += len(number)
+    print(f"{numbers} of {arguments.rows} rows of three drawings gave a number, with {digits} digits in all")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
