@@ -117,7 +117,8 @@ def show_digit_cards(segments: list[Segment], lead: NumberReading) -> None:
 def show_other_readings(readings: list[NumberReading], titles: dict[str, str]) -> None:
     lead = readings[0].number
     lines = [
-        f"- {titles.get(reading.model, reading.model)}: **{reading.number}**"
+        f"- {titles.get(reading.model, reading.model)}: "
+        + (f"**{reading.number}**" if reading.number else "no number")
         + ("" if reading.number == lead else " (differs)")
         for reading in readings[1:]
     ]
@@ -150,7 +151,7 @@ def show_number(source, models: dict[str, Any], titles: dict[str, str]) -> None:
     show_verdict(lead, titles.get(lead.model, lead.model))
     st.image(
         annotated_image(source, lead.digits),
-        caption="The digits found, read left to right (orange: low confidence)",
+        caption="The digits found, read left to right (orange: low confidence; grey: not a digit)",
     )
     show_digit_cards(segments, lead)
     show_other_readings(readings, titles)

@@ -91,3 +91,39 @@ def test_a_number_written_on_the_strip_is_read_digit_by_digit(browser, server_ur
     assert overflow <= 1, f"the number mode is {overflow} px wider than a {viewport['width']} px screen"
     assert "".join(digits) == NUMBER, f"the drawn {NUMBER} was read as {''.join(digits)}"
     assert len(card_tops) == 1, f"the {len(NUMBER)} digit cards are not in one row: tops at {sorted(card_tops)}"
+
+
+# A house, a five-pointed star and a smaller house across the wide strip: drawings, not digits.
+DRAWINGS = [
+    [(0.04, 0.45), (0.04, 0.85), (0.26, 0.85), (0.26, 0.45), (0.04, 0.45)],
+    [(0.04, 0.45), (0.15, 0.15), (0.26, 0.45)],
+    [(0.36, 0.85), (0.45, 0.15), (0.54, 0.85), (0.32, 0.4), (0.58, 0.4), (0.36, 0.85)],
+    [(0.68, 0.5), (0.68, 0.8), (0.88, 0.8), (0.88, 0.5), (0.68, 0.5)],
+    [(0.68, 0.5), (0.78, 0.25), (0.88, 0.5)],
+]
+
+
+def test_a_row_of_drawings_on_the_strip_is_not_read_as_a_number(browser, server_url):
+    trained_manifest_or_skip()
+    page = open_page(browser, server_url, PAGES["draw"][1], DESKTOP)
+    page.locator("canvas.upper-canvas").first.wait_for(timeout=MODEL_LOAD_TIMEOUT_MS)
+    page.get_by_text("A whole number").click()
+    wait_until_idle(page)
+    page.get_by_text("Wide", exact=True).click()
+    wait_until_idle(page)
+    canvas = page.locator("canvas.upper-canvas").first
+    canvas.wait_for()
+
+    draw(page, canvas, DRAWINGS)
+    # The page reruns as the strokes arrive; the verdict that counts is the one on the whole drawing.
+    wait_until_idle(page)
+    page.get_by_text("This does not look like a number").wait_for(timeout=PREDICTION_TIMEOUT_MS)
+    wait_until_idle(page)
+
+    assert page.locator('[data-testid="stException"]').count() == 0
+    screenshot_whole_page(page, ARTIFACTS / "draw-number-not-digits.png", DESKTOP)
+    cards = [card.inner_text() for card in digit_cards(page)]
+    other_readings = page.get_by_text("Convolutional network:").first.inner_text()
+    page.close()
+    assert cards == [], f"the drawings were read as digits: {cards}"
+    assert other_readings.strip() == "Convolutional network: no number"
