@@ -34,7 +34,7 @@ from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import connected_components
 
 from digitlab.errors import NoDigitFoundError
-from digitlab.imaging.clean import clean_ink, ink_components, ink_mask
+from digitlab.imaging.clean import clean_ink, ink_components, ink_mask, reject_soft_marks
 from digitlab.imaging.decode import DECODED_SCALE, array_to_gray, load_image, to_grayscale
 from digitlab.imaging.normalise import crop_to_ink, digit_to_mnist
 from digitlab.models.base import Predictor, is_low_confidence
@@ -76,7 +76,7 @@ DRIFT_COST = 0.05
 LINE_COMPONENT_SHARE = 0.15
 # A line in which the not-a-digit check refuses more than this share of the pieces is a drawing, not a number:
 # its remaining pieces are parts of the drawing that happen to pass the check. Of 100 rows of three letters,
-# symbols and doodles (`python scripts/non_digit_rows.py`), 55 gave a number without this rule and 22 with it; a
+# symbols and doodles (`python scripts/non_numbers.py`), 55 gave a number without this rule and 22 with it; a
 # sign beside a digit ("-5", "$7") keeps its digit, as only half its pieces are refused.
 MOSTLY_NOT_DIGITS = 0.5
 
@@ -387,10 +387,15 @@ def segment_digits(source: str | os.PathLike | bytes | Image.Image | np.ndarray,
 
 
 def segment_ink(ink: np.ndarray, size: tuple[int, int], judge: Predictor) -> list[Segment]:
-    """:func:`segment_digits` for an image already cleaned by ``clean_ink``, displayed at ``size`` (width, height)."""
+    """:func:`segment_digits` for an image already cleaned by ``clean_ink``, displayed at ``size`` (width, height).
+
+    Faint ridges that smooth gray noise leaves after cleaning are refused as
+    they are for one digit (:func:`reject_soft_marks`); cut up, they read as a row of 1s.
+    """
     labels, areas = ink_components(ink)
     if areas.size == 0:
         raise NoDigitFoundError("No digit found: the image holds no ink.")
+    reject_soft_marks(ink)
     boxes = ndimage.find_objects(labels)
     heights = np.array([box[0].stop - box[0].start for box in boxes])
     digit_height = line_height(heights, areas)

@@ -1,13 +1,17 @@
-"""How often a row of drawings that are not digits is read as a number, as ``predict --multi`` reads it.
+"""How often images that hold no number are read as one, as ``predict --multi`` reads them.
 
-Each row holds three of the letters, symbols and doodles that ``python -m digitlab realworld`` draws
-(:func:`digitlab.checks.realworld.generate_drawn`, validation fonts and shapes), cleaned as any
-upload is, scaled to one height and set side by side 20 pixels apart, dark on white. The rows are
-read with :func:`digitlab.imaging.segment.read_number` by the shipped CNN with the not-a-digit check.
-The figure is quoted beside ``MOSTLY_NOT_DIGITS`` in ``digitlab/imaging/segment.py`` and in the README.
+Two kinds of image:
+
+- rows of three of the letters, symbols and doodles that ``python -m digitlab realworld`` draws
+  (:func:`digitlab.checks.realworld.generate_drawn`, validation fonts and shapes), each cleaned as any
+  upload is, scaled to one height and set side by side 20 pixels apart, dark on white;
+- 400x120 uniform noise smoothed by a Gaussian of 2, 4 and 8 pixels, stretched to the full gray range.
+
+Each is read with :func:`digitlab.imaging.segment.read_number` by the shipped CNN with the not-a-digit
+check. The figures are quoted beside ``MOSTLY_NOT_DIGITS`` in ``digitlab/imaging/segment.py`` and in the README.
 
 Run from the repository root (about a minute on two cores):
-``DIGITLAB_DATA_DIR=/path/to/mnist .venv/bin/python scripts/non_digit_rows.py [--rows 100] [--seed 0]``.
+``DIGITLAB_DATA_DIR=/path/to/mnist .venv/bin/python scripts/non_numbers.py [--rows 100] [--seed 0]``.
 """
 
 import argparse
@@ -16,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
+from scipy import ndimage
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -30,6 +35,9 @@ DRAWINGS = 250
 HEIGHT = 80
 GAP = 20
 MARGIN = 20
+NOISE_SHAPE = (120, 400)
+NOISE_SCALES = (2, 4, 8)
+NOISE_IMAGES = 10
 
 
 def drawing_ink(payload: bytes) -> np.ndarray | None:
@@ -53,6 +61,19 @@ def row_of(inks: list[np.ndarray]) -> np.ndarray:
     return 1.0 - line
 
 
+def smooth_noise(rng: np.random.Generator, scale: float) -> np.ndarray:
+    noise = ndimage.gaussian_filter(rng.random(NOISE_SHAPE), scale)
+    return (noise - noise.min()) / (noise.max() - noise.min())
+
+
+def number_read(image: np.ndarray, models, screen) -> str:
+    """The CNN's number, empty when it finds none or the image is refused."""
+    try:
+        return read_number(image, models, screen)[1][0].number
+    except DigitlabError:
+        return ""
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=100)
@@ -65,14 +86,16 @@ def main() -> int:
     rng = np.random.default_rng(arguments.seed)
     numbers, digits = 0, 0
     for _ in range(arguments.rows):
-        row = row_of([drawings[index] for index in rng.choice(len(drawings), 3, replace=False)])
-        try:
-            number = read_number(row, models, screen)[1][0].number
-        except DigitlabError:
-            number = ""
+        number = number_read(
+            row_of([drawings[index] for index in rng.choice(len(drawings), 3, replace=False)]), models, screen
+        )
         numbers += bool(number)
         digits += len(number)
     print(f"{numbers} of {arguments.rows} rows of three drawings gave a number, with {digits} digits in all")
+    for scale in NOISE_SCALES:
+        read = [number_read(smooth_noise(rng, scale), models, screen) for _ in range(NOISE_IMAGES)]
+        given = sum(bool(number) for number in read)
+        print(f"{given} of {NOISE_IMAGES} images of gray noise smoothed over {scale} pixels gave a number")
     return 0
 
 
