@@ -62,6 +62,7 @@ def row_of(inks: list[np.ndarray]) -> np.ndarray:
 
 
 def smooth_noise(rng: np.random.Generator, scale: float) -> np.ndarray:
+    """Uniform noise blurred by a Gaussian of ``scale`` pixels, stretched to the full gray range."""
     noise = ndimage.gaussian_filter(rng.random(NOISE_SHAPE), scale)
     return (noise - noise.min()) / (noise.max() - noise.min())
 
