@@ -19,14 +19,15 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 from scipy import ndimage
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from digitlab.checks.realworld import NOT_A_DIGIT, generate_drawn  # noqa: E402
-from digitlab.errors import DigitlabError  # noqa: E402
+from digitlab.errors import DigitlabError, NoDigitFoundError  # noqa: E402
 from digitlab.imaging.clean import clean_ink  # noqa: E402
+from digitlab.imaging.decode import resize  # noqa: E402
+from digitlab.imaging.normalise import crop_to_ink  # noqa: E402
 from digitlab.imaging.segment import displayed_gray, read_number  # noqa: E402
 from digitlab.recognise import load_models, load_screen  # noqa: E402
 from digitlab.settings import DEFAULT_MODELS_DIR  # noqa: E402
@@ -41,14 +42,13 @@ NOISE_IMAGES = 10
 
 
 def drawing_ink(payload: bytes) -> np.ndarray | None:
-    """The drawing's ink, white on black, cropped and scaled to :data:`HEIGHT` rows; None without ink."""
-    ink = clean_ink(displayed_gray(payload)[0]).astype(np.float32)
-    rows, columns = np.nonzero(ink > 0.3)
-    if rows.size == 0:
+    """The drawing's ink, white on black, cropped and scaled to :data:`HEIGHT` rows; None with too little ink."""
+    try:
+        crop = crop_to_ink(clean_ink(displayed_gray(payload)[0]))
+    except NoDigitFoundError:
         return None
-    crop = Image.fromarray((ink[rows.min() : rows.max() + 1, columns.min() : columns.max() + 1] * 255).astype(np.uint8))
-    width = max(8, round(crop.width * HEIGHT / crop.height))
-    return np.asarray(crop.resize((width, HEIGHT)), dtype=np.float32) / 255
+    width = max(8, round(crop.shape[1] * HEIGHT / crop.shape[0]))
+    return np.clip(resize(crop, (width, HEIGHT)), 0.0, 1.0)
 
 
 def row_of(inks: list[np.ndarray]) -> np.ndarray:

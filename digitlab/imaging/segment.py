@@ -76,7 +76,7 @@ DRIFT_COST = 0.05
 LINE_COMPONENT_SHARE = 0.15
 # A line in which the not-a-digit check refuses more than this share of the pieces is a drawing, not a number:
 # its remaining pieces are parts of the drawing that happen to pass the check. Of 100 rows of three letters,
-# symbols and doodles (`python scripts/non_numbers.py`), 55 gave a number without this rule and 22 with it; a
+# symbols and doodles (`python scripts/non_numbers.py`), 56 gave a number without this rule and 27 with it; a
 # sign beside a digit ("-5", "$7") keeps its digit, as only half its pieces are refused.
 MOSTLY_NOT_DIGITS = 0.5
 
