@@ -23,6 +23,7 @@ from digitlab.imaging.segment import (
 )
 from digitlab.models.base import DigitClassifier, Reading
 from digitlab.models.detector import RECORD_NAME, ScreenedDetector, Verdict, load_detector
+from digitlab.models.splitter import SPLITTER_RECORD, SplitNetwork, load_splitter
 from digitlab.persistence import load_model, resolve_models_dir
 
 Prepared = TypeVar("Prepared")
@@ -78,17 +79,35 @@ def load_models(model_names: list[str], models_dir=None) -> dict[str, DigitClass
         return {name: load_model(name, models_dir) for name in model_names}
 
 
-def load_screen(models_dir=None) -> ScreenedDetector | None:
-    """The not-a-digit detector saved beside the models, else the one shipped with the lab; None if neither has one.
+def helper_folder(record_name: str, models_dir=None):
+    """The folder whose ``record_name`` is used: the models folder's own, else the shipped one; None if neither has it.
 
-    The detector does not depend on which classifiers are served, so promoted
-    models and training runs use the shipped one.
+    The helper networks (the not-a-digit detector, the split network) do not
+    depend on which classifiers are served, so promoted models and training
+    runs use the shipped ones.
     """
     for folder in dict.fromkeys([resolve_models_dir(models_dir), settings.shipped_models_dir()]):
-        if (folder / RECORD_NAME).exists():
-            with native_stderr_silenced():
-                return load_detector(folder)
+        if (folder / record_name).exists():
+            return folder
     return None
+
+
+def load_screen(models_dir=None) -> ScreenedDetector | None:
+    """The not-a-digit detector saved beside the models, else the one shipped with the lab; None if neither has one."""
+    folder = helper_folder(RECORD_NAME, models_dir)
+    if folder is None:
+        return None
+    with native_stderr_silenced():
+        return load_detector(folder)
+
+
+def load_number_splitter(models_dir=None) -> SplitNetwork | None:
+    """The split network saved beside the models, else the one shipped with the lab; None if neither has one."""
+    folder = helper_folder(SPLITTER_RECORD, models_dir)
+    if folder is None:
+        return None
+    with native_stderr_silenced():
+        return load_splitter(folder)
 
 
 def with_path(path: str | os.PathLike, error: DigitlabError) -> str:
@@ -152,14 +171,15 @@ def read_number_files(
     Each image is read and cleaned before the models are loaded, so a run
     over unreadable files alone never starts TensorFlow.
     """
-    screen: ScreenedDetector | None = None
+    helpers: tuple[ScreenedDetector | None, SplitNetwork | None] | None = None
     for path, cleaned, models, error in prepared_files(paths, _cleaned_ink, model_names, models_dir):
         outcome = NumberOutcome(path=str(path), error=error)
         if error is None:
             ink, size = cleaned
-            screen = screen or load_screen(models_dir)
+            helpers = helpers or (load_screen(models_dir), load_number_splitter(models_dir))
+            screen, splitter = helpers
             try:
-                outcome.segments = segment_ink(ink, size, next(iter(models.values())))
+                outcome.segments = segment_ink(ink, size, next(iter(models.values())), splitter)
                 outcome.readings = read_segments(outcome.segments, models, digit_like(outcome.segments, screen))
             except DigitlabError as reading_error:
                 outcome.error = with_path(path, reading_error)

@@ -8,7 +8,8 @@ Two kinds of image:
 - 400x120 uniform noise smoothed by a Gaussian of 2, 4 and 8 pixels, stretched to the full gray range.
 
 Each is read with :func:`digitlab.imaging.segment.read_number` by the shipped CNN with the not-a-digit
-check. The figures are quoted beside ``MOSTLY_NOT_DIGITS`` in ``digitlab/imaging/segment.py`` and in the README.
+check and the split network, as ``predict --multi`` reads it. The figures are quoted beside
+``MOSTLY_NOT_DIGITS`` in ``digitlab/imaging/segment.py`` and in the README.
 
 Run from the repository root (about a minute on two cores):
 ``DIGITLAB_DATA_DIR=/path/to/mnist .venv/bin/python scripts/non_numbers.py [--rows 100] [--seed 0]``.
@@ -29,7 +30,7 @@ from digitlab.imaging.clean import clean_ink  # noqa: E402
 from digitlab.imaging.decode import resize  # noqa: E402
 from digitlab.imaging.normalise import crop_to_ink  # noqa: E402
 from digitlab.imaging.segment import displayed_gray, read_number  # noqa: E402
-from digitlab.recognise import load_models, load_screen  # noqa: E402
+from digitlab.recognise import load_models, load_number_splitter, load_screen  # noqa: E402
 from digitlab.settings import DEFAULT_MODELS_DIR  # noqa: E402
 
 DRAWINGS = 250
@@ -67,10 +68,10 @@ def smooth_noise(rng: np.random.Generator, scale: float) -> np.ndarray:
     return (noise - noise.min()) / (noise.max() - noise.min())
 
 
-def number_read(image: np.ndarray, models, screen) -> str:
+def number_read(image: np.ndarray, models, screen, splitter) -> str:
     """The CNN's number, empty when it finds none or the image is refused."""
     try:
-        return read_number(image, models, screen)[1][0].number
+        return read_number(image, models, screen, splitter)[1][0].number
     except DigitlabError:
         return ""
 
@@ -84,17 +85,18 @@ def main() -> int:
     drawings = [ink for ink in map(drawing_ink, (sample.payload for sample in samples)) if ink is not None]
     models = load_models(["cnn"], DEFAULT_MODELS_DIR)
     screen = load_screen(DEFAULT_MODELS_DIR)
+    splitter = load_number_splitter(DEFAULT_MODELS_DIR)
     rng = np.random.default_rng(arguments.seed)
     numbers, digits = 0, 0
     for _ in range(arguments.rows):
         number = number_read(
-            row_of([drawings[index] for index in rng.choice(len(drawings), 3, replace=False)]), models, screen
+            row_of([drawings[index] for index in rng.choice(len(drawings), 3, replace=False)]), models, screen, splitter
         )
         numbers += bool(number)
         digits += len(number)
     print(f"{numbers} of {arguments.rows} rows of three drawings gave a number, with {digits} digits in all")
     for scale in NOISE_SCALES:
-        read = [number_read(smooth_noise(rng, scale), models, screen) for _ in range(NOISE_IMAGES)]
+        read = [number_read(smooth_noise(rng, scale), models, screen, splitter) for _ in range(NOISE_IMAGES)]
         given = sum(bool(number) for number in read)
         print(f"{given} of {NOISE_IMAGES} images of gray noise smoothed over {scale} pixels gave a number")
     return 0

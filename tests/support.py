@@ -44,6 +44,16 @@ NOT_DIGITS = {
 }
 
 
+def touching_pair(left: np.ndarray, right: np.ndarray, overlap: int = 6) -> np.ndarray:
+    """Two MNIST digits side by side, their boxes overlapping by ``overlap`` columns, as one 28x28 model input."""
+    from digitlab.imaging.normalise import crop_to_ink, digit_to_mnist
+
+    canvas = np.zeros((28, 56 - overlap), dtype=np.float32)
+    canvas[:, :28] = left / 255.0
+    canvas[:, 28 - overlap :] = np.maximum(canvas[:, 28 - overlap :], right / 255.0)
+    return digit_to_mnist(crop_to_ink(canvas), keep_thin_parts=False)
+
+
 def not_a_digit_png(kind: str, width: int = 10) -> bytes:
     """A dark-on-light PNG of one of :data:`NOT_DIGITS`, drawn with a pen ``width`` pixels wide."""
     image = Image.new("L", (200, 200), 255)

@@ -133,7 +133,7 @@ def digit_count(source, models: dict[str, Any]) -> int:
     """
     screen, _ = resources.screen()
     try:
-        segments = segment_digits(source, next(iter(models_by_accuracy(models).values())))
+        segments = segment_digits(source, next(iter(models_by_accuracy(models).values())), resources.number_splitter())
     except DigitlabError:
         return 0
     looks_like_digits = digit_like(segments, screen)
@@ -143,7 +143,8 @@ def digit_count(source, models: dict[str, Any]) -> int:
 def show_number(source, models: dict[str, Any], titles: dict[str, str]) -> None:
     """Segment ``source`` into digits and show the number, or why it holds none."""
     screen, _ = resources.screen()
-    number = problems.read_image_or_explain(lambda: read_number(source, models_by_accuracy(models), screen))
+    splitter = resources.number_splitter()
+    number = problems.read_image_or_explain(lambda: read_number(source, models_by_accuracy(models), screen, splitter))
     if number is None:
         return
     segments, readings = number

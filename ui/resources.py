@@ -19,8 +19,9 @@ from digitlab.errors import DataUnavailableError, DigitlabError
 from digitlab.lab.promotion import serving_models_dir
 from digitlab.manifest import Manifest, ModelEntry
 from digitlab.models.detector import RECORD_NAME, ScreenedDetector
+from digitlab.models.splitter import SPLITTER_RECORD, SplitNetwork
 from digitlab.persistence import MANIFEST_NAME, PROBABILITIES_NAME, load_model, load_test_probabilities, read_manifest
-from digitlab.recognise import load_screen
+from digitlab.recognise import helper_folder, load_number_splitter, load_screen
 from ui.downloads import fetch_mnist
 
 LOADED = "loaded"
@@ -150,3 +151,22 @@ def screen() -> tuple[ScreenedDetector | None, str | None]:
     if detector is None:
         return None, "No not-a-digit detector was found beside the models or among the shipped ones."
     return detector, None
+
+
+@st.cache_resource(show_spinner=False, max_entries=4)
+def _splitter(folder: str, modified: float) -> SplitNetwork | None:
+    # As for the detector, the record's modification time is part of the key.
+    return load_number_splitter(folder)
+
+
+def number_splitter() -> SplitNetwork | None:
+    """The split network that helps cut touching digits; None when there is none or it cannot be loaded.
+
+    Numbers are still read without it, with the cut evidence fitted for that case.
+    """
+    try:
+        folder = models_folder()
+        found = helper_folder(SPLITTER_RECORD, folder)
+        return _splitter(str(folder), 0.0 if found is None else modified_time(found / SPLITTER_RECORD))
+    except DigitlabError:
+        return None

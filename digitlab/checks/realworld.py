@@ -60,6 +60,7 @@ from digitlab.manifest import ModelEntry
 from digitlab.models.base import LOW_CONFIDENCE, DigitClassifier, validation_split
 from digitlab.models.detector import ScreenedDetector
 from digitlab.models.registry import REGISTRY
+from digitlab.models.splitter import SplitNetwork
 
 # Renderings of held-out MNIST digits.
 SOURCES = ("envelope-scan", "binarised-form", "canvas-drawing", "phone-photo", "thin-pen", "thick-pen")
@@ -359,18 +360,21 @@ def generate_numbers(
 
 
 def evaluate_numbers(
-    samples: list[NumberSample], models: dict[str, DigitClassifier], screen: ScreenedDetector | None = None
+    samples: list[NumberSample],
+    models: dict[str, DigitClassifier],
+    screen: ScreenedDetector | None = None,
+    splitter: SplitNetwork | None = None,
 ) -> dict[str, Any]:
     """How many composed numbers ``read_number`` reads exactly right, and how many digits it finds and reads.
 
     With the not-a-digit ``screen``, as ``predict --multi`` reads numbers, a digit it refuses is left out of the
-    number (and counted in ``refused_digits``).
+    number (and counted in ``refused_digits``); with the ``splitter``, it helps decide where touching digits are cut.
     """
     exact, right_count, digits_right, total_digits, refused, mistakes = 0, 0, 0, 0, 0, []
     for position, sample in enumerate(samples):
         total_digits += len(sample.number)
         try:
-            reading = read_number(sample.payload, models, screen)[1][0]
+            reading = read_number(sample.payload, models, screen, splitter)[1][0]
         except DigitlabError as error:
             mistakes.append({"position": position, "number": sample.number, "read": None, "error": str(error)})
             continue
@@ -586,12 +590,12 @@ def run_realworld(
     handwritten UCI digits (:func:`generate_uci`) and the drawn samples
     (:func:`generate_drawn`) join them. With
     ``numbers`` > 0, as many 4-digit numbers are also composed and read with
-    :func:`digitlab.imaging.segment.read_number` and the not-a-digit check,
-    as ``predict --multi`` reads them. ``save_to`` writes every single-digit
+    :func:`digitlab.imaging.segment.read_number` with the not-a-digit check
+    and the split network, as ``predict --multi`` reads them. ``save_to`` writes every single-digit
     sample as an image file.
     """
     from digitlab.persistence import read_manifest
-    from digitlab.recognise import load_models, load_screen
+    from digitlab.recognise import load_models, load_number_splitter, load_screen
 
     images, labels = load_mnist("train", data_dir)
     # The pool is settled before the model loads, so a model that cannot be scored fairly is refused at once.
@@ -609,5 +613,5 @@ def run_realworld(
     }
     if numbers > 0:
         composed = generate_numbers(images, labels, numbers, seed=seed, pool=pool)
-        report["numbers"] = evaluate_numbers(composed, {model_name: model}, detector)
+        report["numbers"] = evaluate_numbers(composed, {model_name: model}, detector, load_number_splitter(models_dir))
     return report

@@ -16,21 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sklearn.base import BaseEstimator
 
-from digitlab.atomic import save_atomically, write_atomically
-from digitlab.checksums import sha256_file
 from digitlab.data.mnist import IMAGE_SHAPE
 from digitlab.errors import ModelUnavailableError
-from digitlab.models.base import ProgressCallback, as_image_batch
-from digitlab.models.neural import (
-    batched_run,
-    epoch_progress_callback,
-    network_input,
-    save_weights_only,
-    saved_network,
-    traced_forward,
-)
+from digitlab.models.binary import BinaryImageNetwork, checked_artifact, load_checked, write_with_record
 
 DETECTOR_ARTIFACT = "detector.keras"
 RECORD_NAME = "detector.json"
@@ -63,12 +52,14 @@ def build_detector_network(*, seed: int = 0):
     )
 
 
-class DigitDetector(BaseEstimator):
+class DigitDetector(BinaryImageNetwork):
     """Scores MNIST-format images by how much they look like a digit (a logit; above 0 leans to digit).
 
-    ``fit`` takes digits and non-digits, weighs the two kinds equally whatever
-    their counts, and trains with Adam on a cosine schedule.
+    ``fit`` takes digits and non-digits (:meth:`BinaryImageNetwork.fit`).
     """
+
+    noun = "detector"
+    kinds = ("digits", "non-digits")
 
     def __init__(self, *, epochs: int = 10, batch_size: int = 128, learning_rate: float = 2e-3, seed: int = 0):
         self.epochs = epochs
@@ -76,53 +67,8 @@ class DigitDetector(BaseEstimator):
         self.learning_rate = learning_rate
         self.seed = seed
 
-    def fit(self, digits: np.ndarray, non_digits: np.ndarray, *, progress: ProgressCallback | None = None):
-        import keras
-
-        if len(digits) == 0 or len(non_digits) == 0:
-            raise ValueError("The detector needs both digits and non-digits to learn from.")
-        keras.utils.set_random_seed(self.seed)
-        images = np.concatenate([as_image_batch(digits), as_image_batch(non_digits)])
-        targets = np.concatenate([np.ones(len(digits)), np.zeros(len(non_digits))]).astype(np.float32)
-        weights = np.where(targets == 1, len(images) / (2 * len(digits)), len(images) / (2 * len(non_digits)))
-        network = build_detector_network(seed=self.seed)
-        steps = math.ceil(len(images) / self.batch_size) * self.epochs
-        network.compile(
-            optimizer=keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(self.learning_rate, steps)),
-            loss=keras.losses.BinaryCrossentropy(from_logits=True),
-        )
-        callbacks = []
-        if progress:
-            callbacks.append(epoch_progress_callback(progress, self.epochs))
-        network.fit(
-            network_input(images),
-            targets,
-            sample_weight=weights.astype(np.float32),
-            epochs=self.epochs,
-            batch_size=self.batch_size,
-            shuffle=True,
-            callbacks=callbacks,
-            verbose=0,
-        )
-        self._set_network(network)
-        return self
-
-    def _set_network(self, network) -> None:
-        self.network_ = network
-        self._forward = traced_forward(network)
-
-    def score(self, images: np.ndarray) -> np.ndarray:
-        """The digit evidence (a logit) of each image in a batch of MNIST-format images, as float64."""
-        return batched_run(self._forward, network_input(images))[:, 0].astype(np.float64)
-
-    def save(self, path) -> None:
-        save_weights_only(self.network_, path)
-
-    @classmethod
-    def load(cls, path, *, params: dict | None = None) -> "DigitDetector":
-        detector = cls(**(params or {}))
-        detector._set_network(saved_network(path))
-        return detector
+    def build_network(self):
+        return build_detector_network(seed=self.seed)
 
 
 @dataclass(frozen=True)
@@ -228,12 +174,13 @@ class ScreenedDetector:
 
 def write_detector(detector: DigitDetector, record: DetectorRecord, folder: str | Path) -> DetectorRecord:
     """Save the network and its record (with the network's SHA-256) atomically into ``folder``."""
-    folder = Path(folder)
-    path = folder / record.artifact
-    save_atomically(path, detector.save)
-    record = dataclasses.replace(record, sha256=sha256_file(path))
-    write_atomically(folder / RECORD_NAME, (json.dumps(record.to_json(), indent=1) + "\n").encode())
-    return record
+
+    def record_json(sha256: str) -> dict[str, Any]:
+        return dataclasses.replace(record, sha256=sha256).to_json()
+
+    return dataclasses.replace(
+        record, sha256=write_with_record(detector, folder, record.artifact, RECORD_NAME, record_json)
+    )
 
 
 def read_detector_record(folder: str | Path) -> DetectorRecord:
@@ -250,16 +197,5 @@ def read_detector_record(folder: str | Path) -> DetectorRecord:
 def load_detector(folder: str | Path) -> ScreenedDetector:
     """The detector saved in ``folder``, checked against its record's SHA-256 before it is loaded."""
     record = read_detector_record(folder)
-    path = Path(folder) / record.artifact
-    if not path.exists():
-        raise ModelUnavailableError(f"{path} is missing, so images cannot be checked for being digits.")
-    actual = sha256_file(path)
-    if actual != record.sha256:
-        raise ModelUnavailableError(
-            f"{path} does not match its record (SHA-256 {actual[:12]}..., expected {record.sha256[:12]}...); "
-            "it was modified or damaged, so it is not loaded."
-        )
-    try:
-        return ScreenedDetector(DigitDetector.load(path, params=record.hyperparameters), record)
-    except Exception as error:  # noqa: BLE001 - any loader failure means the same thing to the user.
-        raise ModelUnavailableError(f"{path} could not be loaded ({type(error).__name__}: {error}).") from None
+    path = checked_artifact(folder, record.artifact, record.sha256, "images cannot be checked for being digits")
+    return ScreenedDetector(load_checked(DigitDetector, path, record.hyperparameters), record)

@@ -1,5 +1,6 @@
 import json
 import os
+import shutil
 import struct
 import subprocess
 import sys
@@ -14,6 +15,7 @@ from digitlab.checks.realworld import NON_DIGIT_SOURCES, SOURCES, STYLE_SOURCE, 
 from digitlab.cli import main
 from digitlab.models.base import LOW_CONFIDENCE
 from digitlab.models.registry import REGISTRY
+from digitlab.models.splitter import SPLITTER_RECORD, read_splitter_record
 from digitlab.persistence import read_manifest
 
 
@@ -265,6 +267,22 @@ def test_predict_multi_prints_the_number_with_digits_and_boxes(number_file, tiny
         assert x + w <= width and y + h <= height
         lefts.append(x)
     assert lefts == sorted(lefts)
+
+
+def test_a_damaged_split_network_stops_predict_multi_with_a_sentence(number_file, tiny_models_dir, tmp_path, capsys):
+    shipped = settings.DEFAULT_MODELS_DIR
+    if not (shipped / SPLITTER_RECORD).exists():
+        pytest.skip("the shipped split network is not in models/")
+    models = tmp_path / "models"
+    shutil.copytree(tiny_models_dir, models)
+    record = read_splitter_record(shipped)
+    shutil.copy(shipped / SPLITTER_RECORD, models / SPLITTER_RECORD)
+    (models / record.artifact).write_bytes((shipped / record.artifact).read_bytes() + b"tampered")
+    path, _ = number_file
+    code = main(["predict", str(path), "--multi", "--model", "svm", "--models-dir", str(models)])
+    error = capsys.readouterr().err
+    assert code == 2
+    assert "does not match its record" in error and "Traceback" not in error
 
 
 def test_predict_multi_reads_the_number_in_text(number_file, capsys):

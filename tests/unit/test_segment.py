@@ -148,6 +148,48 @@ def test_split_evidence_grows_with_width_and_with_the_pieces_confidence():
     assert evidence(1.3, 0.9, 0.99) > evidence(1.0, 0.9, 0.99)
 
 
+class FixedSplitter:
+    """A stand-in split network: its evidence that a region holds several digits is ``evidence`` for inputs whose
+    ink fills more than 70 % of the 28x28 field's width (a ring's is about 60 %), and strongly against otherwise."""
+
+    def __init__(self, evidence: float):
+        self.evidence = evidence
+
+    def score(self, images):
+        widths = np.array([np.flatnonzero(image.max(axis=0) > 30).size for image in np.asarray(images)])
+        return np.where(widths > 0.7 * 28, self.evidence, -20.0)
+
+
+def touching_rings() -> np.ndarray:
+    canvas, _ = line_of([ring(100, 70, 12), ring(100, 70, 12)], [8])
+    canvas[68:72, 86:100] = 1.0
+    return canvas
+
+
+def test_the_split_network_decides_a_cut_the_classifier_alone_would_not_make():
+    # The classifier reads the whole confidently and the pieces poorly: without the network the rings stay one.
+    judge = FixedReader(whole=0.99999, piece=0.6)
+    assert len(segment.segment_digits(touching_rings(), judge)) == 1
+    assert len(segment.segment_digits(touching_rings(), judge, FixedSplitter(12.0))) == 2
+    assert len(segment.segment_digits(touching_rings(), judge, FixedSplitter(-12.0))) == 1
+
+
+def test_split_features_add_the_networks_log_odds_within_the_others_bounds():
+    ink = touching_rings()
+    region = ink > 0.5
+    judge = FixedReader(whole=0.4, piece=0.999)
+    without, _ = segment.split_features(ink, region, 100.0, judge)
+    with_network, _ = segment.split_features(ink, region, 100.0, judge, FixedSplitter(50.0))
+    np.testing.assert_array_equal(with_network[:-1], without)
+    assert with_network[-1] == pytest.approx(segment.logit(1.0))
+    assert segment.split_evidence(with_network) > segment.split_evidence(np.append(without, segment.logit(0.01)))
+
+
+def test_split_evidence_refuses_features_it_has_no_weights_for():
+    with pytest.raises(ValueError, match="features"):
+        segment.split_evidence(np.zeros(5))
+
+
 def test_split_evidence_falls_when_the_cut_goes_through_more_ink():
     # Touching digits meet in one short junction; halving a wide 0 crosses two strokes and more ink.
     assert evidence(1.2, 0.9, 0.99, crossed=0.1, strokes=1) > evidence(1.2, 0.9, 0.99, crossed=0.4, strokes=2)
