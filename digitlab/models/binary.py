@@ -6,11 +6,12 @@ are both such networks. Each one's score is a logit; each is saved beside a
 JSON record holding its SHA-256, and loaded only when the file still matches it.
 """
 
+import dataclasses
 import json
 import math
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 from sklearn.base import BaseEstimator
@@ -99,23 +100,37 @@ class BinaryImageNetwork(BaseEstimator):
         return network
 
 
-def write_with_record(
-    network: BinaryImageNetwork,
-    folder: str | Path,
-    artifact: str,
-    record_name: str,
-    record_json: Callable[[str], dict[str, Any]],
-) -> str:
-    """Save ``network`` as ``artifact`` and then its record, both atomically into ``folder``; the file's SHA-256.
+class NetworkRecord(Protocol):
+    """A saved network's record: a dataclass naming the network's file and holding its SHA-256."""
 
-    ``record_json`` gets the saved file's SHA-256 and gives the record to write.
-    """
+    artifact: str
+    sha256: str
+
+    def to_json(self) -> dict[str, Any]: ...
+
+
+Record = TypeVar("Record", bound=NetworkRecord)
+
+
+def write_with_record(network: BinaryImageNetwork, record: Record, folder: str | Path, record_name: str) -> Record:
+    """Save ``network`` as the record's artifact and then the record with the file's SHA-256, both atomically."""
     folder = Path(folder)
-    path = folder / artifact
+    path = folder / record.artifact
     save_atomically(path, network.save)
-    checksum = sha256_file(path)
-    write_atomically(folder / record_name, (json.dumps(record_json(checksum), indent=1) + "\n").encode())
-    return checksum
+    record = dataclasses.replace(record, sha256=sha256_file(path))
+    write_atomically(folder / record_name, (json.dumps(record.to_json(), indent=1) + "\n").encode())
+    return record
+
+
+def read_record(folder: str | Path, record_name: str, parse: Callable[[Any], Record], kind: str) -> Record:
+    """The record of the ``kind`` of network saved in ``folder``; a clear error when it is missing or damaged."""
+    path = Path(folder) / record_name
+    if not path.exists():
+        raise ModelUnavailableError(f"No {kind} in {folder} ({record_name} is missing).")
+    try:
+        return parse(json.loads(path.read_text()))
+    except (OSError, ValueError, TypeError, KeyError) as error:
+        raise ModelUnavailableError(f"{path} is not a readable {kind} record ({error}).") from None
 
 
 def checked_artifact(folder: str | Path, artifact: str, sha256: str, purpose: str) -> Path:

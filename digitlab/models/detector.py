@@ -9,7 +9,6 @@ falls below a threshold chosen on validation digits (see
 """
 
 import dataclasses
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,8 +17,13 @@ from typing import Any
 import numpy as np
 
 from digitlab.data.mnist import IMAGE_SHAPE
-from digitlab.errors import ModelUnavailableError
-from digitlab.models.binary import BinaryImageNetwork, checked_artifact, load_checked, write_with_record
+from digitlab.models.binary import (
+    BinaryImageNetwork,
+    checked_artifact,
+    load_checked,
+    read_record,
+    write_with_record,
+)
 
 DETECTOR_ARTIFACT = "detector.keras"
 RECORD_NAME = "detector.json"
@@ -174,24 +178,12 @@ class ScreenedDetector:
 
 def write_detector(detector: DigitDetector, record: DetectorRecord, folder: str | Path) -> DetectorRecord:
     """Save the network and its record (with the network's SHA-256) atomically into ``folder``."""
-
-    def record_json(sha256: str) -> dict[str, Any]:
-        return dataclasses.replace(record, sha256=sha256).to_json()
-
-    return dataclasses.replace(
-        record, sha256=write_with_record(detector, folder, record.artifact, RECORD_NAME, record_json)
-    )
+    return write_with_record(detector, record, folder, RECORD_NAME)
 
 
 def read_detector_record(folder: str | Path) -> DetectorRecord:
     """The detector record in ``folder``; a clear error when it is missing or damaged."""
-    path = Path(folder) / RECORD_NAME
-    if not path.exists():
-        raise ModelUnavailableError(f"No not-a-digit detector in {folder} ({RECORD_NAME} is missing).")
-    try:
-        return DetectorRecord.from_json(json.loads(path.read_text()))
-    except (OSError, ValueError, TypeError, KeyError) as error:
-        raise ModelUnavailableError(f"{path} is not a readable detector record ({error}).") from None
+    return read_record(folder, RECORD_NAME, DetectorRecord.from_json, "not-a-digit detector")
 
 
 def load_detector(folder: str | Path) -> ScreenedDetector:

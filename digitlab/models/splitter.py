@@ -15,14 +15,18 @@ either).
 """
 
 import dataclasses
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from digitlab.data.mnist import IMAGE_SHAPE
-from digitlab.errors import ModelUnavailableError
-from digitlab.models.binary import BinaryImageNetwork, checked_artifact, load_checked, write_with_record
+from digitlab.models.binary import (
+    BinaryImageNetwork,
+    checked_artifact,
+    load_checked,
+    read_record,
+    write_with_record,
+)
 
 SPLITTER_ARTIFACT = "splitter.keras"
 SPLITTER_RECORD = "splitter.json"
@@ -101,24 +105,12 @@ class SplitterRecord:
 
 def write_splitter(network: SplitNetwork, record: SplitterRecord, folder: str | Path) -> SplitterRecord:
     """Save the network and its record (with the network's SHA-256) atomically into ``folder``."""
-
-    def record_json(sha256: str) -> dict[str, Any]:
-        return dataclasses.replace(record, sha256=sha256).to_json()
-
-    return dataclasses.replace(
-        record, sha256=write_with_record(network, folder, record.artifact, SPLITTER_RECORD, record_json)
-    )
+    return write_with_record(network, record, folder, SPLITTER_RECORD)
 
 
 def read_splitter_record(folder: str | Path) -> SplitterRecord:
     """The split network's record in ``folder``; a clear error when it is missing or damaged."""
-    path = Path(folder) / SPLITTER_RECORD
-    if not path.exists():
-        raise ModelUnavailableError(f"No split network in {folder} ({SPLITTER_RECORD} is missing).")
-    try:
-        return SplitterRecord.from_json(json.loads(path.read_text()))
-    except (OSError, ValueError, TypeError) as error:
-        raise ModelUnavailableError(f"{path} is not a readable split network record ({error}).") from None
+    return read_record(folder, SPLITTER_RECORD, SplitterRecord.from_json, "split network")
 
 
 def load_splitter(folder: str | Path) -> SplitNetwork:

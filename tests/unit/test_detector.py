@@ -92,7 +92,7 @@ def test_a_missing_or_damaged_record_is_a_sentence(tmp_path):
     with pytest.raises(ModelUnavailableError, match="No not-a-digit detector"):
         read_detector_record(tmp_path)
     (tmp_path / RECORD_NAME).write_text("{not json")
-    with pytest.raises(ModelUnavailableError, match="not a readable detector record"):
+    with pytest.raises(ModelUnavailableError, match="not a readable not-a-digit detector record"):
         read_detector_record(tmp_path)
 
 
@@ -114,7 +114,7 @@ def test_record_round_trips_through_json():
 def test_a_record_with_a_damaged_field_is_refused_with_a_sentence(saved, tmp_path, field, value):
     _, record, _ = saved
     (tmp_path / RECORD_NAME).write_text(json.dumps({**record.to_json(), field: value}))
-    with pytest.raises(ModelUnavailableError, match=f"not a readable detector record.*{field}"):
+    with pytest.raises(ModelUnavailableError, match=f"not a readable not-a-digit detector record.*{field}"):
         read_detector_record(tmp_path)
 
 
