@@ -5,6 +5,7 @@ import sys
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TypeVar
 
 import numpy as np
@@ -27,6 +28,7 @@ from digitlab.models.splitter import SPLITTER_RECORD, SplitNetwork, load_splitte
 from digitlab.persistence import load_model, resolve_models_dir
 
 Prepared = TypeVar("Prepared")
+Helper = TypeVar("Helper")
 
 
 @dataclass
@@ -79,7 +81,7 @@ def load_models(model_names: list[str], models_dir=None) -> dict[str, DigitClass
         return {name: load_model(name, models_dir) for name in model_names}
 
 
-def helper_folder(record_name: str, models_dir=None):
+def helper_folder(record_name: str, models_dir=None) -> Path | None:
     """The folder whose ``record_name`` is used: the models folder's own, else the shipped one; None if neither has it.
 
     The helper networks (the not-a-digit detector, the split network) do not
@@ -94,20 +96,21 @@ def helper_folder(record_name: str, models_dir=None):
 
 def load_screen(models_dir=None) -> ScreenedDetector | None:
     """The not-a-digit detector saved beside the models, else the one shipped with the lab; None if neither has one."""
-    folder = helper_folder(RECORD_NAME, models_dir)
-    if folder is None:
-        return None
-    with native_stderr_silenced():
-        return load_detector(folder)
+    return _load_helper(RECORD_NAME, load_detector, models_dir)
 
 
 def load_number_splitter(models_dir=None) -> SplitNetwork | None:
     """The split network saved beside the models, else the one shipped with the lab; None if neither has one."""
-    folder = helper_folder(SPLITTER_RECORD, models_dir)
+    return _load_helper(SPLITTER_RECORD, load_splitter, models_dir)
+
+
+def _load_helper(record_name: str, load: Callable[[Path], Helper], models_dir=None) -> Helper | None:
+    """``load`` of the folder :func:`helper_folder` picks for ``record_name``, TensorFlow's start-up log kept off."""
+    folder = helper_folder(record_name, models_dir)
     if folder is None:
         return None
     with native_stderr_silenced():
-        return load_splitter(folder)
+        return load(folder)
 
 
 def with_path(path: str | os.PathLike, error: DigitlabError) -> str:

@@ -142,10 +142,8 @@ def screen() -> tuple[ScreenedDetector | None, str | None]:
     """The not-a-digit detector for the served models, or None and the reason it cannot be used."""
     try:
         folder = models_folder()
-        record = (
-            folder / RECORD_NAME if (folder / RECORD_NAME).exists() else settings.shipped_models_dir() / RECORD_NAME
-        )
-        detector = _screen(str(folder), modified_time(record))
+        found = helper_folder(RECORD_NAME, folder)
+        detector = _screen(str(folder), 0.0 if found is None else modified_time(found / RECORD_NAME))
     except DigitlabError as error:
         return None, str(error)
     if detector is None:
