@@ -43,9 +43,14 @@ NOISE_IMAGES = 10
 
 
 def drawing_ink(payload: bytes) -> np.ndarray | None:
-    """The drawing's ink, white on black, cropped and scaled to :data:`HEIGHT` rows; None with too little ink."""
+    """The saved drawing's cleaned ink, white on black, cropped and scaled to :data:`HEIGHT` rows."""
+    return scaled_ink(clean_ink(displayed_gray(payload)[0]))
+
+
+def scaled_ink(ink: np.ndarray) -> np.ndarray | None:
+    """Ink, white on black, cropped and scaled to :data:`HEIGHT` rows; None with too little ink."""
     try:
-        crop = crop_to_ink(clean_ink(displayed_gray(payload)[0]))
+        crop = crop_to_ink(ink)
     except NoDigitFoundError:
         return None
     width = max(8, round(crop.shape[1] * HEIGHT / crop.shape[0]))

@@ -32,15 +32,13 @@ from sklearn.metrics import roc_auc_score
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from fit_split_weights import digit_centres, labelled_regions  # noqa: E402
-from non_numbers import HEIGHT, row_of  # noqa: E402
+from non_numbers import row_of, scaled_ink  # noqa: E402
 
 from digitlab.checks.realworld import generate_numbers, held_out_indices  # noqa: E402
 from digitlab.data import synthetic  # noqa: E402
 from digitlab.data.mnist import load_mnist  # noqa: E402
 from digitlab.errors import NoDigitFoundError  # noqa: E402
 from digitlab.imaging.clean import clean_ink  # noqa: E402
-from digitlab.imaging.decode import resize  # noqa: E402
-from digitlab.imaging.normalise import crop_to_ink  # noqa: E402
 from digitlab.imaging.segment import displayed_gray  # noqa: E402
 from digitlab.models.splitter import SPLITTER_ARTIFACT, SplitNetwork, SplitterRecord, write_splitter  # noqa: E402
 from digitlab.recognise import load_models  # noqa: E402
@@ -67,21 +65,12 @@ def number_regions(seed: int) -> tuple[np.ndarray, np.ndarray]:
     return np.stack([region.model_input for region in found]), np.array([region.several for region in found])
 
 
-def drawing_ink(image: np.ndarray) -> np.ndarray | None:
-    """A drawing's ink, white on black, cropped and scaled to ``HEIGHT`` rows; None with too little ink."""
-    try:
-        crop = crop_to_ink(np.asarray(image, dtype=np.float32))
-    except NoDigitFoundError:
-        return None
-    width = max(8, round(crop.shape[1] * HEIGHT / crop.shape[0]))
-    return np.clip(resize(crop, (width, HEIGHT)), 0.0, 1.0)
-
-
 def non_digit_regions() -> np.ndarray:
     """The model inputs of the wide regions of rows of three training-font drawings (none holds several digits)."""
     judge = load_models(["cnn"], DEFAULT_MODELS_DIR)["cnn"]
     drawings = synthetic.non_digit_drawings(synthetic.TRAINING_FONTS, NON_DIGIT_ROWS * 3, NON_DIGIT_SEED)
-    inks = [ink for ink in (drawing_ink(drawing.image) for drawing in drawings) if ink is not None]
+    scaled = (scaled_ink(np.asarray(drawing.image, dtype=np.float32)) for drawing in drawings)
+    inks = [ink for ink in scaled if ink is not None]
     found = []
     for start in range(0, len(inks) - 2, 3):
         try:
