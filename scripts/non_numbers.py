@@ -43,7 +43,7 @@ NOISE_IMAGES = 10
 
 
 def drawing_ink(payload: bytes) -> np.ndarray | None:
-    """The saved drawing's cleaned ink, white on black, cropped and scaled to :data:`HEIGHT` rows."""
+    """The saved drawing's cleaned ink, white on black, cropped and scaled to :data:`HEIGHT` rows; None without ink."""
     return scaled_ink(clean_ink(displayed_gray(payload)[0]))
 
 
