@@ -132,6 +132,12 @@ def load_state(name: str, entry: ModelEntry) -> str | None:
     return _load_outcomes().get(_outcome_key(name, entry))
 
 
+def helper_record_time(record_name: str, folder: Path) -> float:
+    """When the record of the helper network used for ``folder`` was last written (0 if none): a cache key."""
+    found = helper_folder(record_name, folder)
+    return 0.0 if found is None else modified_time(found / record_name)
+
+
 @st.cache_resource(show_spinner=False, max_entries=4)
 def _screen(folder: str, modified: float) -> ScreenedDetector | None:
     # The record's modification time is part of the key, so a retrained detector replaces the one in memory.
@@ -142,8 +148,7 @@ def screen() -> tuple[ScreenedDetector | None, str | None]:
     """The not-a-digit detector for the served models, or None and the reason it cannot be used."""
     try:
         folder = models_folder()
-        found = helper_folder(RECORD_NAME, folder)
-        detector = _screen(str(folder), 0.0 if found is None else modified_time(found / RECORD_NAME))
+        detector = _screen(str(folder), helper_record_time(RECORD_NAME, folder))
     except DigitlabError as error:
         return None, str(error)
     if detector is None:
@@ -164,7 +169,6 @@ def number_splitter() -> SplitNetwork | None:
     """
     try:
         folder = models_folder()
-        found = helper_folder(SPLITTER_RECORD, folder)
-        return _splitter(str(folder), 0.0 if found is None else modified_time(found / SPLITTER_RECORD))
+        return _splitter(str(folder), helper_record_time(SPLITTER_RECORD, folder))
     except DigitlabError:
         return None
