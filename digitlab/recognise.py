@@ -22,6 +22,7 @@ from digitlab.imaging.segment import (
     read_segments,
     segment_ink,
 )
+from digitlab.imaging.sizes import reading_probabilities
 from digitlab.models.base import DigitClassifier, Reading
 from digitlab.models.detector import RECORD_NAME, ScreenedDetector, Verdict, load_detector
 from digitlab.models.splitter import SPLITTER_RECORD, SplitNetwork, load_splitter
@@ -52,8 +53,10 @@ class Outcome:
 
 
 def predict_digit(models: dict[str, DigitClassifier], model_input: np.ndarray) -> list[Reading]:
-    """Each model's reading of one 28x28 input."""
-    return [Reading.from_probabilities(name, model.predict_proba(model_input)[0]) for name, model in models.items()]
+    """Each model's reading of one 28x28 input made from the user's image, at its family's reading sizes."""
+    return [
+        Reading.from_probabilities(name, reading_probabilities(model, model_input)[0]) for name, model in models.items()
+    ]
 
 
 @contextmanager

@@ -56,6 +56,7 @@ from digitlab.imaging.renderings import (
     to_uint8,
 )
 from digitlab.imaging.segment import read_number
+from digitlab.imaging.sizes import reading_probabilities
 from digitlab.manifest import ModelEntry
 from digitlab.models.base import LOW_CONFIDENCE, DigitClassifier, validation_split
 from digitlab.models.detector import ScreenedDetector
@@ -445,7 +446,7 @@ def evaluate(samples: list[Sample], model: DigitClassifier, detector: ScreenedDe
     inputs, refused_mask, refused = model_inputs(samples)
     naive = np.stack([naive_input(sample.payload) for sample in samples])
     truth = np.array([sample.label for sample in samples])
-    probabilities = model.predict_proba(inputs)
+    probabilities = reading_probabilities(model, inputs)
     predicted = probabilities.argmax(axis=1)
     predicted[refused_mask] = -1
     confidence = np.where(refused_mask, 0.0, probabilities.max(axis=1))

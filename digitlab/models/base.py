@@ -126,6 +126,9 @@ class DigitClassifier(BaseEstimator, ABC):
     # model starts from, which the caller's own settings override.
     reuse_requires: ClassVar[tuple[str, ...] | None] = None
     reuse_settings: ClassVar[dict[str, Any]] = {}
+    # The sizes, relative to the digit as preprocessing makes it, at which the family reads inputs made from the
+    # user's images (``digitlab.imaging.sizes``); its answer is the mean over them. ``(1.0,)`` reads each input once.
+    reading_sizes: ClassVar[tuple[float, ...]] = (1.0,)
 
     @abstractmethod
     def fit(self, images: np.ndarray, labels: np.ndarray, *, progress: ProgressCallback | None = None) -> Self:
