@@ -61,10 +61,22 @@ def show_verdict(predictions: list[Reading], titles: dict[str, str], verdict: Ve
     st.warning(f"**The models disagree.** {readings}.{doubt}", icon=":material/warning:")
 
 
-def show_prediction_card(prediction: Reading, title: str, colour: str, key: str, *, dimmed: bool = False) -> None:
+def reading_sizes_note(model: Any) -> str | None:
+    """How a model that reads its input at several sizes (``digitlab.imaging.sizes``) came to its answer, or None."""
+    sizes = getattr(model, "reading_sizes", (1.0,))
+    if len(sizes) < 2:
+        return None
+    shown = [f"{size:.0%}" for size in sizes]
+    return f"read at {', '.join(shown[:-1])} and {shown[-1]} of the input's size, the answers averaged"
+
+
+def show_prediction_card(
+    prediction: Reading, title: str, colour: str, key: str, *, dimmed: bool = False, note: str | None = None
+) -> None:
     """One model's answer as a row: the digit and confidence beside its ten probabilities.
 
-    ``dimmed`` shows the answer as the closest digit to something that is not one, in grey.
+    ``dimmed`` shows the answer as the closest digit to something that is not one, in grey; ``note`` is a line
+    under it on how the model read the input.
     """
     with st.container(border=True):
         # Two fifths for the answer, so that the longest title ("Ensemble (weighted soft vote)") is not cut short.
@@ -76,6 +88,8 @@ def show_prediction_card(prediction: Reading, title: str, colour: str, key: str,
             answer_column.metric(title, prediction.digit)
             confidence = f"confidence **{prediction.confidence:.1%}**"
             answer_column.markdown(f":orange[{confidence} · unsure]" if prediction.low_confidence else confidence)
+        if note:
+            answer_column.caption(note)
         chart_column.plotly_chart(
             charts.probability_bars(list(prediction.probabilities), charts.MUTED if dimmed else colour),
             config=charts.COMPACT_CONFIG,
@@ -128,5 +142,12 @@ def show_predictions(
     dimmed = verdict is not None and not verdict.is_digit
     for prediction in predictions:
         name = prediction.model
-        show_prediction_card(prediction, titles[name], colours[name], key=f"{key}-probabilities-{name}", dimmed=dimmed)
+        show_prediction_card(
+            prediction,
+            titles[name],
+            colours[name],
+            key=f"{key}-probabilities-{name}",
+            dimmed=dimmed,
+            note=reading_sizes_note(models[name]),
+        )
     return predictions, verdict

@@ -64,6 +64,9 @@ def test_uploaded_digit_is_read_by_every_model(manifest, titles, digit):
     # One probability chart per model, and the digit score against the range real digits have.
     assert len(app.get("plotly_chart")) == len(titles) + 1
     assert any(expander.label.startswith("Is it a digit at all?") for expander in app.expander)
+    # The CNN alone reads the input at two sizes, and its card says so.
+    notes = [caption.value for caption in app.caption if "of the input's size" in caption.value]
+    assert notes == ["read at 100% and 85% of the input's size, the answers averaged"]
 
 
 @pytest.mark.parametrize("kind", ["house", "H"])
