@@ -1,15 +1,13 @@
 """Reading a preprocessed digit at more than one size, for the families that read real writing better so.
 
-Preprocessing scales a digit's longer side to MNIST's 20 pixels, but where
-the ink of a drawing, scan or photo ends is less certain than in MNIST's
-own digits (blur, a pen's width, a frame filled by the ink). A family
-whose ``reading_sizes`` name more than one size answers with the mean of
-its probabilities over the input and over copies of it with the digit
-scaled about the field's centre, which the centring by mass put the digit
-on. Models themselves are unchanged: their test-set figures score MNIST's
-images as they are, and only inputs made from the user's images are read
-this way.
-"""
+Preprocessing scales a digit's longer side to MNIST's 20 pixels. A drawing,
+scan or photo does not always come out the way MNIST's own digits did (a
+pen's width, blur, ink that fills its frame), and a family whose
+``reading_sizes`` name more than one size answers with the mean of its
+probabilities over the input and over copies of it with the digit scaled
+about the field's centre, where the centring by mass put it. The models
+themselves are unchanged: their test-set figures score MNIST's images as
+they are, and only inputs made from the user's images are read this way."""
 
 import numpy as np
 from scipy import ndimage
