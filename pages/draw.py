@@ -75,7 +75,7 @@ def show_result(source, key: str) -> None:
         key=f"why-{key}",
         help="Heat maps over the 28x28 input of the pixels that drove each model's answer.",
     ):
-        show_why(model_input, models, titles)
+        show_why(model_input, models, titles, {prediction.model: prediction.digit for prediction in predictions})
     if st.toggle(
         "Inside the models",
         key=f"inside-{key}",

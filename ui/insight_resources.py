@@ -48,21 +48,24 @@ def label_issues(probabilities: dict[str, np.ndarray], labels: np.ndarray) -> tu
 
 @st.cache_data(show_spinner=False, max_entries=64)
 def _heat_maps(
-    name: str, folder: str, sha256: str, image: np.ndarray, _model: Any
+    name: str, folder: str, sha256: str, image: np.ndarray, answer: int | None, _model: Any
 ) -> tuple[int, dict[str, np.ndarray], float]:
     # The model object is not hashed: its name, folder and artefact hash say which model it is.
     started = time.perf_counter()
-    digit = int(_model.predict_proba(image).argmax())
+    digit = int(_model.predict_proba(image).argmax()) if answer is None else answer
     maps = explain(_model, image, digit)
     return digit, maps, time.perf_counter() - started
 
 
-def heat_maps(name: str, model: Any, image: np.ndarray) -> tuple[int, dict[str, np.ndarray], float]:
-    """The digit ``model`` reads in ``image``, its heat maps by method, and the seconds they first took.
+def heat_maps(
+    name: str, model: Any, image: np.ndarray, answer: int | None = None
+) -> tuple[int, dict[str, np.ndarray], float]:
+    """The digit explained, ``model``'s heat maps by method for it in ``image``, and the seconds they first took.
 
-    An occlusion map runs the model hundreds of times, so each is kept for this model file and image
-    instead of being recomputed on every rerun of the page.
+    The digit is ``answer`` where the page has read the image already (the Draw page's card, which a family may
+    read at several sizes), else the one the model reads in ``image``. An occlusion map runs the model hundreds
+    of times, so each is kept for this model file and image instead of being recomputed on every rerun of the page.
     """
     entry = resources.manifest().models.get(name)
     sha256 = "" if entry is None else entry.sha256
-    return _heat_maps(name, str(resources.models_folder()), sha256, np.asarray(image), model)
+    return _heat_maps(name, str(resources.models_folder()), sha256, np.asarray(image), answer, model)

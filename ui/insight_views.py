@@ -24,8 +24,13 @@ def colour_scale() -> np.ndarray:
     return heat_overlay(np.zeros((28, 28), dtype=np.float32), ramp, scale=HEAT_SCALE)[: 2 * HEAT_SCALE]
 
 
-def show_why(image: np.ndarray, models: dict[str, Any], titles: dict[str, str]) -> None:
-    """For every loaded model, heat maps of the pixels that drove its answer, laid over the 28x28 input."""
+def show_why(
+    image: np.ndarray, models: dict[str, Any], titles: dict[str, str], answers: dict[str, int] | None = None
+) -> None:
+    """For every loaded model, heat maps of the pixels that drove its answer, laid over the 28x28 input.
+
+    ``answers`` are the digits the page showed for each model, where it read the image itself.
+    """
     st.caption(
         "Red to yellow marks the pixels that most support each model's answer. "
         + " ".join(f"**{name}**:{detail}." for name, detail in (text.split(":", 1) for text in METHODS.values()))
@@ -36,7 +41,7 @@ def show_why(image: np.ndarray, models: dict[str, Any], titles: dict[str, str]) 
         st.caption("strongest support (each map is scaled to its own strongest pixel)")
     grid = st.grid(columns="auto", min_column_width=HEAT_WIDTH + 16, gap="xsmall", border=True)
     for name, model in models.items():
-        digit, maps, seconds = insight_resources.heat_maps(name, model, image)
+        digit, maps, seconds = insight_resources.heat_maps(name, model, image, (answers or {}).get(name))
         for method, heat in maps.items():
             with grid.cell():
                 st.image(heat_overlay(image, heat, scale=HEAT_SCALE), width=HEAT_WIDTH)
