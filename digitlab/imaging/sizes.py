@@ -24,8 +24,10 @@ def scaled_digits(model_inputs: np.ndarray, size: float) -> np.ndarray:
     if size <= 0:
         raise ValueError(f"A reading size must be positive, got {size}.")
     batch = as_image_batch(model_inputs).astype(np.float32)
+    # One transform for the whole batch: the first axis maps to itself, so images do not mix.
+    matrix = np.diag([1.0, 1 / size, 1 / size])
     offset = FIELD_CENTRE - FIELD_CENTRE / size
-    scaled = [ndimage.affine_transform(image, np.eye(2) / size, offset=offset, order=1) for image in batch]
+    scaled = ndimage.affine_transform(batch, matrix, offset=(0.0, offset, offset), order=1)
     return np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
 
 
@@ -39,4 +41,5 @@ def reading_probabilities(model: Predictor, model_inputs: np.ndarray) -> np.ndar
     if tuple(sizes) == (1.0,):
         return model.predict_proba(batch)
     views = np.concatenate([batch if size == 1.0 else scaled_digits(batch, size) for size in sizes])
-    return model.predict_proba(views).reshape(len(sizes), len(batch), -1).mean(axis=0)
+    probabilities = model.predict_proba(views)
+    return probabilities.reshape(len(sizes), len(batch), probabilities.shape[-1]).mean(axis=0)

@@ -22,7 +22,7 @@ class WidthReader:
     def predict_proba(self, images):
         images = np.asarray(images)
         self.batches.append(images)
-        widths = np.array([np.flatnonzero(image.max(axis=0) > 30).size for image in images])
+        widths = np.array([np.flatnonzero(image.max(axis=0) > 30).size for image in images], dtype=int)
         probabilities = np.full((len(images), 10), 0.01)
         probabilities[np.arange(len(images)), np.minimum(widths // 3, 9)] = 0.91
         return probabilities
@@ -78,6 +78,10 @@ def test_several_sizes_average_the_answers_in_one_batch():
     assert np.allclose(mixed.sum(axis=1), 1.0)
     # The wide square reads 6 as it is and 3 at half its size: the mean holds both at half weight.
     assert mixed[0, 6] == pytest.approx(0.46) and mixed[0, 3] == pytest.approx(0.46)
+
+
+def test_an_empty_batch_gives_no_rows():
+    assert reading_probabilities(WidthReader((1.0, 0.5)), np.zeros((0, 28, 28), dtype=np.uint8)).shape == (0, 10)
 
 
 def test_a_drawing_is_read_at_the_family_s_sizes():
