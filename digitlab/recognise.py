@@ -53,7 +53,7 @@ class Outcome:
 
 
 def predict_digit(models: dict[str, DigitClassifier], model_input: np.ndarray) -> list[Reading]:
-    """Each model's reading of one 28x28 input made from the user's image, at its family's reading sizes."""
+    """Each model's reading of one 28x28 input made from the user's image, at its reading sizes."""
     return [
         Reading.from_probabilities(name, reading_probabilities(model, model_input)[0]) for name, model in models.items()
     ]

@@ -62,7 +62,7 @@ def heat_maps(
 ) -> tuple[int, dict[str, np.ndarray], float]:
     """The digit explained, ``model``'s heat maps by method for it in ``image``, and the seconds they first took.
 
-    The digit is ``answer`` where the page has read the image already (the Draw page's card, which a family may
+    The digit is ``answer`` where the page has read the image already (the Draw page's card, which a model may
     read at several sizes), else the one the model reads in ``image``. An occlusion map runs the model hundreds
     of times, so each is kept for this model file and image instead of being recomputed on every rerun of the page.
     """

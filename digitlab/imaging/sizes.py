@@ -1,8 +1,8 @@
-"""Reading a preprocessed digit at more than one size, for the families that read real writing better so.
+"""Reading a preprocessed digit at more than one size, for the models that read real writing better so.
 
 Preprocessing scales a digit's longer side to MNIST's 20 pixels. A drawing,
 scan or photo does not always come out the way MNIST's own digits did (a
-pen's width, blur, ink that fills its frame), and a family whose
+pen's width, blur, ink that fills its frame), and a model whose
 ``reading_sizes`` name more than one size answers with the mean of its
 probabilities over the input and over copies of it with the digit scaled
 about the field's centre, where the centring by mass put it. The models
@@ -32,7 +32,7 @@ def scaled_digits(model_inputs: np.ndarray, size: float) -> np.ndarray:
 
 
 def reading_probabilities(model: Predictor, model_inputs: np.ndarray) -> np.ndarray:
-    """``model``'s ``(N, 10)`` probabilities for inputs preprocessed from real images, at its family's reading sizes.
+    """``model``'s ``(N, 10)`` probabilities for inputs preprocessed from real images, at its reading sizes.
 
     Predictors that name no sizes (exported files, stand-ins) read each input once, as it is.
     """

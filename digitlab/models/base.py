@@ -126,13 +126,16 @@ class DigitClassifier(BaseEstimator, ABC):
     # model starts from, which the caller's own settings override.
     reuse_requires: ClassVar[tuple[str, ...] | None] = None
     reuse_settings: ClassVar[dict[str, Any]] = {}
-    # The sizes, relative to the digit as preprocessing makes it, at which the family reads inputs made from the
-    # user's images (``digitlab.imaging.sizes``); its answer is the mean over them. ``(1.0,)`` reads each input once.
-    reading_sizes: ClassVar[tuple[float, ...]] = (1.0,)
 
     @abstractmethod
     def fit(self, images: np.ndarray, labels: np.ndarray, *, progress: ProgressCallback | None = None) -> Self:
         """Fit on training images and labels; return ``self``."""
+
+    @property
+    def reading_sizes(self) -> tuple[float, ...]:
+        """The sizes, relative to the digit as preprocessing makes it, at which this model reads inputs made from
+        the user's images (``digitlab.imaging.sizes``); its answer is the mean over them. One size by default."""
+        return (1.0,)
 
     @abstractmethod
     def predict_proba(self, images: np.ndarray) -> np.ndarray:

@@ -5,6 +5,7 @@ from scipy import ndimage
 from digitlab.imaging.segment import Segment, read_segments
 from digitlab.imaging.sizes import FIELD_CENTRE, reading_probabilities, scaled_digits
 from digitlab.recognise import predict_digit
+from digitlab.training import build_model
 from tests.support import model_input
 
 
@@ -84,7 +85,7 @@ def test_an_empty_batch_gives_no_rows():
     assert reading_probabilities(WidthReader((1.0, 0.5)), np.zeros((0, 28, 28), dtype=np.uint8)).shape == (0, 10)
 
 
-def test_a_drawing_is_read_at_the_family_s_sizes():
+def test_a_drawing_is_read_at_the_model_s_sizes():
     image = centred_square(20)
     expected = reading_probabilities(WidthReader((1.0, 0.5)), image)[0]
     [reading] = predict_digit({"wide": WidthReader((1.0, 0.5))}, image)
@@ -98,3 +99,11 @@ def test_a_number_s_pieces_are_read_once_at_the_size_segmentation_made_them():
     [number] = read_segments([Segment(box=(0, 0, 20, 20), model_input=image)], {"wide": reader})
     assert [len(batch) for batch in reader.batches] == [1]
     assert number.number == "6"
+
+
+def test_the_full_recipe_s_augmented_cnn_reads_at_two_sizes_and_the_other_models_once():
+    assert build_model("cnn").reading_sizes == (1.0, 0.85)
+    assert build_model("cnn", augment=False).reading_sizes == (1.0,)
+    assert build_model("cnn", recipe="quick").reading_sizes == (1.0,)
+    assert build_model("cnn", recipe="quick", augment=True).reading_sizes == (1.0,)
+    assert all(build_model(name).reading_sizes == (1.0,) for name in ("svm", "mlp", "ensemble"))
