@@ -183,11 +183,16 @@ def run_worker(
                 registry.roll_back_interrupted_write()
         except (TrainingCancelled, KeyboardInterrupt):
             registry.mark_finished_without_model(run_id, "cancelled", "Cancelled on request.")
-        except DigitlabError as error:
-            registry.mark_finished_without_model(run_id, "failed", str(error))
         except Exception as error:  # noqa: BLE001 - whatever broke, the run must end recorded, not stay running.
-            traceback.print_exc()
-            registry.mark_finished_without_model(run_id, "failed", f"{type(error).__name__}: {error}")
+            if registry.cancel_requested(run_id):
+                # The cancel watcher's interrupt can cut a call short and surface as that call's own error (a Ray
+                # call interrupted mid-flight reports a lost connection); the user asked for the run to stop.
+                registry.mark_finished_without_model(run_id, "cancelled", "Cancelled on request.")
+            elif isinstance(error, DigitlabError):
+                registry.mark_finished_without_model(run_id, "failed", str(error))
+            else:
+                traceback.print_exc()
+                registry.mark_finished_without_model(run_id, "failed", f"{type(error).__name__}: {error}")
         else:
             registry.mark_succeeded(run_id, outcome)
         finished = registry.get_run(run_id)

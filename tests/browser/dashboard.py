@@ -113,6 +113,17 @@ def wait_until_idle(page) -> None:
     page.wait_for_timeout(500)
 
 
+def choose_whole_number(page) -> None:
+    """Switch the Draw page to reading a whole number and wait until the strip has replaced the square canvas.
+
+    On a busy machine the rerun the click starts can begin after :func:`wait_until_idle`'s first pause, which
+    would then find the page idle with the square canvas still shown; the strip's size choice comes with the strip.
+    """
+    page.get_by_text("A whole number").click()
+    page.get_by_text("Strip size").first.wait_for(timeout=PAGE_TIMEOUT_MS)
+    wait_until_idle(page)
+
+
 def screenshot_whole_page(page, path: Path, viewport: dict) -> None:
     """Streamlit scrolls inside its main area, so the window is made as tall as the page before the shot."""
     height = page.evaluate(f"document.querySelector('{MAIN}').scrollHeight")

@@ -12,6 +12,7 @@ from tests.browser.dashboard import (
     PAGES,
     PHONE,
     PREDICTION_TIMEOUT_MS,
+    choose_whole_number,
     draw,
     horizontal_overflow,
     open_page,
@@ -81,8 +82,7 @@ def test_whole_number_mode_starts_with_a_strip_that_fits_a_phone(browser, server
     page = open_page(browser, server_url, PAGES["draw"][1], PHONE)
     page.locator(CANVAS).first.wait_for(timeout=MODEL_LOAD_TIMEOUT_MS)
 
-    page.get_by_text("A whole number").click()
-    wait_until_idle(page)
+    choose_whole_number(page)
     canvas = page.locator(CANVAS).first
     canvas.wait_for()
     box = canvas.bounding_box()

@@ -193,6 +193,36 @@ def test_an_interrupt_inside_a_write_still_records_the_run_as_cancelled(tmp_path
     assert (run.status, run.error) == ("cancelled", "Cancelled on request.")
 
 
+def test_an_error_raised_after_a_cancellation_was_asked_for_ends_the_run_cancelled(tmp_path, monkeypatch):
+    database = tmp_path / "lab.sqlite3"
+    run_id = queued_run(database, runs.TrainingRequest("mlp", train_size=300, epochs=1))
+
+    def cut_short_by_the_cancel(registry, run, *arguments):
+        # The interrupt can surface as the interrupted call's own error, such as a Ray cluster's lost connection.
+        registry.request_cancel(run.id)
+        raise DigitlabError("Lost touch with the Ray cluster while the run trained: connection reset by peer")
+
+    monkeypatch.setattr(worker, "_train", cut_short_by_the_cancel)
+
+    run = worker.run_worker(run_id, database)
+
+    assert (run.status, run.error) == ("cancelled", "Cancelled on request.")
+
+
+def test_an_error_without_a_cancellation_still_ends_the_run_failed_with_its_sentence(tmp_path, monkeypatch):
+    database = tmp_path / "lab.sqlite3"
+    run_id = queued_run(database, runs.TrainingRequest("mlp", train_size=300, epochs=1))
+
+    def lost_cluster(registry, run, *arguments):
+        raise DigitlabError("Lost touch with the Ray cluster while the run trained: connection reset by peer")
+
+    monkeypatch.setattr(worker, "_train", lost_cluster)
+
+    run = worker.run_worker(run_id, database)
+
+    assert run.status == "failed" and run.error.startswith("Lost touch with the Ray cluster")
+
+
 @pytest.mark.usefixtures("no_leftover_workers")
 def test_cancelling_a_worker_process_mid_training_leaves_the_models_in_use_untouched(active_models):
     database = active_models / "digitlab.sqlite3"
