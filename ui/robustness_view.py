@@ -17,6 +17,7 @@ from digitlab.persistence import MANIFEST_NAME
 from ui import resources
 from ui.charts import LEGEND_BELOW
 from ui.images import enlarge
+from ui.prediction_view import reading_sizes_note
 
 FLIPS_KEY = "smallest-flips"
 
@@ -139,6 +140,16 @@ def attack_chart(robustness: Robustness, shown: list[str], titles: dict[str, str
     return figure
 
 
+def several_sizes_note(models: dict[str, Any], titles: dict[str, str]) -> str:
+    """A sentence for each network whose card reads a drawing at more than one size, or nothing when none does."""
+    return "".join(
+        f" The {titles.get(name, name)}'s card shows it {note}; here it is searched and read at the drawing's own "
+        "size only, so in a rare drawing its answer here differs from its card's."
+        for name, model in models.items()
+        if (note := reading_sizes_note(model))
+    )
+
+
 def show_smallest_flips(image: np.ndarray, models: dict[str, Any], titles: dict[str, str], key: str) -> None:
     """For each model, the smallest change found that flips its answer, beside the drawing, with the new answer."""
     if not any(isinstance(model, KerasClassifier) for model in models.values()):
@@ -157,7 +168,7 @@ def show_smallest_flips(image: np.ndarray, models: dict[str, Any], titles: dict[
         "Projected gradient descent looks for the smallest eps (a share of the pixel range) such that moving "
         "every pixel by at most eps changes the model's answer; a search in rounds pins it to about one grey level. "
         "The SVM and the ensemble are searched with the CNN's gradient (a transfer attack), so theirs is an "
-        "upper bound."
+        "upper bound." + several_sizes_note(models, titles)
     )
     grid = st.grid(columns="auto", min_column_width=260, gap="xsmall", border=True)
     for name, model in models.items():

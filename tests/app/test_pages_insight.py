@@ -353,3 +353,7 @@ def test_the_draw_page_shows_the_smallest_change_that_flips_each_model(manifest,
     # The networks are attacked along their own gradient, which always finds a flip by eps 0.5.
     for name in ("mlp", "cnn"):
         assert f"turns {readings[titles[name]]} into" in flipped[titles[name]]
+    # The shipped CNN's card reads at two sizes, the search at one, and the caption says so for it alone.
+    caption = next(element.value for element in app.caption if "Projected gradient descent" in element.value)
+    assert f"The {titles['cnn']}'s card shows it read at 100% and 85%" in caption
+    assert caption.count("searched and read at the drawing's own size only") == 1
