@@ -11,6 +11,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import expect
 
 from digitlab import settings
 from digitlab.manifest import Manifest
@@ -43,6 +44,7 @@ MAIN = '[data-testid="stMain"]'
 METRICS = f'{MAIN} [data-testid="stMetric"]'
 SKELETON = '[data-testid="stSkeleton"]'
 IDLE_APP = '[data-testid="stApp"][data-test-script-state="notRunning"]'
+CANVAS = "canvas.upper-canvas"
 PHONE = {"width": 390, "height": 844}
 
 
@@ -121,6 +123,21 @@ def choose_whole_number(page) -> None:
     """
     page.get_by_text("A whole number").click()
     page.get_by_text("Strip size").first.wait_for(timeout=PAGE_TIMEOUT_MS)
+    wait_until_idle(page)
+
+
+def choose_strip(page, strip: str) -> None:
+    """Choose the number strip's size and wait until the canvas on the page has changed to it.
+
+    Another size replaces the canvas in a rerun that, on a busy machine, can begin after
+    :func:`wait_until_idle`'s first pause; strokes drawn then went to the canvas about to be replaced and were lost.
+    """
+    if page.get_by_role("radio", name=strip, exact=True).is_checked():
+        return
+    canvas = page.locator(CANVAS).first
+    width = canvas.get_attribute("width")
+    page.get_by_text(strip, exact=True).click()
+    expect(canvas).not_to_have_attribute("width", width, timeout=PAGE_TIMEOUT_MS)
     wait_until_idle(page)
 
 

@@ -16,6 +16,7 @@ from tests.browser.dashboard import (
     PAGES,
     PHONE,
     PREDICTION_TIMEOUT_MS,
+    choose_strip,
     choose_whole_number,
     draw,
     horizontal_overflow,
@@ -71,8 +72,7 @@ def test_a_number_written_on_the_strip_is_read_digit_by_digit(browser, server_ur
     page.locator("canvas.upper-canvas").first.wait_for(timeout=MODEL_LOAD_TIMEOUT_MS)
 
     choose_whole_number(page)
-    page.get_by_text(strip, exact=True).click()
-    wait_until_idle(page)
+    choose_strip(page, strip)
     canvas = page.locator("canvas.upper-canvas").first
     canvas.wait_for()
     box = canvas.bounding_box()
@@ -108,8 +108,7 @@ def test_a_row_of_drawings_on_the_strip_is_not_read_as_a_number(browser, server_
     page = open_page(browser, server_url, PAGES["draw"][1], DESKTOP)
     page.locator("canvas.upper-canvas").first.wait_for(timeout=MODEL_LOAD_TIMEOUT_MS)
     choose_whole_number(page)
-    page.get_by_text("Wide", exact=True).click()
-    wait_until_idle(page)
+    choose_strip(page, "Wide")
     canvas = page.locator("canvas.upper-canvas").first
     canvas.wait_for()
 

@@ -8,6 +8,7 @@ import pytest
 
 from tests.browser.dashboard import (
     ARTIFACTS,
+    CANVAS,
     MODEL_LOAD_TIMEOUT_MS,
     PAGES,
     PHONE,
@@ -22,7 +23,6 @@ from tests.browser.dashboard import (
 
 pytestmark = pytest.mark.browser
 
-CANVAS = "canvas.upper-canvas"
 # The visible part of the canvas's toolbar, without the transparent padding round it.
 CANVAS_TOOLBAR = ".dc-toolbar-card"
 MAIN_BLOCK = '[data-testid="stMainBlockContainer"]'
