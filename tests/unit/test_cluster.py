@@ -3,6 +3,8 @@ cancels another through the same queue and worker as local runs; the files a tas
 
 import os
 import shutil
+import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -19,13 +21,55 @@ from tests.support import PROJECT_ROOT, stop_unfinished_workers
 
 WAIT_SECONDS = 300
 CLUSTER_CPUS = 2
+HEAD_START_SECONDS = 180
 
 
-def ray_command(*arguments: str, environment: dict[str, str]) -> subprocess.CompletedProcess:
+def start_head(arguments: list[str], environment: dict[str, str], log: Path) -> subprocess.Popen:
+    """``ray start --head --block`` in a process group of its own, its output in ``log``.
+
+    ``ray stop`` would stop every Ray process of this user on the machine: another checkout's test session, or
+    a cluster the lab really trains on. Blocking keeps the head's processes under this one command, so the
+    fixture stops exactly them.
+    """
     ray = Path(sys.executable).with_name("ray")
-    return subprocess.run(
-        [str(ray), *arguments], env=environment, capture_output=True, text=True, timeout=180, check=False
-    )
+    with log.open("w") as output:
+        return subprocess.Popen(
+            [str(ray), "start", "--head", "--block", *arguments],
+            env=environment,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
+def wait_until_listening(head: subprocess.Popen, ports: list[int], log: Path) -> None:
+    """Wait until the head accepts connections on every one of ``ports``; fail with its output if it ends first."""
+    deadline = time.monotonic() + HEAD_START_SECONDS
+    waiting = list(ports)
+    while waiting:
+        if head.poll() is not None:
+            pytest.fail(f"the Ray head ended with status {head.returncode}:\n{log.read_text()}")
+        if time.monotonic() > deadline:
+            pytest.fail(f"the Ray head did not listen on {waiting} within {HEAD_START_SECONDS} s:\n{log.read_text()}")
+        try:
+            socket.create_connection(("127.0.0.1", waiting[0]), timeout=1).close()
+            waiting.pop(0)
+        except OSError:
+            time.sleep(0.5)
+
+
+def stop_head(head: subprocess.Popen) -> None:
+    """Stop the head's process group: politely, then by force if it has not ended within a minute."""
+    for stop_signal in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(head.pid, stop_signal)
+        except ProcessLookupError:
+            return
+        try:
+            head.wait(timeout=60)
+            return
+        except subprocess.TimeoutExpired:
+            continue
 
 
 @pytest.fixture(scope="module")
@@ -35,37 +79,37 @@ def ray_head(mnist_dir) -> dict[str, str]:
     pytest.importorskip("ray")
     port, client_port = free_port(), free_port()
     # Ray's sockets live under its temporary folder, whose path must stay short.
-    temporary = tempfile.mkdtemp(prefix="ray-", dir="/tmp")
+    temporary = Path(tempfile.mkdtemp(prefix="ray-", dir="/tmp"))
     environment = {
         **os.environ,
         "PYTHONPATH": str(PROJECT_ROOT),
         settings.DATA_DIR_VARIABLE: str(mnist_dir),
         "RAY_USAGE_STATS_ENABLED": "0",
     }
-    started = ray_command(
-        "start",
-        "--head",
-        "--node-ip-address=127.0.0.1",
-        f"--port={port}",
-        f"--ray-client-server-port={client_port}",
-        f"--num-cpus={CLUSTER_CPUS}",
-        "--num-gpus=0",
-        "--include-dashboard=false",
-        "--disable-usage-stats",
-        f"--temp-dir={temporary}",
-        environment=environment,
+    log = temporary / "head.log"
+    head = start_head(
+        [
+            "--node-ip-address=127.0.0.1",
+            f"--port={port}",
+            f"--ray-client-server-port={client_port}",
+            f"--num-cpus={CLUSTER_CPUS}",
+            "--num-gpus=0",
+            "--include-dashboard=false",
+            "--disable-usage-stats",
+            f"--temp-dir={temporary}",
+        ],
+        environment,
+        log,
     )
-    assert started.returncode == 0, started.stdout + started.stderr
     try:
+        wait_until_listening(head, [port, client_port], log)
         yield {"gcs": f"127.0.0.1:{port}", "client": f"ray://127.0.0.1:{client_port}"}
     finally:
-        ray_command("stop", "--force", environment=environment)
+        stop_head(head)
         shutil.rmtree(temporary, ignore_errors=True)
 
 
 def free_port() -> int:
-    import socket
-
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
