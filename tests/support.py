@@ -1,13 +1,18 @@
 """What several kinds of test share and that is not a fixture: the project's folder, made-up digits and drawings,
-and the clean-up of training workers."""
+the clean-up of training workers, and waiting for a server a test started."""
 
 import http.server
 import io
 import os
 import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image, ImageDraw
 
 from digitlab.lab import runs, sweeps
@@ -89,6 +94,24 @@ def save(store: FeedbackStore, label: int, svm: int, cnn: int, seed: int = 0, so
         model_versions=VERSIONS,
         source=source,
     )
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_until_ready(process: subprocess.Popen, ready: Callable[[], bool], *, name: str, log: Path, seconds: float):
+    """Poll ``ready`` until it holds; fail with the process's output if it ends first or ``seconds`` pass."""
+    deadline = time.monotonic() + seconds
+    while not ready():
+        if process.poll() is not None:
+            pytest.fail(f"{name} exited with {process.returncode}:\n{log.read_text()}")
+        if time.monotonic() > deadline:
+            pytest.fail(f"{name} did not answer within {seconds} s:\n{log.read_text()}")
+        time.sleep(0.5)
 
 
 def stop_unfinished_workers(database: Path) -> None:

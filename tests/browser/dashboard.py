@@ -3,10 +3,8 @@
 Screenshots and server logs go to ``test-artifacts/``.
 """
 
-import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
@@ -16,7 +14,7 @@ from playwright.sync_api import expect
 from digitlab import settings
 from digitlab.manifest import Manifest
 from digitlab.persistence import read_manifest
-from tests.support import PROJECT_ROOT
+from tests.support import PROJECT_ROOT, free_port, wait_until_ready
 
 ARTIFACTS = PROJECT_ROOT / "test-artifacts"
 CHROMIUM = Path("/usr/bin/chromium")
@@ -48,24 +46,13 @@ CANVAS = "canvas.upper-canvas"
 PHONE = {"width": 390, "height": 844}
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def wait_until_healthy(url: str, server: subprocess.Popen, log: Path) -> None:
-    deadline = time.monotonic() + SERVER_START_TIMEOUT
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            pytest.fail(f"streamlit exited with {server.returncode}:\n{log.read_text()}")
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
-                if response.read().strip() == b"ok":
-                    return
-        except OSError:
-            time.sleep(0.5)
-    pytest.fail(f"streamlit did not answer within {SERVER_START_TIMEOUT} s:\n{log.read_text()}")
+def answers_health_check(url: str) -> bool:
+    """Whether the Streamlit server at ``url`` says it is healthy."""
+    try:
+        with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+            return response.read().strip() == b"ok"
+    except OSError:
+        return False
 
 
 def start_dashboard(request, environment: dict[str, str], log_path: Path) -> str:
@@ -95,7 +82,9 @@ def start_dashboard(request, environment: dict[str, str], log_path: Path) -> str
 
     request.addfinalizer(stop_server)
     url = f"http://127.0.0.1:{port}"
-    wait_until_healthy(url, server, log_path)
+    wait_until_ready(
+        server, lambda: answers_health_check(url), name="streamlit", log=log_path, seconds=SERVER_START_TIMEOUT
+    )
     return url
 
 

@@ -10,6 +10,7 @@ import pytest
 
 from tests.browser.dashboard import (
     ARTIFACTS,
+    CANVAS,
     DESKTOP,
     MAIN,
     MODEL_LOAD_TIMEOUT_MS,
@@ -69,11 +70,11 @@ def test_a_number_written_on_the_strip_is_read_digit_by_digit(browser, server_ur
     trained_manifest_or_skip()
     viewport = DESKTOP if viewport_name == "desktop" else PHONE
     page = open_page(browser, server_url, PAGES["draw"][1], viewport)
-    page.locator("canvas.upper-canvas").first.wait_for(timeout=MODEL_LOAD_TIMEOUT_MS)
+    page.locator(CANVAS).first.wait_for(timeout=MODEL_LOAD_TIMEOUT_MS)
 
     choose_whole_number(page)
     choose_strip(page, strip)
-    canvas = page.locator("canvas.upper-canvas").first
+    canvas = page.locator(CANVAS).first
     canvas.wait_for()
     box = canvas.bounding_box()
     assert box["width"] > 2 * box["height"], f"the number canvas is not a wide strip: {box}"
@@ -106,10 +107,10 @@ DRAWINGS = [
 def test_a_row_of_drawings_on_the_strip_is_not_read_as_a_number(browser, server_url):
     trained_manifest_or_skip()
     page = open_page(browser, server_url, PAGES["draw"][1], DESKTOP)
-    page.locator("canvas.upper-canvas").first.wait_for(timeout=MODEL_LOAD_TIMEOUT_MS)
+    page.locator(CANVAS).first.wait_for(timeout=MODEL_LOAD_TIMEOUT_MS)
     choose_whole_number(page)
     choose_strip(page, "Wide")
-    canvas = page.locator("canvas.upper-canvas").first
+    canvas = page.locator(CANVAS).first
     canvas.wait_for()
 
     draw(page, canvas, DRAWINGS)

@@ -17,7 +17,7 @@ from digitlab import settings
 from digitlab.checksums import sha256_file
 from digitlab.lab import cluster, runs, worker
 from digitlab.persistence import read_manifest
-from tests.support import PROJECT_ROOT, stop_unfinished_workers
+from tests.support import PROJECT_ROOT, free_port, stop_unfinished_workers, wait_until_ready
 
 WAIT_SECONDS = 300
 CLUSTER_CPUS = 2
@@ -42,20 +42,13 @@ def start_head(arguments: list[str], environment: dict[str, str], log: Path) -> 
         )
 
 
-def wait_until_listening(head: subprocess.Popen, ports: list[int], log: Path) -> None:
-    """Wait until the head accepts connections on every one of ``ports``; fail with its output if it ends first."""
-    deadline = time.monotonic() + HEAD_START_SECONDS
-    waiting = list(ports)
-    while waiting:
-        if head.poll() is not None:
-            pytest.fail(f"the Ray head ended with status {head.returncode}:\n{log.read_text()}")
-        if time.monotonic() > deadline:
-            pytest.fail(f"the Ray head did not listen on {waiting} within {HEAD_START_SECONDS} s:\n{log.read_text()}")
-        try:
-            socket.create_connection(("127.0.0.1", waiting[0]), timeout=1).close()
-            waiting.pop(0)
-        except OSError:
-            time.sleep(0.5)
+def listening(port: int) -> bool:
+    """Whether something on 127.0.0.1 accepts connections on ``port``."""
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    except OSError:
+        return False
+    return True
 
 
 def stop_head(head: subprocess.Popen) -> None:
@@ -102,17 +95,17 @@ def ray_head(mnist_dir) -> dict[str, str]:
         log,
     )
     try:
-        wait_until_listening(head, [port, client_port], log)
+        wait_until_ready(
+            head,
+            lambda: listening(port) and listening(client_port),
+            name="the Ray head",
+            log=log,
+            seconds=HEAD_START_SECONDS,
+        )
         yield {"gcs": f"127.0.0.1:{port}", "client": f"ray://127.0.0.1:{client_port}"}
     finally:
         stop_head(head)
         shutil.rmtree(temporary, ignore_errors=True)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture
