@@ -438,4 +438,13 @@ def benchmark_table(results: dict[str, Any]) -> str:
         footer += "\n\nTime to accuracy (`bench --time-to-accuracy`):\n\n" + time_to_accuracy_table(
             results["time_to_accuracy"]
         )
-    return markdown_table(TABLE_HEADERS, rows) + footer
+    return measured_on(results) + markdown_table(TABLE_HEADERS, rows) + footer
+
+
+def measured_on(results: dict[str, Any]) -> str:
+    """A sentence giving the benchmark's date and the cores it ran on, as the table's figures depend on both."""
+    if "measured_at" not in results:
+        return ""
+    cores = results.get("machine", {}).get("cpus")
+    on = f" on {cores} CPU cores" if cores else ""
+    return f"Measured on {results['measured_at'][:10]}{on}.\n\n"

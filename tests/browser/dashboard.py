@@ -96,6 +96,14 @@ def open_page(browser, url: str, heading: str, viewport: dict):
     return page
 
 
+def open_draw_page(browser, url: str, viewport: dict):
+    """The Draw page and its canvas, once it shows: the first reading loads every model, which takes a while."""
+    page = open_page(browser, url, PAGES["draw"][1], viewport)
+    canvas = page.locator(CANVAS).first
+    canvas.wait_for(timeout=MODEL_LOAD_TIMEOUT_MS)
+    return page, canvas
+
+
 def wait_until_idle(page) -> None:
     """Wait for the script run to finish and for lazily loaded elements such as charts to replace their skeletons."""
     page.wait_for_timeout(500)

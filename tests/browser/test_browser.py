@@ -15,10 +15,10 @@ from digitlab.insight.comparison import largest_confusion
 from digitlab.persistence import read_manifest
 from tests.browser.dashboard import (
     ARTIFACTS,
+    CANVAS,
     DESKTOP,
     MAIN,
     METRICS,
-    MODEL_LOAD_TIMEOUT_MS,
     PAGE_TIMEOUT_MS,
     PAGES,
     PHONE,
@@ -27,6 +27,7 @@ from tests.browser.dashboard import (
     heatmap_cell_centre,
     horizontal_overflow,
     model_readings,
+    open_draw_page,
     open_page,
     screenshot_whole_page,
     start_dashboard,
@@ -41,9 +42,7 @@ pytestmark = pytest.mark.browser
 def drawn_readings(browser, server_url):
     """What every model reads for a drawn "1" and a drawn "7", keyed by digit and model title."""
     manifest = trained_manifest_or_skip()
-    page = open_page(browser, server_url, PAGES["draw"][1], DESKTOP)
-    canvas = page.locator("canvas.upper-canvas").first
-    canvas.wait_for(timeout=MODEL_LOAD_TIMEOUT_MS)
+    page, canvas = open_draw_page(browser, server_url, DESKTOP)
     strokes = {
         "1": [[(0.5, 0.15), (0.5, 0.85)]],
         "7": [[(0.25, 0.2), (0.75, 0.2), (0.42, 0.85)]],
@@ -54,7 +53,7 @@ def drawn_readings(browser, server_url):
             page.get_by_role("button", name="Clear the canvas").click()
             page.wait_for_function(f"!document.querySelector('{METRICS}')", timeout=PREDICTION_TIMEOUT_MS)
             wait_until_idle(page)
-        canvas = page.locator("canvas.upper-canvas").first
+        canvas = page.locator(CANVAS).first
         canvas.wait_for()
         draw(page, canvas, digit_strokes)
         readings[digit] = model_readings(page, len(manifest.models))
@@ -94,9 +93,7 @@ def white_pixels(canvas) -> int:
 
 def test_a_drawing_outlives_another_page_and_its_preselected_digit_can_be_confirmed(browser, server_url):
     manifest = trained_manifest_or_skip()
-    page = open_page(browser, server_url, PAGES["draw"][1], DESKTOP)
-    canvas = page.locator("canvas.upper-canvas").first
-    canvas.wait_for(timeout=MODEL_LOAD_TIMEOUT_MS)
+    page, canvas = open_draw_page(browser, server_url, DESKTOP)
     draw(page, canvas, [[(0.5, 0.15), (0.5, 0.85)]])
     before = model_readings(page, len(manifest.models))
 
@@ -209,9 +206,7 @@ def test_server_log_has_no_tracebacks_or_deprecations(browser, server_url):
 
 def test_a_drawn_house_is_not_read_as_a_digit(browser, server_url):
     trained_manifest_or_skip()
-    page = open_page(browser, server_url, PAGES["draw"][1], DESKTOP)
-    canvas = page.locator("canvas.upper-canvas").first
-    canvas.wait_for(timeout=MODEL_LOAD_TIMEOUT_MS)
+    page, canvas = open_draw_page(browser, server_url, DESKTOP)
     house = [
         [(0.2, 0.45), (0.2, 0.85), (0.8, 0.85), (0.8, 0.45), (0.2, 0.45)],
         [(0.2, 0.45), (0.5, 0.15), (0.8, 0.45)],

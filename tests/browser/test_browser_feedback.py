@@ -15,13 +15,12 @@ from tests.browser.dashboard import (
     ARTIFACTS,
     DESKTOP,
     MAIN,
-    MODEL_LOAD_TIMEOUT_MS,
     PAGE_TIMEOUT_MS,
-    PAGES,
     PHONE,
     draw,
     horizontal_overflow,
     model_readings,
+    open_draw_page,
     open_page,
     screenshot_whole_page,
     trained_manifest_or_skip,
@@ -48,9 +47,7 @@ def feedback_database(tmp_path_factory):
 
 def test_a_corrected_drawing_is_saved_and_listed_on_my_digits(browser, server_url, feedback_database):
     manifest = trained_manifest_or_skip()
-    page = open_page(browser, server_url, PAGES["draw"][1], DESKTOP)
-    canvas = page.locator("canvas.upper-canvas").first
-    canvas.wait_for(timeout=MODEL_LOAD_TIMEOUT_MS)
+    page, canvas = open_draw_page(browser, server_url, DESKTOP)
     draw(page, canvas, SEVEN)
     readings = model_readings(page, len(manifest.models))
     # A digit no model read: saving it is a correction, not a confirmation.

@@ -20,6 +20,7 @@ from tests.browser.dashboard import (
     PREDICTION_TIMEOUT_MS,
     draw,
     horizontal_overflow,
+    open_draw_page,
     open_page,
     plot_point_centre,
     screenshot_whole_page,
@@ -63,9 +64,7 @@ def heat_map_captions(page, count: int) -> list[str]:
 
 def seven_with_toggle_on(browser, server_url: str, viewport, toggle: str):
     """The Draw page with a 7 drawn on its canvas, read, and the switch labelled ``toggle`` turned on."""
-    page = open_page(browser, server_url, PAGES["draw"][1], viewport)
-    canvas = page.locator("canvas.upper-canvas").first
-    canvas.wait_for(timeout=MODEL_LOAD_TIMEOUT_MS)
+    page, canvas = open_draw_page(browser, server_url, viewport)
     draw(page, canvas, [[(0.25, 0.2), (0.75, 0.2), (0.42, 0.85)]])
     page.get_by_text(toggle).first.wait_for(timeout=PREDICTION_TIMEOUT_MS)
     wait_until_idle(page)

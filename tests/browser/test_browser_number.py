@@ -13,15 +13,13 @@ from tests.browser.dashboard import (
     CANVAS,
     DESKTOP,
     MAIN,
-    MODEL_LOAD_TIMEOUT_MS,
-    PAGES,
     PHONE,
     PREDICTION_TIMEOUT_MS,
     choose_strip,
     choose_whole_number,
     draw,
     horizontal_overflow,
-    open_page,
+    open_draw_page,
     screenshot_whole_page,
     trained_manifest_or_skip,
     wait_until_idle,
@@ -69,8 +67,7 @@ def shown_digits(page) -> list[str]:
 def test_a_number_written_on_the_strip_is_read_digit_by_digit(browser, server_url, viewport_name, strip):
     trained_manifest_or_skip()
     viewport = DESKTOP if viewport_name == "desktop" else PHONE
-    page = open_page(browser, server_url, PAGES["draw"][1], viewport)
-    page.locator(CANVAS).first.wait_for(timeout=MODEL_LOAD_TIMEOUT_MS)
+    page, _ = open_draw_page(browser, server_url, viewport)
 
     choose_whole_number(page)
     choose_strip(page, strip)
@@ -106,8 +103,7 @@ DRAWINGS = [
 
 def test_a_row_of_drawings_on_the_strip_is_not_read_as_a_number(browser, server_url):
     trained_manifest_or_skip()
-    page = open_page(browser, server_url, PAGES["draw"][1], DESKTOP)
-    page.locator(CANVAS).first.wait_for(timeout=MODEL_LOAD_TIMEOUT_MS)
+    page, _ = open_draw_page(browser, server_url, DESKTOP)
     choose_whole_number(page)
     choose_strip(page, "Wide")
     canvas = page.locator(CANVAS).first

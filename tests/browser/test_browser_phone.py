@@ -9,14 +9,12 @@ import pytest
 from tests.browser.dashboard import (
     ARTIFACTS,
     CANVAS,
-    MODEL_LOAD_TIMEOUT_MS,
-    PAGES,
     PHONE,
     PREDICTION_TIMEOUT_MS,
     choose_whole_number,
     draw,
     horizontal_overflow,
-    open_page,
+    open_draw_page,
     trained_manifest_or_skip,
     wait_until_idle,
 )
@@ -58,9 +56,7 @@ def column_edges(page) -> tuple[float, float]:
 
 def test_the_why_this_answer_toggle_is_readable_in_full_on_a_phone(browser, server_url):
     trained_manifest_or_skip()
-    page = open_page(browser, server_url, PAGES["draw"][1], PHONE)
-    canvas = page.locator(CANVAS).first
-    canvas.wait_for(timeout=MODEL_LOAD_TIMEOUT_MS)
+    page, canvas = open_draw_page(browser, server_url, PHONE)
 
     draw(page, canvas, SEVEN)
     toggle = page.locator(TOGGLE, has_text="Why this answer").first
@@ -79,8 +75,7 @@ def test_the_why_this_answer_toggle_is_readable_in_full_on_a_phone(browser, serv
 
 def test_whole_number_mode_starts_with_a_strip_that_fits_a_phone(browser, server_url):
     trained_manifest_or_skip()
-    page = open_page(browser, server_url, PAGES["draw"][1], PHONE)
-    page.locator(CANVAS).first.wait_for(timeout=MODEL_LOAD_TIMEOUT_MS)
+    page, _ = open_draw_page(browser, server_url, PHONE)
 
     choose_whole_number(page)
     canvas = page.locator(CANVAS).first

@@ -120,7 +120,9 @@ def test_benchmark_accuracy_matches_the_manifest(benchmark, tiny_models_dir):
 
 
 def test_benchmark_table_has_a_row_per_model_and_the_reference(benchmark):
-    table = benchmark_table(benchmark[0])
+    results = benchmark[0]
+    table = benchmark_table(results)
+    assert table.startswith(f"Measured on {results['measured_at'][:10]} on {results['machine']['cpus']} CPU cores.")
     for name in REGISTRY:
         assert f"| {name} |" in table
     assert "reference convnet (1 epochs)" in table and "mlp (TFLite)" in table and "mlp (ONNX)" in table
