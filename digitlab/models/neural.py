@@ -1,5 +1,6 @@
 """The Keras families, a multilayer perceptron and a convolutional network, with their shared training."""
 
+import functools
 import math
 from abc import abstractmethod
 from collections.abc import Callable
@@ -392,15 +393,22 @@ def batched_run(run: Callable, batch: np.ndarray) -> np.ndarray:
     return np.concatenate(parts)
 
 
+def inference_pass(network, batch):
+    """``network`` on ``batch`` as at prediction time (dropout off, batch norm on its running statistics)."""
+    return network(batch, training=False)
+
+
 def traced_forward(network) -> Callable:
     """The network's inference pass as a traced function for float32 batches with a channel axis.
 
-    A traced function avoids Model.predict's per-call overhead, which dominates single images.
+    A traced function avoids Model.predict's per-call overhead, which dominates single images. It is traced from a
+    partial, not a lambda: TensorFlow counts traces per code object, so six networks traced once each from one
+    lambda (the ensemble's) looked like one function retraced six times, and it printed a warning about it.
     """
     import tensorflow as tf
 
     return tf.function(
-        lambda batch: network(batch, training=False),
+        functools.partial(inference_pass, network),
         input_signature=[tf.TensorSpec([None, *IMAGE_SHAPE, 1], tf.float32)],
         reduce_retracing=True,
     )

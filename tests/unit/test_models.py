@@ -193,3 +193,20 @@ def test_a_reading_is_the_most_probable_digit_and_knows_when_it_is_unsure():
         "low_confidence": True,
         "probabilities": [0.3, 0.6, 0.1, *[0.0] * 7],
     }
+
+
+def test_many_networks_read_without_a_retracing_warning(caplog):
+    import keras
+
+    from digitlab.models.neural import traced_forward
+
+    networks = [
+        keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Flatten(), keras.layers.Dense(10)]) for _ in range(7)
+    ]
+    batch = np.zeros((2, 28, 28, 1), dtype=np.float32)
+    with caplog.at_level("WARNING", logger="tensorflow"):
+        outputs = [np.asarray(traced_forward(network)(batch)) for network in networks]
+    # Seven networks: `predict --model all` traced six, and TensorFlow warned once five were traced from one lambda.
+    for network, output in zip(networks, outputs, strict=True):
+        np.testing.assert_allclose(output, np.asarray(network(batch, training=False)), rtol=1e-6)
+    assert not [record.getMessage() for record in caplog.records if "retracing" in record.getMessage()]
