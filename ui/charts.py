@@ -247,7 +247,8 @@ def training_curves(rows: Sequence[dict], title: str, colour: str) -> go.Figure:
                 col=column,
             )
     figure.update_xaxes(title="epoch", dtick=1 if len({row["epoch"] for row in rows}) <= 12 else None)
-    figure.update_yaxes(tickformat=".0%", row=1, col=2)
+    # One decimal: a network's accuracy curve often lies within one percent, where whole percents repeat one tick.
+    figure.update_yaxes(tickformat=".1%", row=1, col=2)
     figure.update_annotations(font={"size": 12})
     figure = _compact(
         figure, 340, title={"text": title, "font": {"size": 15}}, legend={"orientation": "h", "y": -0.28, "x": 0}

@@ -80,18 +80,26 @@ def show_robustness(chosen: list[str], titles: dict[str, str], colours: dict[str
 
 
 def corruption_heatmap(robustness: Robustness, shown: list[str], titles: dict[str, str]) -> go.Figure:
+    """Each model's accuracy under each corruption: a column a model and a row a corruption.
+
+    Thirteen corruptions side by side left each cell too narrow for its figure on a phone; four models are not.
+    """
     corruptions = ["clean", *robustness.corruptions]
     accuracy = [
-        [robustness.clean[name], *(robustness.corruptions[corruption][name] for corruption in robustness.corruptions)]
-        for name in shown
+        [
+            robustness.clean[name] if corruption == "clean" else robustness.corruptions[corruption][name]
+            for name in shown
+        ]
+        for corruption in corruptions
     ]
-    hover = [["the test images as they are"] + [SEVERITIES.get(name, "") for name in robustness.corruptions]] * len(
-        shown
-    )
+    hover = [
+        ["the test images as they are" if corruption == "clean" else SEVERITIES.get(corruption, "")] * len(shown)
+        for corruption in corruptions
+    ]
     figure = go.Figure(
         go.Heatmap(
-            x=corruptions,
-            y=[titles.get(name, name) for name in shown],
+            x=[titles.get(name, name) for name in shown],
+            y=corruptions,
             z=accuracy,
             text=[[f"{value:.1%}" for value in row] for row in accuracy],
             texttemplate="%{text}",
@@ -102,16 +110,21 @@ def corruption_heatmap(robustness: Robustness, shown: list[str], titles: dict[st
             zmin=0.5,
             zmax=1.0,
             colorbar={
-                "title": "accuracy",
+                "title": {"text": "accuracy", "side": "top"},
                 "tickvals": [0.5, 0.75, 1.0],
                 "ticktext": ["50 % or less", "75 %", "100 %"],
                 "thickness": 12,
+                "orientation": "h",
+                "y": -0.04,
+                "yanchor": "top",
             },
-            hovertemplate="%{y}, %{x}: %{z:.2%}<br>%{customdata}<extra></extra>",
+            hovertemplate="%{x}, %{y}: %{z:.2%}<br>%{customdata}<extra></extra>",
         )
     )
-    figure.update_xaxes(tickangle=-35)
-    figure.update_layout(height=140 + 44 * len(shown), margin={"l": 8, "r": 8, "t": 8, "b": 8})
+    # Upright labels take height, not the width a phone lacks.
+    figure.update_xaxes(side="top", tickangle=-90)
+    figure.update_yaxes(autorange="reversed")
+    figure.update_layout(height=340 + 30 * len(corruptions), margin={"l": 8, "r": 8, "t": 8, "b": 8})
     return figure
 
 
