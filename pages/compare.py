@@ -97,7 +97,7 @@ st.dataframe(
 )
 st.caption(
     "Scores are on the 10,000 MNIST test images. Prediction times were measured on the training machine: "
-    "one image at a time (median of 50 calls) and all 10,000 in batches."
+    "one image at a time (median of 50 calls) and all 10,000 in batches. " + comparison.own_costs_note(chosen, titles)
 )
 charted = [key for key in figures if key not in TABLE_ONLY]
 with st.grid(columns=3, min_column_width=300):

@@ -11,6 +11,7 @@ import numpy as np
 
 from digitlab.data.mnist import CLASSES
 from digitlab.manifest import Manifest, Metrics, ModelEntry, Timing
+from digitlab.models.registry import REGISTRY
 
 Recorded = TypeVar("Recorded", Metrics, Timing)
 
@@ -88,6 +89,24 @@ def summary_rows(manifest: Manifest) -> tuple[list[dict[str, Any]], list[str]]:
                 "or run 'python -m digitlab evaluate --write'."
             )
     return rows, problems
+
+
+def own_costs_note(names: Iterable[str], titles: dict[str, str]) -> str:
+    """For each combining model among ``names``, a sentence saying its training time and size leave out its members'.
+
+    The manifest times a combining family's own training (its extra networks, then its weights) and sizes its own
+    files; the models it combines are trained and saved on their own, and have rows of their own.
+    """
+    sentences = []
+    for name in names:
+        members = REGISTRY[name].members if name in REGISTRY else ()
+        if members:
+            listed = ", ".join(titles.get(member, member) for member in members)
+            sentences.append(
+                f"For the {titles.get(name, name)}, training time and size on disk count only what it adds to "
+                f"the models it combines ({listed}); running it needs theirs too."
+            )
+    return " ".join(sentences)
 
 
 def per_class_rows(manifest: Manifest, names: Iterable[str], metric: str) -> list[dict[str, Any]]:

@@ -171,11 +171,11 @@ class SweepResult:
         return [[placed.get((x, y)) for x in self.sweep.axes[first]] for y in self.sweep.axes[second]]
 
     def title(self) -> str:
-        """``Sweep #3 · SVM · C x gamma · 5 of 9 runs done``."""
+        """``Sweep #3 · SVM · C x gamma · 5 of 9 runs ended``."""
         varied = " x ".join(SWEEPABLE[name] for name in self.settings)
         return (
             f"Sweep #{self.sweep.id} · {self.sweep.family.upper()} · {varied} · "
-            f"{self.finished} of {len(self.points)} runs done"
+            f"{self.finished} of {len(self.points)} runs ended"
         )
 
 

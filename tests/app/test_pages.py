@@ -247,6 +247,8 @@ def test_compare_page_tabulates_every_model_and_follows_the_choices(manifest, ti
     first = next(iter(manifest.models))
     assert table["accuracy"].iloc[0] == pytest.approx(manifest.models[first].accuracy * 100)
     assert {spec["layout"]["title"]["text"] for spec in confusion_specs(app)} == set(titles.values())
+    if "ensemble" in manifest.models:
+        assert f"For the {titles['ensemble']}, training time and size on disk count only" in texts(app.caption)
     charts_before = len(app.get("plotly_chart"))
 
     app.pills(key="figures").set_value(["accuracy", "errors"]).run()

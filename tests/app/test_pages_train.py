@@ -470,7 +470,7 @@ def test_a_sweep_started_on_the_page_queues_one_run_per_value_and_shows_them(dat
     (figure,) = [
         spec for spec in plotly_specs(app) if spec["layout"].get("title", {}).get("text", "").startswith("Sweep #1")
     ]
-    assert figure["layout"]["title"]["text"] == "Sweep #1 · MLP · training images · 0 of 2 runs done"
+    assert figure["layout"]["title"]["text"] == "Sweep #1 · MLP · training images · 0 of 2 runs ended"
 
     button_labelled(app, "Cancel its 2 unfinished runs").click().run()
 

@@ -80,7 +80,7 @@ def test_the_train_page_offers_a_sweep_and_draws_the_recent_ones(browser, sweep_
     titles = page.evaluate(
         """() => Array.from(document.querySelectorAll(".js-plotly-plot")).map(plot => plot._fullLayout.title.text)"""
     )
-    assert any(f"Sweep #{sweep_id} · SVM · C x gamma · 4 of 4 runs done" in title for title in titles)
+    assert any(f"Sweep #{sweep_id} · SVM · C x gamma · 4 of 4 runs ended" in title for title in titles)
     assert page.locator('[data-testid="stException"]').count() == 0
     assert horizontal_overflow(page) <= 0
     name = "desktop" if viewport is DESKTOP else "phone"

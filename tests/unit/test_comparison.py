@@ -7,6 +7,7 @@ from digitlab.insight.comparison import (
     history_rows,
     largest_confusion,
     needs_log_scale,
+    own_costs_note,
     per_class_rows,
     row_normalised,
     summary_rows,
@@ -138,3 +139,15 @@ def test_history_rows_cover_train_and_validation_loss_and_accuracy():
 )
 def test_needs_log_scale_when_values_span_orders_of_magnitude(values, expected):
     assert needs_log_scale(values) is expected
+
+
+def test_a_combining_models_costs_are_said_to_leave_out_its_members():
+    titles = {"svm": "SVM", "mlp": "MLP", "cnn": "CNN", "ensemble": "Ensemble"}
+
+    note = own_costs_note(["svm", "ensemble"], titles)
+
+    assert note == (
+        "For the Ensemble, training time and size on disk count only what it adds to the models it combines "
+        "(SVM, MLP, CNN); running it needs theirs too."
+    )
+    assert own_costs_note(["svm", "mlp", "cnn"], titles) == ""

@@ -123,7 +123,7 @@ def test_a_sweeps_result_places_each_run_on_its_axes_finished_or_not(registry):
 
     assert result.settings == ["C", "gamma"]
     assert result.finished == 3 and len(result.succeeded) == 2
-    assert result.title() == "Sweep #1 · SVM · C x gamma · 3 of 6 runs done"
+    assert result.title() == "Sweep #1 · SVM · C x gamma · 3 of 6 runs ended"
     assert result.best().run_id == run_ids[1] and result.best().training_seconds == 4.5
     grid = result.grid()
     # Rows follow gamma (the second setting), columns follow C.
@@ -191,7 +191,7 @@ def test_the_command_line_queues_a_sweep_and_reports_it_as_a_grid(tmp_path, monk
             finish(registry, run.id, accuracy)
 
     assert main(["runs", "sweeps"]) == 0
-    assert capsys.readouterr().out.strip() == "Sweep #1 · SVM · C x gamma · 4 of 4 runs done"
+    assert capsys.readouterr().out.strip() == "Sweep #1 · SVM · C x gamma · 4 of 4 runs ended"
     assert main(["runs", "sweeps", "1"]) == 0
     report = capsys.readouterr().out
     assert "| gamma \\ C | 1 | 10 |" in report
