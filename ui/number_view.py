@@ -123,7 +123,7 @@ def show_other_readings(readings: list[NumberReading], titles: dict[str, str]) -
         for reading in readings[1:]
     ]
     if lines:
-        st.markdown("The other models read the same digits as:\n" + "\n".join(lines))
+        st.markdown("What the other models read in the same pieces:\n" + "\n".join(lines))
 
 
 def digit_count(source, models: dict[str, Any]) -> int:

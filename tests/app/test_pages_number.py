@@ -103,6 +103,9 @@ def test_number_mode_reads_a_drawn_number_digit_by_digit(monkeypatch, manifest, 
     annotated = [image for image in app.image if "digits found" in " ".join(image.captions)]
     assert len(annotated) == 1
     assert "confidence" in " ".join(element.value for element in app.markdown)
+    if len(manifest.models) > 1:
+        (others,) = [element.value for element in app.markdown if "the other models read" in element.value]
+        assert others.count("\n- ") == len(manifest.models) - 1
 
 
 def test_number_mode_starts_with_a_strip_that_fits_a_phone_and_reads_the_number_on_it(
