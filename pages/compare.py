@@ -95,9 +95,10 @@ st.dataframe(
         },
     },
 )
+costs_note = comparison.own_costs_note(chosen, titles)
 st.caption(
     "Scores are on the 10,000 MNIST test images. Prediction times were measured on the training machine: "
-    "one image at a time (median of 50 calls) and all 10,000 in batches. " + comparison.own_costs_note(chosen, titles)
+    "one image at a time (median of 50 calls) and all 10,000 in batches." + (f" {costs_note}" if costs_note else "")
 )
 charted = [key for key in figures if key not in TABLE_ONLY]
 with st.grid(columns=3, min_column_width=300):

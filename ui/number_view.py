@@ -2,7 +2,7 @@
 
 The most accurate loaded model (by the test accuracy its manifest records)
 reads the number and decides where touching digits are cut; the other
-models read the same digits, and their numbers are listed beneath.
+models read the same pieces, and their numbers are listed beneath.
 """
 
 from typing import Any

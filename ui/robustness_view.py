@@ -121,7 +121,7 @@ def corruption_heatmap(robustness: Robustness, shown: list[str], titles: dict[st
             hovertemplate="%{x}, %{y}: %{z:.2%}<br>%{customdata}<extra></extra>",
         )
     )
-    # Upright labels take height, not the width a phone lacks.
+    # Vertical labels take height, not the width a phone lacks.
     figure.update_xaxes(side="top", tickangle=-90)
     figure.update_yaxes(autorange="reversed")
     figure.update_layout(height=340 + 30 * len(corruptions), margin={"l": 8, "r": 8, "t": 8, "b": 8})

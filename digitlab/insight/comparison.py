@@ -104,7 +104,7 @@ def own_costs_note(names: Iterable[str], titles: dict[str, str]) -> str:
             listed = ", ".join(titles.get(member, member) for member in members)
             sentences.append(
                 f"For the {titles.get(name, name)}, training time and size on disk count only what it adds to "
-                f"the models it combines ({listed}); running it needs theirs too."
+                f"the models it combines ({listed}), which it also needs to run."
             )
     return " ".join(sentences)
 

@@ -402,8 +402,8 @@ def traced_forward(network) -> Callable:
     """The network's inference pass as a traced function for float32 batches with a channel axis.
 
     A traced function avoids Model.predict's per-call overhead, which dominates single images. It is traced from a
-    partial, not a lambda: TensorFlow counts traces per code object, so six networks traced once each from one
-    lambda (the ensemble's) looked like one function retraced six times, and it printed a warning about it.
+    partial, not a lambda: TensorFlow counts traces per code object, so the six networks of ``predict --model all``,
+    each traced once from one lambda, looked like one function retraced six times, and it printed a warning.
     """
     import tensorflow as tf
 

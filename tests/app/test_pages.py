@@ -366,15 +366,26 @@ def test_compare_page_says_how_to_record_time_to_accuracy_curves_when_there_are_
     assert "bench --time-to-accuracy" in texts(app.info)
 
 
-def recorded_robustness(folder, manifest):
-    """A robustness file for the models in ``folder``, with made-up accuracies to check how the page shows them."""
+def recorded_robustness(folder, manifest, *, distinct: bool = False):
+    """A robustness file for the models in ``folder``, with made-up accuracies to check how the page shows them.
+
+    ``distinct`` gives each model and corruption an accuracy of its own (0.9 less 0.01 a model and 0.001 a
+    corruption), so a cell shown in the wrong place shows the wrong figure; otherwise every corrupted accuracy is 0.9.
+    """
     from digitlab.insight.corruptions import CORRUPTIONS
     from digitlab.insight.robustness import Robustness, save_robustness
 
     names = list(manifest.models)
+
+    def accuracy(model: int, corruption: int) -> float:
+        return round(0.9 - 0.01 * model - 0.001 * corruption, 4) if distinct else 0.9
+
     robustness = Robustness(
         clean=dict.fromkeys(names, 0.99),
-        corruptions={corruption: dict.fromkeys(names, 0.9) for corruption in CORRUPTIONS},
+        corruptions={
+            corruption: {name: accuracy(model, row) for model, name in enumerate(names)}
+            for row, corruption in enumerate(CORRUPTIONS)
+        },
         attacks={name: {"0.05": 0.8, "0.1": 0.5, "0.2": 0.1} for name in names},
         attack_methods={name: "PGD on its own gradient" for name in names},
         model_sha256={name: entry.sha256 for name, entry in manifest.models.items()},
@@ -387,9 +398,9 @@ def recorded_robustness(folder, manifest):
 
 
 def test_compare_page_draws_robustness_as_a_heat_map_and_attack_curves(models_copy, manifest, titles):
-    from digitlab.insight.corruptions import CORRUPTIONS
+    from digitlab.insight.corruptions import CORRUPTIONS, SEVERITIES
 
-    recorded_robustness(models_copy, manifest)
+    robustness = recorded_robustness(models_copy, manifest, distinct=True)
     app = page("compare").run()
 
     assert_no_exception(app)
@@ -398,11 +409,21 @@ def test_compare_page_draws_robustness_as_a_heat_map_and_attack_curves(models_co
         for spec in plotly_specs(app)
         if spec["data"][0]["type"] == "heatmap" and spec["data"][0]["y"][:2] == ["clean", "rotate"]
     ]
-    assert heatmap["data"][0]["y"] == ["clean", *CORRUPTIONS]
-    assert heatmap["data"][0]["x"] == [titles[name] for name in manifest.models]
-    assert [row[0] for row in heatmap["data"][0]["z"]] == [0.99] + [0.9] * len(CORRUPTIONS)
+    names = list(manifest.models)
+    trace = heatmap["data"][0]
+    assert trace["y"] == ["clean", *CORRUPTIONS]
+    assert trace["x"] == [titles[name] for name in names]
+    # A row a corruption, a column a model: every cell, its figure and its hover text in the right place.
+    for row, corruption in enumerate(["clean", *CORRUPTIONS]):
+        for column, name in enumerate(names):
+            expected = robustness.clean[name] if corruption == "clean" else robustness.corruptions[corruption][name]
+            assert trace["z"][row][column] == expected
+            assert trace["text"][row][column] == f"{expected:.1%}"
+            if corruption != "clean":
+                assert trace["customdata"][row][column] == SEVERITIES[corruption]
     table = next(frame.value for frame in app.dataframe if "mce" in frame.value.columns)
-    assert list(table["mce"].round(6)) == [10.0] * len(manifest.models)
+    expected_mce = [100 * float(np.mean([1 - robustness.corruptions[c][name] for c in CORRUPTIONS])) for name in names]
+    assert list(table["mce"]) == pytest.approx(expected_mce)
     (attacks,) = [
         spec
         for spec in plotly_specs(app)

@@ -191,7 +191,7 @@ def test_the_compare_page_draws_robustness_and_the_draw_page_finds_each_models_s
     page.get_by_role("heading", name="Robustness").scroll_into_view_if_needed()
     page.wait_for_function(
         """() => Array.from(document.querySelectorAll(".js-plotly-plot")).some(plot =>
-            plot._fullData && plot._fullData.some(trace => trace.type === "heatmap" && trace.x[1] === "rotate"))""",
+            plot._fullData && plot._fullData.some(trace => trace.type === "heatmap" && trace.y[1] === "rotate"))""",
         timeout=PAGE_TIMEOUT_MS,
     )
     assert page.locator(EXCEPTION).count() == 0

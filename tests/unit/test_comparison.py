@@ -148,6 +148,6 @@ def test_a_combining_models_costs_are_said_to_leave_out_its_members():
 
     assert note == (
         "For the Ensemble, training time and size on disk count only what it adds to the models it combines "
-        "(SVM, MLP, CNN); running it needs theirs too."
+        "(SVM, MLP, CNN), which it also needs to run."
     )
     assert own_costs_note(["svm", "mlp", "cnn"], titles) == ""
