@@ -84,18 +84,12 @@ def corruption_heatmap(robustness: Robustness, shown: list[str], titles: dict[st
 
     Thirteen corruptions side by side left each cell too narrow for its figure on a phone; four models are not.
     """
-    corruptions = ["clean", *robustness.corruptions]
-    accuracy = [
-        [
-            robustness.clean[name] if corruption == "clean" else robustness.corruptions[corruption][name]
-            for name in shown
-        ]
-        for corruption in corruptions
-    ]
-    hover = [
-        ["the test images as they are" if corruption == "clean" else SEVERITIES.get(corruption, "")] * len(shown)
-        for corruption in corruptions
-    ]
+    # The clean test images head the rows, read like one more corruption.
+    rows = {"clean": robustness.clean, **robustness.corruptions}
+    descriptions = {"clean": "the test images as they are", **SEVERITIES}
+    corruptions = list(rows)
+    accuracy = [[rows[corruption][name] for name in shown] for corruption in corruptions]
+    hover = [[descriptions.get(corruption, "")] * len(shown) for corruption in corruptions]
     figure = go.Figure(
         go.Heatmap(
             x=[titles.get(name, name) for name in shown],
