@@ -23,20 +23,21 @@ from playwright.sync_api import sync_playwright  # noqa: E402
 
 from tests.browser.dashboard import (  # noqa: E402
     ARTIFACTS,
+    CANVAS,
     CHROMIUM,
     CHROMIUM_ARGS,
-    MODEL_LOAD_TIMEOUT_MS,
     PAGE_TIMEOUT_MS,
     PHONE,
     PREDICTION_TIMEOUT_MS,
+    SERVER_START_TIMEOUT,
+    answers_health_check,
     draw,
-    free_port,
+    open_draw_page,
     open_page,
     screenshot_whole_page,
-    wait_until_healthy,
     wait_until_idle,
 )
-from tests.support import PROJECT_ROOT  # noqa: E402
+from tests.support import PROJECT_ROOT, free_port, wait_until_ready  # noqa: E402
 
 SCREENSHOTS = ARTIFACTS / "screenshots"
 VIEWPORTS = {"desktop": {"width": 1440, "height": 900}, "phone": PHONE}
@@ -47,7 +48,6 @@ PAGES = {
     "my-digits": ("my_digits", "My digits"),
     "train": ("train", "Train a model"),
 }
-DRAW_HEADING = "Draw a digit"
 # Strokes as fractions of the canvas: a 7 on the square, and "107" on the whole-number strip.
 SEVEN = [[(0.25, 0.2), (0.75, 0.2), (0.42, 0.85)]]
 NUMBER = [
@@ -73,7 +73,9 @@ def dashboard_server() -> Iterator[str]:
         )
         try:
             url = f"http://127.0.0.1:{port}"
-            wait_until_healthy(url, server, log_path)
+            wait_until_ready(
+                server, lambda: answers_health_check(url), name="streamlit", log=log_path, seconds=SERVER_START_TIMEOUT
+            )
             yield url
         finally:
             server.terminate()
@@ -82,9 +84,7 @@ def dashboard_server() -> Iterator[str]:
 
 def shoot_draw(browser, url: str, viewport_name: str) -> None:
     viewport = VIEWPORTS[viewport_name]
-    page = open_page(browser, url, DRAW_HEADING, viewport)
-    canvas = page.locator("canvas.upper-canvas").first
-    canvas.wait_for(timeout=MODEL_LOAD_TIMEOUT_MS)
+    page, canvas = open_draw_page(browser, url, viewport)
     draw(page, canvas, SEVEN)
     page.get_by_text("Why this answer").first.wait_for(timeout=PREDICTION_TIMEOUT_MS)
     wait_until_idle(page)
@@ -94,14 +94,13 @@ def shoot_draw(browser, url: str, viewport_name: str) -> None:
 
 def shoot_draw_number(browser, url: str, viewport_name: str) -> None:
     viewport = VIEWPORTS[viewport_name]
-    page = open_page(browser, url, DRAW_HEADING, viewport)
-    page.locator("canvas.upper-canvas").first.wait_for(timeout=MODEL_LOAD_TIMEOUT_MS)
+    page, _ = open_draw_page(browser, url, viewport)
     page.get_by_text("A whole number").click()
     wait_until_idle(page)
     if viewport_name == "desktop":
         page.get_by_text("Wide", exact=True).click()
         wait_until_idle(page)
-    draw(page, page.locator("canvas.upper-canvas").first, NUMBER)
+    draw(page, page.locator(CANVAS).first, NUMBER)
     page.get_by_text("Digit 1", exact=True).wait_for(timeout=PREDICTION_TIMEOUT_MS)
     wait_until_idle(page)
     screenshot_whole_page(page, SCREENSHOTS / f"draw-number-{viewport_name}.png", viewport)
