@@ -218,9 +218,13 @@ def show_channel_drivers(
 
 
 def unit_bars(values: np.ndarray) -> go.Figure:
+    """A bar per unit of a layer, its height the unit's activation (after ReLU, so never negative)."""
     figure = go.Figure(go.Bar(y=values, marker_color=PALETTE[2], hovertemplate="unit %{x}: %{y:.2f}<extra></extra>"))
     figure.update_layout(
-        height=180, margin={"l": 8, "r": 8, "t": 8, "b": 8}, xaxis={"title": None}, yaxis={"title": None}
+        height=200,
+        margin={"l": 8, "r": 8, "t": 8, "b": 8},
+        xaxis={"title": {"text": "unit", "standoff": 4}},
+        yaxis={"title": {"text": "activation", "standoff": 4}},
     )
     return figure
 

@@ -29,6 +29,8 @@ DISPLAY_WIDTH = 900
 SURE_COLOUR = (0, 158, 115)
 UNSURE_COLOUR = (230, 159, 0)
 NOT_A_DIGIT_COLOUR = (140, 140, 140)
+# The band above the image that holds the readings: white, like the page around it.
+LABEL_BAND_COLOUR = (255, 255, 255)
 # Digit cards per row on a wide screen, and the narrowest a card gets (border and padding included) before the grid
 # puts fewer in a row: three fit the 358 px column of a phone 390 px wide. The 28x28 input fits inside a card.
 CARDS_PER_ROW, CARD_WIDTH, CARD_IMAGE_WIDTH = 8, 108, 76
@@ -46,25 +48,28 @@ def models_by_accuracy(models: dict[str, Any]) -> dict[str, Any]:
 
 
 def annotated_image(source, digits: list[NumberDigit]) -> Image.Image:
-    """The image as the models saw it (grayscale, transparency flattened) with each digit's box and reading."""
+    """The image as the models saw it (grayscale, transparency flattened) with a box round each digit and its
+    reading in a band above the image, over its box: written inside the box, a label covered the digit's strokes."""
     gray, size = displayed_gray(source)
     picture = Image.fromarray(np.clip(np.round(gray * 255), 0, 255).astype(np.uint8)).resize(size)
     scale = min(1.0, DISPLAY_WIDTH / size[0])
     if scale < 1.0:
         picture = picture.resize((max(1, round(size[0] * scale)), max(1, round(size[1] * scale))))
-    picture = picture.convert("RGB")
-    pen = ImageDraw.Draw(picture)
     line = max(2, round(min(picture.size) / 100))
     font = ImageFont.load_default(size=max(12, round(min(picture.size) / 10)))
+    band = round(1.4 * font.size)
+    framed = Image.new("RGB", (picture.width, picture.height + band), LABEL_BAND_COLOUR)
+    framed.paste(picture.convert("RGB"), (0, band))
+    pen = ImageDraw.Draw(framed)
     for entry in digits:
         left, top, width, height = (round(value * scale) for value in entry.box)
         if entry.not_a_digit:
             colour, label = NOT_A_DIGIT_COLOUR, "?"
         else:
             colour, label = UNSURE_COLOUR if entry.low_confidence else SURE_COLOUR, str(entry.digit)
-        pen.rectangle([left, top, left + width - 1, top + height - 1], outline=colour, width=line)
-        pen.text((left + line, top + line), label, fill=colour, font=font)
-    return picture
+        pen.rectangle([left, band + top, left + width - 1, band + top + height - 1], outline=colour, width=line)
+        pen.text((left + width / 2, band / 2), label, fill=colour, font=font, anchor="mm")
+    return framed
 
 
 def show_verdict(lead: NumberReading, title: str) -> None:

@@ -281,3 +281,34 @@ def test_one_digit_mode_offers_a_number_for_a_drawing_and_an_upload_at_once(monk
     offers = texts(app.warning)
     assert "This looks like 2 digits side by side" in offers and "This looks like 4 digits side by side" in offers
     assert [button.label for button in app.button].count("Read it as a whole number") == 2
+
+
+def test_the_readings_stand_above_the_image_and_never_cover_a_digits_strokes():
+    from digitlab.imaging.segment import NumberDigit
+    from ui.number_view import LABEL_BAND_COLOUR, NOT_A_DIGIT_COLOUR, SURE_COLOUR, UNSURE_COLOUR, annotated_image
+
+    # White strokes filling each box's top rows, where a label written inside the box would land on them.
+    drawing = np.zeros((240, 600), dtype=np.uint8)
+    boxes = [(40, 20, 120, 200), (240, 20, 120, 200), (440, 20, 120, 200)]
+    for left, top, width, height in boxes:
+        drawing[top : top + height, left : left + width] = 255
+    digits = [
+        NumberDigit(7, 0.99, boxes[0]),
+        NumberDigit(4, 0.40, boxes[1]),
+        NumberDigit(2, 0.90, boxes[2], not_a_digit=True),
+    ]
+    picture = np.asarray(annotated_image(drawing, digits))
+    band = picture.shape[0] - drawing.shape[0]
+    assert band > 0
+    # The image itself is unchanged below the band, but for the boxes' outlines.
+    inside = picture[band:][30:210, 50:150]
+    assert (inside == 255).all()
+    for (left, _, width, _), colour in zip(boxes, (SURE_COLOUR, UNSURE_COLOUR, NOT_A_DIGIT_COLOUR), strict=True):
+        over_box = picture[:band, left : left + width].reshape(-1, 3).astype(int)
+        # The label's anti-aliased strokes come closest to its colour at their centre.
+        nearest = np.abs(over_box - colour).sum(axis=1).min()
+        assert nearest <= 30, f"no label of colour {colour} above the box at {left}"
+        outline_row = picture[band + boxes[0][1], left + width // 2]
+        assert tuple(outline_row) == colour
+    beside_boxes = picture[:band, 170:230].reshape(-1, 3)
+    assert (beside_boxes == LABEL_BAND_COLOUR).all(axis=1).all()
