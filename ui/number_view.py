@@ -56,7 +56,7 @@ def annotated_image(source, digits: list[NumberDigit]) -> Image.Image:
     if scale < 1.0:
         picture = picture.resize((max(1, round(size[0] * scale)), max(1, round(size[1] * scale))))
     line = max(2, round(min(picture.size) / 100))
-    font = ImageFont.load_default(size=max(12, round(min(picture.size) / 10)))
+    font = ImageFont.load_default(size=max(14, round(min(picture.size) / 8)))
     band = round(1.4 * font.size)
     framed = Image.new("RGB", (picture.width, picture.height + band), LABEL_BAND_COLOUR)
     framed.paste(picture.convert("RGB"), (0, band))
