@@ -29,8 +29,8 @@ DISPLAY_WIDTH = 900
 SURE_COLOUR = (0, 158, 115)
 UNSURE_COLOUR = (230, 159, 0)
 NOT_A_DIGIT_COLOUR = (140, 140, 140)
-# The band above the image that holds the readings: white, like the page around it.
-LABEL_BAND_COLOUR = (255, 255, 255)
+# The band above the image that holds the readings is transparent, so it takes the page's colour in either theme.
+LABEL_BAND_COLOUR = (0, 0, 0, 0)
 # Digit cards per row on a wide screen, and the narrowest a card gets (border and padding included) before the grid
 # puts fewer in a row: three fit the 358 px column of a phone 390 px wide. The 28x28 input fits inside a card.
 CARDS_PER_ROW, CARD_WIDTH, CARD_IMAGE_WIDTH = 8, 108, 76
@@ -56,10 +56,11 @@ def annotated_image(source, digits: list[NumberDigit]) -> Image.Image:
     if scale < 1.0:
         picture = picture.resize((max(1, round(size[0] * scale)), max(1, round(size[1] * scale))))
     line = max(2, round(min(picture.size) / 100))
-    font = ImageFont.load_default(size=max(14, round(min(picture.size) / 8)))
-    band = round(1.4 * font.size)
-    framed = Image.new("RGB", (picture.width, picture.height + band), LABEL_BAND_COLOUR)
-    framed.paste(picture.convert("RGB"), (0, band))
+    label_size = max(14, round(min(picture.size) / 8))
+    font = ImageFont.load_default(size=label_size)
+    band = round(1.4 * label_size)
+    framed = Image.new("RGBA", (picture.width, picture.height + band), LABEL_BAND_COLOUR)
+    framed.paste(picture.convert("RGBA"), (0, band))
     pen = ImageDraw.Draw(framed)
     for entry in digits:
         left, top, width, height = (round(value * scale) for value in entry.box)

@@ -299,16 +299,16 @@ def test_the_readings_stand_above_the_image_and_never_cover_a_digits_strokes():
     ]
     picture = np.asarray(annotated_image(drawing, digits))
     band = picture.shape[0] - drawing.shape[0]
-    assert band > 0
-    # The image itself is unchanged below the band, but for the boxes' outlines.
+    assert band > 0 and picture.shape[2] == 4
+    # The image itself is unchanged below the band, but for the boxes' outlines, and opaque.
     inside = picture[band:][30:210, 50:150]
     assert (inside == 255).all()
-    for (left, _, width, _), colour in zip(boxes, (SURE_COLOUR, UNSURE_COLOUR, NOT_A_DIGIT_COLOUR), strict=True):
-        over_box = picture[:band, left : left + width].reshape(-1, 3).astype(int)
-        # The label's anti-aliased strokes come closest to its colour at their centre.
-        nearest = np.abs(over_box - colour).sum(axis=1).min()
-        assert nearest <= 30, f"no label of colour {colour} above the box at {left}"
-        outline_row = picture[band + boxes[0][1], left + width // 2]
-        assert tuple(outline_row) == colour
-    beside_boxes = picture[:band, 170:230].reshape(-1, 3)
-    assert (beside_boxes == LABEL_BAND_COLOUR).all(axis=1).all()
+    assert (picture[band:, :, 3] == 255).all()
+    for (left, top, width, _), colour in zip(boxes, (SURE_COLOUR, UNSURE_COLOUR, NOT_A_DIGIT_COLOUR), strict=True):
+        over_box = picture[:band, left : left + width]
+        # The label's anti-aliased strokes are opaque, and in its colour, at their centre.
+        solid = over_box[over_box[..., 3] == 255][:, :3].astype(int)
+        assert len(solid) and np.abs(solid - colour).sum(axis=1).max() <= 30, f"no {colour} label over box {left}"
+        assert tuple(picture[band + top, left + width // 2, :3]) == colour
+    # Between the labels the band is see-through, so it takes the page's colour in a light or a dark theme.
+    assert (picture[:band, 170:230] == LABEL_BAND_COLOUR).all()
