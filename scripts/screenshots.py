@@ -31,6 +31,8 @@ from tests.browser.dashboard import (  # noqa: E402
     PREDICTION_TIMEOUT_MS,
     SERVER_START_TIMEOUT,
     answers_health_check,
+    choose_strip,
+    choose_whole_number,
     draw,
     open_draw_page,
     open_page,
@@ -95,11 +97,9 @@ def shoot_draw(browser, url: str, viewport_name: str) -> None:
 def shoot_draw_number(browser, url: str, viewport_name: str) -> None:
     viewport = VIEWPORTS[viewport_name]
     page, _ = open_draw_page(browser, url, viewport)
-    page.get_by_text("A whole number").click()
-    wait_until_idle(page)
+    choose_whole_number(page)
     if viewport_name == "desktop":
-        page.get_by_text("Wide", exact=True).click()
-        wait_until_idle(page)
+        choose_strip(page, "Wide")
     draw(page, page.locator(CANVAS).first, NUMBER)
     page.get_by_text("Digit 1", exact=True).wait_for(timeout=PREDICTION_TIMEOUT_MS)
     wait_until_idle(page)

@@ -351,12 +351,13 @@ def label_issues_summary(issues: LabelIssues, model_titles: list[str]) -> str:
     """What the ranking is and what its two counts mean, in the words the cards below use."""
     low, high = float(issues.thresholds.min()), float(issues.thresholds.max())
     flagged, confident = int(issues.flagged.sum()), int(issues.confidently_flagged.sum())
+    images, them = ("image", "it") if flagged == 1 else ("images", "them")
     return (
         f"Test images ranked by how likely their **label** is wrong, from the averaged out-of-sample probabilities "
         f"of {', '.join(model_titles)}. The score is the margin: the probability of the given label minus that of "
         "the likeliest other digit; the most negative come first. The averaged models read another digit than the "
-        f"label on **{flagged}** test {'image' if flagged == 1 else 'images'}. Confident learning flags "
-        f"**{confident or 'none'}** of them: those where the probability of the digit read "
+        f"label on **{flagged or 'no'}** test {images}. Confident learning flags **{confident or 'none'}** of "
+        f"{them}: those where the probability of the digit read "
         "reaches that digit's threshold, the average probability the models give it on the images labelled with "
         f"it ({low:.1%} to {high:.1%} here), so a reading below {low:.1%} is never flagged, however sure it looks."
     )

@@ -30,7 +30,10 @@ SURE_COLOUR = (0, 158, 115)
 UNSURE_COLOUR = (230, 159, 0)
 NOT_A_DIGIT_COLOUR = (140, 140, 140)
 # The band above the image that holds the readings is transparent, so it takes the page's colour in either theme.
-LABEL_BAND_COLOUR = (0, 0, 0, 0)
+TRANSPARENT = (0, 0, 0, 0)
+# The readings are a third of the tallest box high, within these limits: legible on a phone's strip, and on a large
+# upload of small digits not so wide that neighbouring readings run into each other.
+MIN_LABEL_SIZE, MAX_LABEL_SIZE = 14, 40
 # Digit cards per row on a wide screen, and the narrowest a card gets (border and padding included) before the grid
 # puts fewer in a row: three fit the 358 px column of a phone 390 px wide. The 28x28 input fits inside a card.
 CARDS_PER_ROW, CARD_WIDTH, CARD_IMAGE_WIDTH = 8, 108, 76
@@ -48,29 +51,36 @@ def models_by_accuracy(models: dict[str, Any]) -> dict[str, Any]:
 
 
 def annotated_image(source, digits: list[NumberDigit]) -> Image.Image:
-    """The image as the models saw it (grayscale, transparency flattened) with a box round each digit and its
-    reading in a band above the image, over its box: written inside the box, a label covered the digit's strokes."""
+    """The image as the models saw it (grayscale, transparency flattened), a box round each digit, its reading above."""
     gray, size = displayed_gray(source)
     picture = Image.fromarray(np.clip(np.round(gray * 255), 0, 255).astype(np.uint8)).resize(size)
     scale = min(1.0, DISPLAY_WIDTH / size[0])
     if scale < 1.0:
         picture = picture.resize((max(1, round(size[0] * scale)), max(1, round(size[1] * scale))))
-    line = max(2, round(min(picture.size) / 100))
-    label_size = max(14, round(min(picture.size) / 8))
-    font = ImageFont.load_default(size=label_size)
+    boxes = [tuple(round(value * scale) for value in entry.box) for entry in digits]
+    # The readings stand in a band of their own above the image: written inside a box, they covered its strokes.
+    label_size = min(MAX_LABEL_SIZE, max(MIN_LABEL_SIZE, round(max((box[3] for box in boxes), default=0) / 3)))
     band = round(1.4 * label_size)
-    framed = Image.new("RGBA", (picture.width, picture.height + band), LABEL_BAND_COLOUR)
+    framed = Image.new("RGBA", (picture.width, picture.height + band), TRANSPARENT)
     framed.paste(picture.convert("RGBA"), (0, band))
     pen = ImageDraw.Draw(framed)
-    for entry in digits:
-        left, top, width, height = (round(value * scale) for value in entry.box)
-        if entry.not_a_digit:
-            colour, label = NOT_A_DIGIT_COLOUR, "?"
-        else:
-            colour, label = UNSURE_COLOUR if entry.low_confidence else SURE_COLOUR, str(entry.digit)
+    line = max(2, round(min(picture.size) / 100))
+    font = ImageFont.load_default(size=label_size)
+    for entry, (left, top, width, height) in zip(digits, boxes, strict=True):
+        colour, label = reading_mark(entry)
         pen.rectangle([left, band + top, left + width - 1, band + top + height - 1], outline=colour, width=line)
-        pen.text((left + width / 2, band / 2), label, fill=colour, font=font, anchor="mm")
+        # Centred over its box, but never so near the edge that part of it is cut off.
+        half = pen.textlength(label, font=font) / 2
+        centre = min(max(left + width / 2, half), framed.width - half)
+        pen.text((centre, band / 2), label, fill=colour, font=font, anchor="mm")
     return framed
+
+
+def reading_mark(entry: NumberDigit) -> tuple[tuple[int, int, int], str]:
+    """The colour of a digit's box and the label above it: its reading, or "?" for a piece that is not a digit."""
+    if entry.not_a_digit:
+        return NOT_A_DIGIT_COLOUR, "?"
+    return (UNSURE_COLOUR if entry.low_confidence else SURE_COLOUR), str(entry.digit)
 
 
 def show_verdict(lead: NumberReading, title: str) -> None:

@@ -285,9 +285,9 @@ def test_one_digit_mode_offers_a_number_for_a_drawing_and_an_upload_at_once(monk
 
 def test_the_readings_stand_above_the_image_and_never_cover_a_digits_strokes():
     from digitlab.imaging.segment import NumberDigit
-    from ui.number_view import LABEL_BAND_COLOUR, NOT_A_DIGIT_COLOUR, SURE_COLOUR, UNSURE_COLOUR, annotated_image
+    from ui.number_view import NOT_A_DIGIT_COLOUR, SURE_COLOUR, TRANSPARENT, UNSURE_COLOUR, annotated_image
 
-    # White strokes filling each box's top rows, where a label written inside the box would land on them.
+    # Solid white boxes: a label written anywhere inside a box would land on its strokes.
     drawing = np.zeros((240, 600), dtype=np.uint8)
     boxes = [(40, 20, 120, 200), (240, 20, 120, 200), (440, 20, 120, 200)]
     for left, top, width, height in boxes:
@@ -300,15 +300,28 @@ def test_the_readings_stand_above_the_image_and_never_cover_a_digits_strokes():
     picture = np.asarray(annotated_image(drawing, digits))
     band = picture.shape[0] - drawing.shape[0]
     assert band > 0 and picture.shape[2] == 4
-    # The image itself is unchanged below the band, but for the boxes' outlines, and opaque.
-    inside = picture[band:][30:210, 50:150]
-    assert (inside == 255).all()
+    # Below the band the image is unchanged and opaque, but for the boxes' outlines.
+    assert (picture[band:][30:210, 50:150] == 255).all()
     assert (picture[band:, :, 3] == 255).all()
+    inked = picture[:band, :, 3] > 0
     for (left, top, width, _), colour in zip(boxes, (SURE_COLOUR, UNSURE_COLOUR, NOT_A_DIGIT_COLOUR), strict=True):
-        over_box = picture[:band, left : left + width]
-        # The label's anti-aliased strokes are opaque, and in its colour, at their centre.
-        solid = over_box[over_box[..., 3] == 255][:, :3].astype(int)
-        assert len(solid) and np.abs(solid - colour).sum(axis=1).max() <= 30, f"no {colour} label over box {left}"
         assert tuple(picture[band + top, left + width // 2, :3]) == colour
-    # Between the labels the band is see-through, so it takes the page's colour in a light or a dark theme.
-    assert (picture[:band, 170:230] == LABEL_BAND_COLOUR).all()
+        over_box = inked[:, left : left + width]
+        assert over_box.any(), f"no reading over the box at {left}"
+        assert (picture[:band, left : left + width][over_box][:, :3] == colour).all()
+        columns = np.flatnonzero(over_box.any(axis=0))
+        assert abs(left + (columns[0] + columns[-1]) / 2 - (left + width / 2)) <= width / 8, "not centred"
+    # Between the readings the band is see-through, so it takes the page's colour in a light or a dark theme.
+    assert (picture[:band, 170:230] == TRANSPARENT).all()
+
+
+def test_a_reading_at_the_edge_of_the_image_is_not_cut_off():
+    from digitlab.imaging.segment import NumberDigit
+    from ui.number_view import annotated_image
+
+    drawing = np.zeros((240, 600), dtype=np.uint8)
+    picture = np.asarray(annotated_image(drawing, [NumberDigit(8, 0.99, (0, 20, 6, 200))]))
+    band = picture.shape[0] - drawing.shape[0]
+    inked_columns = np.flatnonzero((picture[:band, :, 3] > 0).any(axis=0))
+    # Centred over the 6-pixel box, half the label would lie left of the image; it starts inside it instead.
+    assert inked_columns.size and inked_columns[0] >= 1
