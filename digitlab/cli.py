@@ -4,6 +4,7 @@ import argparse
 import json
 import os
 import sys
+import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -223,32 +224,62 @@ def command_feedback(arguments) -> int:
 
 
 def command_realworld(arguments) -> int:
-    from digitlab.checks.realworld import number_table, report_table, run_realworld
+    from digitlab.checks.realworld import number_table, report_table, run_realworld, write_realworld_record
 
+    if arguments.record:
+        from digitlab.persistence import writable_models_dir
+
+        if arguments.model != "all":
+            print(
+                "error: --record writes every model's figures for the README; give it with --model all.",
+                file=sys.stderr,
+            )
+            return 2
+        # A folder that cannot be written to is refused before the minutes of reading, not after them.
+        writable_models_dir(serving_models(arguments))
+    names = served_models(arguments)
     print(
         f"Rendering {arguments.count} samples per source from held-out MNIST training digits, real UCI digits "
-        f"and drawings (seed {arguments.seed}) and reading them with {arguments.model}...",
+        f"and drawings (seed {arguments.seed}) and reading them with {', '.join(names)}...",
         file=sys.stderr,
     )
-    report = run_realworld(
-        arguments.model,
-        count=arguments.count,
-        numbers=arguments.numbers,
-        seed=arguments.seed,
-        models_dir=serving_models(arguments),
-        data_dir=arguments.data_dir,
-        save_to=arguments.save,
-    )
+    options = {
+        "count": arguments.count,
+        "numbers": arguments.numbers,
+        "seed": arguments.seed,
+        "models_dir": serving_models(arguments),
+        "data_dir": arguments.data_dir,
+    }
+    started = time.perf_counter()
+    reports = {
+        name: run_realworld(name, **options, save_to=samples_folder(arguments.save, name, names)) for name in names
+    }
+    if arguments.record:
+        written_to = write_realworld_record(
+            reports, seconds=time.perf_counter() - started, models_dir=options["models_dir"]
+        )
     if arguments.json:
-        print(json.dumps(report, indent=1))
-        return 0
-    print(report_table(report["digits"], arguments.model))
-    if "numbers" in report:
-        print()
-        print(number_table(report["numbers"], arguments.model))
+        print(json.dumps(reports[names[0]] if len(names) == 1 else reports, indent=1))
+    else:
+        for name, report in reports.items():
+            print(report_table(report["digits"], name))
+            if "numbers" in report:
+                print()
+                print(number_table(report["numbers"], name))
+            print()
+    if arguments.record:
+        print(f"Figures written to {written_to}; `python -m digitlab readme` puts them in the README.", file=sys.stderr)
     if arguments.save:
         print(f"\nSamples written to {arguments.save}", file=sys.stderr)
     return 0
+
+
+def samples_folder(folder: str | None, name: str, names: list[str]) -> Path | None:
+    """Where ``--save`` writes one model's samples: the folder itself, or a folder per model when there are several
+    (each model is read on digits it never trained on, so their samples differ)."""
+    if folder is None:
+        return None
+    return Path(folder) / name if len(names) > 1 else Path(folder)
 
 
 def command_bench(arguments) -> int:
@@ -680,7 +711,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="accuracy on scans, forms, drawings and photos rendered from held-out MNIST training digits, on real "
         "handwriting (the UCI digits) and on drawings that are not digits",
     )
-    realworld.add_argument("--model", choices=list(REGISTRY), default="cnn")
+    realworld.add_argument("--model", choices=MODEL_CHOICES, default="cnn")
     realworld.add_argument("--count", type=positive_int, default=250, help="samples per source (default: 250)")
     realworld.add_argument(
         "--numbers", type=int, default=0, help="also read this many composed 4-digit numbers (default: none)"
@@ -688,6 +719,11 @@ def build_parser() -> argparse.ArgumentParser:
     realworld.add_argument("--seed", type=int, default=0)
     realworld.add_argument("--save", metavar="DIR", help="also write every sample as an image file into DIR")
     realworld.add_argument("--json", action="store_true", help="the full report as JSON")
+    realworld.add_argument(
+        "--record",
+        action="store_true",
+        help="with --model all: write every model's figures into the models folder's realworld.json, for the README",
+    )
     add_folder_options(realworld, models="served", data=True)
     realworld.set_defaults(handler=command_realworld)
 

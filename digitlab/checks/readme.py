@@ -1,8 +1,9 @@
-"""Keep the README's score, calibration and benchmark tables equal to the shipped artefacts.
+"""Keep the README's generated tables equal to the shipped artefacts.
 
 The tables live between marker comments in README.md and are rewritten from
 ``models/manifest.json``, ``models/test_probabilities.npz`` (with the MNIST
-test labels), ``models/benchmark.json`` and ``models/robustness.json``, never typed by hand; a test fails
+test labels), ``models/benchmark.json``, ``models/robustness.json``, ``models/detector.json`` and
+``models/realworld.json``, never typed by hand; a test fails
 when they drift apart.
 """
 
@@ -15,6 +16,7 @@ import numpy as np
 
 from digitlab import persistence, settings
 from digitlab.checks.bench import BENCHMARK_NAME, benchmark_table
+from digitlab.checks.realworld import read_realworld_record, realworld_table
 from digitlab.data.mnist import load_mnist
 from digitlab.errors import DigitlabError
 from digitlab.formatting import markdown_table
@@ -25,7 +27,7 @@ from digitlab.models.base import LOW_CONFIDENCE
 from digitlab.models.detector import RECORD_NAME, DetectorRecord, read_detector_record
 
 README = settings.PROJECT_ROOT / "README.md"
-SECTIONS = ("scores", "calibration", "benchmark", "robustness", "refusals")
+SECTIONS = ("scores", "calibration", "benchmark", "robustness", "refusals", "realworld")
 
 
 def scores_table(manifest: Manifest) -> str:
@@ -138,6 +140,17 @@ def generated_sections(models_dir: str | os.PathLike | None = None) -> dict[str,
         refusals_table(read_detector_record(folder))
         if (folder / RECORD_NAME).exists()
         else "No not-a-digit detector has been trained yet: `python -m digitlab train-detector`."
+    )
+    record = read_realworld_record(folder)
+    sections["realworld"] = (
+        realworld_table(
+            record,
+            {name: entry.title for name, entry in manifest.models.items()},
+            {name: entry.sha256 for name, entry in manifest.models.items()},
+        )
+        if record is not None
+        else "No real-world figures have been recorded yet: `python -m digitlab realworld --model all --numbers 200 "
+        "--record`."
     )
     return sections
 

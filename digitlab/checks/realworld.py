@@ -24,10 +24,14 @@ be traced. :func:`evaluate` runs every sample through the same path as
 ``python -m digitlab predict`` (``load_image``, ``preprocess``, the model, the
 not-a-digit check) and, for comparison, through a naive plain resize to 28x28.
 :func:`generate_numbers` composes multi-digit numbers from the same digits for
-:func:`digitlab.imaging.segment.read_number`.
+:func:`digitlab.imaging.segment.read_number`. :func:`write_realworld_record` keeps every model's
+figures in the models folder's ``realworld.json``, from which the README's table is written
+(:func:`realworld_table`).
 """
 
 import io
+import json
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,10 +42,12 @@ from PIL import Image
 from scipy import ndimage
 from sklearn.metrics import roc_auc_score
 
+from digitlab.atomic import write_atomically
 from digitlab.data import synthetic
 from digitlab.data.mnist import IMAGE_SHAPE, TRAIN_IMAGES, data_checksum, load_mnist
 from digitlab.data.uci import uci_digits
 from digitlab.errors import DigitlabError
+from digitlab.formatting import markdown_table
 from digitlab.imaging.decode import resize
 from digitlab.imaging.preprocess import preprocess
 from digitlab.imaging.renderings import (
@@ -73,6 +79,8 @@ UCI_SOURCE = "uci-8x8-scan"
 UCI_SCALES = (1, 2, 4)
 NON_DIGIT_SOURCES = ("letters", "symbols", "doodles")
 NOT_A_DIGIT = -1
+# The record of every model's figures that the README's table is written from, in the models folder.
+REALWORLD_NAME = "realworld.json"
 # Mixed into the seeds of the drawn samples, so they are not the drawings the detector was trained or set with.
 DRAWN_SEED_BASE = 16
 # The split the families' default hyperparameters hold out (the shipped models use it). Evaluation never
@@ -616,3 +624,116 @@ def run_realworld(
         composed = generate_numbers(images, labels, numbers, seed=seed, pool=pool)
         report["numbers"] = evaluate_numbers(composed, {model_name: model}, detector, load_number_splitter(models_dir))
     return report
+
+
+def write_realworld_record(
+    reports: Mapping[str, dict[str, Any]], *, seconds: float, models_dir: str | Path | None = None
+) -> Path:
+    """Write the figures of every model's report (:func:`run_realworld`, all of one seed) as ``realworld.json``.
+
+    The record keeps each report's figures, not its lists of mistakes, beside what was measured (seed,
+    samples, numbers, date), in the models folder, from which ``python -m digitlab readme`` makes the README's
+    table of it (:func:`realworld_table`).
+    """
+    from digitlab.persistence import read_manifest, writable_models_dir
+
+    entries = read_manifest(models_dir).models
+    first = next(iter(reports.values()))
+    digits = first["digits"]
+    record = {
+        "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "seconds": round(seconds, 1),
+        "seed": first["seed"],
+        "count": digits["sources"][SOURCES[0]]["samples"],
+        "numbers": first["numbers"]["numbers"] if "numbers" in first else 0,
+        "models": {name: figures_of(report) for name, report in reports.items()},
+        # Which files were read, so that a table of figures from other models says so.
+        "model_sha256": {name: entries[name].sha256 for name in reports if name in entries},
+    }
+    destination = writable_models_dir(models_dir) / REALWORLD_NAME
+    write_atomically(destination, (json.dumps(record, indent=1) + "\n").encode())
+    return destination
+
+
+def figures_of(report: dict[str, Any]) -> dict[str, Any]:
+    """A report without its lists of single mistakes and refusals, which the README's table does not show."""
+    figures = {"digits": {key: value for key, value in report["digits"].items() if key not in ("mistakes", "refused")}}
+    if "numbers" in report:
+        figures["numbers"] = {key: value for key, value in report["numbers"].items() if key != "mistakes"}
+    return figures
+
+
+def read_realworld_record(models_dir: str | Path | None = None) -> dict[str, Any] | None:
+    """The record ``realworld --model all --record`` wrote into the models folder, or None when it has none."""
+    from digitlab.persistence import resolve_models_dir
+
+    path = resolve_models_dir(models_dir) / REALWORLD_NAME
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+# The rows of the README's table for composed numbers, and the figure of evaluate_numbers each shows.
+NUMBER_ROWS = (
+    ("4-digit numbers read exactly right", "exact"),
+    ("numbers: right count of digits found", "right_digit_count"),
+    ("numbers: digits read right", "digit_accuracy"),
+    ("numbers: digits refused as not a digit", "refused_digits"),
+)
+
+
+def realworld_table(record: dict[str, Any], titles: Mapping[str, str], checksums: Mapping[str, str]) -> str:
+    """A Markdown table with a column per model: accuracy per source, refusals, AUROC and whole numbers.
+
+    ``checksums`` are the SHA-256 of the models now in the folder; a model whose file has changed since it was
+    measured is named beneath the table.
+    """
+    models = record["models"]
+    names = list(models)
+
+    def row(label: str, cell) -> list[str]:
+        return [label, *(cell(models[name]["digits"], models[name].get("numbers")) for name in names)]
+
+    first = models[names[0]]["digits"]
+    rows = [row(source, lambda d, _, s=source: f"{d['sources'][s]['accuracy']:.1%}") for source in first["sources"]]
+    rows += [
+        row("**all digits**", lambda d, _: f"**{d['overall']['accuracy']:.1%}**"),
+        row("all digits, plain 28x28 resize", lambda d, _: f"{d['overall']['naive_accuracy']:.1%}"),
+        row("digits refused as not a digit", lambda d, _: f"{d['overall']['not_a_digit']:.1%}"),
+    ]
+    for kind in first["non_digits"]:
+        rows += [
+            row(f"{kind}: refused as not a digit", lambda d, _, k=kind: f"{d['non_digits'][k]['refused']:.1%}"),
+            row(
+                f"{kind}: read as a confident digit (without the check)",
+                lambda d, _, k=kind: (
+                    f"{d['non_digits'][k]['confident_digit']:.1%} "
+                    f"({d['non_digits'][k]['confident_digit_without_detector']:.1%})"
+                ),
+            ),
+        ]
+    rows.append(row("AUROC, digits against non-digits: detector score", lambda d, _: _figure(d["detector_auroc"])))
+    if all("numbers" in models[name] for name in names):
+        rows += [row(label, lambda _, n, k=key: f"{n[k]:.1%}") for label, key in NUMBER_ROWS]
+    headers = ["", *(f"{titles.get(name, name)} (`{name}`)" for name in names)]
+    numbers = f", {record['numbers']} numbers" if record["numbers"] else ""
+    return (
+        f"Seed {record['seed']}: {record['count']} samples per source{numbers}; measured on "
+        f"{record['measured_at'][:10]} in {record['seconds']:,.0f} s.\n\n"
+        + markdown_table(headers, rows)
+        + changed_models_note(record, checksums)
+    )
+
+
+def changed_models_note(record: dict[str, Any], checksums: Mapping[str, str]) -> str:
+    """A sentence naming the models whose files differ from those the record measured; empty when none do."""
+    measured = record.get("model_sha256", {})
+    changed = [name for name in record["models"] if name in checksums and measured.get(name) != checksums[name]]
+    if not changed:
+        return ""
+    return (
+        f"\n\nMeasured on other files than the {', '.join(changed)} now in this folder: run `python -m digitlab "
+        "realworld --model all --numbers 200 --record` again."
+    )
+
+
+def _figure(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4f}"

@@ -303,6 +303,31 @@ def test_realworld_reports_every_source_and_the_naive_baseline(tiny_models_dir, 
     assert "plain 28x28 resize" in output and "Hardest source:" in output and "read exactly right" in output
 
 
+def test_realworld_records_every_models_figures_for_the_readme(tiny_models_dir, mnist_dir, tmp_path, capsys):
+    folder = tmp_path / "models"
+    shutil.copytree(tiny_models_dir, folder)
+    arguments = ["realworld", "--model", "all", "--count", "1", "--numbers", "1", "--record", "--save", str(tmp_path)]
+    assert main([*arguments, "--models-dir", str(folder), "--data-dir", str(mnist_dir)]) == 0
+    captured = capsys.readouterr()
+    record = json.loads((folder / "realworld.json").read_text())
+    entries = read_manifest(folder).models
+    assert list(record["models"]) == list(entries)
+    assert record["model_sha256"] == {name: entry.sha256 for name, entry in entries.items()}
+    assert record["count"] == 1 and record["numbers"] == 1 and record["seed"] == 0
+    for name in record["models"]:
+        assert f"| source | samples | {name} with digitlab preprocessing |" in captured.out
+        # Each model is read on digits it never fitted on, so each keeps its own samples.
+        assert len(list((tmp_path / name).rglob("*-digit[0-9]*"))) == len(SOURCES) + 2
+    assert "Figures written to" in captured.err and "python -m digitlab readme" in captured.err
+
+
+def test_realworld_records_only_every_model_at_once(tiny_models_dir, mnist_dir, capsys):
+    arguments = ["realworld", "--model", "svm", "--record", "--models-dir", str(tiny_models_dir)]
+    assert main([*arguments, "--data-dir", str(mnist_dir)]) == 2
+    assert "give it with --model all" in capsys.readouterr().err
+    assert not (tiny_models_dir / "realworld.json").exists()
+
+
 def test_realworld_json_and_saved_samples(tiny_models_dir, mnist_dir, tmp_path, capsys):
     arguments = ["realworld", "--model", "svm", "--count", "1", "--json", "--save", str(tmp_path)]
     assert main([*arguments, "--models-dir", str(tiny_models_dir), "--data-dir", str(mnist_dir)]) == 0

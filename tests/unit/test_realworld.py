@@ -359,3 +359,102 @@ def test_invalid_counts_are_refused(mnist_train, shipped_pool):
         realworld.generate(*mnist_train, count=1, pool=np.array([], dtype=int))
     with pytest.raises(ValueError):
         realworld.generate_uci(0, seed=0)
+
+
+def made_up_report(seed: int, accuracy: float, with_numbers: bool = True) -> dict:
+    """A report shaped as run_realworld returns it, each figure distinct so a misplaced one shows."""
+    sources = {
+        source: {"samples": 250, "accuracy": accuracy - position / 1000, "naive_accuracy": 0.2, "not_a_digit": 0.004}
+        for position, source in enumerate((*realworld.SOURCES, realworld.UCI_SOURCE, realworld.STYLE_SOURCE))
+    }
+    non_digits = {
+        kind: {
+            "samples": 250,
+            "refused": 0.9,
+            "refused_by_preprocessing": 0.1,
+            "confident_digit": 0.05 + position / 100,
+            "confident_digit_without_detector": 0.7,
+        }
+        for position, kind in enumerate(realworld.NON_DIGIT_SOURCES)
+    }
+    report = {
+        "model": "made-up",
+        "seed": seed,
+        "held_out_images": 5000,
+        "digits": {
+            "sources": sources,
+            "overall": {"samples": 2000, "accuracy": accuracy, "naive_accuracy": 0.25, "not_a_digit": 0.002},
+            "hardest_source": realworld.SOURCES[-1],
+            "non_digits": non_digits,
+            "detector_auroc": 0.99,
+            "confidence_auroc": 0.8,
+            "refused": [{"position": 3, "source": realworld.SOURCES[0], "error": "No digit found"}],
+            "mistakes": [{"position": 4, "source": realworld.SOURCES[0], "conditions": [], "label": 1, "read": 7}],
+        },
+    }
+    if with_numbers:
+        report["numbers"] = {
+            "numbers": 200,
+            "exact": accuracy - 0.05,
+            "right_digit_count": 0.97,
+            "digit_accuracy": accuracy - 0.01,
+            "screened": True,
+            "refused_digits": 0.004,
+            "mistakes": [{"position": 1, "number": "1234", "read": "124"}],
+        }
+    return report
+
+
+def test_the_record_keeps_every_models_figures_and_the_table_shows_them_by_column(tmp_path):
+    reports = {"cnn": made_up_report(0, 0.976), "svm": made_up_report(0, 0.951)}
+    written = realworld.write_realworld_record(reports, seconds=321.4, models_dir=tmp_path)
+
+    assert written == tmp_path / realworld.REALWORLD_NAME
+    record = realworld.read_realworld_record(tmp_path)
+    assert record["seed"] == 0 and record["count"] == 250 and record["numbers"] == 200 and record["seconds"] == 321.4
+    assert list(record["models"]) == ["cnn", "svm"]
+    # The lists of single mistakes stay out of the record; the figures are kept as they were.
+    assert "mistakes" not in record["models"]["cnn"]["digits"] and "refused" not in record["models"]["cnn"]["digits"]
+    assert "mistakes" not in record["models"]["cnn"]["numbers"]
+    assert record["models"]["svm"]["digits"]["overall"]["accuracy"] == 0.951
+
+    table = realworld.realworld_table(record, {"cnn": "Convolutional network"}, {})
+    lines = table.splitlines()
+    assert lines[0].startswith("Seed 0: 250 samples per source, 200 numbers; measured on ")
+    assert lines[0].endswith(" in 321 s.")
+    assert lines[2] == "|  | Convolutional network (`cnn`) | svm (`svm`) |"
+    rows = {line.split(" | ")[0][2:]: line.split(" | ")[1:] for line in lines[4:]}
+    assert rows[realworld.SOURCES[1]] == ["97.5%", "95.0% |"]
+    assert rows["**all digits**"] == ["**97.6%**", "**95.1%** |"]
+    assert rows["digits refused as not a digit"] == ["0.2%", "0.2% |"]
+    assert rows["doodles: read as a confident digit (without the check)"] == ["7.0% (70.0%)", "7.0% (70.0%) |"]
+    assert rows["4-digit numbers read exactly right"] == ["92.6%", "90.1% |"]
+    assert rows["numbers: right count of digits found"] == ["97.0%", "97.0% |"]
+    assert rows["letters: refused as not a digit"] == ["90.0%", "90.0% |"]
+    assert len(rows) == 8 + 3 + 2 * 3 + 1 + 4
+
+
+def test_a_record_without_numbers_has_no_number_rows_and_a_folder_without_one_has_no_record(tmp_path):
+    assert realworld.read_realworld_record(tmp_path) is None
+    realworld.write_realworld_record(
+        {"mlp": made_up_report(5, 0.95, with_numbers=False)}, seconds=1, models_dir=tmp_path
+    )
+    table = realworld.realworld_table(realworld.read_realworld_record(tmp_path), {}, {})
+    assert table.startswith("Seed 5: 250 samples per source; measured on ")
+    assert "numbers" not in table
+
+
+def test_the_table_names_the_models_whose_files_changed_since_they_were_measured(tmp_path, mnist_train):
+    write_manifest(Manifest(models={name: recorded_entry(mnist_train) for name in ("cnn", "svm")}), tmp_path)
+    reports = {"cnn": made_up_report(0, 0.976), "svm": made_up_report(0, 0.951)}
+    realworld.write_realworld_record(reports, seconds=1, models_dir=tmp_path)
+    record = realworld.read_realworld_record(tmp_path)
+    measured = {name: entry.sha256 for name, entry in read_manifest(tmp_path).models.items()}
+    assert record["model_sha256"] == measured
+
+    assert "Measured on other files" not in realworld.realworld_table(record, {}, measured)
+    retrained = {**measured, "svm": "f" * 64}
+    assert realworld.realworld_table(record, {}, retrained).endswith(
+        "Measured on other files than the svm now in this folder: run `python -m digitlab realworld --model all "
+        "--numbers 200 --record` again."
+    )
