@@ -225,41 +225,46 @@ def command_feedback(arguments) -> int:
 
 def command_realworld(arguments) -> int:
     from digitlab.checks.realworld import number_table, report_table, run_realworld, write_realworld_record
+    from digitlab.persistence import read_manifest, resolve_models_dir, writable_models_dir
 
     if arguments.record:
-        from digitlab.persistence import writable_models_dir
-
         if arguments.model != "all":
             print(
                 "error: --record writes every model's figures for the README; give it with --model all.",
                 file=sys.stderr,
             )
             return 2
-        # A folder that cannot be written to is refused before the minutes of reading, not after them.
-        writable_models_dir(serving_models(arguments))
-    names = served_models(arguments)
+        # The record is of the folder the README is written from (--models-dir or the shipped models), not of
+        # promoted ones, and one that cannot be written to is refused before the minutes of reading.
+        folder = writable_models_dir(resolve_models_dir(arguments.models_dir))
+    else:
+        folder = serving_models(arguments)
+    names = (
+        (list(read_manifest(folder).models) or chosen_models("all")) if arguments.model == "all" else [arguments.model]
+    )
     print(
         f"Rendering {arguments.count} samples per source from held-out MNIST training digits, real UCI digits "
         f"and drawings (seed {arguments.seed}) and reading them with {', '.join(names)}...",
         file=sys.stderr,
     )
-    options = {
-        "count": arguments.count,
-        "numbers": arguments.numbers,
-        "seed": arguments.seed,
-        "models_dir": serving_models(arguments),
-        "data_dir": arguments.data_dir,
-    }
+    settings_used = {"count": arguments.count, "numbers": arguments.numbers, "seed": arguments.seed}
     started = time.perf_counter()
     reports = {
-        name: run_realworld(name, **options, save_to=samples_folder(arguments.save, name, names)) for name in names
+        name: run_realworld(
+            name,
+            **settings_used,
+            models_dir=folder,
+            data_dir=arguments.data_dir,
+            save_to=samples_folder(arguments.save, name, arguments.model == "all"),
+        )
+        for name in names
     }
     if arguments.record:
         written_to = write_realworld_record(
-            reports, seconds=time.perf_counter() - started, models_dir=options["models_dir"]
+            reports, **settings_used, seconds=time.perf_counter() - started, models_dir=folder
         )
     if arguments.json:
-        print(json.dumps(reports[names[0]] if len(names) == 1 else reports, indent=1))
+        print(json.dumps(reports if arguments.model == "all" else reports[arguments.model], indent=1))
     else:
         for name, report in reports.items():
             print(report_table(report["digits"], name))
@@ -274,12 +279,12 @@ def command_realworld(arguments) -> int:
     return 0
 
 
-def samples_folder(folder: str | None, name: str, names: list[str]) -> Path | None:
-    """Where ``--save`` writes one model's samples: the folder itself, or a folder per model when there are several
+def samples_folder(folder: str | None, name: str, every_model: bool) -> Path | None:
+    """Where ``--save`` writes one model's samples: the folder itself, or with ``--model all`` a folder per model
     (each model is read on digits it never trained on, so their samples differ)."""
     if folder is None:
         return None
-    return Path(folder) / name if len(names) > 1 else Path(folder)
+    return Path(folder) / name if every_model else Path(folder)
 
 
 def command_bench(arguments) -> int:

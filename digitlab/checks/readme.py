@@ -16,7 +16,7 @@ import numpy as np
 
 from digitlab import persistence, settings
 from digitlab.checks.bench import BENCHMARK_NAME, benchmark_table
-from digitlab.checks.realworld import read_realworld_record, realworld_table
+from digitlab.checks.realworld import RECORD_COMMAND, read_realworld_record, realworld_table
 from digitlab.data.mnist import load_mnist
 from digitlab.errors import DigitlabError
 from digitlab.formatting import markdown_table
@@ -149,8 +149,7 @@ def generated_sections(models_dir: str | os.PathLike | None = None) -> dict[str,
             {name: entry.sha256 for name, entry in manifest.models.items()},
         )
         if record is not None
-        else "No real-world figures have been recorded yet: `python -m digitlab realworld --model all --numbers 200 "
-        "--record`."
+        else f"No real-world figures have been recorded yet: `{RECORD_COMMAND}`."
     )
     return sections
 

@@ -81,6 +81,16 @@ NON_DIGIT_SOURCES = ("letters", "symbols", "doodles")
 NOT_A_DIGIT = -1
 # The record of every model's figures that the README's table is written from, in the models folder.
 REALWORLD_NAME = "realworld.json"
+# Composed numbers read for the record, and the command that writes it.
+RECORD_NUMBERS = 200
+RECORD_COMMAND = f"python -m digitlab realworld --model all --numbers {RECORD_NUMBERS} --record"
+# The rows of the README's table for composed numbers, and the figure of evaluate_numbers each shows.
+NUMBER_ROWS = (
+    ("4-digit numbers read exactly right", "exact"),
+    ("numbers: right count of digits found", "right_digit_count"),
+    ("numbers: digits read right", "digit_accuracy"),
+    ("numbers: digits refused as not a digit", "refused_digits"),
+)
 # Mixed into the seeds of the drawn samples, so they are not the drawings the detector was trained or set with.
 DRAWN_SEED_BASE = 16
 # The split the families' default hyperparameters hold out (the shipped models use it). Evaluation never
@@ -627,25 +637,29 @@ def run_realworld(
 
 
 def write_realworld_record(
-    reports: Mapping[str, dict[str, Any]], *, seconds: float, models_dir: str | Path | None = None
+    reports: Mapping[str, dict[str, Any]],
+    *,
+    seed: int,
+    count: int,
+    numbers: int,
+    seconds: float,
+    models_dir: str | Path | None = None,
 ) -> Path:
-    """Write the figures of every model's report (:func:`run_realworld`, all of one seed) as ``realworld.json``.
+    """Write the figures of every model's report (:func:`run_realworld` with these settings) as ``realworld.json``.
 
     The record keeps each report's figures, not its lists of mistakes, beside what was measured (seed,
-    samples, numbers, date), in the models folder, from which ``python -m digitlab readme`` makes the README's
-    table of it (:func:`realworld_table`).
+    samples, numbers, date) and the SHA-256 of each model file read, in the models folder, from which
+    ``python -m digitlab readme`` makes the README's table of it (:func:`realworld_table`).
     """
     from digitlab.persistence import read_manifest, writable_models_dir
 
     entries = read_manifest(models_dir).models
-    first = next(iter(reports.values()))
-    digits = first["digits"]
     record = {
         "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "seconds": round(seconds, 1),
-        "seed": first["seed"],
-        "count": digits["sources"][SOURCES[0]]["samples"],
-        "numbers": first["numbers"]["numbers"] if "numbers" in first else 0,
+        "seed": seed,
+        "count": count,
+        "numbers": numbers,
         "models": {name: figures_of(report) for name, report in reports.items()},
         # Which files were read, so that a table of figures from other models says so.
         "model_sha256": {name: entries[name].sha256 for name in reports if name in entries},
@@ -671,48 +685,34 @@ def read_realworld_record(models_dir: str | Path | None = None) -> dict[str, Any
     return json.loads(path.read_text()) if path.is_file() else None
 
 
-# The rows of the README's table for composed numbers, and the figure of evaluate_numbers each shows.
-NUMBER_ROWS = (
-    ("4-digit numbers read exactly right", "exact"),
-    ("numbers: right count of digits found", "right_digit_count"),
-    ("numbers: digits read right", "digit_accuracy"),
-    ("numbers: digits refused as not a digit", "refused_digits"),
-)
-
-
 def realworld_table(record: dict[str, Any], titles: Mapping[str, str], checksums: Mapping[str, str]) -> str:
     """A Markdown table with a column per model: accuracy per source, refusals, AUROC and whole numbers.
 
-    ``checksums`` are the SHA-256 of the models now in the folder; a model whose file has changed since it was
-    measured is named beneath the table.
+    ``checksums`` are the SHA-256 of the models now in the folder; when they are not the files the record
+    measured, a sentence beneath the table says which models differ.
     """
     models = record["models"]
     names = list(models)
 
     def row(label: str, cell) -> list[str]:
+        """The label, then the cell ``cell`` makes of each model's digit figures and number figures."""
         return [label, *(cell(models[name]["digits"], models[name].get("numbers")) for name in names)]
 
     first = models[names[0]]["digits"]
-    rows = [row(source, lambda d, _, s=source: f"{d['sources'][s]['accuracy']:.1%}") for source in first["sources"]]
+    rows = [row(source, source_cell(source)) for source in first["sources"]]
     rows += [
-        row("**all digits**", lambda d, _: f"**{d['overall']['accuracy']:.1%}**"),
-        row("all digits, plain 28x28 resize", lambda d, _: f"{d['overall']['naive_accuracy']:.1%}"),
-        row("digits refused as not a digit", lambda d, _: f"{d['overall']['not_a_digit']:.1%}"),
+        row("**all digits**", lambda digits, _: f"**{digits['overall']['accuracy']:.1%}**"),
+        row("all digits, plain 28x28 resize", lambda digits, _: f"{digits['overall']['naive_accuracy']:.1%}"),
+        row("digits refused as not a digit", lambda digits, _: f"{digits['overall']['not_a_digit']:.1%}"),
     ]
     for kind in first["non_digits"]:
         rows += [
-            row(f"{kind}: refused as not a digit", lambda d, _, k=kind: f"{d['non_digits'][k]['refused']:.1%}"),
-            row(
-                f"{kind}: read as a confident digit (without the check)",
-                lambda d, _, k=kind: (
-                    f"{d['non_digits'][k]['confident_digit']:.1%} "
-                    f"({d['non_digits'][k]['confident_digit_without_detector']:.1%})"
-                ),
-            ),
+            row(f"{kind}: refused as not a digit", non_digit_cell(kind, "refused")),
+            row(f"{kind}: read as a confident digit (without the check)", non_digit_cell(kind, "confident_digit")),
         ]
-    rows.append(row("AUROC, digits against non-digits: detector score", lambda d, _: _figure(d["detector_auroc"])))
+    rows.append(row("AUROC, digits against non-digits: detector score", lambda digits, _: auroc_cell(digits)))
     if all("numbers" in models[name] for name in names):
-        rows += [row(label, lambda _, n, k=key: f"{n[k]:.1%}") for label, key in NUMBER_ROWS]
+        rows += [row(label, number_cell(key)) for label, key in NUMBER_ROWS]
     headers = ["", *(f"{titles.get(name, name)} (`{name}`)" for name in names)]
     numbers = f", {record['numbers']} numbers" if record["numbers"] else ""
     return (
@@ -723,17 +723,43 @@ def realworld_table(record: dict[str, Any], titles: Mapping[str, str], checksums
     )
 
 
+def source_cell(source: str):
+    return lambda digits, _: f"{digits['sources'][source]['accuracy']:.1%}"
+
+
+def non_digit_cell(kind: str, figure: str):
+    """A non-digit kind's share refused, or read as a confident digit with the share without the check beside it."""
+
+    def cell(digits, _) -> str:
+        row = digits["non_digits"][kind]
+        if figure == "refused":
+            return f"{row['refused']:.1%}"
+        return f"{row['confident_digit']:.1%} ({row['confident_digit_without_detector']:.1%})"
+
+    return cell
+
+
+def number_cell(key: str):
+    return lambda _, numbers: f"{numbers[key]:.1%}"
+
+
+def auroc_cell(digits: dict[str, Any]) -> str:
+    """The detector's AUROC, or a dash where the model was read without a not-a-digit detector."""
+    value = digits["detector_auroc"]
+    return "-" if value is None else f"{value:.4f}"
+
+
 def changed_models_note(record: dict[str, Any], checksums: Mapping[str, str]) -> str:
-    """A sentence naming the models whose files differ from those the record measured; empty when none do."""
+    """A sentence naming the models whose files are not those the record measured; empty when all are.
+
+    A model counts when its file changed, when it was not measured, or when it was measured and is gone.
+    """
     measured = record.get("model_sha256", {})
-    changed = [name for name in record["models"] if name in checksums and measured.get(name) != checksums[name]]
-    if not changed:
+    differ = [
+        name for name in dict.fromkeys([*record["models"], *checksums]) if measured.get(name) != checksums.get(name)
+    ]
+    if not differ:
         return ""
     return (
-        f"\n\nMeasured on other files than the {', '.join(changed)} now in this folder: run `python -m digitlab "
-        "realworld --model all --numbers 200 --record` again."
+        f"\n\nThese figures are not those of the {', '.join(differ)} now in this folder: run `{RECORD_COMMAND}` again."
     )
-
-
-def _figure(value: float | None) -> str:
-    return "-" if value is None else f"{value:.4f}"

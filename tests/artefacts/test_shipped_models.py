@@ -69,6 +69,15 @@ def test_readme_tables_are_generated_from_the_artefacts():
     )
 
 
+def test_the_shipped_realworld_figures_belong_to_the_shipped_models(manifest):
+    from digitlab.checks.realworld import read_realworld_record
+
+    record = read_realworld_record(SHIPPED)
+
+    assert record is not None and list(record["models"]) == list(manifest.models)
+    assert record["model_sha256"] == {name: entry.sha256 for name, entry in manifest.models.items()}
+
+
 def test_the_shipped_robustness_figures_belong_to_the_shipped_models(manifest):
     from digitlab.insight.robustness import load_robustness
 

@@ -362,7 +362,8 @@ def test_invalid_counts_are_refused(mnist_train, shipped_pool):
 
 
 def made_up_report(seed: int, accuracy: float, with_numbers: bool = True) -> dict:
-    """A report shaped as run_realworld returns it, each figure distinct so a misplaced one shows."""
+    """A report shaped as run_realworld returns it, with figures that differ between sources, kinds and models
+    (all follow ``accuracy``), so that a cell read from the wrong place shows."""
     sources = {
         source: {"samples": 250, "accuracy": accuracy - position / 1000, "naive_accuracy": 0.2, "not_a_digit": 0.004}
         for position, source in enumerate((*realworld.SOURCES, realworld.UCI_SOURCE, realworld.STYLE_SOURCE))
@@ -370,10 +371,10 @@ def made_up_report(seed: int, accuracy: float, with_numbers: bool = True) -> dic
     non_digits = {
         kind: {
             "samples": 250,
-            "refused": 0.9,
+            "refused": accuracy - 0.06 - position / 100,
             "refused_by_preprocessing": 0.1,
-            "confident_digit": 0.05 + position / 100,
-            "confident_digit_without_detector": 0.7,
+            "confident_digit": 1.026 - accuracy + position / 100,
+            "confident_digit_without_detector": accuracy - 0.3 + position / 100,
         }
         for position, kind in enumerate(realworld.NON_DIGIT_SOURCES)
     }
@@ -383,10 +384,15 @@ def made_up_report(seed: int, accuracy: float, with_numbers: bool = True) -> dic
         "held_out_images": 5000,
         "digits": {
             "sources": sources,
-            "overall": {"samples": 2000, "accuracy": accuracy, "naive_accuracy": 0.25, "not_a_digit": 0.002},
+            "overall": {
+                "samples": 2000,
+                "accuracy": accuracy,
+                "naive_accuracy": accuracy - 0.7,
+                "not_a_digit": 0.978 - accuracy,
+            },
             "hardest_source": realworld.SOURCES[-1],
             "non_digits": non_digits,
-            "detector_auroc": 0.99,
+            "detector_auroc": accuracy + 0.02,
             "confidence_auroc": 0.8,
             "refused": [{"position": 3, "source": realworld.SOURCES[0], "error": "No digit found"}],
             "mistakes": [{"position": 4, "source": realworld.SOURCES[0], "conditions": [], "label": 1, "read": 7}],
@@ -396,10 +402,10 @@ def made_up_report(seed: int, accuracy: float, with_numbers: bool = True) -> dic
         report["numbers"] = {
             "numbers": 200,
             "exact": accuracy - 0.05,
-            "right_digit_count": 0.97,
+            "right_digit_count": accuracy - 0.006,
             "digit_accuracy": accuracy - 0.01,
             "screened": True,
-            "refused_digits": 0.004,
+            "refused_digits": 0.98 - accuracy,
             "mistakes": [{"position": 1, "number": "1234", "read": "124"}],
         }
     return report
@@ -407,7 +413,9 @@ def made_up_report(seed: int, accuracy: float, with_numbers: bool = True) -> dic
 
 def test_the_record_keeps_every_models_figures_and_the_table_shows_them_by_column(tmp_path):
     reports = {"cnn": made_up_report(0, 0.976), "svm": made_up_report(0, 0.951)}
-    written = realworld.write_realworld_record(reports, seconds=321.4, models_dir=tmp_path)
+    written = realworld.write_realworld_record(
+        reports, seed=0, count=250, numbers=200, seconds=321.4, models_dir=tmp_path
+    )
 
     assert written == tmp_path / realworld.REALWORLD_NAME
     record = realworld.read_realworld_record(tmp_path)
@@ -420,41 +428,53 @@ def test_the_record_keeps_every_models_figures_and_the_table_shows_them_by_colum
 
     table = realworld.realworld_table(record, {"cnn": "Convolutional network"}, {})
     lines = table.splitlines()
-    assert lines[0].startswith("Seed 0: 250 samples per source, 200 numbers; measured on ")
-    assert lines[0].endswith(" in 321 s.")
+    assert (
+        lines[0]
+        == "Seed 0: 250 samples per source, 200 numbers; measured on " + record["measured_at"][:10] + " in 321 s."
+    )
     assert lines[2] == "|  | Convolutional network (`cnn`) | svm (`svm`) |"
     rows = {line.split(" | ")[0][2:]: line.split(" | ")[1:] for line in lines[4:]}
-    assert rows[realworld.SOURCES[1]] == ["97.5%", "95.0% |"]
-    assert rows["**all digits**"] == ["**97.6%**", "**95.1%** |"]
-    assert rows["digits refused as not a digit"] == ["0.2%", "0.2% |"]
-    assert rows["doodles: read as a confident digit (without the check)"] == ["7.0% (70.0%)", "7.0% (70.0%) |"]
-    assert rows["4-digit numbers read exactly right"] == ["92.6%", "90.1% |"]
-    assert rows["numbers: right count of digits found"] == ["97.0%", "97.0% |"]
-    assert rows["letters: refused as not a digit"] == ["90.0%", "90.0% |"]
+    expected = {
+        realworld.SOURCES[1]: ["97.5%", "95.0% |"],
+        "**all digits**": ["**97.6%**", "**95.1%** |"],
+        "all digits, plain 28x28 resize": ["27.6%", "25.1% |"],
+        "digits refused as not a digit": ["0.2%", "2.7% |"],
+        "letters: refused as not a digit": ["91.6%", "89.1% |"],
+        "symbols: refused as not a digit": ["90.6%", "88.1% |"],
+        "doodles: read as a confident digit (without the check)": ["7.0% (69.6%)", "9.5% (67.1%) |"],
+        "AUROC, digits against non-digits: detector score": ["0.9960", "0.9710 |"],
+        "4-digit numbers read exactly right": ["92.6%", "90.1% |"],
+        "numbers: right count of digits found": ["97.0%", "94.5% |"],
+        "numbers: digits read right": ["96.6%", "94.1% |"],
+        "numbers: digits refused as not a digit": ["0.4%", "2.9% |"],
+    }
+    assert {label: rows[label] for label in expected} == expected
     assert len(rows) == 8 + 3 + 2 * 3 + 1 + 4
 
 
 def test_a_record_without_numbers_has_no_number_rows_and_a_folder_without_one_has_no_record(tmp_path):
     assert realworld.read_realworld_record(tmp_path) is None
-    realworld.write_realworld_record(
-        {"mlp": made_up_report(5, 0.95, with_numbers=False)}, seconds=1, models_dir=tmp_path
-    )
+    report = made_up_report(5, 0.95, with_numbers=False)
+    realworld.write_realworld_record({"mlp": report}, seed=5, count=250, numbers=0, seconds=1, models_dir=tmp_path)
     table = realworld.realworld_table(realworld.read_realworld_record(tmp_path), {}, {})
     assert table.startswith("Seed 5: 250 samples per source; measured on ")
     assert "numbers" not in table
 
 
-def test_the_table_names_the_models_whose_files_changed_since_they_were_measured(tmp_path, mnist_train):
+def test_the_table_names_the_models_whose_files_are_not_those_measured(tmp_path, mnist_train):
     write_manifest(Manifest(models={name: recorded_entry(mnist_train) for name in ("cnn", "svm")}), tmp_path)
     reports = {"cnn": made_up_report(0, 0.976), "svm": made_up_report(0, 0.951)}
-    realworld.write_realworld_record(reports, seconds=1, models_dir=tmp_path)
+    realworld.write_realworld_record(reports, seed=0, count=250, numbers=200, seconds=1, models_dir=tmp_path)
     record = realworld.read_realworld_record(tmp_path)
     measured = {name: entry.sha256 for name, entry in read_manifest(tmp_path).models.items()}
     assert record["model_sha256"] == measured
 
-    assert "Measured on other files" not in realworld.realworld_table(record, {}, measured)
+    assert realworld.changed_models_note(record, measured) == ""
+    assert "These figures are not those" not in realworld.realworld_table(record, {}, measured)
+    note = f" now in this folder: run `{realworld.RECORD_COMMAND}` again."
+    # A model retrained since, one added since, and one gone since are each named.
     retrained = {**measured, "svm": "f" * 64}
-    assert realworld.realworld_table(record, {}, retrained).endswith(
-        "Measured on other files than the svm now in this folder: run `python -m digitlab realworld --model all "
-        "--numbers 200 --record` again."
-    )
+    assert realworld.realworld_table(record, {}, retrained).endswith("These figures are not those of the svm" + note)
+    added = {**measured, "ensemble": "e" * 64}
+    assert realworld.changed_models_note(record, added).endswith("of the ensemble" + note)
+    assert realworld.changed_models_note(record, {"cnn": measured["cnn"]}).endswith("of the svm" + note)
