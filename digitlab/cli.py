@@ -148,13 +148,14 @@ def serving_models(arguments):
     return arguments.models_dir or serving_models_dir()
 
 
-def served_models(arguments) -> list[str]:
-    """The chosen model, or for "all" each model the folder holds (promoted models may lack the ensemble)."""
+def served_models(arguments, folder=None) -> list[str]:
+    """The chosen model, or for "all" each model the folder holds (promoted models may lack the ensemble); the
+    folder is the serving one unless ``folder`` is given."""
     if arguments.model != "all":
         return [arguments.model]
     from digitlab.persistence import read_manifest
 
-    return list(read_manifest(serving_models(arguments)).models) or chosen_models("all")
+    return list(read_manifest(folder or serving_models(arguments)).models) or chosen_models("all")
 
 
 def print_outcomes(outcomes, show) -> int:
@@ -225,7 +226,7 @@ def command_feedback(arguments) -> int:
 
 def command_realworld(arguments) -> int:
     from digitlab.checks.realworld import number_table, report_table, run_realworld, write_realworld_record
-    from digitlab.persistence import read_manifest, resolve_models_dir, writable_models_dir
+    from digitlab.persistence import resolve_models_dir, writable_models_dir
 
     if arguments.record:
         if arguments.model != "all":
@@ -239,9 +240,7 @@ def command_realworld(arguments) -> int:
         folder = writable_models_dir(resolve_models_dir(arguments.models_dir))
     else:
         folder = serving_models(arguments)
-    names = (
-        (list(read_manifest(folder).models) or chosen_models("all")) if arguments.model == "all" else [arguments.model]
-    )
+    names = served_models(arguments, folder)
     print(
         f"Rendering {arguments.count} samples per source from held-out MNIST training digits, real UCI digits "
         f"and drawings (seed {arguments.seed}) and reading them with {', '.join(names)}...",

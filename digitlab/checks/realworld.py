@@ -31,7 +31,6 @@ figures in the models folder's ``realworld.json``, from which the README's table
 
 import io
 import json
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +42,7 @@ from scipy import ndimage
 from sklearn.metrics import roc_auc_score
 
 from digitlab.atomic import write_atomically
+from digitlab.clock import utc_timestamp
 from digitlab.data import synthetic
 from digitlab.data.mnist import IMAGE_SHAPE, TRAIN_IMAGES, data_checksum, load_mnist
 from digitlab.data.uci import uci_digits
@@ -655,7 +655,7 @@ def write_realworld_record(
 
     entries = read_manifest(models_dir).models
     record = {
-        "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "measured_at": utc_timestamp(),
         "seconds": round(seconds, 1),
         "seed": seed,
         "count": count,
