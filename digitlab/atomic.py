@@ -1,5 +1,6 @@
 """Writing files so that a reader never sees half of one."""
 
+import json
 import os
 import tempfile
 from collections.abc import Callable
@@ -16,6 +17,11 @@ def write_atomically(path: Path, payload: bytes) -> None:
             os.fsync(handle.fileno())
 
     save_atomically(path, write)
+
+
+def write_json_atomically(path: Path, data: object) -> None:
+    """Write ``data`` as indented JSON with a final newline, atomically (:func:`write_atomically`)."""
+    write_atomically(path, (json.dumps(data, indent=1) + "\n").encode())
 
 
 def save_atomically(path: Path, save: Callable[[Path], object]) -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from digitlab import settings
-from digitlab.atomic import save_atomically, write_atomically
+from digitlab.atomic import save_atomically, write_json_atomically
 from digitlab.checksums import sha256_file
 from digitlab.errors import ModelUnavailableError
 from digitlab.manifest import Manifest, ManifestError, ModelEntry
@@ -58,7 +58,7 @@ def read_manifest(models_dir: str | os.PathLike | None = None) -> Manifest:
 
 def write_manifest(manifest: Manifest, models_dir: str | os.PathLike | None = None) -> Path:
     path = writable_models_dir(models_dir) / MANIFEST_NAME
-    write_atomically(path, (json.dumps(manifest.to_json(), indent=1) + "\n").encode())
+    write_json_atomically(path, manifest.to_json())
     return path
 
 

@@ -18,8 +18,9 @@ from typing import Any
 import numpy as np
 
 from digitlab import persistence
-from digitlab.atomic import write_atomically
+from digitlab.atomic import write_json_atomically
 from digitlab.checks.samples import latency_summary, synthetic_canvas
+from digitlab.clock import utc_timestamp
 from digitlab.formatting import markdown_table
 from digitlab.models.exported import EXPORT_FORMATS, FORMAT_LABELS
 from digitlab.models.registry import REGISTRY
@@ -260,7 +261,7 @@ def run_benchmark(
         raise persistence.ModelUnavailableError(f"No trained models in {folder}; run 'python -m digitlab train'.")
     results: dict[str, Any] = {
         "machine": {"platform": platform.platform(), "processor": platform.machine(), "cpus": os.cpu_count()},
-        "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "measured_at": utc_timestamp(),
         "latency_calls": latency_calls,
         "models": {},
     }
@@ -308,7 +309,7 @@ def run_benchmark(
         # In this process: the load test starts training processes of its own, which a pool's worker cannot.
         results["load"] = run_load_test(str(folder), data)
     destination = Path(output) if output is not None else persistence.writable_models_dir(folder) / BENCHMARK_NAME
-    write_atomically(destination, (json.dumps(results, indent=1) + "\n").encode())
+    write_json_atomically(destination, results)
     results["written_to"] = str(destination)
     return results
 

@@ -41,7 +41,7 @@ from PIL import Image
 from scipy import ndimage
 from sklearn.metrics import roc_auc_score
 
-from digitlab.atomic import write_atomically
+from digitlab.atomic import write_json_atomically
 from digitlab.clock import utc_timestamp
 from digitlab.data import synthetic
 from digitlab.data.mnist import IMAGE_SHAPE, TRAIN_IMAGES, data_checksum, load_mnist
@@ -665,7 +665,7 @@ def write_realworld_record(
         "model_sha256": {name: entries[name].sha256 for name in reports if name in entries},
     }
     destination = writable_models_dir(models_dir) / REALWORLD_NAME
-    write_atomically(destination, (json.dumps(record, indent=1) + "\n").encode())
+    write_json_atomically(destination, record)
     return destination
 
 

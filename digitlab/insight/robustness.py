@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from digitlab.atomic import write_atomically
+from digitlab.atomic import write_json_atomically
 from digitlab.data.mnist import load_mnist
 from digitlab.errors import ModelUnavailableError
 from digitlab.insight.attacks import keras_gradient, pgd
@@ -144,7 +144,7 @@ def attack_accuracies(models, images, labels, report: ProgressCallback):
 
 def save_robustness(robustness: Robustness, models_dir: str | os.PathLike | None = None) -> Path:
     path = writable_models_dir(models_dir) / ROBUSTNESS_NAME
-    write_atomically(path, (json.dumps(asdict(robustness), indent=1) + "\n").encode())
+    write_json_atomically(path, asdict(robustness))
     return path
 
 

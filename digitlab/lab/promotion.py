@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from digitlab import persistence, settings
-from digitlab.atomic import write_atomically
+from digitlab.atomic import write_json_atomically
 from digitlab.checksums import sha256_file
 from digitlab.clock import utc_file_stamp, utc_timestamp
 from digitlab.data.mnist import CLASSES, IMAGE_SHAPE, TEST_IMAGES
@@ -194,7 +194,7 @@ def _promote(run_folder: Path, family: str, run_id: int | None, root: Path, base
         "history": [_without_history(previous), *previous.get("history", [])],
     }
     # The one step that switches models: the pointer is replaced whole, after the generation is complete.
-    write_atomically(root / POINTER_NAME, (json.dumps(pointer, indent=1) + "\n").encode())
+    write_json_atomically(root / POINTER_NAME, pointer)
     return pointer
 
 
@@ -210,7 +210,7 @@ def rollback(root: Path | None = None) -> dict[str, Any]:
             restored = {**history[0], "history": history[1:]}
             if restored["generation"] is not None and not (root / GENERATIONS_NAME / restored["generation"]).is_dir():
                 raise PromotionError(f"The previous models ({restored['generation']}) are missing from {root}.")
-            write_atomically(root / POINTER_NAME, (json.dumps(restored, indent=1) + "\n").encode())
+            write_json_atomically(root / POINTER_NAME, restored)
     except OSError as error:
         raise PromotionError(f"The pointer {root / POINTER_NAME} could not be rewritten ({error}).") from error
     return restored

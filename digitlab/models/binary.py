@@ -16,7 +16,7 @@ from typing import Any, Protocol, TypeVar
 import numpy as np
 from sklearn.base import BaseEstimator
 
-from digitlab.atomic import save_atomically, write_atomically
+from digitlab.atomic import save_atomically, write_json_atomically
 from digitlab.checksums import sha256_file
 from digitlab.errors import ModelUnavailableError
 from digitlab.models.base import ProgressCallback, as_image_batch
@@ -118,7 +118,7 @@ def write_with_record(network: BinaryImageNetwork, record: Record, folder: str |
     path = folder / record.artifact
     save_atomically(path, network.save)
     record = dataclasses.replace(record, sha256=sha256_file(path))
-    write_atomically(folder / record_name, (json.dumps(record.to_json(), indent=1) + "\n").encode())
+    write_json_atomically(folder / record_name, record.to_json())
     return record
 
 

@@ -171,6 +171,17 @@ def test_save_atomically_replaces_the_file_whole_or_not_at_all(tmp_path):
     assert sorted(item.name for item in tmp_path.iterdir()) == ["probabilities.npz"]
 
 
+def test_json_records_are_written_indented_with_a_final_newline(tmp_path):
+    from digitlab.atomic import write_json_atomically
+
+    path = tmp_path / "folder" / "record.json"
+    write_json_atomically(path, {"seed": 0, "models": {"cnn": [0.5, None]}})
+    assert path.read_text() == '{\n "seed": 0,\n "models": {\n  "cnn": [\n   0.5,\n   null\n  ]\n }\n}\n'
+    write_json_atomically(path, ["replaced"])
+    assert json.loads(path.read_text()) == ["replaced"]
+    assert [item.name for item in path.parent.iterdir()] == ["record.json"]
+
+
 def test_an_svm_saved_before_the_features_moved_still_loads(models_copy, monkeypatch, mnist_test):
     import skops.io
 
