@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 from scipy import ndimage
+from scipy.stats import binomtest
 from sklearn.metrics import roc_auc_score
 
 from digitlab.atomic import write_json_atomically
@@ -84,6 +85,8 @@ REALWORLD_NAME = "realworld.json"
 # Composed numbers read for the record, and the command that writes it.
 RECORD_NUMBERS = 200
 RECORD_COMMAND = f"python -m digitlab realworld --model all --numbers {RECORD_NUMBERS} --record"
+# Above the table: the headline figures come from samples, and their brackets say how far chance alone moves them.
+INTERVAL_NOTE = "In brackets: the 95 % (Wilson) interval that the size of its sample leaves a headline figure."
 # The rows of the README's table for composed numbers, and the figure of evaluate_numbers each shows.
 NUMBER_ROWS = (
     ("4-digit numbers read exactly right", "exact"),
@@ -701,7 +704,7 @@ def realworld_table(record: dict[str, Any], titles: Mapping[str, str], checksums
     first = models[names[0]]["digits"]
     rows = [row(source, source_cell(source)) for source in first["sources"]]
     rows += [
-        row("**all digits**", lambda digits, _: f"**{digits['overall']['accuracy']:.1%}**"),
+        row("**all digits**", all_digits_cell),
         row("all digits, plain 28x28 resize", lambda digits, _: f"{digits['overall']['naive_accuracy']:.1%}"),
         row("digits refused as not a digit", lambda digits, _: f"{digits['overall']['not_a_digit']:.1%}"),
     ]
@@ -717,10 +720,21 @@ def realworld_table(record: dict[str, Any], titles: Mapping[str, str], checksums
     numbers = f", {record['numbers']} numbers" if record["numbers"] else ""
     return (
         f"Seed {record['seed']}: {record['count']} samples per source{numbers}; measured on "
-        f"{record['measured_at'][:10]} in {record['seconds']:,.0f} s.\n\n"
+        f"{record['measured_at'][:10]} in {record['seconds']:,.0f} s. {INTERVAL_NOTE}\n\n"
         + markdown_table(headers, rows)
         + changed_models_note(record, checksums)
     )
+
+
+def interval_cell(share: float, samples: int) -> str:
+    """The 95 % Wilson interval around a share measured on ``samples`` items, as " (88.6-95.8%)"."""
+    interval = binomtest(round(share * samples), samples).proportion_ci(confidence_level=0.95, method="wilson")
+    return f" ({interval.low * 100:.1f}-{interval.high:.1%})"
+
+
+def all_digits_cell(digits, _) -> str:
+    overall = digits["overall"]
+    return f"**{overall['accuracy']:.1%}**" + interval_cell(overall["accuracy"], overall["samples"])
 
 
 def source_cell(source: str):
@@ -740,7 +754,13 @@ def non_digit_cell(kind: str, figure: str):
 
 
 def number_cell(key: str):
-    return lambda _, numbers: f"{numbers[key]:.1%}"
+    """A number figure; the headline one, numbers read exactly, with its interval (:func:`interval_cell`)."""
+
+    def cell(_, numbers) -> str:
+        figure = f"{numbers[key]:.1%}"
+        return figure + interval_cell(numbers[key], numbers["numbers"]) if key == "exact" else figure
+
+    return cell
 
 
 def auroc_cell(digits: dict[str, Any]) -> str:

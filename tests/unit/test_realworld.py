@@ -430,26 +430,37 @@ def test_the_record_keeps_every_models_figures_and_the_table_shows_them_by_colum
     lines = table.splitlines()
     assert (
         lines[0]
-        == "Seed 0: 250 samples per source, 200 numbers; measured on " + record["measured_at"][:10] + " in 321 s."
+        == "Seed 0: 250 samples per source, 200 numbers; measured on "
+        + record["measured_at"][:10]
+        + " in 321 s. "
+        + realworld.INTERVAL_NOTE
     )
     assert lines[2] == "|  | Convolutional network (`cnn`) | svm (`svm`) |"
     rows = {line.split(" | ")[0][2:]: line.split(" | ")[1:] for line in lines[4:]}
     expected = {
         realworld.SOURCES[1]: ["97.5%", "95.0% |"],
-        "**all digits**": ["**97.6%**", "**95.1%** |"],
+        "**all digits**": ["**97.6%** (96.8-98.2%)", "**95.1%** (94.1-96.0%) |"],
         "all digits, plain 28x28 resize": ["27.6%", "25.1% |"],
         "digits refused as not a digit": ["0.2%", "2.7% |"],
         "letters: refused as not a digit": ["91.6%", "89.1% |"],
         "symbols: refused as not a digit": ["90.6%", "88.1% |"],
         "doodles: read as a confident digit (without the check)": ["7.0% (69.6%)", "9.5% (67.1%) |"],
         "AUROC, digits against non-digits: detector score": ["0.9960", "0.9710 |"],
-        "4-digit numbers read exactly right": ["92.6%", "90.1% |"],
+        "4-digit numbers read exactly right": ["92.6% (88.0-95.4%)", "90.1% (85.1-93.4%) |"],
         "numbers: right count of digits found": ["97.0%", "94.5% |"],
         "numbers: digits read right": ["96.6%", "94.1% |"],
         "numbers: digits refused as not a digit": ["0.4%", "2.9% |"],
     }
     assert {label: rows[label] for label in expected} == expected
     assert len(rows) == 8 + 3 + 2 * 3 + 1 + 4
+
+
+def test_a_headline_figures_interval_is_wilsons_for_its_sample_size():
+    # By hand: 186 of 200 gives a centre of 0.9219 and a half-width of 0.0360 at z = 1.96.
+    assert realworld.interval_cell(0.93, 200) == " (88.6-95.8%)"
+    # Ten times the sample, a third of the width; a perfect score still leaves room below it.
+    assert realworld.interval_cell(0.93, 2000) == " (91.8-94.0%)"
+    assert realworld.interval_cell(1.0, 200) == " (98.1-100.0%)"
 
 
 def test_a_record_without_numbers_has_no_number_rows_and_a_folder_without_one_has_no_record(tmp_path):
