@@ -87,9 +87,9 @@ RECORD_NUMBERS = 200
 RECORD_COMMAND = f"python -m digitlab realworld --model all --numbers {RECORD_NUMBERS} --record"
 # Above the table: the headline figures come from samples, and their brackets say how far chance alone moves them.
 INTERVAL_NOTE = "In brackets: the 95 % (Wilson) interval that the size of its sample leaves a headline figure."
-# The rows of the README's table for composed numbers, and the figure of evaluate_numbers each shows.
+# The rows of the README's table for composed numbers below the headline one (numbers read exactly, with its
+# interval), and the figure of evaluate_numbers each shows.
 NUMBER_ROWS = (
-    ("4-digit numbers read exactly right", "exact"),
     ("numbers: every digit read right from its own MNIST image, unsegmented", "alone_exact"),
     ("numbers: right count of digits found", "right_digit_count"),
     ("numbers: digits read right", "digit_accuracy"),
@@ -731,6 +731,7 @@ def realworld_table(record: dict[str, Any], titles: Mapping[str, str], checksums
         ]
     rows.append(row("AUROC, digits against non-digits: detector score", lambda digits, _: auroc_cell(digits)))
     if all("numbers" in models[name] for name in names):
+        rows.append(row("4-digit numbers read exactly right", exact_numbers_cell))
         rows += [row(label, number_cell(key)) for label, key in NUMBER_ROWS]
     headers = ["", *(f"{titles.get(name, name)} (`{name}`)" for name in names)]
     numbers = f", {record['numbers']} numbers" if record["numbers"] else ""
@@ -769,14 +770,12 @@ def non_digit_cell(kind: str, figure: str):
     return cell
 
 
+def exact_numbers_cell(_, numbers) -> str:
+    return f"{numbers['exact']:.1%}" + interval_cell(numbers["exact"], numbers["numbers"])
+
+
 def number_cell(key: str):
-    """A number figure; the headline one, numbers read exactly, with its interval (:func:`interval_cell`)."""
-
-    def cell(_, numbers) -> str:
-        figure = f"{numbers[key]:.1%}"
-        return figure + interval_cell(numbers[key], numbers["numbers"]) if key == "exact" else figure
-
-    return cell
+    return lambda _, numbers: f"{numbers[key]:.1%}"
 
 
 def auroc_cell(digits: dict[str, Any]) -> str:
