@@ -87,13 +87,14 @@ RECORD_NUMBERS = 200
 RECORD_COMMAND = f"python -m digitlab realworld --model all --numbers {RECORD_NUMBERS} --record"
 # Above the table: the headline figures come from samples, and their brackets say how far chance alone moves them.
 INTERVAL_NOTE = "In brackets: the 95 % (Wilson) interval that the size of its sample leaves a headline figure."
-# The rows of the README's table for composed numbers below the headline one (numbers read exactly, with its
-# interval), and the figure of evaluate_numbers each shows.
-NUMBER_ROWS = (
-    ("numbers: every digit read right from its own MNIST image, unsegmented", "alone_exact"),
-    ("numbers: right count of digits found", "right_digit_count"),
-    ("numbers: digits read right", "digit_accuracy"),
-    ("numbers: digits refused as not a digit", "refused_digits"),
+# The figures of evaluate_numbers and how both the command's number table and the README's table name them; the
+# first is the headline, which the README gives with its interval.
+NUMBER_FIGURES = (
+    ("exact", "4-digit numbers read exactly right"),
+    ("alone_exact", "numbers: every digit read right from its own MNIST image, unsegmented"),
+    ("right_digit_count", "numbers: right count of digits found"),
+    ("digit_accuracy", "numbers: digits read right (a wrongly split number's digits count as wrong)"),
+    ("refused_digits", "numbers: digits refused as not a digit (left out of the number)"),
 )
 # Mixed into the seeds of the drawn samples, so they are not the drawings the detector was trained or set with.
 DRAWN_SEED_BASE = 16
@@ -592,21 +593,17 @@ def report_table(report: dict[str, Any], model_name: str) -> str:
 
 
 def number_table(report: dict[str, Any], model_name: str) -> str:
-    """A Markdown table of how well composed numbers are read."""
+    """A Markdown table of how well composed numbers are read, its rows named as in the README's table.
+
+    The share of digits refused as not a digit is left out when the numbers were read without the check.
+    """
+    shown = [(key, label) for key, label in NUMBER_FIGURES if report["screened"] or key != "refused_digits"]
     return "\n".join(
         [
-            f"| composed 4-digit numbers | read by {model_name} |",
+            f"| composed numbers | read by {model_name} |",
             "|---|---:|",
             f"| numbers | {report['numbers']} |",
-            f"| read exactly right | {report['exact']:.1%} |",
-            f"| read exactly right if every digit were read alone (no segmentation) | {report['alone_exact']:.1%} |",
-            f"| right number of digits found | {report['right_digit_count']:.1%} |",
-            f"| digits read right (a wrongly split number's digits count as wrong) | {report['digit_accuracy']:.1%} |",
-            *(
-                [f"| digits refused as not a digit (left out of the number) | {report['refused_digits']:.1%} |"]
-                if report["screened"]
-                else []
-            ),
+            *(f"| {label} | {report[key]:.1%} |" for key, label in shown),
         ]
     )
 
@@ -731,8 +728,9 @@ def realworld_table(record: dict[str, Any], titles: Mapping[str, str], checksums
         ]
     rows.append(row("AUROC, digits against non-digits: detector score", lambda digits, _: auroc_cell(digits)))
     if all("numbers" in models[name] for name in names):
-        rows.append(row("4-digit numbers read exactly right", exact_numbers_cell))
-        rows += [row(label, number_cell(key)) for label, key in NUMBER_ROWS]
+        (_, headline), *others = NUMBER_FIGURES
+        rows.append(row(headline, exact_numbers_cell))
+        rows += [row(label, number_cell(key)) for key, label in others]
     headers = ["", *(f"{titles.get(name, name)} (`{name}`)" for name in names)]
     numbers = f", {record['numbers']} numbers" if record["numbers"] else ""
     return (

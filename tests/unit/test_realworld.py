@@ -247,9 +247,8 @@ def test_number_evaluation_reports_exact_reads(mnist_train, small_model, shipped
     assert report["alone_exact"] == realworld.read_alone_exactly(numbers, small_model)
     assert len(report["mistakes"]) == round(4 * (1 - report["exact"]))
     assert "read exactly right" in realworld.number_table(report, "cnn")
-    assert f"| read exactly right if every digit were read alone (no segmentation) | {report['alone_exact']:.1%} |" in (
-        realworld.number_table(report, "cnn")
-    )
+    alone = "numbers: every digit read right from its own MNIST image, unsegmented"
+    assert f"| {alone} | {report['alone_exact']:.1%} |" in realworld.number_table(report, "cnn")
 
 
 class ReadsFromALookup:
@@ -297,7 +296,8 @@ def test_number_evaluation_with_the_screen_leaves_refused_digits_out_as_predict_
     # Every piece found was refused; a number split into more or fewer pieces than 4 digits changes the share.
     assert screened["refused_digits"] > 0
     assert all(mistake["read"] == "" for mistake in screened["mistakes"])
-    assert "| digits refused as not a digit (left out of the number) |" in realworld.number_table(screened, "cnn")
+    refused = "| numbers: digits refused as not a digit (left out of the number) |"
+    assert refused in realworld.number_table(screened, "cnn")
 
 
 def test_saved_samples_are_image_files_named_by_source_and_digit(samples, tmp_path):
@@ -479,11 +479,23 @@ def test_the_record_keeps_every_models_figures_and_the_table_shows_them_by_colum
         "4-digit numbers read exactly right": ["92.6% (88.0-95.4%)", "90.1% (85.1-93.4%) |"],
         "numbers: every digit read right from its own MNIST image, unsegmented": ["97.3%", "94.8% |"],
         "numbers: right count of digits found": ["97.0%", "94.5% |"],
-        "numbers: digits read right": ["96.6%", "94.1% |"],
-        "numbers: digits refused as not a digit": ["0.4%", "2.9% |"],
+        "numbers: digits read right (a wrongly split number's digits count as wrong)": ["96.6%", "94.1% |"],
+        "numbers: digits refused as not a digit (left out of the number)": ["0.4%", "2.9% |"],
     }
     assert {label: rows[label] for label in expected} == expected
     assert len(rows) == 8 + 3 + 2 * 3 + 1 + 5
+
+
+def test_the_commands_number_table_names_its_figures_as_the_readme_table_does():
+    report = made_up_report(0, 0.976)
+    record = {"seed": 0, "count": 250, "numbers": 200, "measured_at": "2026-12-04", "seconds": 1.0}
+    table = realworld.realworld_table({**record, "models": {"cnn": report}}, {}, {})
+    readme_labels = {line.split(" | ")[0][2:] for line in table.splitlines()[4:]}
+    number_rows = realworld.number_table(report["numbers"], "cnn").splitlines()[3:]
+    command_labels = {line.split(" | ")[0][2:] for line in number_rows}
+
+    assert len(command_labels) == 5 and command_labels <= readme_labels
+    assert "| 4-digit numbers read exactly right | 92.6% |" in number_rows
 
 
 def test_a_headline_figures_interval_is_wilsons_for_its_sample_size():
