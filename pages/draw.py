@@ -28,8 +28,8 @@ UPLOAD_TYPES = ["png", "jpg", "jpeg", "bmp", "gif", "tif", "tiff", "webp"]
 # page's choices (what to read, the strip's size), which Streamlit forgets while another page is shown.
 KEPT_DRAWINGS, CANVAS_STARTS, KEPT_CHOICES = "kept-drawings", "canvas-starts", "kept-draw-choices"
 
-st.title("Draw a digit")
-st.caption("Every trained model reads your digit at once. Draw large and centred, like on a sheet of squared paper.")
+# Filled once the reading mode below is known, so the heading says what the page reads.
+heading = st.container()
 
 manifest = problems.trained_manifest_or_stop()
 titles = resources.model_titles(manifest)
@@ -142,6 +142,16 @@ mode = st.radio(
     help="A whole number (a postcode, an amount) is split into its digits, and each digit is read on its own.",
 )
 whole_number = mode == WHOLE_NUMBER
+if whole_number:
+    heading.title("Read a whole number")
+    heading.caption(
+        "Every trained model reads each digit of your number. Write the digits side by side, apart or just touching."
+    )
+else:
+    heading.title("Draw a digit")
+    heading.caption(
+        "Every trained model reads your digit at once. Draw large and centred, like on a sheet of squared paper."
+    )
 
 draw_tab, upload_tab = st.tabs([":material/draw: Draw", ":material/upload: Upload an image"])
 

@@ -44,9 +44,9 @@ explorer_view.take_handoff(probabilities)
 mistakes_tab, sample_tab, map_tab, labels_tab = st.tabs(
     [
         ":material/error: Mistakes",
-        ":material/casino: Random sample",
-        ":material/scatter_plot: Map of the test set",
-        ":material/label_off: Suspected label errors",
+        ":material/casino: Sample",
+        ":material/scatter_plot: Map",
+        ":material/label_off: Doubtful labels",
     ]
 )
 with mistakes_tab:

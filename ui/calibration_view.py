@@ -52,9 +52,9 @@ def show_calibration(chosen: list[str], titles: dict[str, str], colours: dict[st
         key="calibration",
         column_config={
             "title": st.column_config.TextColumn("Model"),
-            "accuracy": st.column_config.NumberColumn("Right", format="%.2f%%", help="Share of right answers"),
+            "accuracy": st.column_config.NumberColumn("Accuracy", format="%.2f%%", help="Share of right answers"),
             "mean_confidence": st.column_config.NumberColumn(
-                "Confidence", format="%.2f%%", help="Mean probability of the top digit"
+                "Mean confidence", format="%.2f%%", help="Mean probability of the top digit"
             ),
             "ece": st.column_config.NumberColumn(
                 "ECE", format="%.2f%%", help="Expected calibration error (lower is better)"

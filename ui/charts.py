@@ -105,7 +105,8 @@ def metric_bars(rows: Sequence[dict], key: str, label: str, colours: dict[str, s
         )
     )
     title = shortfall_title(label) if percent else label
-    title = f"{title} (log scale)" if log else title
+    # Labels often end in their unit's brackets ("(ms)"), so the scale follows after a comma, not in more brackets.
+    title = f"{title}, log scale" if log else title
     figure.update_xaxes(fixedrange=True)
     figure.update_yaxes(
         type="log" if log else "linear",
@@ -226,7 +227,10 @@ def confusion_heatmap(
     axes = {"tickmode": "array", "tickvals": DIGITS, "fixedrange": True, "showgrid": False, "zeroline": False}
     figure.update_xaxes(title="predicted digit", side="top", range=[-0.5, 9.5], **axes)
     figure.update_yaxes(title="true digit", range=[9.5, -0.5], scaleanchor="x", **axes)
-    return _compact(figure, 420, title={"text": title, "font": {"size": 15}, "y": 0.99}, clickmode="event+select")
+    figure = _compact(figure, 420, title={"text": title, "font": {"size": 15}, "y": 0.99}, clickmode="event+select")
+    # The predicted-digit axis is on top, under the title: the default top margin set one on the other on a phone.
+    figure.update_layout(margin={"t": 72})
+    return figure
 
 
 def training_curves(rows: Sequence[dict], title: str, colour: str) -> go.Figure:
@@ -382,17 +386,21 @@ def time_to_accuracy_chart(curves: FamilyCurves, colour: str) -> go.Figure:
             hovertemplate="%{x:.0f} s: %{y:.2%}<extra></extra>",
         )
     milestone = curves.comparison["milestone"]
-    # The two lines are often a quarter of a point apart, so one label goes above its line and one below.
-    for accuracy, label, position in (
-        (milestone, f"{milestone:.0%}", "bottom right"),
-        (curves.reference.final_accuracy, "the example's final accuracy", "top right"),
+    final = curves.reference.final_accuracy
+    # The lines to reach are named in the legend: a label on the plot sat on one curve or the other, as both curves
+    # run close to these lines at one end or the other.
+    end = max(max(curves.quick.seconds), max(curves.reference.seconds))
+    for accuracy, label, dash in (
+        (final, f"the example's final accuracy ({final:.2%})", "dot"),
+        (milestone, f"{milestone:.0%} accuracy", "longdashdot"),
     ):
-        figure.add_hline(
-            y=accuracy,
-            line={"color": MUTED, "dash": "dot", "width": 1},
-            annotation_text=label,
-            annotation_position=position,
-            annotation_font_size=11,
+        figure.add_scatter(
+            x=[0, end],
+            y=[accuracy, accuracy],
+            mode="lines",
+            name=label,
+            line={"color": MUTED, "dash": dash, "width": 1},
+            hoverinfo="skip",
         )
     figure.update_xaxes(title="training seconds", rangemode="tozero")
     figure.update_yaxes(title="test accuracy (axis from 95 %)", tickformat=".1%", range=[0.95, 1.0])

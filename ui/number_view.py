@@ -122,7 +122,8 @@ def show_digit_cards(segments: list[Segment], lead: NumberReading) -> None:
                 st.image(enlarge(segment.model_input, 3), width=CARD_IMAGE_WIDTH)
                 continue
             st.metric(f"Digit {position}", entry.digit)
-            confidence = f"{entry.confidence:.0%}"
+            # To a tenth of a percent, as each model's card for one digit gives it.
+            confidence = f"{entry.confidence:.1%}"
             if entry.low_confidence:
                 st.markdown(f":orange[**{confidence}** · low confidence]")
             else:

@@ -99,9 +99,13 @@ def show_prediction_card(
 
 def show_digit_score(verdict: Verdict, screen: ScreenedDetector, key: str) -> None:
     """The image's digit score against the scores real digits and non-digits had on validation."""
-    decision = "a digit" if verdict.is_digit else "not a digit"
+    # The threshold is in the label, so the score means something before the chart is opened.
+    decision = "at or above" if verdict.is_digit else "below"
+    verdict_words = "a digit" if verdict.is_digit else "not a digit"
     with st.expander(
-        f"Is it a digit at all? Digit score {verdict.score:.1f}: {decision}", expanded=not verdict.is_digit
+        f"Is it a digit at all? Digit score {verdict.score:.1f}, {decision} the threshold {verdict.threshold:.1f}: "
+        f"{verdict_words}",
+        expanded=not verdict.is_digit,
     ):
         st.plotly_chart(
             charts.digit_score_chart(screen.record.histogram, verdict.score, verdict.threshold),

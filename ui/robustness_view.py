@@ -11,7 +11,13 @@ import streamlit as st
 from digitlab.errors import DigitlabError
 from digitlab.insight.attacks import smallest_flips
 from digitlab.insight.corruptions import SEVERITIES
-from digitlab.insight.robustness import ATTACK_EPSILONS, ROBUSTNESS_NAME, Robustness, load_robustness
+from digitlab.insight.robustness import (
+    ATTACK_EPSILONS,
+    ROBUSTNESS_NAME,
+    TRANSFER_ATTACK,
+    Robustness,
+    load_robustness,
+)
 from digitlab.models.neural import KerasClassifier
 from digitlab.persistence import MANIFEST_NAME
 from ui import resources
@@ -56,7 +62,7 @@ def show_robustness(chosen: list[str], titles: dict[str, str], colours: dict[str
                     "model": titles.get(name, name),
                     "clean": robustness.clean[name] * 100,
                     "mce": robustness.mean_corruption_error(name) * 100,
-                    "attack": robustness.attack_methods[name],
+                    "attack": attack_method(robustness, name, titles),
                 }
                 for name in shown
             ]
@@ -77,6 +83,14 @@ def show_robustness(chosen: list[str], titles: dict[str, str], colours: dict[str
         "a weaker test than a direct one)."
     )
     st.plotly_chart(attack_chart(robustness, shown, titles, colours), key="robustness-attacks")
+
+
+def attack_method(robustness: Robustness, model: str, titles: dict[str, str]) -> str:
+    """How ``model`` was attacked, naming the model whose images a transfer attack used by its title."""
+    source = robustness.transfer_source(model)
+    if source is None:
+        return robustness.attack_methods[model]
+    return TRANSFER_ATTACK.format(source=titles.get(source, source))
 
 
 def corruption_heatmap(robustness: Robustness, shown: list[str], titles: dict[str, str]) -> go.Figure:

@@ -26,7 +26,7 @@ def comparison_sentence(curves: FamilyCurves) -> str:
         if seconds is None:
             return f"never reached {what}"
         whole = curves.reference.training_seconds
-        return f"reached {what} in {seconds:.0f} s ({ratio:.2f} of the example's {whole:.0f} s)"
+        return f"reached {what} in {seconds:.0f} s ({ratio:.0%} of the example's {whole:.0f} s)"
 
     return (
         f"The quick {curves.family.upper()} "

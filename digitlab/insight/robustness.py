@@ -37,6 +37,8 @@ ATTACK_IMAGES = 1_000
 TRANSFER_SOURCE = "cnn"
 # How a model with a gradient of its own is attacked, as the file records it.
 DIRECT_ATTACK = "PGD on its own gradient"
+# How a model without one is attacked, as the file records it, with the name of the model whose images were used.
+TRANSFER_ATTACK = "transfer: PGD images crafted on the {source}"
 ProgressCallback = Callable[[str], None]
 
 
@@ -65,6 +67,12 @@ class Robustness:
     def attacked_directly(self, model: str) -> bool:
         """Whether the attack followed the model's own gradient (else its images were crafted on another model)."""
         return self.attack_methods.get(model) == DIRECT_ATTACK
+
+    def transfer_source(self, model: str) -> str | None:
+        """The model whose images ``model`` was attacked with, for a transfer attack; None otherwise."""
+        prefix = TRANSFER_ATTACK.format(source="")
+        method = self.attack_methods.get(model, "")
+        return method.removeprefix(prefix) if method.startswith(prefix) else None
 
     def mean_corruption_error(self, model: str) -> float:
         """The mean error rate over the corruptions (MNIST-C's summary, without a baseline to divide by)."""
@@ -125,8 +133,7 @@ def attack_accuracies(models, images, labels, report: ProgressCallback):
     source = TRANSFER_SOURCE if TRANSFER_SOURCE in keras_models else next(iter(keras_models), None)
     accuracies: dict[str, dict[str, float]] = {name: {} for name in models}
     methods = {
-        name: DIRECT_ATTACK if name in keras_models else f"transfer: PGD images crafted on the {source}"
-        for name in models
+        name: DIRECT_ATTACK if name in keras_models else TRANSFER_ATTACK.format(source=source) for name in models
     }
     for eps in ATTACK_EPSILONS:
         crafted = {}

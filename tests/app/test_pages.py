@@ -63,7 +63,8 @@ def test_uploaded_digit_is_read_by_every_model(manifest, titles, digit):
     assert "does not look like a digit" not in verdict
     # One probability chart per model, and the digit score against the range real digits have.
     assert len(app.get("plotly_chart")) == len(titles) + 1
-    assert any(expander.label.startswith("Is it a digit at all?") for expander in app.expander)
+    (score,) = [expander for expander in app.expander if expander.label.startswith("Is it a digit at all?")]
+    assert "at or above the threshold" in score.label and score.label.endswith(": a digit")
     # The CNN alone reads the input at two sizes, and its card says so.
     notes = [caption.value for caption in app.caption if "of the input's size" in caption.value]
     assert notes == ["read at 100% and 85% of the input's size, the answers averaged"]
@@ -82,7 +83,7 @@ def test_a_drawing_that_is_not_a_digit_is_said_so_and_can_still_be_saved(manifes
     assert not app.metric
     assert texts(app.markdown).count("closest digit") == len(titles)
     score = next(expander for expander in app.expander if expander.label.startswith("Is it a digit at all?"))
-    assert "not a digit" in score.label
+    assert "below the threshold" in score.label and score.label.endswith(": not a digit")
     # The drawing can still be kept, as the digit the user says it is; nothing is preselected.
     assert button_labelled(app, "Save with this digit") is not None
     assert app.get("button_group")[0].value is None
@@ -347,12 +348,18 @@ def test_compare_page_draws_the_recorded_time_to_accuracy_curves(models_copy):
     (chart,) = [
         spec for spec in plotly_specs(app) if "time to accuracy" in spec["layout"].get("title", {}).get("text", "")
     ]
-    assert [trace["x"] for trace in chart["data"]] == [quick.seconds, reference.seconds]
-    assert [trace["y"] for trace in chart["data"]] == [quick.accuracy, reference.accuracy]
+    curves, lines = chart["data"][:2], chart["data"][2:]
+    assert [trace["x"] for trace in curves] == [quick.seconds, reference.seconds]
+    assert [trace["y"] for trace in curves] == [quick.accuracy, reference.accuracy]
+    # The lines to reach, across the whole chart and named in its legend.
+    assert [(trace["name"], trace["y"], trace["x"]) for trace in lines] == [
+        ("the example's final accuracy (99.24%)", [0.9924, 0.9924], [0, 200.0]),
+        ("99% accuracy", [0.99, 0.99], [0, 200.0]),
+    ]
     assert (
-        "The quick CNN reached 99.24% (the example's accuracy after its 15 epochs) in 20 s (0.10 of the example's "
+        "The quick CNN reached 99.24% (the example's accuracy after its 15 epochs) in 20 s (10% of the example's "
         "200 s) and "
-        "reached 99% in 10 s (0.05 of the example's 200 s)." in texts(app.caption)
+        "reached 99% in 10 s (5% of the example's 200 s)." in texts(app.caption)
     )
 
 
@@ -373,9 +380,11 @@ def recorded_robustness(folder, manifest, *, distinct: bool = False):
     corruption), so a cell shown in the wrong place shows the wrong figure; otherwise every corrupted accuracy is 0.9.
     """
     from digitlab.insight.corruptions import CORRUPTIONS
-    from digitlab.insight.robustness import Robustness, save_robustness
+    from digitlab.insight.robustness import DIRECT_ATTACK, TRANSFER_ATTACK, Robustness, save_robustness
 
     names = list(manifest.models)
+    # As the robustness command records it: the SVM and the ensemble attacked with images crafted on the CNN.
+    attacked_directly = {"mlp", "cnn"}
 
     def accuracy(model: int, corruption: int) -> float:
         return round(0.9 - 0.01 * model - 0.001 * corruption, 4) if distinct else 0.9
@@ -387,7 +396,9 @@ def recorded_robustness(folder, manifest, *, distinct: bool = False):
             for row, corruption in enumerate(CORRUPTIONS)
         },
         attacks={name: {"0.05": 0.8, "0.1": 0.5, "0.2": 0.1} for name in names},
-        attack_methods={name: "PGD on its own gradient" for name in names},
+        attack_methods={
+            name: DIRECT_ATTACK if name in attacked_directly else TRANSFER_ATTACK.format(source="cnn") for name in names
+        },
         model_sha256={name: entry.sha256 for name, entry in manifest.models.items()},
         test_images=10_000,
         attack_images=1_000,
@@ -424,6 +435,10 @@ def test_compare_page_draws_robustness_as_a_heat_map_and_attack_curves(models_co
     table = next(frame.value for frame in app.dataframe if "mce" in frame.value.columns)
     expected_mce = [100 * float(np.mean([1 - robustness.corruptions[c][name] for c in CORRUPTIONS])) for name in names]
     assert list(table["mce"]) == pytest.approx(expected_mce)
+    # A transfer attack names the model whose images it used as the page names it everywhere else.
+    attacks_by_model = dict(zip(table["model"], table["attack"], strict=True))
+    assert attacks_by_model[titles["svm"]] == f"transfer: PGD images crafted on the {titles['cnn']}"
+    assert attacks_by_model[titles["cnn"]] == "PGD on its own gradient"
     (attacks,) = [
         spec
         for spec in plotly_specs(app)

@@ -78,8 +78,8 @@ def test_the_map_colours_every_test_image_by_label_and_marks_each_models_mistake
 
     assert_no_exception(app)
     assert [tab.label.split(" ", 1)[1] for tab in app.tabs][MAP_TAB:] == [
-        "Map of the test set",
-        "Suspected label errors",
+        "Map",
+        "Doubtful labels",
     ]
     (spec,) = map_specs(app)
     label_traces = [trace for trace in spec["data"] if trace["name"].startswith("label ")]

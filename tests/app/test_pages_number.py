@@ -145,6 +145,8 @@ def test_number_mode_hints_on_an_empty_canvas(monkeypatch, manifest):
     app = number_page()
 
     assert_no_exception(app)
+    assert [title.value for title in app.title] == ["Read a whole number"]
+    assert "reads each digit of your number" in app.caption[0].value
     assert "The canvas is empty" in texts(app.info)
     assert not app.metric and not app.error
 
@@ -190,7 +192,8 @@ def test_number_mode_flags_digits_read_with_low_confidence(monkeypatch, manifest
     assert_no_exception(app)
     assert "".join(digit_metrics(app).values()) == "44"
     assert "unsure of digits 1, 2" in texts(app.warning)
-    assert sum("low confidence" in element.value for element in app.markdown) == 2
+    # Confidence to a tenth of a percent, as the one-digit cards give it.
+    assert sum("**40.0%** · low confidence" in element.value for element in app.markdown) == 2
 
 
 def test_one_digit_mode_keeps_the_square_canvas(monkeypatch, manifest):
@@ -200,6 +203,7 @@ def test_one_digit_mode_keeps_the_square_canvas(monkeypatch, manifest):
 
     assert_no_exception(app)
     assert set(canvas.sizes) == {(280, 280)}
+    assert [title.value for title in app.title] == ["Draw a digit"]
     assert "Draw a digit on the black square" in texts(app.info)
 
 

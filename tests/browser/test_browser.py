@@ -165,7 +165,7 @@ def test_a_clicked_confusion_cell_lists_its_images_and_opens_the_explorer(browse
 def test_explorer_sample_tab_marks_each_models_answers(browser, server_url):
     page = open_page(browser, f"{server_url}/explore", PAGES["explore"][1], DESKTOP)
 
-    page.get_by_role("tab", name="Random sample").click()
+    page.get_by_role("tab", name="Sample").click()
     page.get_by_text("In this sample:").wait_for(timeout=PAGE_TIMEOUT_MS)
     wait_until_idle(page)
 

@@ -112,7 +112,7 @@ def test_a_test_images_mistake_shows_look_alikes_and_heat_maps(browser, server_u
 
 def test_a_lasso_on_the_map_selects_images_and_filters_the_mistakes(browser, server_url, insight):
     page = open_page(browser, f"{server_url}/explore", PAGES["explore"][1], DESKTOP)
-    page.get_by_role("tab", name="Map of the test set").click()
+    page.get_by_role("tab", name="Map").click()
     plot = page.locator(".js-plotly-plot .nsewdrag").first
     plot.wait_for(timeout=PAGE_TIMEOUT_MS)
     wait_until_idle(page)
@@ -134,7 +134,7 @@ def test_a_lasso_on_the_map_selects_images_and_filters_the_mistakes(browser, ser
 def test_the_suspected_label_errors_view_lists_thirty_images_with_evidence(browser, server_url, titles):
     page = open_page(browser, f"{server_url}/explore", PAGES["explore"][1], DESKTOP)
 
-    page.get_by_role("tab", name="Suspected label errors").click()
+    page.get_by_role("tab", name="Doubtful labels").click()
     page.get_by_text("1. test image #").first.wait_for(timeout=PAGE_TIMEOUT_MS)
     wait_until_idle(page)
 

@@ -120,6 +120,7 @@ def test_robustness_is_measured_saved_and_refused_once_a_model_changes(tiny_mode
     assert loaded.attack_methods["mlp"] == "PGD on its own gradient"
     assert loaded.attack_methods["svm"] == "transfer: PGD images crafted on the cnn"
     assert loaded.attacked_directly("mlp") and not loaded.attacked_directly("svm")
+    assert loaded.transfer_source("svm") == "cnn" and loaded.transfer_source("mlp") is None
     assert stages[0] == "clean test images" and any("corruption 12 of 12" in stage for stage in stages)
 
     manifest = read_manifest(folder)
