@@ -21,6 +21,7 @@ from digitlab.imaging.segment import (
     read_number,
     segment_digits,
 )
+from digitlab.recognise import best_first
 from ui import problems, resources
 from ui.images import enlarge
 
@@ -41,13 +42,7 @@ CARDS_PER_ROW, CARD_WIDTH, CARD_IMAGE_WIDTH = 8, 108, 76
 
 def models_by_accuracy(models: dict[str, Any]) -> dict[str, Any]:
     """The models, the one with the best recorded test accuracy first (it decides the cuts)."""
-    entries = resources.manifest().models
-
-    def accuracy(name: str) -> float:
-        recorded = entries[name].accuracy if name in entries else None
-        return 0.0 if recorded is None else float(recorded)
-
-    return {name: models[name] for name in sorted(models, key=accuracy, reverse=True)}
+    return best_first(models, {name: entry.accuracy for name, entry in resources.manifest().models.items()})
 
 
 def annotated_image(source, digits: list[NumberDigit]) -> Image.Image:

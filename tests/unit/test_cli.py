@@ -269,6 +269,45 @@ def test_predict_multi_prints_the_number_with_digits_and_boxes(number_file, tiny
     assert lefts == sorted(lefts)
 
 
+def test_the_most_accurate_model_cuts_a_number_for_every_model(number_file, tiny_models_dir, monkeypatch, capsys):
+    import digitlab.recognise as recognise
+
+    seen = {}
+    original_segment, original_read = recognise.segment_ink, recognise.read_segments
+
+    def segment(ink, size, judge, splitter=None):
+        seen["judge"] = judge
+        return original_segment(ink, size, judge, splitter)
+
+    def read(segments, models, is_digit=None):
+        seen["models"] = models
+        return original_read(segments, models, is_digit)
+
+    recorded = {name: entry.accuracy for name, entry in read_manifest(tiny_models_dir).models.items()}
+    assert recognise.recorded_accuracies(tiny_models_dir) == recorded
+    # The tiny models' SVM, the first of the registry, happens to be their most accurate; here the MLP is.
+    accuracies = {"svm": 0.95, "mlp": 0.99, "cnn": 0.9, "ensemble": 0.97}
+    monkeypatch.setattr(recognise, "recorded_accuracies", lambda models_dir=None: accuracies)
+    monkeypatch.setattr(recognise, "segment_ink", segment)
+    monkeypatch.setattr(recognise, "read_segments", read)
+    path, _ = number_file
+
+    assert main(["predict", str(path), "--multi", "--json", "--models-dir", str(tiny_models_dir)]) == 0
+    assert seen["judge"] is seen["models"]["mlp"]
+    # The readings come in the order of the registry, as for a single digit.
+    printed = [json.loads(line)["model"] for line in capsys.readouterr().out.splitlines()]
+    assert printed == list(REGISTRY)
+
+
+def test_models_are_ranked_by_their_recorded_test_accuracy_those_without_one_last():
+    from digitlab.recognise import best_first
+
+    models = {"svm": "S", "mlp": "M", "cnn": "C", "run": "R"}
+    ranked = best_first(models, {"svm": 0.9924, "mlp": 0.9893, "cnn": 0.9967, "run": None})
+    assert list(ranked.items()) == [("cnn", "C"), ("svm", "S"), ("mlp", "M"), ("run", "R")]
+    assert list(best_first(models, {})) == list(models)
+
+
 def test_a_damaged_split_network_stops_predict_multi_with_a_sentence(number_file, tiny_models_dir, tmp_path, capsys):
     shipped = settings.DEFAULT_MODELS_DIR
     if not (shipped / SPLITTER_RECORD).exists():
