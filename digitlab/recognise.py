@@ -12,13 +12,13 @@ import numpy as np
 
 from digitlab import settings
 from digitlab.errors import DigitlabError
-from digitlab.imaging.clean import clean_ink
 from digitlab.imaging.preprocess import preprocess
 from digitlab.imaging.segment import (
     NumberReading,
     Segment,
     digit_like,
     displayed_gray,
+    number_ink,
     read_segments,
     segment_ink,
 )
@@ -221,4 +221,4 @@ def read_number_files(
 def _cleaned_ink(path: str | os.PathLike) -> tuple[np.ndarray, tuple[int, int]]:
     """The ink mask of the image at ``path`` and the image's displayed size."""
     gray, size = displayed_gray(path)
-    return clean_ink(gray), size
+    return number_ink(gray), size

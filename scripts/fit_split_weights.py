@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from digitlab.checks.realworld import NumberSample, generate_numbers, held_out_indices  # noqa: E402
 from digitlab.data.mnist import load_mnist  # noqa: E402
 from digitlab.imaging import segment  # noqa: E402
-from digitlab.imaging.clean import clean_ink, ink_components  # noqa: E402
+from digitlab.imaging.clean import ink_components  # noqa: E402
 from digitlab.models.base import Predictor  # noqa: E402
 from digitlab.models.splitter import SplitNetwork, load_splitter  # noqa: E402
 from digitlab.recognise import load_models  # noqa: E402
@@ -116,7 +116,7 @@ def collect(judge: Predictor, splitter: SplitNetwork | None) -> tuple[np.ndarray
     for seed in SEEDS:
         for sample in generate_numbers(images, labels, NUMBERS_PER_SEED, seed=seed, pool=pool):
             gray, size = segment.displayed_gray(sample.payload)
-            ink = clean_ink(gray)
+            ink = segment.number_ink(gray)
             found.extend(labelled_regions(ink, digit_centres(sample, ink.shape, size), judge, splitter))
     return np.array([region.features for region in found]), np.array([region.several for region in found])
 

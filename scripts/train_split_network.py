@@ -39,7 +39,7 @@ from digitlab.data import synthetic  # noqa: E402
 from digitlab.data.mnist import load_mnist  # noqa: E402
 from digitlab.errors import NoDigitFoundError  # noqa: E402
 from digitlab.imaging.clean import clean_ink  # noqa: E402
-from digitlab.imaging.segment import displayed_gray  # noqa: E402
+from digitlab.imaging.segment import displayed_gray, number_ink  # noqa: E402
 from digitlab.models.splitter import SPLITTER_ARTIFACT, SplitNetwork, SplitterRecord, write_splitter  # noqa: E402
 from digitlab.recognise import load_models  # noqa: E402
 from digitlab.settings import DEFAULT_MODELS_DIR  # noqa: E402
@@ -60,7 +60,7 @@ def number_regions(seed: int) -> tuple[np.ndarray, np.ndarray]:
     found = []
     for sample in generate_numbers(images, labels, NUMBERS_PER_SEED, seed=seed, pool=pool):
         gray, size = displayed_gray(sample.payload)
-        ink = clean_ink(gray)
+        ink = number_ink(gray)
         found.extend(labelled_regions(ink, digit_centres(sample, ink.shape, size), judge))
     return np.stack([region.model_input for region in found]), np.array([region.several for region in found])
 

@@ -82,20 +82,28 @@ NON_DIGIT_SOURCES = ("letters", "symbols", "doodles")
 NOT_A_DIGIT = -1
 # The record of every model's figures that the README's table is written from, in the models folder.
 REALWORLD_NAME = "realworld.json"
+# The same composed numbers scanned small: each shrunk so its digits are between these heights in pixels, as a row of
+# 16x16 form digits or of envelope digits is.
+SMALL_DIGIT_HEIGHTS = (12, 20)
 # Composed numbers read for the record, and the command that writes it.
 RECORD_NUMBERS = 200
 RECORD_COMMAND = f"python -m digitlab realworld --model all --numbers {RECORD_NUMBERS} --record"
 # Above the table: the headline figures come from samples, and their brackets say how far chance alone moves them.
 INTERVAL_NOTE = "In brackets: the 95 % (Wilson) interval that the size of its sample leaves a headline figure."
-# The figures of evaluate_numbers and how both the command's number table and the README's table name them; the
-# first is the headline, which the README gives with its interval.
+# The figures of evaluate_numbers (with the same numbers scanned small) and how both the command's number table and
+# the README's table name them; the README gives the headline figures, numbers read exactly, with their intervals.
 NUMBER_FIGURES = (
     ("exact", "4-digit numbers read exactly right"),
+    (
+        "small_exact",
+        "numbers scanned small (digits {}-{} pixels tall): read exactly right".format(*SMALL_DIGIT_HEIGHTS),
+    ),
     ("alone_exact", "numbers: every digit read right from its own MNIST image, unsegmented"),
     ("right_digit_count", "numbers: right count of digits found"),
     ("digit_accuracy", "numbers: digits read right (a wrongly split number's digits count as wrong)"),
     ("refused_digits", "numbers: digits refused as not a digit (left out of the number)"),
 )
+INTERVAL_NUMBER_FIGURES = ("exact", "small_exact")
 # Mixed into the seeds of the drawn samples, so they are not the drawings the detector was trained or set with.
 DRAWN_SEED_BASE = 16
 # The split the families' default hyperparameters hold out (the shipped models use it). Evaluation never
@@ -385,6 +393,25 @@ def generate_numbers(
     return samples
 
 
+def scanned_small(samples: list[NumberSample], seed: int = 0) -> list[NumberSample]:
+    """The composed numbers shrunk, each so that its digits are :data:`SMALL_DIGIT_HEIGHTS` pixels tall.
+
+    Averaged down as a scanner at a low resolution would, and saved as PNG; the boxes shrink with the image.
+    """
+    rng = np.random.default_rng(seed)
+    shrunk = []
+    for sample in samples:
+        image = Image.open(io.BytesIO(sample.payload)).convert("L")
+        digit_height = float(np.median([height for _, _, _, height in sample.boxes]))
+        factor = min(1.0, rng.uniform(*SMALL_DIGIT_HEIGHTS) / digit_height)
+        size = (max(1, round(image.size[0] * factor)), max(1, round(image.size[1] * factor)))
+        small = image.resize(size, Image.Resampling.BOX)
+        boxes = tuple(tuple(round(value * factor) for value in box) for box in sample.boxes)
+        conditions = (*sample.conditions, f"shrunk to {size[0]}x{size[1]}px")
+        shrunk.append(NumberSample(sample.number, encode(small, ".png"), conditions, boxes, sample.digit_images))
+    return shrunk
+
+
 def evaluate_numbers(
     samples: list[NumberSample],
     models: dict[str, DigitClassifier],
@@ -595,9 +622,14 @@ def report_table(report: dict[str, Any], model_name: str) -> str:
 def number_table(report: dict[str, Any], model_name: str) -> str:
     """A Markdown table of how well composed numbers are read, its rows named as in the README's table.
 
-    The share of digits refused as not a digit is left out when the numbers were read without the check.
+    The share of digits refused as not a digit is left out when the numbers were read without the check, and
+    the numbers scanned small when they were not read (:func:`evaluate_numbers` alone).
     """
-    shown = [(key, label) for key, label in NUMBER_FIGURES if report["screened"] or key != "refused_digits"]
+    shown = [
+        (key, label)
+        for key, label in NUMBER_FIGURES
+        if key in report and (report["screened"] or key != "refused_digits")
+    ]
     return "\n".join(
         [
             f"| composed numbers | read by {model_name} |",
@@ -648,7 +680,10 @@ def run_realworld(
     }
     if numbers > 0:
         composed = generate_numbers(images, labels, numbers, seed=seed, pool=pool)
-        report["numbers"] = evaluate_numbers(composed, {model_name: model}, detector, load_number_splitter(models_dir))
+        splitter = load_number_splitter(models_dir)
+        report["numbers"] = evaluate_numbers(composed, {model_name: model}, detector, splitter)
+        small = evaluate_numbers(scanned_small(composed, seed), {model_name: model}, detector, splitter)
+        report["numbers"]["small_exact"] = small["exact"]
     return report
 
 
@@ -728,9 +763,10 @@ def realworld_table(record: dict[str, Any], titles: Mapping[str, str], checksums
         ]
     rows.append(row("AUROC, digits against non-digits: detector score", lambda digits, _: auroc_cell(digits)))
     if all("numbers" in models[name] for name in names):
-        (_, headline), *others = NUMBER_FIGURES
-        rows.append(row(headline, exact_numbers_cell))
-        rows += [row(label, number_cell(key)) for key, label in others]
+        rows += [
+            row(label, exact_numbers_cell(key) if key in INTERVAL_NUMBER_FIGURES else number_cell(key))
+            for key, label in NUMBER_FIGURES
+        ]
     headers = ["", *(f"{titles.get(name, name)} (`{name}`)" for name in names)]
     numbers = f", {record['numbers']} numbers" if record["numbers"] else ""
     return (
@@ -768,12 +804,15 @@ def non_digit_cell(kind: str, figure: str):
     return cell
 
 
-def exact_numbers_cell(_, numbers) -> str:
-    return f"{numbers['exact']:.1%}" + interval_cell(numbers["exact"], numbers["numbers"])
+def exact_numbers_cell(key: str):
+    """A share of the numbers with its interval; a dash in a record written before the figure was measured."""
+    return lambda _, numbers: (
+        "-" if key not in numbers else f"{numbers[key]:.1%}" + interval_cell(numbers[key], numbers["numbers"])
+    )
 
 
 def number_cell(key: str):
-    return lambda _, numbers: f"{numbers[key]:.1%}"
+    return lambda _, numbers: "-" if key not in numbers else f"{numbers[key]:.1%}"
 
 
 def auroc_cell(digits: dict[str, Any]) -> str:

@@ -25,7 +25,13 @@ import numpy as np
 from PIL import Image
 
 from digitlab.errors import DigitlabError
-from digitlab.imaging.clean import clean_ink, drop_stray_marks, reject_scattered_ink, reject_soft_marks
+from digitlab.imaging.clean import (
+    clean_ink,
+    drop_stray_marks,
+    enlarge_small_scan,
+    reject_scattered_ink,
+    reject_soft_marks,
+)
 from digitlab.imaging.decode import source_to_gray
 from digitlab.imaging.normalise import crop_to_ink, digit_to_mnist
 
@@ -35,7 +41,7 @@ PREPROCESS_VERSION = 3
 
 def preprocess_array(gray: np.ndarray) -> np.ndarray:
     """MNIST-style ``uint8`` 28x28 input from a 2-D luminance array in [0, 1]."""
-    digit = drop_stray_marks(clean_ink(gray, enlarge_small=True))
+    digit = drop_stray_marks(clean_ink(gray, enlarge=enlarge_small_scan))
     reject_scattered_ink(digit)
     reject_soft_marks(digit)
     return digit_to_mnist(crop_to_ink(digit))

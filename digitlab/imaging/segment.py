@@ -1,7 +1,7 @@
 """Read a whole number: split an image into its digits, recognise each, and join them left to right.
 
-The image is cleaned exactly as for a single digit (:func:`digitlab.imaging.clean.clean_ink`),
-then its ink is grouped into digits:
+The image is cleaned as for a single digit (:func:`digitlab.imaging.clean.clean_ink`), a short line
+enlarged first (:func:`number_ink`), then its ink is grouped into digits:
 
 1. connected components of ink are found, and the line's height is taken
    from the substantial ones;
@@ -36,7 +36,7 @@ from scipy.sparse.csgraph import connected_components
 from scipy.special import expit
 
 from digitlab.errors import NoDigitFoundError
-from digitlab.imaging.clean import clean_ink, ink_components, ink_mask, reject_soft_marks
+from digitlab.imaging.clean import clean_ink, enlarge_short_line, ink_components, ink_mask, reject_soft_marks
 from digitlab.imaging.decode import DECODED_SCALE, array_to_gray, load_image, to_grayscale
 from digitlab.imaging.normalise import crop_to_ink, digit_to_mnist
 from digitlab.models.base import Predictor, is_low_confidence
@@ -411,13 +411,18 @@ def segment_digits(
     cut, with the ``splitter``'s opinion when there is one.
     """
     gray, size = displayed_gray(source)
-    return segment_ink(clean_ink(gray), size, judge, splitter)
+    return segment_ink(number_ink(gray), size, judge, splitter)
+
+
+def number_ink(gray: np.ndarray) -> np.ndarray:
+    """The image cleaned for reading a number: as for one digit (:func:`clean_ink`), a short line enlarged first."""
+    return clean_ink(gray, enlarge=enlarge_short_line)
 
 
 def segment_ink(
     ink: np.ndarray, size: tuple[int, int], judge: Predictor, splitter: SplitNetwork | None = None
 ) -> list[Segment]:
-    """:func:`segment_digits` for an image already cleaned by ``clean_ink``, displayed at ``size`` (width, height).
+    """:func:`segment_digits` for an image already cleaned by :func:`number_ink`, displayed at ``size`` (width, height).
 
     Faint ridges that smooth gray noise leaves after cleaning are refused as
     they are for one digit (:func:`reject_soft_marks`); cut up, they read as a row of 1s.

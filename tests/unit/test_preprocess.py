@@ -590,6 +590,21 @@ def test_larger_images_are_not_enlarged(shape):
     assert clean.enlarge_small_scan(image) is image
 
 
+@pytest.mark.parametrize(("shape", "enlarged"), [((29, 120), (96, 397)), ((64, 200), (96, 300)), ((16, 16), (96, 96))])
+def test_a_short_line_of_digits_is_enlarged_to_a_readable_height_its_aspect_kept(shape, enlarged):
+    line = np.random.default_rng(0).random(shape).astype(np.float32)
+    result = clean.enlarge_short_line(line)
+    assert result.shape == enlarged and result.min() >= 0 and result.max() <= 1
+
+
+def test_a_tall_line_is_not_enlarged_and_a_long_short_one_no_further_than_the_analysis_size():
+    tall = np.zeros((65, 400), dtype=np.float32)
+    assert clean.enlarge_short_line(tall) is tall
+    long_strip = np.zeros((20, 4000), dtype=np.float32)
+    enlarged = clean.enlarge_short_line(long_strip)
+    assert enlarged.shape[0] > 20 and enlarged.size <= 1.01 * clean.ANALYSIS_SIDE**2
+
+
 def test_an_8x8_scan_of_real_handwriting_reads_like_the_same_scan_enlarged():
     # The UCI digits fill their 8x8 box with gray levels, so neighbouring pixels across a stroke differ as much as
     # noise does: cleaned at that size, noise smoothing blurred the strokes away (median overlap 0.73 before).

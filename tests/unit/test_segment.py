@@ -7,6 +7,7 @@ from scipy import ndimage
 
 from digitlab.errors import NoDigitFoundError
 from digitlab.imaging import segment
+from digitlab.imaging.clean import ENLARGED_LINE_HEIGHT, SMALL_LINE_HEIGHT
 from digitlab.imaging.normalise import crop_to_ink
 from digitlab.models.detector import Verdict
 
@@ -74,6 +75,23 @@ def test_boxes_are_in_the_pixels_of_a_large_image():
     assert canvas.shape[1] > 768  # analysed at a reduced size, reported at full size
     for segment_, box in zip(found, boxes, strict=True):
         assert overlap_share(segment_.box, box) > 0.95
+
+
+def test_boxes_are_in_the_pixels_of_a_short_line_that_was_enlarged_to_be_read(mnist_train):
+    images, _ = mnist_train
+    digits = [crop_to_ink(images[index] / 255.0) for index in (1, 3, 5)]
+    canvas, boxes = line_of(digits, [6, 5], margin=4)
+    assert canvas.shape[0] <= SMALL_LINE_HEIGHT
+    assert segment.number_ink(canvas).shape[0] == ENLARGED_LINE_HEIGHT
+
+    found = segment.segment_digits(canvas, FixedReader())
+    assert len(found) == 3
+    for segment_, box in zip(found, boxes, strict=True):
+        assert overlap_share(segment_.box, box) > 0.85
+        assert (
+            segment_.box[0] + segment_.box[2] <= canvas.shape[1]
+            and segment_.box[1] + segment_.box[3] <= canvas.shape[0]
+        )
 
 
 def test_boxes_are_in_the_pixels_of_a_large_jpeg_that_was_decoded_scaled_down():
