@@ -201,15 +201,16 @@ def read_number_files(
     Each image is read and cleaned before the models are loaded, so a run
     over unreadable files alone never starts TensorFlow.
     """
-    helpers: tuple[ScreenedDetector | None, SplitNetwork | None] | None = None
+    helpers: tuple[ScreenedDetector | None, SplitNetwork | None, DigitClassifier] | None = None
     for path, cleaned, models, error in prepared_files(paths, _cleaned_ink, model_names, models_dir):
         outcome = NumberOutcome(path=str(path), error=error)
         if error is None:
             ink, size = cleaned
-            helpers = helpers or (load_screen(models_dir), load_number_splitter(models_dir))
-            screen, splitter = helpers
-            # The most accurate model cuts the number, whatever order the models were asked for in.
-            judge = next(iter(best_first(models, recorded_accuracies(models_dir)).values()))
+            if helpers is None:
+                # The most accurate model cuts the number, whatever order the models were asked for in.
+                judge = next(iter(best_first(models, recorded_accuracies(models_dir)).values()))
+                helpers = (load_screen(models_dir), load_number_splitter(models_dir), judge)
+            screen, splitter, judge = helpers
             try:
                 outcome.segments = segment_ink(ink, size, judge, splitter)
                 outcome.readings = read_segments(outcome.segments, models, digit_like(outcome.segments, screen))
