@@ -85,14 +85,14 @@ LINE_THICKNESS = 7
 # which lighting is looked for, so the enlarged scan is still cleaned as a scan.
 SMALL_SCAN_SIDE = 32
 ENLARGED_SCAN_SIDE = 56
-# A number scanned SMALL_LINE_HEIGHT pixels tall or less (16x16 form digits or envelope digits side by side) is enlarged
-# to ENLARGED_LINE_HEIGHT pixels tall before it is cleaned, for the same reason. Of the 200 numbers `realworld` composes
-# with development seeds 7 and 8, shrunk so that their digits were 32, 24, 16 and 10 pixels tall, the CNN read 187, 186,
-# 178 and 164 exactly at that size and 190, 188, 187 and 180 enlarged this way (at their own size, digits 40 pixels
-# tall or more and never enlarged, 190). Enlarging lines of 48 pixels or less to 96, or of 64 or less to 128, did as
-# well on seeds 5 and 6 and a little worse on seeds 7 and 8.
-SMALL_LINE_HEIGHT = 64
-ENLARGED_LINE_HEIGHT = 96
+# A number scanned less than ENLARGED_LINE_HEIGHT pixels tall (16x16 form digits or envelope digits side by side) is
+# enlarged to that height before it is cleaned, for the same reason; still below MIN_SIDE_FOR_LIGHTING, so it is
+# cleaned as a scan. Of the 200 numbers `realworld` composes with development seeds 7 and 8, shrunk so that their digits
+# were 32, 24, 16 and 10 pixels tall, the CNN read 187, 186, 178 and 164 exactly at that size and 188, 187, 184 and 174
+# enlarged (at their own size, digits 40 pixels tall or more and never enlarged, 190); seeds 5 and 6, digits 32, 20, 16
+# and 12 pixels tall: 185, 180, 176 and 170, enlarged 186, 185, 185 and 184. Enlarged to 96 pixels, lines up to 64
+# pixels tall read a few more, but 23 of 100 single envelope digits of seed 5 were then cut in two (none at 60).
+ENLARGED_LINE_HEIGHT = 60
 
 
 def reject_noise(gray: np.ndarray) -> None:
@@ -478,10 +478,10 @@ def enlarge_small_scan(gray: np.ndarray) -> np.ndarray:
 
 
 def enlarge_short_line(gray: np.ndarray) -> np.ndarray:
-    """``gray`` enlarged to :data:`ENLARGED_LINE_HEIGHT` pixels tall, its aspect kept, when it is
-    :data:`SMALL_LINE_HEIGHT` or less; never to more pixels than an image of the analysis size holds."""
+    """``gray`` enlarged to :data:`ENLARGED_LINE_HEIGHT` pixels tall, its aspect kept, when it is shorter; never to
+    more pixels than an image of the analysis size holds."""
     height, width = gray.shape
-    if height > SMALL_LINE_HEIGHT:
+    if height >= ENLARGED_LINE_HEIGHT:
         return gray
     scale = min(ENLARGED_LINE_HEIGHT / height, ANALYSIS_SIDE / np.sqrt(height * width))
     if scale <= 1:
