@@ -90,20 +90,21 @@ RECORD_NUMBERS = 200
 RECORD_COMMAND = f"python -m digitlab realworld --model all --numbers {RECORD_NUMBERS} --record"
 # Above the table: the headline figures come from samples, and their brackets say how far chance alone moves them.
 INTERVAL_NOTE = "In brackets: the 95 % (Wilson) interval that the size of its sample leaves a headline figure."
-# The figures of evaluate_numbers (with the same numbers scanned small) and how both the command's number table and
-# the README's table name them; the README gives the headline figures, numbers read exactly, with their intervals.
+# The figures of evaluate_numbers (with the same numbers scanned small), how both the command's number table and the
+# README's table name them, and whether the README gives the figure with its interval (the headline ones, numbers
+# read exactly).
 NUMBER_FIGURES = (
-    ("exact", "4-digit numbers read exactly right"),
+    ("exact", "4-digit numbers read exactly right", True),
     (
         "small_exact",
         "numbers scanned small (digits {}-{} pixels tall): read exactly right".format(*SMALL_DIGIT_HEIGHTS),
+        True,
     ),
-    ("alone_exact", "numbers: every digit read right from its own MNIST image, unsegmented"),
-    ("right_digit_count", "numbers: right count of digits found"),
-    ("digit_accuracy", "numbers: digits read right (a wrongly split number's digits count as wrong)"),
-    ("refused_digits", "numbers: digits refused as not a digit (left out of the number)"),
+    ("alone_exact", "numbers: every digit read right from its own MNIST image, unsegmented", False),
+    ("right_digit_count", "numbers: right count of digits found", False),
+    ("digit_accuracy", "numbers: digits read right (a wrongly split number's digits count as wrong)", False),
+    ("refused_digits", "numbers: digits refused as not a digit (left out of the number)", False),
 )
-INTERVAL_NUMBER_FIGURES = ("exact", "small_exact")
 # Mixed into the seeds of the drawn samples, so they are not the drawings the detector was trained or set with.
 DRAWN_SEED_BASE = 16
 # The split the families' default hyperparameters hold out (the shipped models use it). Evaluation never
@@ -627,7 +628,7 @@ def number_table(report: dict[str, Any], model_name: str) -> str:
     """
     shown = [
         (key, label)
-        for key, label in NUMBER_FIGURES
+        for key, label, _ in NUMBER_FIGURES
         if key in report and (report["screened"] or key != "refused_digits")
     ]
     return "\n".join(
@@ -764,8 +765,8 @@ def realworld_table(record: dict[str, Any], titles: Mapping[str, str], checksums
     rows.append(row("AUROC, digits against non-digits: detector score", lambda digits, _: auroc_cell(digits)))
     if all("numbers" in models[name] for name in names):
         rows += [
-            row(label, exact_numbers_cell(key) if key in INTERVAL_NUMBER_FIGURES else number_cell(key))
-            for key, label in NUMBER_FIGURES
+            row(label, exact_numbers_cell(key) if with_interval else number_cell(key))
+            for key, label, with_interval in NUMBER_FIGURES
         ]
     headers = ["", *(f"{titles.get(name, name)} (`{name}`)" for name in names)]
     numbers = f", {record['numbers']} numbers" if record["numbers"] else ""
