@@ -24,7 +24,8 @@ def chosen_models(choice: str) -> list[str]:
 
 
 def network_options(arguments, name: str) -> dict[str, float]:
-    """``--style-share`` and ``--keep-start`` as keywords for the families that take them (the Keras networks)."""
+    """``--style-share`` and ``--keep-start`` as keywords for the families that take them (the Keras networks, and
+    the ensemble for its extra CNNs)."""
     accepted = REGISTRY[name]._get_param_names()
     given = {"style_share": arguments.style_share, "keep_start": arguments.keep_start}
     return {key: value for key, value in given.items() if value is not None and key in accepted}
@@ -664,7 +665,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--style-share",
         type=non_negative_float,
-        help="also learn from this many writing-style examples per training image for the MLP and the CNN "
+        help="also learn from this many writing-style examples per training image for the MLP, the CNN and the "
+        "ensemble's extra CNNs "
         "(scans, forms, drawings and photos made from training digits, font digits, elastic distortions; "
         "default 0, as the shipped models; try 0.2)",
     )
@@ -672,7 +674,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--reuse",
         action="store_true",
         help="keep what a saved model of the same settings can lend and fit only the rest: the SVM keeps its "
-        "fitted SVM and calibrates it again, the ensemble keeps its extra CNNs and chooses its weights again, "
+        "fitted SVM and calibrates it again, the ensemble keeps its extra CNNs (fine-tunes them as the CNN with "
+        "--style-share or --keep-start) and chooses its weights again, "
         "the MLP and the CNN start from their saved networks and fine-tune them "
         f"({KerasClassifier.reuse_settings['epochs']} epochs at a peak learning rate of "
         f"{KerasClassifier.reuse_settings['learning_rate']:g} unless --epochs says otherwise)",
@@ -680,7 +683,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--keep-start",
         type=share,
-        help="with --reuse, blend each fine-tuned weight of the MLP or the CNN with the starting network's, keeping "
+        help="with --reuse, blend each fine-tuned weight of the MLP, the CNN or the ensemble's extra CNNs with the "
+        "starting network's, keeping "
         "this share of the start (WiSE-FT; default 0)",
     )
     train.add_argument("--out", help="models folder to write (default: the shipped models/)")

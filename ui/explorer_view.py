@@ -212,6 +212,7 @@ def show_mistakes_tab(data: ExplorerData, selection: MapSelection) -> None:
         f"{titles[model]} gets **{all_mistakes:,}** of {len(labels):,} test images wrong "
         f"({all_mistakes / len(labels):.2%})."
     )
+    st.caption("Each card: the true digit → what the model read, and how sure the model was of its reading.")
     st.download_button(
         "Download this view as CSV",
         view_csv(found, labels, probabilities, {"suspected_label_error": data.issues.flagged}),

@@ -39,19 +39,32 @@ class EnsembleClassifier(DigitClassifier):
     committee_member = "cnn"
     # Its extra networks train for ``epochs`` (the CNN's default when None).
     trains_in_epochs = True
-    reuses = "keeps its extra CNNs and chooses its weights again"
+    reuses = (
+        "keeps its extra CNNs (or, with a style share or a kept share of the start, fine-tunes each as the CNN is "
+        "fine-tuned) and chooses its weights again"
+    )
+    # Kept networks need only the same split; a later reuse that keeps fine-tuned networks asks no style share.
+    reuse_requires = ("seed", "validation_size", "extra_cnn_seeds")
 
     def __init__(
         self,
         *,
         extra_cnn_seeds: tuple[int, ...] = (1, 2, 3, 4),
         epochs: int | None = None,
+        style_share: float = 0.0,
+        keep_start: float = 0.0,
         grid_steps: int = 20,
         validation_size: int = 5000,
         seed: int = 0,
     ):
         self.extra_cnn_seeds = extra_cnn_seeds
         self.epochs = epochs
+        # The extra networks' writing-style examples and WiSE-FT share, as the CNN's own (``CNNClassifier``). With
+        # either above zero a reusing ensemble fine-tunes its saved networks instead of keeping them: its committee
+        # then reads real writing as the shipped CNN does, where networks trained on MNIST alone read fewer of
+        # realworld's font-drawn styles and thick pens.
+        self.style_share = style_share
+        self.keep_start = keep_start
         self.grid_steps = grid_steps
         self.validation_size = validation_size
         self.seed = seed
@@ -64,23 +77,31 @@ class EnsembleClassifier(DigitClassifier):
         progress=None,
         members: Mapping[str, DigitClassifier] | None = None,
         reuse_from=None,
+        extra_examples=None,
     ):
         """Train the extra networks and choose the weights; ``members`` are the trained models to combine.
 
         ``reuse_from`` is the path of an ensemble saved with these hyperparameters: its extra networks are
         kept (checked against their SHA-256) and only the weights are chosen again, e.g. after a member was
-        calibrated again.
+        calibrated again; with a ``style_share`` or ``keep_start`` above zero each network is fine-tuned from
+        its saved weights first. ``extra_examples`` (images, labels) join every extra network's training part.
         """
         if not members:
             raise ValueError("An ensemble is fitted from trained members; pass members={name: model}.")
+        if self.keep_start and reuse_from is None:
+            raise ValueError(
+                "keep_start blends a fine-tuned network with its start, so it needs a saved network to reuse."
+            )
         images = as_image_batch(images)
         labels = np.asarray(labels)
         self.members_ = dict(members)
-        if reuse_from is not None:
+        if reuse_from is not None and not self.fine_tunes_networks:
             self.extra_networks_ = self.saved_extra_networks(reuse_from)
         else:
-            self.extra_networks_ = self._fit_extra_networks(images, labels, progress)
-        self.reused_ = reuse_from is not None
+            starts = None if reuse_from is None else self.saved_network_files(reuse_from)
+            self.extra_networks_ = self._fit_extra_networks(images, labels, progress, extra_examples, starts)
+        self.reused_ = reuse_from is not None and not self.fine_tunes_networks
+        self.fine_tuned_ = reuse_from is not None and self.fine_tunes_networks
         _, held_out = validation_split(len(images), self.validation_size, self.seed)
         votes = np.stack([self._vote(name, images[held_out]) for name in self.members_])
         truth = labels[held_out]
@@ -94,7 +115,7 @@ class EnsembleClassifier(DigitClassifier):
         self.weights_ = dict(zip(self.members_, best_weights.round(4).tolist(), strict=True))
         self.validation_errors_, self.validation_log_loss_ = best_score[0], float(best_score[1])
         if progress:
-            steps = self._progress_steps()
+            steps = self._progress_steps(self.fine_tuned_)
             progress(
                 steps,
                 steps,
@@ -102,23 +123,53 @@ class EnsembleClassifier(DigitClassifier):
             )
         return self
 
-    def _progress_steps(self) -> int:
-        """One step per extra network's epoch, and one for the weight search."""
-        return len(self.extra_cnn_seeds) * (self.epochs or CNNClassifier().epochs) + 1
+    @property
+    def fine_tunes_networks(self) -> bool:
+        """Whether a reusing fit trains its saved networks further (on writing styles, or blended with their start)."""
+        return bool(self.style_share or self.keep_start)
 
-    def _fit_extra_networks(self, images, labels, progress) -> dict[str, "CNNClassifier"]:
+    def extra_examples_wanted(self, count: int) -> int:
+        return round(self.style_share * len(self.training_part(count)))
+
+    def training_part(self, count: int) -> np.ndarray:
+        return validation_split(count, self.validation_size, self.seed)[0]
+
+    def _progress_steps(self, fine_tuning: bool = False) -> int:
+        """One step per extra network's epoch, and one for the weight search."""
+        return len(self.extra_cnn_seeds) * self._network(0, fine_tuning).epochs + 1
+
+    def _network(self, initialisation_seed: int, fine_tuning: bool) -> CNNClassifier:
+        """An unfitted extra network: the CNN's settings, or its fine-tuning ones when it starts from a saved one."""
+        settings = dict(CNNClassifier.reuse_settings) if fine_tuning else {}
+        if self.epochs:
+            settings["epochs"] = self.epochs
+        return CNNClassifier(
+            validation_size=self.validation_size,
+            seed=self.seed,
+            initialisation_seed=initialisation_seed,
+            style_share=self.style_share,
+            keep_start=self.keep_start,
+            **settings,
+        )
+
+    def _fit_extra_networks(self, images, labels, progress, extra_examples, starts) -> dict[str, "CNNClassifier"]:
+        """Train every extra network, from the saved file of its name in ``starts`` when given, else afresh."""
         networks = {}
-        epochs = {"epochs": self.epochs} if self.epochs else {}
+        fine_tuning = starts is not None
         for position, initialisation_seed in enumerate(self.extra_cnn_seeds):
             name = f"cnn-seed{initialisation_seed}"
-            network = CNNClassifier(
-                validation_size=self.validation_size, seed=self.seed, initialisation_seed=initialisation_seed, **epochs
-            )
+            network = self._network(initialisation_seed, fine_tuning)
 
             def report(done, total, details, position=position, name=name):
-                progress(position * total + done, self._progress_steps(), {"network": name, **details})
+                progress(position * total + done, self._progress_steps(fine_tuning), {"network": name, **details})
 
-            networks[name] = network.fit(images, labels, progress=report if progress else None)
+            networks[name] = network.fit(
+                images,
+                labels,
+                progress=report if progress else None,
+                extra_examples=extra_examples,
+                reuse_from=starts[name] if fine_tuning else None,
+            )
         return networks
 
     def _vote(self, name: str, images: np.ndarray) -> np.ndarray:
@@ -146,6 +197,18 @@ class EnsembleClassifier(DigitClassifier):
         }
         if getattr(self, "reused_", False):
             notes["cnn_committee"] += " (networks reused from the ensemble trained before; weights chosen again)"
+        if getattr(self, "fine_tuned_", False):
+            first = next(iter(self.extra_networks_.values()))
+            notes["cnn_committee"] += (
+                f" (each fine-tuned from the ensemble's saved network of its seed for up to {first.epochs} epochs at a "
+                f"peak learning rate of {first.learning_rate:g}; weights chosen again)"
+            )
+        described = {
+            name: {key: note for key, note in network_notes(network).items() if key in NETWORK_NOTES}
+            for name, network in getattr(self, "extra_networks_", {}).items()
+        }
+        if any(described.values()):
+            notes["extra_networks"] = described
         if hasattr(self, "validation_errors_"):
             notes["validation_errors"] = self.validation_errors_
             notes["validation_log_loss"] = round(self.validation_log_loss_, 5)
@@ -175,6 +238,7 @@ class EnsembleClassifier(DigitClassifier):
                 "artifact": destination.name,
                 "sha256": sha256_file(destination),
                 "initialisation_seed": network.initialisation_seed,
+                "training_notes": network_notes(network),
             }
         Path(path).write_text(json.dumps({"members": members, "extra_networks": networks}, indent=1) + "\n")
 
@@ -193,11 +257,8 @@ class EnsembleClassifier(DigitClassifier):
         model.weights_ = {name: member["weight"] for name, member in described["members"].items()}
         return model
 
-    def saved_extra_networks(self, path) -> dict[str, CNNClassifier]:
-        """The extra networks of the ensemble saved at ``path``, each checked against its SHA-256.
-
-        They are loaded with this ensemble's validation part and seed, the ones they were trained with.
-        """
+    def saved_network_files(self, path) -> dict[str, Path]:
+        """The files of the extra networks of the ensemble saved at ``path``, each checked against its SHA-256."""
         folder = Path(path).parent
         networks = json.loads(Path(path).read_text()).get("extra_networks", {})
         recorded = sorted(network["initialisation_seed"] for network in networks.values())
@@ -205,12 +266,24 @@ class EnsembleClassifier(DigitClassifier):
             raise ValueError(
                 f"The saved ensemble's networks have the seeds {recorded}, not {sorted(self.extra_cnn_seeds)}."
             )
-        loaded = {}
+        files = {}
         for name, network in networks.items():
             if sha256_file(folder / network["artifact"]) != network["sha256"]:
                 raise ValueError(f"{network['artifact']} was modified or damaged; retrain the ensemble.")
+            files[name] = folder / network["artifact"]
+        return files
+
+    def saved_extra_networks(self, path) -> dict[str, CNNClassifier]:
+        """The extra networks of the ensemble saved at ``path``, each checked against its SHA-256.
+
+        They are loaded with this ensemble's validation part and seed, the ones they were trained with.
+        """
+        networks = json.loads(Path(path).read_text()).get("extra_networks", {})
+        loaded = {}
+        for name, artifact in self.saved_network_files(path).items():
+            network = networks[name]
             loaded[name] = CNNClassifier.load(
-                folder / network["artifact"],
+                artifact,
                 params={
                     "validation_size": self.validation_size,
                     "seed": self.seed,
@@ -218,7 +291,18 @@ class EnsembleClassifier(DigitClassifier):
                 },
             )
             loaded[name].loaded_sha256_ = network["sha256"]
+            # How a kept network was trained (fine-tuned, on writing styles) stays on record when it is saved again.
+            loaded[name].saved_training_notes_ = network.get("training_notes", {})
         return loaded
+
+
+# What an extra network's notes add to the ensemble's: how it differs from a CNN trained afresh on MNIST alone.
+NETWORK_NOTES = ("started_from", "weights_blended", "writing_styles", "epochs_run")
+
+
+def network_notes(network: CNNClassifier) -> dict:
+    """``network``'s training notes: those recorded when it was trained, for one loaded from a saved ensemble."""
+    return getattr(network, "saved_training_notes_", None) or network.training_notes()
 
 
 def simplex_grid(dimensions: int, steps: int) -> list[np.ndarray]:

@@ -218,6 +218,78 @@ def test_reuse_keeps_the_svms_fit_and_the_ensembles_networks_and_fits_the_rest(t
     assert sorted(ensemble.extra_networks_) == ["cnn-seed1", "cnn-seed2", "cnn-seed3", "cnn-seed4"]
 
 
+def test_an_ensemble_with_a_style_share_fine_tunes_each_saved_network_on_writing_styles(
+    tiny_models_dir, mnist_dir, tmp_path
+):
+    import json
+    import shutil
+
+    from digitlab import load_model
+    from digitlab.checksums import sha256_file
+    from digitlab.training import train_and_record
+
+    folder = shutil.copytree(tiny_models_dir, tmp_path / "models")
+    saved = json.loads((folder / "ensemble.json").read_text())["extra_networks"]
+
+    entry = train_and_record(
+        "ensemble",
+        reuse=True,
+        style_share=0.05,
+        keep_start=0.3,
+        epochs=1,
+        train_size=800,
+        models_dir=folder,
+        data_dir=mnist_dir,
+    )
+
+    ensemble = load_model("ensemble", folder)
+    assert sorted(ensemble.extra_networks_) == sorted(saved)
+    for network in saved.values():
+        # Each network was trained further and saved again, from the file of its own seed.
+        assert sha256_file(folder / network["artifact"]) != network["sha256"]
+    notes = entry.training_notes
+    assert "each fine-tuned from the ensemble's saved network of its seed for up to 1 epochs" in notes["cnn_committee"]
+    assert sorted(notes["extra_networks"]) == sorted(saved)
+    for network_notes in notes["extra_networks"].values():
+        assert "extra examples made from the training part" in network_notes["writing_styles"]
+        assert network_notes["weights_blended"].startswith("0.3 of each weight kept from the starting network")
+    assert entry.hyperparameters["style_share"] == 0.05
+
+    # Chosen again for another member, the weights keep the networks and the record of how they were fine-tuned.
+    kept = train_and_record("ensemble", reuse=True, epochs=1, train_size=800, models_dir=folder, data_dir=mnist_dir)
+
+    assert "networks reused" in kept.training_notes["cnn_committee"]
+    assert kept.training_notes["extra_networks"] == notes["extra_networks"]
+
+
+def test_an_ensemble_fine_tunes_each_network_from_the_saved_file_of_its_seed(tiny_models_dir, small_train):
+    import json
+
+    from digitlab import load_model
+    from digitlab.checksums import sha256_file
+
+    saved = load_model("ensemble", tiny_models_dir)
+    members = {name: load_model(name, tiny_models_dir) for name in saved.members}
+    files = json.loads((tiny_models_dir / "ensemble.json").read_text())["extra_networks"]
+    ensemble = type(saved)(epochs=1, keep_start=0.5)
+
+    ensemble.fit(*small_train, members=members, reuse_from=tiny_models_dir / "ensemble.json")
+
+    for name, network in ensemble.extra_networks_.items():
+        assert network.started_from_sha256_ == sha256_file(tiny_models_dir / files[name]["artifact"])
+        assert network.initialisation_seed == files[name]["initialisation_seed"]
+        assert network.keep_start == 0.5
+
+
+def test_an_ensemble_refuses_to_blend_networks_it_did_not_start_from_saved_ones(tiny_models_dir, small_train):
+    from digitlab import load_model
+
+    saved = load_model("ensemble", tiny_models_dir)
+    members = {name: load_model(name, tiny_models_dir) for name in saved.members}
+    with pytest.raises(ValueError, match="needs a saved network to reuse"):
+        type(saved)(epochs=1, keep_start=0.3).fit(*small_train, members=members)
+
+
 def test_reuse_fine_tunes_a_saved_network_starting_from_its_weights(tiny_models_dir, mnist_dir, tmp_path):
     import shutil
 
