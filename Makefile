@@ -56,13 +56,12 @@ check-fresh-clone:
 bench: $(VENV)/.runtime-installed
 	$(BIN)/python -m digitlab bench --reference --time-to-accuracy --load --robustness
 
-# The shipped models: every family afresh, then the CNN, the MLP and the ensemble's extra CNNs fine-tuned on writing
-# styles and blended with their start, the ensemble's weights chosen again for them.
+# The shipped models: every family afresh, then the CNN fine-tuned on writing styles and blended with its start,
+# then the ensemble's weights chosen again for that CNN (its extra networks kept).
 train: $(VENV)/.runtime-installed
 	$(BIN)/python -m digitlab train --model all
 	$(BIN)/python -m digitlab train --model cnn --reuse --style-share 0.2 --keep-start 0.3
-	$(BIN)/python -m digitlab train --model mlp --reuse --style-share 0.2 --keep-start 0.3
-	$(BIN)/python -m digitlab train --model ensemble --reuse --style-share 0.2 --keep-start 0.3
+	$(BIN)/python -m digitlab train --model ensemble --reuse
 
 evaluate: $(VENV)/.runtime-installed
 	$(BIN)/python -m digitlab evaluate

@@ -22,7 +22,8 @@ class EnsembleClassifier(DigitClassifier):
     committee's vote is their average. Networks that differ only in their
     seed make partly different mistakes, which the average cancels out. All
     of them hold out the same validation part of the training set as every
-    other member.
+    other member. With ``style_share`` or ``keep_start`` a reusing fit
+    fine-tunes the saved networks on writing styles, as the shipped CNN was.
 
     The weights make the fewest mistakes on that validation part, ties going
     to the lowest log-loss, searched on a grid over the simplex. Log-loss

@@ -88,8 +88,9 @@ class KerasClassifier(DigitClassifier):
         # from the training part and hands to ``fit`` as ``extra_examples``. Trained afresh or fine-tuned with a
         # fifth, the CNN read more of realworld's renderings (97.5 and 97.7 % instead of 96.7 %) but less of MNIST's
         # test set (99.53 and 99.54 % instead of 99.65 %), which the shipped models must not lose; so the shipped
-        # CNN was fine-tuned with a fifth and then blended with its start (``keep_start``), and so were the MLP and
-        # the ensemble's extra CNNs.
+        # CNN was fine-tuned with a fifth and then blended with its start (``keep_start``). The MLP and the ensemble's
+        # extra CNNs fine-tuned so read more real writing too, but the ensemble refitted to them lost a test image
+        # (README, "Writing styles"), so the shipped ones have none.
         self.style_share = style_share
         # Weight-space ensembling of a fine-tuned network with the one it started from (WiSE-FT, Wortsman et al.
         # 2022): after fine-tuning, each weight becomes this share of the starting network's plus the rest of the
