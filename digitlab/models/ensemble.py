@@ -89,20 +89,17 @@ class EnsembleClassifier(DigitClassifier):
         """
         if not members:
             raise ValueError("An ensemble is fitted from trained members; pass members={name: model}.")
-        if self.keep_start and reuse_from is None:
-            raise ValueError(
-                "keep_start blends a fine-tuned network with its start, so it needs a saved network to reuse."
-            )
         images = as_image_batch(images)
         labels = np.asarray(labels)
         self.members_ = dict(members)
-        if reuse_from is not None and not self.fine_tunes_networks:
+        # A keep_start without a saved ensemble is refused by the first extra network's fit, before any training.
+        self.fine_tuned_ = reuse_from is not None and self.fine_tunes_networks
+        self.reused_ = reuse_from is not None and not self.fine_tuned_
+        if self.reused_:
             self.extra_networks_ = self.saved_extra_networks(reuse_from)
         else:
-            starts = None if reuse_from is None else self.saved_network_files(reuse_from)
+            starts = self.saved_network_files(reuse_from) if self.fine_tuned_ else None
             self.extra_networks_ = self._fit_extra_networks(images, labels, progress, extra_examples, starts)
-        self.reused_ = reuse_from is not None and not self.fine_tunes_networks
-        self.fine_tuned_ = reuse_from is not None and self.fine_tunes_networks
         _, held_out = validation_split(len(images), self.validation_size, self.seed)
         votes = np.stack([self._vote(name, images[held_out]) for name in self.members_])
         truth = labels[held_out]
@@ -130,12 +127,13 @@ class EnsembleClassifier(DigitClassifier):
         return bool(self.style_share or self.keep_start)
 
     def extra_examples_wanted(self, count: int) -> int:
-        return round(self.style_share * len(self.training_part(count)))
+        """As many writing-style examples as each extra network takes; all of them learn from the same ones."""
+        return self._network(0, fine_tuning=False).extra_examples_wanted(count)
 
     def training_part(self, count: int) -> np.ndarray:
-        return validation_split(count, self.validation_size, self.seed)[0]
+        return self._network(0, fine_tuning=False).training_part(count)
 
-    def _progress_steps(self, fine_tuning: bool = False) -> int:
+    def _progress_steps(self, fine_tuning: bool) -> int:
         """One step per extra network's epoch, and one for the weight search."""
         return len(self.extra_cnn_seeds) * self._network(0, fine_tuning).epochs + 1
 
