@@ -14,6 +14,7 @@ from ui import (
     resources,
     robustness_view,
     sweep_view,
+    tables,
     time_to_accuracy,
     training_view,
 )
@@ -86,7 +87,7 @@ st.dataframe(
     table[["title", *figures]],
     hide_index=True,
     column_config={
-        "title": st.column_config.TextColumn("Model"),
+        "title": tables.MODEL_COLUMN,
         **{
             key: st.column_config.NumberColumn(figure.column, format=figure.table_format, help=figure.label)
             if figure.table_format

@@ -6,7 +6,7 @@ import streamlit as st
 from digitlab.errors import DigitlabError
 from digitlab.insight import calibration
 from digitlab.insight.explorer import usable_probabilities
-from ui import charts, problems, resources
+from ui import charts, problems, resources, tables
 
 CALIBRATION_CAPTION = (
     "A calibrated model is right on 90 % of the images it reads with 90 % confidence, so its line follows the "
@@ -51,7 +51,7 @@ def show_calibration(chosen: list[str], titles: dict[str, str], colours: dict[st
         hide_index=True,
         key="calibration",
         column_config={
-            "title": st.column_config.TextColumn("Model"),
+            "title": tables.MODEL_COLUMN,
             "accuracy": st.column_config.NumberColumn("Accuracy", format="%.2f%%", help="Share of right answers"),
             "mean_confidence": st.column_config.NumberColumn(
                 "Mean confidence", format="%.2f%%", help="Mean probability of the top digit"

@@ -20,7 +20,7 @@ from digitlab.insight.robustness import (
 )
 from digitlab.models.neural import KerasClassifier
 from digitlab.persistence import MANIFEST_NAME
-from ui import resources
+from ui import resources, tables
 from ui.charts import LEGEND_BELOW
 from ui.images import enlarge
 from ui.prediction_view import reading_sizes_note
@@ -69,7 +69,7 @@ def show_robustness(chosen: list[str], titles: dict[str, str], colours: dict[str
         ),
         hide_index=True,
         column_config={
-            "model": st.column_config.TextColumn("Model"),
+            "model": tables.MODEL_COLUMN,
             "clean": st.column_config.NumberColumn("Clean accuracy", format="%.2f%%"),
             "mce": st.column_config.NumberColumn("Mean corruption error", format="%.2f%%"),
             "attack": st.column_config.TextColumn("How it was attacked", width="large"),

@@ -4,6 +4,7 @@ The fixtures (``tests/app/conftest.py``) say where the models and the data come 
 the pages at damaged copies in a temporary folder.
 """
 
+import json
 import sys
 import types
 
@@ -261,6 +262,20 @@ def test_compare_page_tabulates_every_model_and_follows_the_choices(manifest, ti
         app.pills(key="models").set_value([first]).run()
         assert list(app.dataframe[0].value["title"]) == [titles[first]]
         assert [spec["layout"]["title"]["text"] for spec in confusion_specs(app)] == [titles[first]]
+
+
+def test_compare_page_tables_keep_the_model_column_in_view_when_they_scroll_sideways(models_copy, manifest):
+    recorded_robustness(models_copy, manifest)
+    app = page("compare").run()
+
+    assert_no_exception(app)
+    model_columns = []
+    for frame in app.dataframe:
+        columns = json.loads(frame.proto.columns)
+        model_columns += [settings for settings in columns.values() if settings.get("label") == "Model"]
+    # The scores, calibration and robustness tables, each with its model column pinned.
+    assert len(model_columns) == 3
+    assert all(settings.get("pinned") is True for settings in model_columns)
 
 
 def test_compare_page_switches_confusion_matrices_to_row_shares(manifest, test_labels):
