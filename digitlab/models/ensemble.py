@@ -10,7 +10,7 @@ import numpy as np
 from digitlab.atomic import save_atomically
 from digitlab.checksums import sha256_file
 from digitlab.models.base import DigitClassifier, as_image_batch, normalised_rows, validation_split
-from digitlab.models.neural import CNNClassifier
+from digitlab.models.neural import CNNClassifier, batched_probabilities, network_input, traced_average
 
 
 class EnsembleClassifier(DigitClassifier):
@@ -173,10 +173,18 @@ class EnsembleClassifier(DigitClassifier):
 
     def _vote(self, name: str, images: np.ndarray) -> np.ndarray:
         """A member's probabilities; the CNN's are averaged with the ensemble's own extra networks'."""
-        voters = [self.members_[name]]
         if name == self.committee_member:
-            voters += list(self.extra_networks_.values())
-        return np.mean([voter.predict_proba(images) for voter in voters], axis=0)
+            return batched_probabilities(self._committee_forward(), network_input(images))
+        return self.members_[name].predict_proba(images)
+
+    def _committee_forward(self):
+        """The committee's averaged output as one traced function, made once for the networks it has now."""
+        voters = [self.members_[self.committee_member], *self.extra_networks_.values()]
+        networks = tuple(voter.network_ for voter in voters)
+        # A refit or a reload brings new networks, and with them a new function.
+        if getattr(self, "_committee", (None,))[0] != networks:
+            self._committee = (networks, traced_average(networks))
+        return self._committee[1]
 
     def predict_proba(self, images):
         images = as_image_batch(images)

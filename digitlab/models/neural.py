@@ -400,8 +400,29 @@ def inference_pass(network, batch):
     return network(batch, training=False)
 
 
+def averaged_pass(networks, batch):
+    """The mean of the networks' outputs on ``batch``, each as at prediction time."""
+    import keras
+
+    return keras.ops.mean(keras.ops.stack([inference_pass(network, batch) for network in networks]), axis=0)
+
+
 def traced_forward(network) -> Callable:
-    """The network's inference pass as a traced function for float32 batches with a channel axis.
+    """The network's inference pass as a traced function for float32 batches with a channel axis."""
+    return traced(functools.partial(inference_pass, network))
+
+
+def traced_average(networks) -> Callable:
+    """The networks' averaged inference pass as one traced function, which runs them all in a single call.
+
+    Each traced call has its own overhead, which dominates single images: one drawing through the ensemble's five
+    CNNs took a median 2.8 ms in one call against 6.2 ms in five (2 CPU cores).
+    """
+    return traced(functools.partial(averaged_pass, tuple(networks)))
+
+
+def traced(forward: Callable) -> Callable:
+    """``forward`` as a traced function for float32 batches with a channel axis.
 
     A traced function avoids Model.predict's per-call overhead, which dominates single images. It is traced from a
     partial, not a lambda: TensorFlow counts traces per code object, so the six networks of ``predict --model all``,
@@ -410,9 +431,7 @@ def traced_forward(network) -> Callable:
     import tensorflow as tf
 
     return tf.function(
-        functools.partial(inference_pass, network),
-        input_signature=[tf.TensorSpec([None, *IMAGE_SHAPE, 1], tf.float32)],
-        reduce_retracing=True,
+        forward, input_signature=[tf.TensorSpec([None, *IMAGE_SHAPE, 1], tf.float32)], reduce_retracing=True
     )
 
 

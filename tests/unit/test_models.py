@@ -7,7 +7,7 @@ from sklearn.base import clone
 
 from digitlab.models.base import DigitClassifier, Predictor, Reading, as_image_batch, validation_split
 from digitlab.models.exported import RUNTIMES
-from digitlab.models.neural import KerasClassifier
+from digitlab.models.neural import KerasClassifier, network_input
 from digitlab.models.registry import REGISTRY
 from digitlab.models.svm import shifted_copies
 from digitlab.training import build_model
@@ -196,6 +196,24 @@ def test_a_reading_is_the_most_probable_digit_and_knows_when_it_is_unsure():
         "low_confidence": True,
         "probabilities": [0.3, 0.6, 0.1, *[0.0] * 7],
     }
+
+
+def test_the_ensemble_runs_its_committee_in_one_traced_call_made_once_per_set_of_networks(fitted_models, small_test):
+    ensemble = fitted_models["ensemble"]
+    batch = network_input(small_test[0][:5])
+    networks = [fitted_models["cnn"].network_, *(model.network_ for model in ensemble.extra_networks_.values())]
+    first = ensemble._committee_forward()
+
+    assert ensemble._committee_forward() is first
+    expected = np.mean([np.asarray(network(batch, training=False)) for network in networks], axis=0)
+    np.testing.assert_allclose(np.asarray(first(batch)), expected, atol=1e-6)
+    # Other networks (a refit, a reload) make a new function.
+    saved = ensemble.extra_networks_
+    ensemble.extra_networks_ = dict(list(saved.items())[:1])
+    try:
+        assert ensemble._committee_forward() is not first
+    finally:
+        ensemble.extra_networks_ = saved
 
 
 def test_many_networks_read_without_a_retracing_warning():
