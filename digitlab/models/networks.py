@@ -39,7 +39,11 @@ def convolution_block(filters: int, name: str) -> list[layers.Layer]:
 
 
 def build_cnn(*, augment: bool = True, dropout: float = 0.3, dense_units: int = 128, seed: int = 0):
-    """The shipped convolutional network: two convolution blocks and a small dense head."""
+    """The shipped convolutional network: two convolution blocks and a small dense head.
+
+    A deeper network trained the same way (327,000 weights against 198,000, twice the training time) read no more
+    of ``realworld``'s digits (README, "Writing styles"), so the shipped one keeps this size.
+    """
     return keras.Sequential(
         [
             keras.Input(INPUT_SHAPE, name="pixels"),
