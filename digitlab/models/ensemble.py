@@ -10,7 +10,13 @@ import numpy as np
 from digitlab.atomic import save_atomically
 from digitlab.checksums import sha256_file
 from digitlab.models.base import DigitClassifier, as_image_batch, normalised_rows, validation_split
-from digitlab.models.neural import CNNClassifier, batched_probabilities, network_input, traced_average
+from digitlab.models.neural import (
+    PREDICTION_BATCH,
+    CNNClassifier,
+    batched_probabilities,
+    network_input,
+    traced_average,
+)
 
 
 class EnsembleClassifier(DigitClassifier):
@@ -174,7 +180,9 @@ class EnsembleClassifier(DigitClassifier):
     def _vote(self, name: str, images: np.ndarray) -> np.ndarray:
         """A member's probabilities; the CNN's are averaged with the ensemble's own extra networks'."""
         if name == self.committee_member:
-            return batched_probabilities(self._committee_forward(), network_input(images))
+            # All the networks run at once, so each takes its share of a part: memory stays that of one network's.
+            part = max(1, PREDICTION_BATCH // (1 + len(self.extra_networks_)))
+            return batched_probabilities(self._committee_forward(), network_input(images), part)
         return self.members_[name].predict_proba(images)
 
     def _committee_forward(self):

@@ -382,17 +382,16 @@ def network_input(images: np.ndarray) -> np.ndarray:
     return as_image_batch(images).astype(np.float32)[..., None]
 
 
-def batched_probabilities(run: Callable[[np.ndarray], np.ndarray], batch: np.ndarray) -> np.ndarray:
-    """``run`` over ``batch`` in parts of ``PREDICTION_BATCH`` images, as float64 rows that sum to 1."""
-    return normalised_rows(batched_run(run, batch))
+def batched_probabilities(
+    run: Callable[[np.ndarray], np.ndarray], batch: np.ndarray, part: int = PREDICTION_BATCH
+) -> np.ndarray:
+    """``run`` over ``batch`` in parts of ``part`` images, as float64 rows that sum to 1."""
+    return normalised_rows(batched_run(run, batch, part))
 
 
-def batched_run(run: Callable, batch: np.ndarray) -> np.ndarray:
-    """``run`` (a NumPy function or a traced TensorFlow one) over ``batch`` in parts of ``PREDICTION_BATCH``."""
-    parts = [
-        np.asarray(run(batch[start : start + PREDICTION_BATCH])) for start in range(0, len(batch), PREDICTION_BATCH)
-    ]
-    return np.concatenate(parts)
+def batched_run(run: Callable, batch: np.ndarray, part: int = PREDICTION_BATCH) -> np.ndarray:
+    """``run`` (a NumPy function or a traced TensorFlow one) over ``batch`` in parts of ``part`` images."""
+    return np.concatenate([np.asarray(run(batch[start : start + part])) for start in range(0, len(batch), part)])
 
 
 def inference_pass(network, batch):
