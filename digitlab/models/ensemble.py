@@ -180,9 +180,10 @@ class EnsembleClassifier(DigitClassifier):
     def _vote(self, name: str, images: np.ndarray) -> np.ndarray:
         """A member's probabilities; the CNN's are averaged with the ensemble's own extra networks'."""
         if name == self.committee_member:
+            forward = self._committee_forward()
             # All the networks run at once, so each takes its share of a part: memory stays that of one network's.
-            part = max(1, PREDICTION_BATCH // (1 + len(self.extra_networks_)))
-            return batched_probabilities(self._committee_forward(), network_input(images), part)
+            part = max(1, PREDICTION_BATCH // len(self._committee[0]))
+            return batched_probabilities(forward, network_input(images), part)
         return self.members_[name].predict_proba(images)
 
     def _committee_forward(self):
