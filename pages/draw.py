@@ -190,10 +190,10 @@ with draw_tab:
             forget_drawing(canvas_key)
             st.session_state["canvas_clears"] = clears + 1
             st.rerun()
+        # Short, so that on a phone the models' answer below comes into view when the pen lifts.
         st.caption(
-            "Hover over or tap the canvas for its toolbar: undo, redo, and the bin, which clears the canvas. The "
-            "pencil turns on editing, for moving or deleting a stroke you click; the pen does not draw until you "
-            "click the pencil again."
+            "Hover over or tap the canvas for undo, redo and the bin. Its pencil switches to moving strokes: click "
+            "it again to draw."
         )
     with result_column:
         if image is None:

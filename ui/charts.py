@@ -76,8 +76,10 @@ def probability_bars(probabilities: Sequence[float], colour: str) -> go.Figure:
 
 
 def shortfall_title(label: str) -> str:
-    """The title of a chart of what a score lacks to be perfect, such as the error rate for the accuracy."""
-    return f"100 % − {label} (lower is better)"
+    """The title of a chart of what a score lacks to be perfect: the error rate for the accuracy, by its own name."""
+    if label.lower() == "accuracy":
+        return "Error rate (lower is better)"
+    return f"{label}: what it lacks to 100 % (lower is better)"
 
 
 def metric_bars(rows: Sequence[dict], key: str, label: str, colours: dict[str, str], *, log: bool, percent: bool):
@@ -224,13 +226,23 @@ def confusion_heatmap(
             y1=true_digit + 0.5,
             line={"color": "#1F2430", "width": 3},
         )
-    axes = {"tickmode": "array", "tickvals": DIGITS, "fixedrange": True, "showgrid": False, "zeroline": False}
-    figure.update_xaxes(title="predicted digit", side="top", range=[-0.5, 9.5], **axes)
-    figure.update_yaxes(title="true digit", range=[9.5, -0.5], scaleanchor="x", **axes)
-    figure = _compact(figure, 420, title={"text": title, "font": {"size": 15}, "y": 0.99}, clickmode="event+select")
-    # The predicted-digit axis is on top, under the title: the default top margin set one on the other on a phone.
-    figure.update_layout(margin={"t": 72})
-    return figure
+    # The cells are square by shrinking the plot, not by widening an axis past the digits, which left a band of
+    # nothing between the predicted digits and the first row.
+    axes = {
+        "tickmode": "array",
+        "tickvals": DIGITS,
+        "fixedrange": True,
+        "showgrid": False,
+        "zeroline": False,
+        "constrain": "domain",
+    }
+    # The predicted digits run along the bottom, as in scikit-learn's ConfusionMatrixDisplay: along the top, their
+    # axis title or its stand-in ran into the chart's title on a phone or into the digits on a wide screen.
+    figure.update_xaxes(title="predicted digit", side="bottom", range=[-0.5, 9.5], automargin=True, **axes)
+    figure.update_yaxes(
+        title="true digit", range=[9.5, -0.5], scaleanchor="x", automargin=True, constraintoward="top", **axes
+    )
+    return _compact(figure, 420, title={"text": title, "font": {"size": 15}}, clickmode="event+select")
 
 
 def training_curves(rows: Sequence[dict], title: str, colour: str) -> go.Figure:
@@ -323,10 +335,13 @@ def digit_score_chart(histogram: ScoreHistogram, score: float, threshold: float)
     shown = float(np.clip(score, edges[0], edges[-1]))
     figure.add_vline(x=threshold, line_dash="dot", line_color="#555", annotation_text="threshold")
     figure.add_vline(x=shown, line_width=3, line_color=PALETTE[7], annotation_text="this image")
-    figure.update_layout(barmode="overlay", bargap=0, legend={"orientation": "h", "y": -0.35})
+    # The legend goes above the bars: below them, on a phone, its two lines ran into the axis title.
+    figure.update_layout(
+        barmode="overlay", bargap=0, legend={"orientation": "h", "yanchor": "bottom", "y": 1.12, "x": 0}
+    )
     figure.update_xaxes(title="digit score (higher: more like a digit)", fixedrange=True)
     figure.update_yaxes(tickformat=".0%", fixedrange=True, title=None)
-    return _compact(figure, 230)
+    return _compact(figure, 280)
 
 
 def reliability_chart(rows: Sequence[dict], titles: dict[str, str], colours: dict[str, str]) -> go.Figure:

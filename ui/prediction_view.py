@@ -83,7 +83,7 @@ def show_prediction_card(
         answer_column, chart_column = st.columns([2, 3], vertical_alignment="center")
         if dimmed:
             answer_column.markdown(f"{title}  \n:gray[closest digit]  \n### :gray[{prediction.digit}]")
-            answer_column.markdown(f":gray[probability {prediction.confidence:.1%}]")
+            answer_column.markdown(f":gray[confidence {prediction.confidence:.1%}]")
         else:
             answer_column.metric(title, prediction.digit)
             confidence = f"confidence **{prediction.confidence:.1%}**"
@@ -100,11 +100,11 @@ def show_prediction_card(
 def show_digit_score(verdict: Verdict, screen: ScreenedDetector, key: str) -> None:
     """The image's digit score against the scores real digits and non-digits had on validation."""
     # The threshold is in the label, so the score means something before the chart is opened.
-    decision = "at or above" if verdict.is_digit else "below"
-    verdict_words = "a digit" if verdict.is_digit else "not a digit"
+    answer = "Yes" if verdict.is_digit else "No"
+    side = "at or above" if verdict.is_digit else "below"
     with st.expander(
-        f"Is it a digit at all? Digit score {verdict.score:.1f}, {decision} the threshold {verdict.threshold:.1f}: "
-        f"{verdict_words}",
+        f"Is it a digit at all? {answer}: its digit score {verdict.score:.1f} is {side} the threshold, "
+        f"{verdict.threshold:.1f}",
         expanded=not verdict.is_digit,
     ):
         st.plotly_chart(
@@ -114,16 +114,16 @@ def show_digit_score(verdict: Verdict, screen: ScreenedDetector, key: str) -> No
         )
         st.caption(
             f"A small network trained on digits against letters, symbols and doodles scores every input. Below "
-            f'{verdict.threshold:.1f} the lab says "not a digit"; on validation that refuses '
-            f"{max(screen.record.digits_refused.values()):.1%} of real digits at most and "
-            f"{min(screen.record.non_digits_refused.values()):.0%} or more of each kind of non-digit."
+            f'{verdict.threshold:.1f} the lab says "not a digit". Tried on drawings it had not seen, that threshold '
+            f"turned away at most {max(screen.record.digits_refused.values()):.1%} of real digits and at least "
+            f"{min(screen.record.non_digits_refused.values()):.0%} of each kind of non-digit."
         )
 
 
 def show_predictions(
     model_input: np.ndarray, models: dict[str, Any], titles: dict[str, str], key: str
 ) -> tuple[list[Reading], Verdict | None]:
-    """The 28x28 input next to the verdict, then one card per model with its probabilities.
+    """The verdict, the 28x28 input next to its digit score, then one card per model with its probabilities.
 
     Returns the readings and the not-a-digit verdict (None when no detector could be loaded).
 
@@ -134,15 +134,17 @@ def show_predictions(
     screen, problem = resources.screen()
     verdict = screen.verdict(model_input) if screen is not None else None
     colours = charts.model_colours(list(titles))
-    image_column, verdict_column = st.columns([1, 2], vertical_alignment="center")
+    # The verdict comes first: on a phone the columns below stack under the canvas, and the answer must be what
+    # comes into view when the pen lifts, not the model's input.
+    show_verdict(predictions, titles, verdict)
+    image_column, score_column = st.columns([1, 2], vertical_alignment="center")
     with image_column:
         st.image(enlarge(model_input, 5), caption="What the models received (28x28)", width=140)
-    with verdict_column:
-        show_verdict(predictions, titles, verdict)
+    with score_column:
+        if verdict is not None:
+            show_digit_score(verdict, screen, key)
         if problem:
             st.caption(f"Not checked for being a digit at all: {problem}")
-    if verdict is not None:
-        show_digit_score(verdict, screen, key)
     dimmed = verdict is not None and not verdict.is_digit
     for prediction in predictions:
         name = prediction.model

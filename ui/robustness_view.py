@@ -21,7 +21,7 @@ from digitlab.insight.robustness import (
 from digitlab.models.neural import KerasClassifier
 from digitlab.persistence import MANIFEST_NAME
 from ui import resources, tables
-from ui.charts import LEGEND_BELOW
+from ui.charts import LEGEND_BELOW, short_name
 from ui.images import enlarge
 from ui.prediction_view import reading_sizes_note
 
@@ -78,9 +78,9 @@ def show_robustness(chosen: list[str], titles: dict[str, str], colours: dict[str
     )
     st.caption(
         f"Accuracy on a fixed set of {robustness.attack_images:,} test images when every pixel may move by up to "
-        "eps of its range, chosen by projected gradient descent (20 steps) to make the model wrong. The SVM and "
-        "the ensemble have no gradient here, so they meet the images crafted against the CNN (a transfer attack, "
-        "a weaker test than a direct one)."
+        "ε (the attack strength) of its range, chosen by projected gradient descent (20 steps) to make the model "
+        "wrong. The SVM and the ensemble have no gradient here, so they meet the images crafted against the CNN (a "
+        "transfer attack, a weaker test than a direct one)."
     )
     st.plotly_chart(attack_chart(robustness, shown, titles, colours), key="robustness-attacks")
 
@@ -103,10 +103,13 @@ def corruption_heatmap(robustness: Robustness, shown: list[str], titles: dict[st
     descriptions = {"clean": "the test images as they are", **SEVERITIES}
     corruptions = list(rows)
     accuracy = [[rows[corruption][name] for name in shown] for corruption in corruptions]
-    hover = [[descriptions.get(corruption, "")] * len(shown) for corruption in corruptions]
+    hover = [
+        [[titles.get(name, name), descriptions.get(corruption, "")] for name in shown] for corruption in corruptions
+    ]
     figure = go.Figure(
         go.Heatmap(
-            x=[titles.get(name, name) for name in shown],
+            # Short names fit across a phone's columns, level; the hover gives each model's title.
+            x=[short_name(name) for name in shown],
             y=corruptions,
             z=accuracy,
             text=[[f"{value:.1%}" for value in row] for row in accuracy],
@@ -126,13 +129,12 @@ def corruption_heatmap(robustness: Robustness, shown: list[str], titles: dict[st
                 "y": -0.04,
                 "yanchor": "top",
             },
-            hovertemplate="%{x}, %{y}: %{z:.2%}<br>%{customdata}<extra></extra>",
+            hovertemplate="%{customdata[0]}, %{y}: %{z:.2%}<br>%{customdata[1]}<extra></extra>",
         )
     )
-    # Vertical labels take height, not the width a phone lacks.
-    figure.update_xaxes(side="top", tickangle=-90)
+    figure.update_xaxes(side="top", tickangle=0)
     figure.update_yaxes(autorange="reversed")
-    figure.update_layout(height=340 + 30 * len(corruptions), margin={"l": 8, "r": 8, "t": 8, "b": 8})
+    figure.update_layout(height=220 + 30 * len(corruptions), margin={"l": 8, "r": 8, "t": 8, "b": 8})
     return figure
 
 
@@ -155,7 +157,7 @@ def attack_chart(robustness: Robustness, shown: list[str], titles: dict[str, str
             },
             hovertemplate="eps %{x:g}: %{y:.1%}<extra>" + titles.get(name, name) + "</extra>",
         )
-    figure.update_xaxes(title="eps (share of the pixel range)", tickvals=epsilons)
+    figure.update_xaxes(title="attack strength ε (share of the pixel range)", tickvals=epsilons)
     figure.update_yaxes(title="accuracy", tickformat=".0%", range=[0, 1.02])
     figure.update_layout(height=360, margin={"l": 8, "r": 8, "t": 8, "b": 8}, legend=LEGEND_BELOW)
     return figure

@@ -46,7 +46,10 @@ def filter_controls(models: list[str], titles: dict[str, str]) -> DrawingFilter:
     digit_column, source_column, model_column = st.columns([3, 1, 1])
     # A multiselect rather than pills: ten pills do not fit across a phone.
     labels = digit_column.multiselect("Digits", DIGITS, placeholder="every digit", key="filter-digits")
-    sources = source_column.pills("Source", SOURCES, selection_mode="multi", key="filter-sources")
+    # Both sources start chosen, as every drawing is shown: pills with none chosen looked like a filter left unset.
+    sources = source_column.pills(
+        "Source", SOURCES, selection_mode="multi", default=list(SOURCES), key="filter-sources"
+    )
     choices = [None, ANY_MODEL, *models]
     names = {None: "every drawing", ANY_MODEL: "any model", **{model: titles.get(model, model) for model in models}}
     misread_by = model_column.selectbox(

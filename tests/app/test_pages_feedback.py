@@ -77,6 +77,11 @@ def model_titles() -> dict[str, str]:
     return {name: models[name].title_or(name) if name in models else name for name in ("svm", "cnn")}
 
 
+def source_pills(app):
+    (pills,) = [group for group in app.get("button_group") if group.key == "filter-sources"]
+    return pills
+
+
 def test_my_digits_lists_filters_and_scores_the_saved_drawings(filled):
     titles = model_titles()
     app = page("my_digits").run()
@@ -92,8 +97,15 @@ def test_my_digits_lists_filters_and_scores_the_saved_drawings(filled):
         ["feedback-images-idx3-ubyte.gz", "feedback-labels-idx1-ubyte.gz", "feedback.csv"]
     )
 
+    # Both sources start chosen, as every drawing is listed.
+    assert list(source_pills(app).value) == ["drawn", "uploaded"]
+
     app.multiselect(key="filter-digits").set_value([7]).run()
     assert "2 matching drawings" in texts(app.caption)
+
+    source_pills(app).set_value(["uploaded"]).run()
+    assert "1 matching drawing," in texts(app.caption)
+    source_pills(app).set_value(["drawn", "uploaded"]).run()
 
     app.selectbox(key="filter-misread").set_value("svm").run()
     assert "1 matching drawing," in texts(app.caption)

@@ -63,7 +63,7 @@ def test_score_bars_show_what_each_score_lacks_on_an_axis_from_zero(manifest, te
 
     assert_no_exception(app)
     specs = {spec["layout"]["title"]["text"]: spec for spec in plotly_specs(app) if spec["layout"].get("title")}
-    accuracy = specs["100 % − Accuracy (lower is better)"]
+    accuracy = specs["Error rate (lower is better)"]
     (bars,) = accuracy["data"]
     expected = [1 - entry.accuracy for entry in manifest.models.values()]
     assert bars["y"] == pytest.approx(expected)
