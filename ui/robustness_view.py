@@ -155,7 +155,7 @@ def attack_chart(robustness: Robustness, shown: list[str], titles: dict[str, str
                 "color": colours.get(name),
                 "dash": dash,
             },
-            hovertemplate="eps %{x:g}: %{y:.1%}<extra>" + titles.get(name, name) + "</extra>",
+            hovertemplate="ε %{x:g}: %{y:.1%}<extra>" + titles.get(name, name) + "</extra>",
         )
     figure.update_xaxes(title="attack strength ε (share of the pixel range)", tickvals=epsilons)
     figure.update_yaxes(title="accuracy", tickformat=".0%", range=[0, 1.02])
