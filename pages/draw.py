@@ -119,6 +119,12 @@ def forget_drawing(key: str) -> None:
         st.session_state.setdefault(store, {}).pop(key, None)
 
 
+def clear_canvas(key: str, clears: int) -> None:
+    """Forget the canvas ``key``'s drawing and give the next run a fresh canvas under a new key."""
+    forget_drawing(key)
+    st.session_state["canvas_clears"] = clears + 1
+
+
 def kept_choice(key: str) -> str:
     """``key`` for a widget whose choice is kept for the session: restored after a visit to another page."""
     kept = st.session_state.setdefault(KEPT_CHOICES, {})
@@ -149,9 +155,8 @@ if whole_number:
     )
 else:
     heading.title("Draw a digit")
-    heading.caption(
-        "Every trained model reads your digit at once. Draw large and centred, like on a sheet of squared paper."
-    )
+    # One line on a phone, which leaves room for the models' answer below the canvas.
+    heading.caption("Draw it large and centred; every model reads it at once.")
 
 draw_tab, upload_tab = st.tabs([":material/draw: Draw", ":material/upload: Upload an image"])
 
@@ -162,17 +167,28 @@ with draw_tab:
     else:
         canvas_column, result_column = st.columns([2, 3], gap="medium")
     with canvas_column:
-        stroke_width = st.slider("Pen width", min_value=8, max_value=36, value=20, step=2)
         canvas_width, canvas_height = CANVAS_SIZE, CANVAS_SIZE
         if whole_number:
             strip = st.radio("Strip size", list(NUMBER_CANVAS_SIZES), horizontal=True, key=kept_choice("number_strip"))
             canvas_width, canvas_height = NUMBER_CANVAS_SIZES[strip]
-        # The canvas's toolbar (undo, redo, the bin), shown on hover or after a tap, sits above the canvas's top
-        # edge; the space keeps it off the widget above, whose right end it would otherwise cover.
-        st.space("xsmall")
         # A new key gives a fresh, empty canvas; the toolbar on the canvas (on hover) also has undo and reset.
         clears = st.session_state.setdefault("canvas_clears", 0)
         canvas_key = f"canvas-{canvas_width}x{canvas_height}-{clears}"
+        # The pen and the button share a row even on a phone, where columns would stack, and the canvas's hint is
+        # the button's help: with both below the canvas, a phone showed the models' answer only after scrolling.
+        with st.container(horizontal=True, vertical_alignment="bottom"):
+            stroke_width = st.slider("Pen width", min_value=8, max_value=36, value=20, step=2)
+            st.button(
+                "Clear",
+                icon=":material/ink_eraser:",
+                on_click=clear_canvas,
+                args=(canvas_key, clears),
+                help="Empties the canvas. Hover over or tap the canvas for undo, redo and the bin; its pencil switches "
+                "to moving strokes, click it again to draw.",
+            )
+        # The canvas's toolbar (undo, redo, the bin), shown on hover or after a tap, sits above the canvas's top
+        # edge; the space keeps it off the widget above, whose right end it would otherwise cover.
+        st.space("xsmall")
         drawing = st_canvas(
             stroke_width=stroke_width,
             stroke_color="#FFFFFF",
@@ -186,15 +202,6 @@ with draw_tab:
             key=canvas_key,
         )
         image = kept_image(canvas_key, drawing)
-        if st.button("Clear the canvas", icon=":material/ink_eraser:"):
-            forget_drawing(canvas_key)
-            st.session_state["canvas_clears"] = clears + 1
-            st.rerun()
-        # Short, so that on a phone the models' answer below comes into view when the pen lifts.
-        st.caption(
-            "Hover over or tap the canvas for undo, redo and the bin. Its pencil switches to moving strokes: click "
-            "it again to draw."
-        )
     with result_column:
         if image is None:
             st.info("Draw a digit on the black square: the models answer as soon as you lift the pen.")

@@ -226,7 +226,7 @@ def test_a_cleared_canvas_starts_empty_and_is_not_read(monkeypatch, manifest):
     assert app.metric
 
     canvas.image = None
-    button_labelled(app, "Clear the canvas").click().run()
+    button_labelled(app, "Clear").click().run()
 
     assert_no_exception(app)
     assert canvas.initial_drawings[-1] is None
@@ -236,8 +236,8 @@ def test_a_cleared_canvas_starts_empty_and_is_not_read(monkeypatch, manifest):
 def test_the_draw_page_says_what_the_canvas_pencil_does(manifest):
     app = page("draw").run()
 
-    captions = texts(app.caption)
-    assert "pencil switches to moving strokes" in captions and "click it again to draw" in captions
+    hint = button_labelled(app, "Clear").help
+    assert "pencil switches to moving strokes" in hint and "click it again to draw" in hint
 
 
 # Compare page.

@@ -50,7 +50,7 @@ def drawn_readings(browser, server_url):
     readings = {}
     for digit, digit_strokes in strokes.items():
         if readings:
-            page.get_by_role("button", name="Clear the canvas").click()
+            page.get_by_role("button", name="Clear", exact=True).click()
             page.wait_for_function(f"!document.querySelector('{METRICS}')", timeout=PREDICTION_TIMEOUT_MS)
             wait_until_idle(page)
         canvas = page.locator(CANVAS).first

@@ -24,6 +24,7 @@ pytestmark = pytest.mark.browser
 # The visible part of the canvas's toolbar, without the transparent padding round it.
 CANVAS_TOOLBAR = ".dc-toolbar-card"
 MAIN_BLOCK = '[data-testid="stMainBlockContainer"]'
+ALERT = '[data-testid="stAlert"]'
 TOGGLE = '[data-testid="stCheckbox"]'
 RADIO_GROUP = '[data-testid="stRadio"]'
 SEVEN = [[(0.25, 0.2), (0.75, 0.2), (0.42, 0.85)]]
@@ -71,6 +72,24 @@ def test_the_why_this_answer_toggle_is_readable_in_full_on_a_phone(browser, serv
     page.close()
     assert not clipped, f"the toggle's label is cut off: {clipped}"
     assert left - 1 <= label["x"] and label["x"] + label["width"] <= right + 1, f"the toggle sticks out: {label}"
+
+
+def test_the_models_answer_shows_on_a_phones_first_screen_when_the_pen_lifts(browser, server_url):
+    trained_manifest_or_skip()
+    page, canvas = open_draw_page(browser, server_url, PHONE)
+
+    draw(page, canvas, SEVEN)
+    verdict = page.locator(f"{MAIN_BLOCK} {ALERT}").first
+    verdict.wait_for(timeout=PREDICTION_TIMEOUT_MS)
+    wait_until_idle(page)
+    box = verdict.bounding_box()
+    text = verdict.inner_text()
+    page.screenshot(path=ARTIFACTS / "phone-draw-first-screen.png")
+    page.close()
+    assert "read" in text, f"the first message under the canvas is not the models' answer: {text}"
+    assert box["y"] + box["height"] <= PHONE["height"], (
+        f"the answer ends {box['y'] + box['height']:.0f} px down a {PHONE['height']} px screen"
+    )
 
 
 def test_whole_number_mode_starts_with_a_strip_that_fits_a_phone(browser, server_url):
