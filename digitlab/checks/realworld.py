@@ -24,8 +24,9 @@ be traced. :func:`evaluate` runs every sample through the same path as
 ``python -m digitlab predict`` (``load_image``, ``preprocess``, the model, the
 not-a-digit check) and, for comparison, through a naive plain resize to 28x28.
 :func:`generate_numbers` composes multi-digit numbers from the same digits for
-:func:`digitlab.imaging.segment.read_number`. :func:`write_realworld_record` keeps every model's
-figures in the models folder's ``realworld.json``, from which the README's table is written
+:func:`digitlab.imaging.segment.read_number`, :func:`scanned_small` shrinks them as small scans and
+:func:`drawn_numbers` redraws them with a pen on a drawing app's canvas. :func:`write_realworld_record` keeps
+every model's figures in the models folder's ``realworld.json``, from which the README's table is written
 (:func:`realworld_table`).
 """
 
@@ -52,12 +53,14 @@ from digitlab.formatting import markdown_table
 from digitlab.imaging.decode import resize
 from digitlab.imaging.preprocess import preprocess
 from digitlab.imaging.renderings import (
+    CANVAS_PEN_SHARE,
     RENDERERS,
     Rendering,
     canvas_export,
     digit_crop,
     encode,
     fitted_size,
+    pen_shape,
     place,
     scanned_shape,
     to_uint8,
@@ -85,14 +88,18 @@ REALWORLD_NAME = "realworld.json"
 # The same composed numbers scanned small: each shrunk so its digits are between these heights in pixels, as a row of
 # 16x16 form digits or of envelope digits is.
 SMALL_DIGIT_HEIGHTS = (12, 20)
+# The same numbers drawn on a canvas (draw_number): digits this many pixels tall, as on the Draw page's number strip.
+DRAWN_DIGIT_HEIGHTS = (40, 200)
+# Mixed into the seed of the drawn numbers, so they draw their pens and gaps from a stream of their own.
+DRAWN_NUMBERS_SEED_BASE = 17
 # Composed numbers read for the record, and the command that writes it.
 RECORD_NUMBERS = 200
 RECORD_COMMAND = f"python -m digitlab realworld --model all --numbers {RECORD_NUMBERS} --record"
 # Above the table: the headline figures come from samples, and their brackets say how far chance alone moves them.
 INTERVAL_NOTE = "In brackets: the 95 % (Wilson) interval that the size of its sample leaves a headline figure."
-# The figures of evaluate_numbers (with the same numbers scanned small), how both the command's number table and the
-# README's table name them, and whether the README gives the figure with its interval (the headline ones, numbers
-# read exactly).
+# The figures of evaluate_numbers (with the same numbers scanned small and drawn on a canvas), how both the command's
+# number table and the README's table name them, and whether the README gives the figure with its interval (the
+# headline ones, numbers read exactly).
 NUMBER_FIGURES = (
     ("exact", "4-digit numbers read exactly right", True),
     (
@@ -100,6 +107,7 @@ NUMBER_FIGURES = (
         "numbers scanned small (digits {}-{} pixels tall): read exactly right".format(*SMALL_DIGIT_HEIGHTS),
         True,
     ),
+    ("drawn_exact", "numbers drawn on a canvas with one round pen: read exactly right", True),
     ("alone_exact", "numbers: every digit read right from its own MNIST image, unsegmented", False),
     ("right_digit_count", "numbers: right count of digits found", False),
     ("digit_accuracy", "numbers: digits read right (a wrongly split number's digits count as wrong)", False),
@@ -315,9 +323,8 @@ def generate_drawn(count: int, seed: int) -> list[Sample]:
 def compose_number(digits: np.ndarray, rng: np.random.Generator) -> tuple[Rendering, list[tuple[int, int, int, int]]]:
     """Several MNIST digits written side by side as one number, as on a form or a cheque.
 
-    Each digit is scaled by up to 15 % and shifted up or down by up to two
-    MNIST pixels; the gaps between digits are random, and a fifth are
-    zero or negative, so those digits touch or overlap slightly. The line is
+    Each digit is scaled by up to 15 % and laid out by :func:`side_by_side`,
+    so some touch or overlap slightly. The line is
     enlarged two to four times and shown white on black or dark on light
     paper, with a little blur and noise. Returns the rendering and each
     digit's box ``(x, y, width, height)`` in the image's pixels.
@@ -327,16 +334,7 @@ def compose_number(digits: np.ndarray, rng: np.random.Generator) -> tuple[Render
     shapes = [
         resize(crop, fitted_size(crop, max(8, round(20 * scale)))) for crop, scale in zip(crops, scales, strict=True)
     ]
-    gaps = np.where(rng.random(len(shapes)) < 0.2, rng.uniform(-1.5, 0.5, len(shapes)), rng.uniform(2, 8, len(shapes)))
-    margin = 6
-    lefts, position = [], float(margin)
-    for shape, gap in zip(shapes, gaps, strict=True):
-        lefts.append(round(position))
-        position += shape.shape[1] + gap
-    tops = [margin + round(rng.uniform(-2, 2)) + (24 - shape.shape[0]) // 2 for shape in shapes]
-    line = np.zeros((24 + 2 * margin, round(position) + margin), dtype=np.float32)
-    for shape, top, left in zip(shapes, tops, lefts, strict=True):
-        line = np.maximum(line, place(shape, (line.shape[1], line.shape[0]), top, left))
+    line, lefts, tops, gaps = side_by_side(shapes, rng, unit=1.0)
     enlarge = float(rng.uniform(2, 4))
     size = (round(line.shape[1] * enlarge), round(line.shape[0] * enlarge))
     ink = ndimage.gaussian_filter(scanned_shape(line, size), rng.uniform(0.3, 1.0))
@@ -354,6 +352,53 @@ def compose_number(digits: np.ndarray, rng: np.random.Generator) -> tuple[Render
         for shape, top, left in zip(shapes, tops, lefts, strict=True)
     ]
     return Rendering(Image.fromarray(to_uint8(values)), ".png", conditions), boxes
+
+
+def side_by_side(
+    shapes: list[np.ndarray], rng: np.random.Generator, *, unit: float
+) -> tuple[np.ndarray, list[int], list[int], np.ndarray]:
+    """Digit shapes placed left to right on one line, white on black: the line, each shape's left and top, the gaps.
+
+    ``unit`` is an MNIST pixel (a 20-pixel-tall digit's twentieth) in the shapes' pixels. The gaps between
+    digits are random, two to eight units, and a fifth are zero or negative, so those digits touch or overlap
+    slightly; each digit is shifted up or down by up to two units within a band 24 units tall.
+    """
+    gaps = np.where(rng.random(len(shapes)) < 0.2, rng.uniform(-1.5, 0.5, len(shapes)), rng.uniform(2, 8, len(shapes)))
+    margin, band = round(6 * unit), round(24 * unit)
+    lefts, position = [], float(margin)
+    for shape, gap in zip(shapes, gaps, strict=True):
+        lefts.append(round(position))
+        position += shape.shape[1] + gap * unit
+    tops = [margin + round(rng.uniform(-2, 2) * unit) + (band - shape.shape[0]) // 2 for shape in shapes]
+    line = np.zeros((band + 2 * margin, round(position) + margin), dtype=np.float32)
+    for shape, top, left in zip(shapes, tops, lefts, strict=True):
+        line = np.maximum(line, place(shape, (line.shape[1], line.shape[0]), top, left))
+    return line, lefts, tops, gaps
+
+
+def draw_number(digits: np.ndarray, rng: np.random.Generator) -> tuple[Rendering, list[tuple[int, int, int, int]]]:
+    """Several MNIST digits redrawn side by side with one round pen, saved as a drawing app saves its canvas.
+
+    As a number written on the Draw page's strip: the digits are :data:`DRAWN_DIGIT_HEIGHTS` pixels tall, the pen
+    as wide as for a single canvas drawing (:data:`~digitlab.imaging.renderings.CANVAS_PEN_SHARE` of their height),
+    laid out as :func:`compose_number` lays out its digits. Returns the rendering and each digit's box.
+    """
+    height = int(rng.integers(DRAWN_DIGIT_HEIGHTS[0], DRAWN_DIGIT_HEIGHTS[1] + 1))
+    low, high = np.log(CANVAS_PEN_SHARE[0]), np.log(CANVAS_PEN_SHARE[1])
+    pen_width = max(1.0, height * float(np.exp(rng.uniform(low, high))))
+    unit = height / 20
+    crops = [digit_crop(digit) for digit in digits]
+    shapes = [
+        pen_shape(crop, fitted_size(crop, max(8, round(height * rng.uniform(0.85, 1.15)))), pen_width) for crop in crops
+    ]
+    line, lefts, tops, gaps = side_by_side(shapes, rng, unit=unit)
+    conditions = (
+        f"{line.shape[1]}x{line.shape[0]}px",
+        f"pen {pen_width:.1f}px, {pen_width / height:.1%} of the height",
+        f"touching gaps {int((gaps[:-1] <= 0.5).sum())}",
+    )
+    boxes = [(left, top, shape.shape[1], shape.shape[0]) for shape, top, left in zip(shapes, tops, lefts, strict=True)]
+    return canvas_export(line, rng, conditions), boxes
 
 
 @dataclass(frozen=True)
@@ -411,6 +456,18 @@ def scanned_small(samples: list[NumberSample], seed: int = 0) -> list[NumberSamp
         conditions = (*sample.conditions, f"shrunk to {size[0]}x{size[1]}px")
         shrunk.append(NumberSample(sample.number, encode(small, ".png"), conditions, boxes, sample.digit_images))
     return shrunk
+
+
+def drawn_numbers(samples: list[NumberSample], seed: int = 0) -> list[NumberSample]:
+    """The composed numbers' digits redrawn with a pen on a drawing app's canvas (:func:`draw_number`)."""
+    # A stream of its own, so the numbers composed with the same seed stay the same.
+    rng = np.random.default_rng([DRAWN_NUMBERS_SEED_BASE, seed])
+    drawn = []
+    for sample in samples:
+        rendering, boxes = draw_number(sample.digit_images, rng)
+        payload = encode(rendering.image, rendering.suffix)
+        drawn.append(NumberSample(sample.number, payload, rendering.conditions, tuple(boxes), sample.digit_images))
+    return drawn
 
 
 def evaluate_numbers(
@@ -685,6 +742,8 @@ def run_realworld(
         report["numbers"] = evaluate_numbers(composed, {model_name: model}, detector, splitter)
         small = evaluate_numbers(scanned_small(composed, seed), {model_name: model}, detector, splitter)
         report["numbers"]["small_exact"] = small["exact"]
+        drawn = evaluate_numbers(drawn_numbers(composed, seed), {model_name: model}, detector, splitter)
+        report["numbers"]["drawn_exact"] = drawn["exact"]
     return report
 
 

@@ -22,6 +22,8 @@ from digitlab.models.features import deskew
 # Skeletons are traced with the digit's longer side at this many pixels.
 SKELETON_BOX = 80
 EXIF_ORIENTATION_TAG = 0x0112
+# A drawing app's pen, from hair-thin to finger-thick, as a share of the digit's height.
+CANVAS_PEN_SHARE = (0.025, 0.22)
 
 
 @dataclass(frozen=True)
@@ -177,7 +179,7 @@ def render_binarised_form(image: np.ndarray, rng: np.random.Generator) -> Render
 
 def render_canvas_drawing(image: np.ndarray, rng: np.random.Generator) -> Rendering:
     """A drawing app's export: a constant-width pen from hair-thin to finger-thick, anywhere on the canvas."""
-    return pen_drawing(image, rng, pen_share=(0.025, 0.22), canvas_heights=(150, 640))
+    return pen_drawing(image, rng, pen_share=CANVAS_PEN_SHARE, canvas_heights=(150, 640))
 
 
 def render_thin_pen(image: np.ndarray, rng: np.random.Generator) -> Rendering:

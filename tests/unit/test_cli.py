@@ -353,6 +353,10 @@ def test_realworld_records_every_models_figures_for_the_readme(tiny_models_dir, 
     assert list(record["models"]) == list(entries)
     assert record["model_sha256"] == {name: entry.sha256 for name, entry in entries.items()}
     assert record["count"] == 1 and record["numbers"] == 1 and record["seed"] == 0
+    # The numbers are read as composed, scanned small and drawn on a canvas.
+    assert all(
+        {"exact", "small_exact", "drawn_exact"} <= set(figures["numbers"]) for figures in record["models"].values()
+    )
     for name in record["models"]:
         assert f"| source | samples | {name} with digitlab preprocessing |" in captured.out
         # Each model is read on digits it never fitted on, so each keeps its own samples.

@@ -1,4 +1,5 @@
 import io
+import re
 import warnings
 from dataclasses import replace
 
@@ -10,7 +11,9 @@ from digitlab.checks import realworld
 from digitlab.data.mnist import data_checksum
 from digitlab.data.uci import uci_digits
 from digitlab.errors import DigitlabError
+from digitlab.imaging.decode import load_image, to_grayscale
 from digitlab.imaging.preprocess import preprocess
+from digitlab.imaging.renderings import CANVAS_PEN_SHARE
 from digitlab.manifest import Manifest, ModelEntry
 from digitlab.models.base import validation_split
 from digitlab.models.detector import Verdict
@@ -432,6 +435,7 @@ def made_up_report(seed: int, accuracy: float, with_numbers: bool = True) -> dic
             "numbers": 200,
             "exact": accuracy - 0.05,
             "small_exact": accuracy - 0.07,
+            "drawn_exact": accuracy - 0.04,
             "alone_exact": accuracy - 0.003,
             "right_digit_count": accuracy - 0.006,
             "digit_accuracy": accuracy - 0.01,
@@ -482,13 +486,17 @@ def test_the_record_keeps_every_models_figures_and_the_table_shows_them_by_colum
             "90.6% (85.6-93.8%)",
             "88.1% (82.8-91.8%) |",
         ],
+        "numbers drawn on a canvas with one round pen: read exactly right": [
+            "93.6% (89.2-96.2%)",
+            "91.1% (86.2-94.2%) |",
+        ],
         "numbers: every digit read right from its own MNIST image, unsegmented": ["97.3%", "94.8% |"],
         "numbers: right count of digits found": ["97.0%", "94.5% |"],
         "numbers: digits read right (a wrongly split number's digits count as wrong)": ["96.6%", "94.1% |"],
         "numbers: digits refused as not a digit (left out of the number)": ["0.4%", "2.9% |"],
     }
     assert {label: rows[label] for label in expected} == expected
-    assert len(rows) == 8 + 3 + 2 * 3 + 1 + 6
+    assert len(rows) == 8 + 3 + 2 * 3 + 1 + 7
 
 
 def test_numbers_scanned_small_have_digits_12_to_20_pixels_tall_and_keep_what_they_show(mnist_train, shipped_pool):
@@ -505,6 +513,27 @@ def test_numbers_scanned_small_have_digits_12_to_20_pixels_tall_and_keep_what_th
     assert realworld.scanned_small(numbers, seed=3)[0].payload == small[0].payload
 
 
+def test_numbers_drawn_on_a_canvas_keep_their_digits_in_their_boxes_with_one_pen(mnist_train, shipped_pool):
+    numbers = realworld.generate_numbers(*mnist_train, count=6, seed=3, pool=shipped_pool)
+    drawn = realworld.drawn_numbers(numbers, seed=3)
+
+    assert [sample.number for sample in drawn] == [sample.number for sample in numbers]
+    low, high = realworld.DRAWN_DIGIT_HEIGHTS
+    for sample in drawn:
+        gray = to_grayscale(load_image(sample.payload))
+        background = np.median(gray)
+        lefts = [x for x, _, _, _ in sample.boxes]
+        assert lefts == sorted(lefts), "the digits are laid out left to right"
+        assert 0.85 * low - 1 <= np.median([box[3] for box in sample.boxes]) <= 1.15 * high + 1
+        for x, y, width, height in sample.boxes:
+            assert x + width <= gray.shape[1] and y + height <= gray.shape[0]
+            assert np.abs(gray[y : y + height, x : x + width] - background).max() > 0.3, "every box holds a stroke"
+        share = float(re.search(r"pen [\d.]+px, ([\d.]+)% of the height", " ".join(sample.conditions)).group(1))
+        assert 100 * CANVAS_PEN_SHARE[0] - 0.1 <= share <= 100 * CANVAS_PEN_SHARE[1] + 0.1
+    assert realworld.drawn_numbers(numbers, seed=3)[0].payload == drawn[0].payload
+    assert realworld.drawn_numbers(numbers, seed=4)[0].payload != drawn[0].payload
+
+
 def test_a_number_table_without_the_small_scans_leaves_their_row_out():
     report = made_up_report(0, 0.976)["numbers"]
     del report["small_exact"]
@@ -519,7 +548,7 @@ def test_the_commands_number_table_names_its_figures_as_the_readme_table_does():
     number_rows = realworld.number_table(report["numbers"], "cnn").splitlines()[3:]
     command_labels = {line.split(" | ")[0][2:] for line in number_rows}
 
-    assert len(command_labels) == 6 and command_labels <= readme_labels
+    assert len(command_labels) == 7 and command_labels <= readme_labels
     assert "| 4-digit numbers read exactly right | 92.6% |" in number_rows
 
 
