@@ -62,6 +62,7 @@ from digitlab.imaging.renderings import (
     fitted_size,
     pen_shape,
     place,
+    round_pen_width,
     scanned_shape,
     to_uint8,
 )
@@ -334,7 +335,7 @@ def compose_number(digits: np.ndarray, rng: np.random.Generator) -> tuple[Render
     shapes = [
         resize(crop, fitted_size(crop, max(8, round(20 * scale)))) for crop, scale in zip(crops, scales, strict=True)
     ]
-    line, lefts, tops, gaps = side_by_side(shapes, rng, unit=1.0)
+    line, lefts, tops, touching = side_by_side(shapes, rng, unit=1.0)
     enlarge = float(rng.uniform(2, 4))
     size = (round(line.shape[1] * enlarge), round(line.shape[0] * enlarge))
     ink = ndimage.gaussian_filter(scanned_shape(line, size), rng.uniform(0.3, 1.0))
@@ -345,7 +346,7 @@ def compose_number(digits: np.ndarray, rng: np.random.Generator) -> tuple[Render
     conditions = (
         f"{size[0]}x{size[1]}px",
         "dark on light" if dark_on_light else "light on dark",
-        f"touching gaps {int((gaps[:-1] <= 0.5).sum())}",
+        f"touching gaps {touching}",
     )
     boxes = [
         (round(left * enlarge), round(top * enlarge), round(shape.shape[1] * enlarge), round(shape.shape[0] * enlarge))
@@ -356,8 +357,9 @@ def compose_number(digits: np.ndarray, rng: np.random.Generator) -> tuple[Render
 
 def side_by_side(
     shapes: list[np.ndarray], rng: np.random.Generator, *, unit: float
-) -> tuple[np.ndarray, list[int], list[int], np.ndarray]:
-    """Digit shapes placed left to right on one line, white on black: the line, each shape's left and top, the gaps.
+) -> tuple[np.ndarray, list[int], list[int], int]:
+    """Digit shapes placed left to right on one line, white on black: the line, each shape's left and top, and how
+    many neighbours touch or overlap (a gap of at most half a unit).
 
     ``unit`` is an MNIST pixel (a 20-pixel-tall digit's twentieth) in the shapes' pixels. The gaps between
     digits are random, two to eight units, and a fifth are zero or negative, so those digits touch or overlap
@@ -373,7 +375,7 @@ def side_by_side(
     line = np.zeros((band + 2 * margin, round(position) + margin), dtype=np.float32)
     for shape, top, left in zip(shapes, tops, lefts, strict=True):
         line = np.maximum(line, place(shape, (line.shape[1], line.shape[0]), top, left))
-    return line, lefts, tops, gaps
+    return line, lefts, tops, int((gaps[:-1] <= 0.5).sum())
 
 
 def draw_number(digits: np.ndarray, rng: np.random.Generator) -> tuple[Rendering, list[tuple[int, int, int, int]]]:
@@ -384,18 +386,17 @@ def draw_number(digits: np.ndarray, rng: np.random.Generator) -> tuple[Rendering
     laid out as :func:`compose_number` lays out its digits. Returns the rendering and each digit's box.
     """
     height = int(rng.integers(DRAWN_DIGIT_HEIGHTS[0], DRAWN_DIGIT_HEIGHTS[1] + 1))
-    low, high = np.log(CANVAS_PEN_SHARE[0]), np.log(CANVAS_PEN_SHARE[1])
-    pen_width = max(1.0, height * float(np.exp(rng.uniform(low, high))))
+    pen_width = round_pen_width(height, CANVAS_PEN_SHARE, rng)
     unit = height / 20
     crops = [digit_crop(digit) for digit in digits]
     shapes = [
         pen_shape(crop, fitted_size(crop, max(8, round(height * rng.uniform(0.85, 1.15)))), pen_width) for crop in crops
     ]
-    line, lefts, tops, gaps = side_by_side(shapes, rng, unit=unit)
+    line, lefts, tops, touching = side_by_side(shapes, rng, unit=unit)
     conditions = (
         f"{line.shape[1]}x{line.shape[0]}px",
         f"pen {pen_width:.1f}px, {pen_width / height:.1%} of the height",
-        f"touching gaps {int((gaps[:-1] <= 0.5).sum())}",
+        f"touching gaps {touching}",
     )
     boxes = [(left, top, shape.shape[1], shape.shape[0]) for shape, top, left in zip(shapes, tops, lefts, strict=True)]
     return canvas_export(line, rng, conditions), boxes

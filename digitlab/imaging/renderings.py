@@ -203,7 +203,7 @@ def pen_drawing(
     size = fitted_size(crop, digit_height)
     if size[0] > canvas[0] * 0.95:
         size = (int(canvas[0] * 0.95), digit_height)
-    pen_width = max(1.0, digit_height * float(np.exp(rng.uniform(np.log(pen_share[0]), np.log(pen_share[1])))))
+    pen_width = round_pen_width(digit_height, pen_share, rng)
     shape = pen_shape(crop, size, pen_width)
     top = int(rng.integers(0, canvas[1] - size[1] + 1))
     left = int(rng.integers(0, canvas[0] - size[0] + 1))
@@ -217,6 +217,11 @@ def pen_drawing(
         *(["touching the edge"] if touching else []),
     )
     return canvas_export(ink, rng, conditions)
+
+
+def round_pen_width(digit_height: int, pen_share: tuple[float, float], rng: np.random.Generator) -> float:
+    """A pen's width in pixels for a digit ``digit_height`` tall: a log-uniform share of it in ``pen_share``, >= 1."""
+    return max(1.0, digit_height * float(np.exp(rng.uniform(np.log(pen_share[0]), np.log(pen_share[1])))))
 
 
 def canvas_export(ink: np.ndarray, rng: np.random.Generator, conditions: tuple[str, ...]) -> Rendering:
