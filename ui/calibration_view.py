@@ -46,15 +46,18 @@ def show_calibration(chosen: list[str], titles: dict[str, str], colours: dict[st
     table["title"] = table["model"].map(titles)
     for share in ("accuracy", "mean_confidence", "ece"):
         table[share] = table[share] * 100
+    # ECE and AUROC, which the caption explains, come first after the model: at a phone's width only the first
+    # figures beside the pinned model column show without scrolling sideways.
     table_column.dataframe(
-        table[["title", "accuracy", "mean_confidence", "ece", "auroc"]],
+        table[["title", "ece", "auroc", "accuracy", "mean_confidence"]],
         hide_index=True,
         key="calibration",
         column_config={
             "title": tables.MODEL_COLUMN,
             "accuracy": st.column_config.NumberColumn("Accuracy", format="%.2f%%", help="Share of right answers"),
+            # A one-word header lets the table fit its half of a desktop page; the help gives the whole name.
             "mean_confidence": st.column_config.NumberColumn(
-                "Mean confidence", format="%.2f%%", help="Mean probability of the top digit"
+                "Confidence", format="%.2f%%", help="Mean confidence: the mean probability of the top digit"
             ),
             "ece": st.column_config.NumberColumn(
                 "ECE", format="%.2f%%", help="Expected calibration error (lower is better)"

@@ -96,12 +96,16 @@ def show_save_form(
         else:
             st.markdown("**Is it a digit after all?** Pick the digit it is and save it, to measure and retrain.")
         # A new drawing gets a new widget, so the models' new reading becomes the preselected answer. A digit once
-        # chosen stays chosen: clicking it again, to confirm the preselected reading, must not leave none.
-        label = st.segmented_control(
+        # chosen stays chosen: clicking it again, to confirm the preselected reading, must not leave none. Pills
+        # rather than a segmented control: ten digits need about 400 px, and separate pills wrap onto a second row on
+        # a phone and stay whole, where the joined segments either ran off the screen or broke into two uneven bars.
+        # Wrapping is asked for, not left to Streamlit, which keeps options on one scrolling row in some layouts.
+        label = st.pills(
             "The right digit (the models' reading is preselected)" if is_digit else "The digit it is",
             options=DIGITS,
             default=tally(predictions).leading_digit if is_digit else None,
             required=True,
+            wrap=True,
             key=f"{key}-label-{fingerprint}",
         )
         submitted = st.form_submit_button("Save with this digit", icon=":material/bookmark_add:")

@@ -281,6 +281,18 @@ def test_compare_page_tables_keep_the_model_column_in_view_when_they_scroll_side
     assert all(settings.get("pinned") is True for settings in model_columns)
 
 
+def test_compare_page_tables_put_their_own_figures_first_beside_the_model(models_copy, manifest):
+    recorded_robustness(models_copy, manifest)
+    app = page("compare").run()
+
+    assert_no_exception(app)
+    # At a phone's width only the first figures beside the pinned model column show without scrolling sideways.
+    calibration_table = next(frame.value for frame in app.dataframe if "ece" in frame.value.columns)
+    robustness_table = next(frame.value for frame in app.dataframe if "mce" in frame.value.columns)
+    assert list(calibration_table.columns[:3]) == ["title", "ece", "auroc"]
+    assert list(robustness_table.columns[:2]) == ["model", "mce"]
+
+
 def test_compare_page_switches_confusion_matrices_to_row_shares(manifest, test_labels):
     app = page("compare").run()
     counts = confusion_specs(app)[0]

@@ -166,7 +166,7 @@ def test_draw_page_saves_an_uploaded_digit_with_the_corrected_label(database, ma
     app.run()
 
     assert_no_exception(app)
-    (choice,) = app.segmented_control
+    (choice,) = app.pills
     readings = {metric.value for metric in app.metric}
     assert choice.value in {int(value) for value in readings}, "the models' reading is preselected"
 
@@ -182,14 +182,14 @@ def test_draw_page_saves_an_uploaded_digit_with_the_corrected_label(database, ma
     assert drawing.predictions["cnn"].model_version == manifest.models["cnn"].sha256
     assert drawing.model_input.dtype == np.uint8 and drawing.model_input.max() > 0
     # The confirmation replaces the form, so the same drawing is not saved twice.
-    assert not app.segmented_control
+    assert not app.pills
 
 
 def test_the_preselected_digit_stays_chosen_when_it_is_clicked_to_confirm_it(database, manifest):
     app = page("draw").run()
     app.file_uploader[0].set_value(("1.png", digit_image_png("1"), "image/png"))
     app.run()
-    (choice,) = app.segmented_control
+    (choice,) = app.pills
     preselected = choice.value
 
     # The browser lets a click on the chosen option take the choice back unless the control requires one.

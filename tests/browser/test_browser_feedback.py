@@ -54,7 +54,7 @@ def test_a_corrected_drawing_is_saved_and_listed_on_my_digits(browser, server_ur
     corrected = min(set(range(10)) - {int(value) for value in readings.values()})
 
     form = page.locator(f'{MAIN} [data-testid="stForm"]')
-    # Streamlit draws the segmented control as a group of radio buttons.
+    # Streamlit draws the digit pills as a group of radio buttons.
     form.get_by_role("radio", name=str(corrected), exact=True).click()
     form.get_by_role("button", name="Save with this digit").click()
     page.get_by_text(f"Saved as {indefinite_article(corrected)} {corrected}").wait_for(timeout=PAGE_TIMEOUT_MS)

@@ -1,7 +1,8 @@
 """The Draw page on a phone held upright (390x844) in a real browser: nothing cut off, nothing sticking out.
 
 Uses the server and browser fixtures of ``tests/browser/conftest.py``; its screenshots go to
-``test-artifacts/phone-draw-why.png``, ``phone-draw-first-screen.png`` and ``phone-draw-number-strip.png``.
+``test-artifacts/phone-draw-why.png``, ``phone-draw-first-screen.png``, ``phone-draw-digit-picker.png`` and
+``phone-draw-number-strip.png``.
 """
 
 import pytest
@@ -27,6 +28,7 @@ MAIN_BLOCK = '[data-testid="stMainBlockContainer"]'
 ALERT = '[data-testid="stAlert"]'
 TOGGLE = '[data-testid="stCheckbox"]'
 RADIO_GROUP = '[data-testid="stRadio"]'
+SAVE_FORM = f'{MAIN_BLOCK} [data-testid="stForm"]'
 SEVEN = [[(0.25, 0.2), (0.75, 0.2), (0.42, 0.85)]]
 
 
@@ -93,6 +95,42 @@ def test_the_models_answer_shows_on_a_phones_first_screen_when_the_pen_lifts(bro
     assert box["y"] + box["height"] <= PHONE["height"], (
         f"the answer ends {box['y'] + box['height']:.0f} px down a {PHONE['height']} px screen"
     )
+
+
+def test_every_digit_of_the_save_forms_picker_can_be_seen_and_tapped_on_a_phone(browser, server_url):
+    trained_manifest_or_skip()
+    page, canvas = open_draw_page(browser, server_url, PHONE)
+
+    draw(page, canvas, SEVEN)
+    form = page.locator(SAVE_FORM).first
+    form.wait_for(timeout=PREDICTION_TIMEOUT_MS)
+    wait_until_idle(page)
+    form.scroll_into_view_if_needed()
+    digits = form.get_by_role("radiogroup").first.get_by_role("radio")
+    left, right = column_edges(page)
+    # Each digit's box, and whether the screen shows the digit itself at the box's centre: an option scrolled out of
+    # its row, or off the screen, has a box but nothing there to tap.
+    options = digits.evaluate_all(
+        """options => options.map(option => {
+            const box = option.getBoundingClientRect(), x = box.left + box.width / 2, y = box.top + box.height / 2;
+            return {text: option.innerText.trim(), left: box.left, right: box.right,
+                    shown: option.contains(document.elementFromPoint(x, y))};
+        })"""
+    )
+    nine_box = digits.filter(has_text="9").first.bounding_box()
+    # A tap where the 9 shows, without Playwright's scrolling into view, must choose it.
+    page.mouse.click(nine_box["x"] + nine_box["width"] / 2, nine_box["y"] + nine_box["height"] / 2)
+    page.wait_for_timeout(300)
+    chosen = [option.inner_text().strip() for option in form.locator('[role="radio"][aria-checked="true"]').all()]
+    page.screenshot(path=ARTIFACTS / "phone-draw-digit-picker.png")
+    page.close()
+    assert [option["text"] for option in options] == [str(digit) for digit in range(10)]
+    outside = [option for option in options if option["left"] < left - 1 or option["right"] > right + 1]
+    assert not outside, f"digits stick out of the {left:.0f}-{right:.0f} px column: {outside}"
+    assert all(option["right"] <= PHONE["width"] for option in options), f"digits run off the screen: {options}"
+    hidden = [option["text"] for option in options if not option["shown"]]
+    assert not hidden, f"digits cannot be seen where they are: {hidden}"
+    assert chosen == ["9"], f"a tap on the 9 chose {chosen}"
 
 
 def test_whole_number_mode_starts_with_a_strip_that_fits_a_phone(browser, server_url):
